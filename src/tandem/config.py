@@ -55,6 +55,8 @@ POSITIVE_SETTINGS = frozenset(
         "customer_token_max_seconds",
         "max_recording_bytes",
         "recording_flush_bytes",
+        "recording_backlog_bytes",
+        "recheck_concurrency",
         "background_backoff_seconds",
         "background_backoff_max_seconds",
         "gc_collect_seconds",
@@ -335,6 +337,14 @@ class Settings:
     agent stopped it, the size limit, the session ends gracefully); then it closes it without."""
     recording_flush_bytes: int = 256 * 1024
     """A recording's frames are written to storage when this much is waiting (else each second)."""
+    recheck_concurrency: int = 8
+    """How many agents' and supervisors' sockets are re-checked against storage at once (a
+    revocation announced, the periodic re-check): one after another, with a slow database the
+    last of many was closed late; all at once, they would take every pooled connection."""
+    recording_backlog_bytes: int = 32 * 1024 * 1024
+    """How much of a recording may wait in memory while its last write to storage is still under
+    way (a slow or frozen database); beyond, the recording stops (`unavailable`) and sharing goes
+    on: the customer's frames never wait for the database."""
     upgrade_copy_days: float = 7.0
     """SQLite only: the copy of the database the server makes before it upgrades its schema
     (``tandem.sqlite3.<time>.bak`` beside it) is deleted this long after it was made (at the next

@@ -783,6 +783,13 @@ class SessionHub:
         """The audit records of downloads being cut (DownloadGuard.check), held until written."""
         self._download_checks: set[asyncio.Task[None]] = set()
         """The checks of downloads announcements named (DownloadGuard.check_soon), running."""
+        self._recording_writes: set[asyncio.Task[None]] = set()
+        self._deadline_work: dict[str, asyncio.Task[None]] = {}
+        """The timer's work under way (:meth:`meet_deadlines`): each session's, and the retries
+        (key ""), one at a time each."""
+        self._deadline_failed: Exception | None = None
+        """The first error of that work since the timer's last run (raised by the next)."""
+        """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -829,8 +836,17 @@ class SessionHub:
         await self.record(
             "server_started", actor="server", org=DEFAULT_ORG, **{DELETIONS_RECORDED: True}
         )
-        self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
+        # Every tick, failing or not: its failures are the storage writes of what it applied
+        # (run apart), and a back-off held every session's deadline (a code, an idle or
+        # maximum-length session) up to background_backoff_max_seconds while the database was
+        # away. Its own work needs no database.
+        self.background.every(
+            "deadlines", self.tick_seconds, self.meet_deadlines, backoff_max=self.tick_seconds
+        )
         self.background.every("upkeep", self.tick_seconds, self.upkeep)
+        # Apart from the purges and counts: a run of those waiting for a frozen database held
+        # the next re-checks of open sockets (revocations) behind it.
+        self.background.every("rechecks", self.tick_seconds, self.recheck_due)
         # What a process killed before its vacuum ran (or stopped while it failed) deleted:
         # vacuumed at this server's first round.
         self.storage.deleted_before()
@@ -840,10 +856,13 @@ class SessionHub:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
+        with contextlib.suppress(Exception):  # cancelled as when the timer awaited them
+            await cancel_and_wait(self._deadline_work.values())
         await cancel_and_wait(self._download_checks)
         await self.shutdown()
         # Downloads cut just now: their records go before the server's stop (never raise).
         await asyncio.gather(*self._recording_cuts)
+        await asyncio.gather(*self._recording_writes)  # the stop waited for each but a lost one
         with contextlib.suppress(Exception):  # kept by record_done, lost with the process
             await self._summarise_refusals(self.clock(), everything=True)
         with contextlib.suppress(Exception):  # the database away: these counts are lost
@@ -882,16 +901,17 @@ class SessionHub:
                 if heard.everyone:  # due at the next tick: however many processes ask, once
                     self._recheck_everyone_soon()
                     continue
-                for seat in self.signed_in_seats():
-                    live = seat.live
+                await self._recheck_each(
+                    seat
+                    for seat in self.signed_in_seats()
                     if revocation.concerns(
                         heard,
                         login=seat.login,
                         user=seat.principal.username,
                         org=seat.principal.org,
-                        site=live.site_id if live is not None else None,
-                    ):
-                        await self.recheck(seat)
+                        site=seat.live.site_id if seat.live is not None else None,
+                    )
+                )
         finally:
             subscription.close()
 
@@ -2032,53 +2052,99 @@ class SessionHub:
             effects = effects[1:]
         await self.apply(live, effects)
 
-    async def recorded_frame(self, live: LiveSession, frame: bytes) -> None:
-        """Keep a frame the customer sent while recording (ciphertext, as relayed)."""
+    def recorded_frame(self, live: LiveSession, frame: bytes) -> Awaitable[None] | None:
+        """Keep a frame the customer sent while recording (ciphertext, as relayed). Storage is
+        written by the recording's own task (:meth:`_write_recording`), so the customer's next
+        frame never waits for the database: a frozen PostgreSQL held the customer's frames for
+        up to ``database_timeout_seconds``. What returns (mostly None) tells both sides the
+        recording stopped: its size limit, or storage not taking its frames in time."""
+        recorder = live.recorder
+        if recorder is None:
+            return None
+        if not recorder.add(frame):  # past the allowance for the end: cut here
+            return self.apply(live, live.machine.record_stop("size_limit"))
+        if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
+            effects = live.machine.record_stop("size_limit", self.clock())
+            if effects:
+                self._write_soon(live)
+                return self.apply(live, effects)
+        if recorder.buffered >= self.settings.recording_flush_bytes:
+            return self._write_soon(live)
+        return None
+
+    def _write_soon(self, live: LiveSession) -> Awaitable[None] | None:
+        """Start the recording's writer if it has frames and none runs. While one runs (the
+        database slow or frozen), frames wait in memory up to ``recording_backlog_bytes``;
+        past that the recording stops (what returns tells both sides) and sharing goes on."""
+        recorder = live.recorder
+        if recorder is None or not recorder.buffer:
+            return None
+        if recorder.writing is None:
+            writing = asyncio.create_task(self._write_recording(live, recorder))
+            recorder.writing = writing
+            self._recording_writes.add(writing)
+            writing.add_done_callback(self._recording_writes.discard)
+            return None
+        if recorder.buffered <= self.settings.recording_backlog_bytes:
+            return None
+        # Storage has not taken the last write while this much more came: the recording
+        # stops; its writer ends it in storage (``unavailable``) once that write is over.
+        metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
+        metrics.STORAGE_ERRORS.labels(where="recording").inc()
+        log.warning("recording stopped: storage did not take its frames in time")
+        recorder.lost = "storage error"
+        recorder.buffer, recorder.buffered = [], 0
+        live.recorder = None
+        return self.apply(live, live.machine.record_stop("unavailable"))
+
+    async def _flush(self, live: LiveSession) -> None:
+        """Write what the running recording buffered and wait for it (and a write under way)."""
         recorder = live.recorder
         if recorder is None:
             return
-        if not recorder.add(frame):  # past the allowance for the end: cut here
-            await self.apply(live, live.machine.record_stop("size_limit"))
-            return
-        if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
-            await self.apply(live, live.machine.record_stop("size_limit", self.clock()))
-        if recorder.buffered >= self.settings.recording_flush_bytes:
-            await self._flush(live)
+        self._write_soon(live)
+        if recorder.writing is not None:
+            await asyncio.shield(recorder.writing)
 
-    async def _flush(self, live: LiveSession) -> None:
-        recorder = live.recorder
-        if recorder is None or not recorder.buffer:
-            return
-        first, frames = recorder.take()
+    async def _write_recording(self, live: LiveSession, recorder: Recorder) -> None:
+        """The recording's writer: writes its buffer, in order, until it is empty. Never raises:
+        a failed write (erased, refused or the database away) stops the recording (said to both
+        sides) rather than lose frames silently, and the session goes on sharing."""
+        recording_id = recorder.recording.recording_id
+        answered = False
         try:
-            await self.storage.append_recording_frames(
-                recorder.recording.recording_id, first, frames
-            )
-        except Exception as exc:  # erased, refused or the database away: the
-            # recording stops (said to both sides) rather than lose frames silently, and the
-            # session goes on sharing.
-            metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
-            # StorageError: the database did not answer (locked, away); other TandemErrors are
-            # its answers (the recording was erased, a refusal).
-            answered = isinstance(exc, TandemError) and not isinstance(exc, StorageError)
-            reason = str(exc) if answered else "storage error"
-            if not answered:
-                metrics.STORAGE_ERRORS.labels(where="recording").inc()
-            log.warning("recording stopped: %s", reason)
-            live.recorder = None
-            # Storage that answered (erased, refused) hears of it now; a database that did not
-            # answer, from the timer (retried until it does), so that the customer's socket
-            # does not wait for it again. Both sides are told at once either way.
-            self._failed_recordings[recorder.recording.recording_id] = (
-                live.org_id,
-                reason,
-                self.clock(),
-            )
-            await self.apply(live, live.machine.record_stop("unavailable"))
+            while recorder.buffer and recorder.lost is None:
+                first, frames = recorder.take()
+                try:
+                    await self.storage.append_recording_frames(recording_id, first, frames)
+                except Exception as exc:
+                    metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
+                    # StorageError: the database did not answer (locked, away); other
+                    # TandemErrors are its answers (the recording was erased, a refusal).
+                    answered = isinstance(exc, TandemError) and not isinstance(exc, StorageError)
+                    if not answered:
+                        metrics.STORAGE_ERRORS.labels(where="recording").inc()
+                    if recorder.lost is None:
+                        recorder.lost = str(exc) if answered else "storage error"
+                        log.warning("recording stopped: %s", recorder.lost)
+                    break
+                metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
+        finally:
+            recorder.writing = None
+        if recorder.lost is None:
+            return
+        # Storage that answered (erased, refused) hears of it now; a database that did not
+        # answer, from the timer (retried until it does). Registered only now, with no write
+        # of this recording under way.
+        self._failed_recordings[recording_id] = (live.org_id, recorder.lost, self.clock())
+        try:
+            if live.recorder is recorder:  # both sides are told at once
+                live.recorder = None
+                await self.apply(live, live.machine.record_stop("unavailable"))
             if answered:
                 await self._write_what_failed()
-            return
-        metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
+        except Exception as exc:  # retried by the timer (the session's end, the records)
+            log.warning("recording's stop not applied: %s", type(exc).__name__)
 
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
@@ -2342,10 +2408,11 @@ class SessionHub:
         return None
 
     async def tick(self) -> None:
-        """:meth:`meet_deadlines`, then :meth:`upkeep` (the server runs each in a supervised
-        task of its own, ``deadlines`` and ``upkeep``); the first error raised once both ran."""
+        """:meth:`meet_deadlines` (and its work), :meth:`upkeep`, :meth:`recheck_due` (the server
+        runs each in a supervised task of its own, ``deadlines``, ``upkeep``, ``rechecks``); the
+        first error raised once all ran."""
         failed: Exception | None = None
-        for step in (self.meet_deadlines, self.upkeep):
+        for step in (self.meet_deadlines, self._deadline_work_done, self.upkeep, self.recheck_due):
             try:
                 await step()
             except Exception as exc:  # raised below
@@ -2355,48 +2422,77 @@ class SessionHub:
 
     async def meet_deadlines(self) -> None:
         """Apply deadlines to every live session, flush recordings, and retry the storage writes
-        that failed; run about once a second. One session's storage error, or wait for a frozen
-        database, does not hold up the others; the first error is raised once all were tried
-        (the supervisor logs it and runs this again). The timer's own storage work
-        (:meth:`upkeep`) runs apart: a statement of it frozen on its way held every deadline
-        for up to ``database_timeout_seconds`` at each tick."""
+        that failed; run about once a second. Each session's work (its people told, then its
+        storage writes) and the retries run in tasks of their own, one at a time for each, and
+        the timer does not wait for them: the next tick meets the next deadlines whatever the
+        database does. A task's error is raised by the next run (the supervisor logs it and runs
+        this again). The timer's own storage work (:meth:`upkeep`) runs apart too."""
         now = self.clock()
-        failed: Exception | None = None
-        # Each session's deadlines are met beside the others' (and beside the retries of what
-        # failed before): its people are told first, then its storage writes wait; in turn,
-        # with the database frozen, the last of N sessions ending at one tick was told after
-        # N waits of up to database_timeout_seconds each.
-        work: list[Awaitable[Any]] = [self._retry_what_failed()]
+        failed, self._deadline_failed = self._deadline_failed, None
+        # Beside one another, and beside the timer: in turn, with the database frozen, the last
+        # of N sessions ending at one tick was told after N waits of up to
+        # database_timeout_seconds each; awaited by the timer, a session's end waiting for the
+        # database held every later deadline (a code, an idle or maximum-length session) as long.
+        if "" not in self._deadline_work:
+            self._beside("", self._retry_what_failed())
         for live in tuple(self._live.values()):
+            session_id = live.machine.session_id
+            if session_id in self._deadline_work:  # its earlier effects are still applied
+                continue
             try:
                 effects = live.machine.tick(now)
             except Exception as exc:  # raised below
                 failed = failed or exc
                 continue
             if effects:
-                work.append(self.apply(live, effects))
+                self._beside(session_id, self.apply(live, effects))
             elif live.recorder is not None and live.recorder.buffer:
-                work.append(self._flush(live))
-        for result in await asyncio.gather(*work, return_exceptions=True):
-            if isinstance(result, Exception):
-                failed = failed or result
-            elif isinstance(result, BaseException):  # a cancellation: the timer stops
-                raise result
+                # Its writer runs apart: the timer does not wait for a frozen database.
+                stopped = self._write_soon(live)
+                if stopped is not None:
+                    self._beside(session_id, stopped)
+        if failed is not None:
+            raise failed
+
+    def _beside(self, key: str, work: Awaitable[None]) -> None:
+        """Run ``work`` in a task of the timer's (``key``: a session's id, "" the retries; none
+        of that key runs); its error is kept for the timer's next run."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
+        self._deadline_work[key] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self._deadline_work.get(key) is task:
+                del self._deadline_work[key]
+            if not task.cancelled() and isinstance(task.exception(), Exception):
+                self._deadline_failed = self._deadline_failed or task.exception()  # type: ignore[assignment]
+
+        task.add_done_callback(done)
+
+    async def _deadline_work_done(self) -> None:
+        """Wait for the timer's tasks under way (:meth:`tick`: tests, one step at a time)."""
+        await asyncio.gather(*self._deadline_work.values(), return_exceptions=True)
+        failed, self._deadline_failed = self._deadline_failed, None
         if failed is not None:
             raise failed
 
     async def upkeep(self) -> None:
-        """The purges, the re-checks of open sockets due, the event counts and the refusal
-        summaries; run about once a second. A failed write (a full disk, a locked or lost
-        database) does not hold up the re-checks (reads) or the purges: each step is tried, and
-        the first error raised once all were."""
+        """The purges, the event counts and the refusal summaries; run about once a second. A
+        failed write (a full disk, a locked or lost database) does not hold up the purges: each
+        step is tried, side by side, and the first error raised once all were. The re-checks of
+        open sockets run apart (:meth:`recheck_due`): a purge waiting for a frozen database
+        held them (a revoked socket stayed open up to ``database_timeout_seconds`` more)."""
         now = self.clock()
         failed: Exception | None = None
-        for step in (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals):
-            try:
-                await step(now)
-            except Exception as exc:  # raised below
-                failed = failed or exc
+        steps = (self._purge_due, self._count_due, self._summarise_refusals)
+        for result in await asyncio.gather(*(step(now) for step in steps), return_exceptions=True):
+            if isinstance(result, Exception):
+                failed = failed or result
+            elif isinstance(result, BaseException):  # a cancellation: the task stops
+                raise result
         if failed is not None:
             raise failed
 
@@ -2435,14 +2531,35 @@ class SessionHub:
             log.warning("vacuum after deletions failed, tried again: %s", exc)
             raise
 
-    async def _recheck_due(self, now: float) -> None:
-        """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""
+    async def recheck_due(self) -> None:
+        """Re-check the sockets whose time has come (after an outage of the fan-out: all); run
+        about once a second, in a task of its own (``rechecks``)."""
+        now = self.clock()
         self._catch_up_after_an_outage()
         interval = self.settings.agent_reauth_seconds
-        for seat in self.signed_in_seats():
-            if now >= seat.reauth_due:  # each socket on its own time: see first_reauth
-                seat.reauth_due = now + interval
-                await self.recheck(seat)  # if it fails, it stays due (and so do those after it)
+        due = [seat for seat in self.signed_in_seats() if now >= seat.reauth_due]
+        for seat in due:  # each socket on its own time: see first_reauth
+            seat.reauth_due = now + interval
+        await self._recheck_each(due)  # one that fails stays due (recheck)
+
+    async def _recheck_each(self, seats: Iterable[AgentSeat | WatchSeat]) -> None:
+        """:meth:`recheck` ``seats``, up to ``recheck_concurrency`` at once: one after another,
+        each waiting for storage, the last of many sockets a revocation named was closed many
+        reads late (a slow database). Each is tried; the first error is raised after."""
+        waiting = iter(list(seats))
+        failed: Exception | None = None
+
+        async def rechecker() -> None:
+            nonlocal failed
+            for seat in waiting:  # shared: each seat is taken by one rechecker
+                try:
+                    await self.recheck(seat)
+                except Exception as exc:  # raised below, once every seat was tried
+                    failed = failed or exc
+
+        await asyncio.gather(*(rechecker() for _ in range(self.settings.recheck_concurrency)))
+        if failed is not None:
+            raise failed
 
     async def _count_due(self, now: float) -> None:
         """Write the counts of anonymous events; purge those past retention."""

@@ -252,6 +252,11 @@ class Recorder:
     size: int = 0
     buffer: list[bytes] = dataclasses.field(default_factory=list)
     buffered: int = 0
+    writing: asyncio.Task[None] | None = None
+    """The task writing the buffer to storage (SessionHub._write_recording), while one runs."""
+    lost: str | None = None
+    """Why the recording stopped keeping frames (storage failed, or did not take them in time);
+    ended ``unavailable`` once its last write is over."""
 
     def add(self, frame: bytes) -> bool:
         """Keep a frame; False (and nothing kept) when it would pass the size limit."""

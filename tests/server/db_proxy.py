@@ -30,6 +30,9 @@ class StoppableProxy:
         self.listener: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
         self.flowing: asyncio.Event | None = None
+        self.held = 0
+        """Connections whose client's bytes are held on their way to the database now (frozen):
+        how many statements wait for it at once."""
         self.freeze_at: bytes | None = None
         """Set by :meth:`freeze_on`: bytes a client sends that freeze the proxy (held, with
         them) the moment they pass: a database that stalls at a chosen point of a conversation."""
@@ -52,7 +55,13 @@ class StoppableProxy:
                 if upstream and self.freeze_at is not None and self.freeze_at in data:
                     self.freeze_at = None
                     self.flowing.clear()  # frozen before these bytes reach the database
-                await self.flowing.wait()  # frozen: held here, the connection left open
+                if upstream and not self.flowing.is_set():
+                    self.held += 1  # a statement (or a connection's start) waiting
+                    try:
+                        await self.flowing.wait()  # frozen: held here, the connection left open
+                    finally:
+                        self.held -= 1
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()

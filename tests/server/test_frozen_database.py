@@ -7,6 +7,7 @@ again, and all of it works again once the database answers, without a restart.""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import httpx
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import closed_with, open_customer, recv_json, start_session
+from tests.server.helpers import closed_with, open_customer, recv_json, send, start_session
 from tests.storage.conftest import fresh_schema, pg_connect
 
 TIMEOUT = 1.0
@@ -187,6 +188,72 @@ async def test_sessions_ending_together_are_each_told_at_once_while_the_database
         server.stop()  # before its schema goes
 
 
+async def test_a_deadline_is_met_while_an_earlier_ones_storage_writes_wait_for_the_database(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """One waiting session's code expires while the database is frozen: its customer is told,
+    then its end waits to be stored (up to ``database_timeout_seconds``, 10 s here). Another's
+    code expires a tick later. The timer waited for the first session's writes before it met
+    any later deadline (a code, an idle or maximum-length session), so the second customer was
+    told only once the first's writes gave up. Now it is told at once."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            code_ttl_seconds=60.0,
+            purge_interval_seconds=86400.0,
+        )
+        first, _ = await start_session(server)
+        server.clock.advance(30)
+        second, _ = await start_session(server)
+        ended = {"v": 1, "type": "ended", "reason": "code_expired"}
+        with pg_proxy.frozen():
+            server.clock.advance(31)  # the first code expires; its end waits for the database
+            assert await recv_json(first, timeout=FROZEN_TIMEOUT / 2) == ended
+            await wait_for(lambda: pg_proxy.held >= 1)
+            server.clock.advance(30)  # the second's
+            assert await recv_json(second, timeout=FROZEN_TIMEOUT / 2) == ended
+        server.stop()  # before its schema goes
+
+
+async def test_deadlines_are_met_each_tick_while_the_database_is_away(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """A session's end cannot be stored (the database away), so the deadline timer fails; the
+    supervisor waited ``background_backoff_seconds`` (doubling up to 30 s) before the next run,
+    and every deadline (a code, an idle or maximum-length session) waited as long. The timer
+    runs every tick now, failing or not: another code expiring meanwhile is told at once."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            code_ttl_seconds=60.0,
+            purge_interval_seconds=86400.0,
+            background_backoff_seconds=60.0,
+            background_backoff_max_seconds=60.0,
+        )
+        first, _ = await start_session(server)
+        server.clock.advance(30)
+        second, _ = await start_session(server)
+        ended = {"v": 1, "type": "ended", "reason": "code_expired"}
+        background = server.server.config.app.state.background
+        pg_proxy.down()
+        try:
+            server.clock.advance(31)  # the first code expires; its end cannot be stored
+            assert await recv_json(first, timeout=30) == ended
+            await wait_for(lambda: "deadlines" in background.failing)
+            server.clock.advance(30)  # the second's
+            assert await recv_json(second, timeout=30) == ended
+        finally:
+            pg_proxy.up()
+        server.stop()  # before its schema goes
+
+
 async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_frozen_database(
     server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:
@@ -253,3 +320,142 @@ async def test_a_vacuum_frozen_with_the_database_does_not_hold_up_the_stop(
             stopped = time.monotonic() - started
             assert not server.thread.is_alive()
             assert stopped < BOUND, stopped
+
+
+async def test_a_recorded_sessions_frames_keep_flowing_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The database freezes while a session is recorded. The recording's write waits for it
+    (up to ``database_timeout_seconds``, 10 s here); the customer's frames went on only once
+    it failed, so both sides froze with the database. Now every frame reaches the agent, in
+    order, while the database is still frozen; the recording stops ``unavailable`` (both sides
+    told) once its backlog is full, and once the database answers it is ended ``unavailable``
+    with exactly the frames stored before (and a prefix of those after), and a new recording
+    works without a restart."""
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            recording_backlog_bytes=16 * 1024,
+            purge_interval_seconds=86400.0,
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            [recording_id] = await db.fetchval("SELECT array_agg(recording_id) FROM recordings")
+
+            async def stored() -> list[bytes]:
+                rows = await db.fetch(
+                    "SELECT seq, data FROM recording_frames WHERE recording_id = $1 ORDER BY seq",
+                    recording_id,
+                )
+                assert [row["seq"] for row in rows] == list(range(len(rows)))
+                return [bytes(row["data"]) for row in rows]
+
+            sent = [b"\x01before-%03d" % i + b"." * 500 for i in range(6)]
+            for frame in sent:
+                await customer.send(frame)
+                assert await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2) == frame
+            deadline = time.monotonic() + 30
+            while await stored() != sent:  # each written, by size or by the timer
+                assert time.monotonic() < deadline, "the frames before the freeze were not stored"
+                await asyncio.sleep(0.1)
+            during = [b"\x01during-%03d" % i + b"." * 500 for i in range(60)]
+            off = {"v": 1, "type": "recording", "on": False, "reason": "unavailable"}
+            with pg_proxy.frozen():
+                told: list[Any] = []
+                relayed: list[bytes] = []
+                for frame in during:
+                    await customer.send(frame)
+                    while True:  # the frame, and perhaps the notice before it
+                        got = await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2)
+                        if isinstance(got, bytes):
+                            relayed.append(got)
+                            break
+                        told.append(json.loads(got))
+                assert relayed == during  # all of them, in order, while it is frozen
+                assert told == [off]  # its backlog (16 KiB) was full before the 60th frame
+                assert await recv_json(customer, timeout=FROZEN_TIMEOUT / 2) == off
+            deadline = time.monotonic() + 60
+            query = "SELECT end_reason FROM recordings WHERE recording_id = $1"
+            while await db.fetchval(query, recording_id) != "unavailable":
+                assert time.monotonic() < deadline, "the recording was never ended"
+                await asyncio.sleep(0.1)
+            kept = await stored()
+            assert kept[: len(sent)] == sent and kept == (sent + during)[: len(kept)]
+            # The database answers again: a new recording of the same session keeps its frames.
+            await send(alice, type="record")
+            await recv_json(customer, timeout=30)  # the request
+            await send(customer, type="record_consent", granted=True)
+            on = {"v": 1, "type": "recording", "on": True, "reason": None}
+            assert await recv_json(alice, timeout=30) == on
+            after = b"\x01after" + b"." * 2000
+            await customer.send(after)
+            assert await asyncio.wait_for(alice.recv(), 30) == after
+            query = "SELECT count(*) FROM recording_frames WHERE data = $1"
+            deadline = time.monotonic() + 30
+            while await db.fetchval(query, after) != 1:
+                assert time.monotonic() < deadline, "the new recording's frame was not stored"
+                await asyncio.sleep(0.1)
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
+SOCKETS = 6
+"""An account's open sockets, all revoked at once below."""
+
+
+async def test_revoked_sockets_are_re_checked_side_by_side_while_the_database_is_slow(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """An account's sign-in is ended by a change that announced nothing (a CLI change: the
+    periodic re-check finds it), and the database stalls while its sockets are re-checked. They
+    were re-checked one after another, each waiting for the database: with N sockets, the last
+    was closed N reads late. Now all N wait for the database at once (``recheck_concurrency``),
+    and every one is closed once it answers."""
+    from tests.server.helpers import login_cookie, open_agent
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            database_timeout_seconds=60.0,  # the stalled reads wait, rather than fail
+            agent_reauth_seconds=300.0,
+            first_message_timeout_seconds=400.0,  # the sockets stay open, silent, past 300 s
+            purge_interval_seconds=86400.0,
+        )
+        cookie = login_cookie(server)
+        agents = [await open_agent(server, cookie) for _ in range(SOCKETS)]
+        hub = server.server.config.app.state.services.hub
+        await wait_for(lambda: len(hub.signed_in_seats()) == SOCKETS)
+        db = await pg_connect(schema)
+        try:
+            await db.execute("DELETE FROM logins")  # ended, and nobody told
+        finally:
+            await db.close()
+        with pg_proxy.frozen():
+            server.clock.advance(301)  # every socket is due
+            await wait_for(lambda: pg_proxy.held >= SOCKETS)  # all their reads wait at once
+        closes = await asyncio.gather(*(closed_with(agent, timeout=60) for agent in agents))
+        assert closes == [(4401, "signed out: sign in again")] * SOCKETS
+        server.stop()  # before its schema goes
