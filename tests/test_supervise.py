@@ -74,9 +74,36 @@ async def test_a_failing_task_is_retried_with_doubling_back_off_and_recovers(
     assert metrics.BACKGROUND_FAILURES.labels(task="flaky")._value.get() == before + 5
     assert metrics.BACKGROUND_FAILING.labels(task="flaky")._value.get() == 0
     messages = [record.getMessage() for record in caplog.records]
-    assert sum("background_task_failed" in m for m in messages) == 5
+    # said at the 1st, 2nd and 4th failure in a row (and when the error changes)
+    assert sum("background_task_failed" in m for m in messages) == 3
     assert any("background_task_recovered" in m for m in messages)
     assert not any("database unreachable" in m for m in messages)  # type and place only
+
+
+async def test_a_task_failing_on_every_tick_through_an_outage_logs_a_few_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The deadlines run on every tick, outage or not: each failure was a log line, one a
+    second while the database was away. A streak is said at its 1st, 2nd, 4th, 8th... failure
+    and whenever the error changes; the metrics count every one."""
+    errors: list[type[Exception]] = [OSError] * 600 + [TimeoutError] * 400
+    runs: list[int] = []
+
+    async def deadlines() -> None:
+        runs.append(len(runs))
+        if len(runs) <= len(errors):
+            raise errors[len(runs) - 1]("database away")
+
+    before = metrics.BACKGROUND_FAILURES.labels(task="deadlines")._value.get()
+    with caplog.at_level(logging.INFO, logger="tandem.supervise"):
+        async with Supervisor(backoff_first=0.0, backoff_max=0.0, sleep=Pauses()) as supervisor:
+            supervisor.every("deadlines", 0.0, deadlines, backoff_max=0.0)
+            await wait_until(lambda: len(runs) > len(errors))
+    said = [r for r in caplog.records if "background_task_failed" in r.getMessage()]
+    # the 1st, 2nd, 4th ... 512th OSError in a row (10 lines), then the first TimeoutError (the
+    # 601st failure in a row; the streak ends at its 1000th, before the 1024th)
+    assert len(said) == 11, [r.getMessage() for r in said]
+    assert metrics.BACKGROUND_FAILURES.labels(task="deadlines")._value.get() == before + 1000
 
 
 async def test_a_failing_task_is_visible_while_it_fails() -> None:

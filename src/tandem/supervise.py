@@ -114,19 +114,25 @@ class Supervisor:
                 raise asyncio.CancelledError from exc
             health.failures += 1
             health.failing_since_runs += 1
+            changed = health.last_error != type(exc).__name__
             health.last_error = type(exc).__name__
             metrics.BACKGROUND_FAILURES.labels(task=name).inc()
             metrics.BACKGROUND_FAILING.labels(task=name).set(1)
             longest = self.backoff_max if backoff_max is None else backoff_max
             delay = min(longest, self.backoff_first * 2 ** (health.failing_since_runs - 1))
-            log.error(
-                "background_task_failed",
-                task=name,
-                error=type(exc).__name__,
-                consecutive=health.failing_since_runs,
-                retry_in=delay,
-                where=logs.origin(exc),
-            )
+            # Said at the 1st, 2nd, 4th, 8th... failure in a row, and when the error changes: a
+            # task that runs on every tick through an outage (the deadlines) wrote a line a
+            # second while the database was away. The metrics count every failure.
+            streak = health.failing_since_runs
+            if changed or streak & (streak - 1) == 0:
+                log.error(
+                    "background_task_failed",
+                    task=name,
+                    error=type(exc).__name__,
+                    consecutive=streak,
+                    retry_in=delay,
+                    where=logs.origin(exc),
+                )
             await self._sleep(delay)
             return
         health.runs += 1
