@@ -156,3 +156,33 @@ test("a password's digits are not each a copy, and short values leave markup and
   assert.equal(node.tagName, "a");
   assert.equal(style.textContent, "a { margin: 4px }");
 });
+
+test("a value typed in pieces (one digit per box, a card in four boxes) is looked for joined", (t) => {
+  const form = html('<form><span><input id="d1" maxlength="1"></span><span><input id="d2" maxlength="1"></span>' +
+    '<span><input id="d3" maxlength="1"></span><div><input id="a"><input id="b"></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const [d1, d2, d3, a, b] = ["#d1", "#d2", "#d3", "#a", "#b"].map((s) => form.querySelector(s) as HTMLInputElement);
+  const recorded = () => maskFormState({ type: 3, data: { source: 0, texts: [], removes: [], adds: [], attributes: [] } }, () => null);
+  // Typed in order: the first box alone (a box of one digit is a code's piece: from its first digit).
+  assert.equal(maskInputValue("7", d1), MASK_PLACEHOLDER);
+  d1.value = "7";
+  recorded();
+  assert.equal(maskCopies("code 7"), `code ${MASK_PLACEHOLDER}`);
+  d2.value = "3";
+  assert.equal(maskInputValue("3", d2), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("Pay 73 now"), `Pay ${MASK_PLACEHOLDER} now`, "its start as it is typed");
+  d3.value = "0";
+  assert.equal(maskInputValue("0", d3), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("730"), MASK_PLACEHOLDER, "the whole code, joined in page order");
+  // Boxes without a maxlength: their joined pieces as a typed value (from 4 characters).
+  a.value = "AB12";
+  b.value = "CD34";
+  assert.equal(maskInputValue("AB12", a), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("CD34", b), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("ref AB12CD34"), `ref ${MASK_PLACEHOLDER}`);
+  assert.equal(maskCopies("Other words 99"), "Other words 99");
+});

@@ -42,7 +42,7 @@
 
 import {
   asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, queryAllIn,
+  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -1581,6 +1581,10 @@ function secretKindOf(el: Element): SecretKind | null {
   const type = localNameOf(el) === "input" ? (attributeOf(el, "type") ?? "").toLowerCase().trim() : "";
   if (FIXED_VALUE_TYPES.has(type)) return null;
   if (type === "hidden") return "page";
+  // A box for one piece of a value typed in pieces (a digit of a one-time code): see
+  // SPLIT_PIECE_CHARS. Only how its copies are looked for; the field is not made a password's.
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  if (max > 0 && max <= SPLIT_PIECE_CHARS) return "sensitive";
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
@@ -1614,8 +1618,19 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   if (secrets.length > MAX_SECRETS) secrets = secrets.slice(-MAX_SECRETS);
 }
 
-/** Read again the live values of the hidden fields seen (what the page may copy at this event). */
+/** A value typed in pieces: one-time codes in one box per digit, a card number in four boxes of
+ * four. Each piece is short, so the page's copy of the whole ("482913" in the form's `data-code`,
+ * its `<output>`) matches none of them; the pieces of the hidden fields sharing a parent or a
+ * grandparent are joined in page order and remembered as one value too: as a password's, PIN's or
+ * code's (from its first character) when one piece's field is sensitive or is a box of at most
+ * SPLIT_PIECE_CHARS characters by its `maxlength` (whose own value is looked for so too: the
+ * first digit is echoed before a second is typed), else as a typed value. */
+const SPLIT_PIECE_CHARS = 4;
+
+/** Read again the live values of the hidden fields seen (what the page may copy at this event),
+ * and remember the values typed in pieces (SPLIT_PIECE_CHARS). */
 function refreshSecrets(): void {
+  const pieces: { el: Element; kind: SecretKind; value: string }[] = [];
   for (const [el, kind] of [...secretFields]) {
     try {
       if (!isConnectedNode(el)) {
@@ -1625,9 +1640,35 @@ function refreshSecrets(): void {
       if (!valueHidden(el)) continue;
       const live = liveValueOf(el);
       if (live) rememberSecret(live, null, kind);
+      if (live && live.trim().length <= SPLIT_PIECE_CHARS) pieces.push({ el, kind, value: live.trim() });
     } catch (error) {
       failed(error);
     }
+  }
+  if (pieces.length > 1) rememberSplitValues(pieces);
+}
+
+function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: string }[]): void {
+  try {
+    const groups = new Map<Element, typeof pieces>();
+    for (const piece of pieces) {
+      const parent = parentElementOf(piece.el);
+      const grandparent = parent ? parentElementOf(parent) : null;
+      for (const around of [parent, grandparent]) {
+        if (!around) continue;
+        const group = groups.get(around);
+        if (group) group.push(piece);
+        else groups.set(around, [piece]);
+      }
+    }
+    for (const group of groups.values()) {
+      if (group.length < 2) continue;
+      group.sort((a, b) => (a.el === b.el ? 0 : precedesNode(a.el, b.el) ? -1 : 1));
+      const kind: SecretKind = group.some((piece) => piece.kind === "sensitive") ? "sensitive" : "typed";
+      rememberSecret(group.map((piece) => piece.value).join(""), null, kind);
+    }
+  } catch (error) {
+    failed(error);
   }
 }
 

@@ -1,0 +1,154 @@
+"""Masking vectors a third review tried: a value typed in pieces (a one-time code one digit per
+box, a card number in four boxes) that the page joins, a card field with no telltale name copied
+into CSS and SVG, a password written into a style sheet's selector, a textarea's default text, an
+editor inside a shadow root, the page's path rewritten to hold the card. Each test performs it
+on a real page and searches every byte the agent's console decrypted, and the mirror."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
+
+MASK_PLACEHOLDER = "\u2022" * 8
+
+PAGE = """<h1>Pay</h1>
+<form id="otp" data-code="">
+  <span><input id="o1" inputmode="numeric" maxlength="1"></span>
+  <span><input id="o2" inputmode="numeric" maxlength="1"></span>
+  <span><input id="o3" inputmode="numeric" maxlength="1"></span>
+  <span><input id="o4" inputmode="numeric" maxlength="1"></span>
+  <span><input id="o5" inputmode="numeric" maxlength="1"></span>
+  <span><input id="o6" inputmode="numeric" maxlength="1"></span>
+  <output id="otp-out"></output>
+</form>
+<div id="card-box" data-card="">
+  <input id="c1" maxlength="4" inputmode="numeric"><input id="c2" maxlength="4" inputmode="numeric">
+  <input id="c3" maxlength="4" inputmode="numeric"><input id="c4" maxlength="4" inputmode="numeric">
+  <span id="card-echo"></span>
+</div>
+<input id="cc" autocomplete="cc-number">
+<input id="pw" type="password">
+<style id="pw-style"></style>
+<div id="prop"></div>
+<textarea id="ta">RECOVERY-QWERTY-UIOP</textarea>
+<x-editor></x-editor>
+<svg width="300" height="30"><text id="svg-text" x="0" y="20"></text></svg>
+<p>After the form</p>
+<script>
+customElements.define("x-editor", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    this.attachShadow({ mode: "open" }).innerHTML =
+      '<div id="inner" contenteditable="true" style="min-height:2em;border:1px solid"></div>';
+  }
+});
+const joined = (ids) => ids.map((id) => document.getElementById(id).value).join("");
+document.getElementById("otp").addEventListener("input", () => {
+  const code = joined(["o1", "o2", "o3", "o4", "o5", "o6"]);
+  document.getElementById("otp").dataset.code = code;
+  document.getElementById("otp-out").value = code;
+});
+document.getElementById("card-box").addEventListener("input", () => {
+  const card = joined(["c1", "c2", "c3", "c4"]);
+  document.getElementById("card-box").dataset.card = card;
+  document.getElementById("card-echo").textContent = card;
+  if (card.length === 16) history.replaceState(null, "", "/pay/" + card);
+});
+document.getElementById("cc").addEventListener("input", (e) => {
+  document.getElementById("prop").style.setProperty("--v", "'" + e.target.value + "'");
+  document.getElementById("svg-text").textContent = "Card " + e.target.value;
+});
+document.getElementById("pw").addEventListener("input", (e) => {
+  document.getElementById("pw-style").textContent =
+    'input[value="' + e.target.value + '"] { color: red }';
+});
+</script>"""
+
+
+def _shared(live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party) -> Any:
+    customer.page.goto(other_origin.page("pay.html", PAGE, live, title="Pay"))
+    view = share(customer, agent, live, customer.page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    return view
+
+
+def _assert_never_reached(agent: Party, view: Any, *leaks: str) -> None:
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        for leak in leaks:
+            found = re.search(leak, seen)
+            context = seen[max(0, found.start() - 200) : found.end() + 80] if found else ""
+            assert not found, f"{leak!r} reached the agent in {where}: {context}"
+
+
+def test_a_code_typed_one_digit_per_box_is_hidden_where_the_page_joins_it(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Six boxes of one digit (no telltale name): each piece is one digit, too short to be looked
+    for, but the page writes the code as it grows into the form's `data-code` and an `<output>`."""
+    view = _shared(live, other_origin, customer, agent)
+    for box, digit in enumerate("730518", start=1):
+        customer.page.locator(f"#o{box}").press_sequentially(digit)
+    expect(customer.page.locator("#otp-out")).to_have_text("730518")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "730518", r"data-code\":\"\d", r"\"73\d*\"")
+    assert view.locator("#otp-out").inner_text() == MASK_PLACEHOLDER
+    assert view.locator("#otp").get_attribute("data-code") == MASK_PLACEHOLDER
+
+
+def test_a_card_typed_in_four_boxes_is_hidden_where_the_page_joins_it_and_in_the_path(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Four boxes of four digits, none a card alone; the page copies the whole into a `data-*`, an
+    echo and the page's path (`history.replaceState` to `/pay/4111…`)."""
+    view = _shared(live, other_origin, customer, agent)
+    for box, part in enumerate(("4111", "1111", "1111", "1111"), start=1):
+        customer.page.locator(f"#c{box}").press_sequentially(part, delay=10)
+    expect(customer.page).to_have_url(re.compile(r"/pay/4111111111111111$"))
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "4111", r"1111")
+
+
+def test_a_card_field_with_no_telltale_name_is_hidden_in_css_and_svg_copies(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """`autocomplete="cc-number"`, not a password, no name: its value copied into a CSS custom
+    property (`style="--v: '5555…'"`) and an inline SVG `<text>`."""
+    view = _shared(live, other_origin, customer, agent)
+    customer.page.locator("#cc").press_sequentially("5555555555554444", delay=10)
+    expect(customer.page.locator("#svg-text")).to_have_text("Card 5555555555554444")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "5555", "4444")
+
+
+def test_a_password_written_into_a_style_sheet_selector_never_reaches_the_agent(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The page writes `input[value="…"]` rules from the password as it is typed (CSS keylogging
+    turned around): each start and the whole."""
+    view = _shared(live, other_origin, customer, agent)
+    customer.page.locator("#pw").press_sequentially("Zebra-Quartz-77", delay=10)
+    expect(customer.page.locator("#pw")).to_have_value("Zebra-Quartz-77")
+    written = customer.page.locator("#pw-style").evaluate("(el) => el.textContent")
+    assert "Zebra-Quartz-77" in written
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "(?i)zeb", "(?i)quartz", r"value=\\?\"[^\u2022\\\"]")
+
+
+def test_a_textareas_default_text_and_a_shadow_roots_editor_stay_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A textarea's text as served (a recovery code) and what is typed into a `contenteditable`
+    inside a web component's open shadow root."""
+    view = _shared(live, other_origin, customer, agent)
+    customer.page.locator("x-editor #inner").click()
+    customer.page.keyboard.type("ShadowSecretWord 4012888888881881", delay=10)
+    expect(customer.page.locator("x-editor #inner")).to_contain_text("4012888888881881")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "RECOVERY", "QWERTY", "ShadowSecret", "4012", "1881")
