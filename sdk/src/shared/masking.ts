@@ -1774,9 +1774,15 @@ function isValueField(el: Element): boolean {
   return VALUE_FIELDS.has(localNameOf(el));
 }
 
-/** Whether `el` is a hidden field, or wraps one as its only field (two levels down). */
+/** Roles of a page's own widget that holds a value (a PIN pad, a custom spin button): its
+ * `aria-valuenow`/`aria-valuetext` are its value, as a field's `value` is. */
+const VALUE_ROLES = new Set(["spinbutton", "slider", "textbox"]);
+
+/** Whether `el` is a hidden field, or wraps one as its only field (two levels down), or is a
+ * widget with a value role (VALUE_ROLES) that the page says is a password or PIN. */
 function holdsHiddenFieldState(el: Element): boolean {
   if (isValueField(el)) return valueHidden(el);
+  if (VALUE_ROLES.has((attributeOf(el, "role") ?? "").trim().toLowerCase()) && saidToBePassword(el)) return true;
   const fields: Element[] = [];
   let seen = 0;
   for (const child of childElementsOf(el, WRAPPER_NODES)) {
