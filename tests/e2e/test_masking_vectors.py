@@ -197,3 +197,69 @@ def test_a_pin_pads_value_in_its_aria_attributes_never_reaches_the_agent(
     expect(customer.page.locator("#pin")).to_have_attribute("aria-valuetext", "4729")
     caught_up(customer, view)
     _assert_never_reached(agent, view, r"aria-value(now|text)\\?\"?[=:]\\?\"\d", r"(?<!\d)472")
+
+
+ELSEWHERE = """<h1>More</h1>
+<label for="pin">PIN</label><input id="pin" type="password" inputmode="numeric">
+<meter id="m" min="0" max="9999" value="0"></meter>
+<progress id="pr" max="9999" value="0"></progress>
+<input id="pw" type="password" name="password">
+<div id="wrap"><input type="hidden" id="tok" value="tok_9f8e7d6c5b4a3921"><span>x</span></div>
+<select id="acct"><option value="">pick</option>
+  <option value="DE89370400440532013000">Main account</option></select>
+<input type="range" id="rg" min="0" max="9" value="0" aria-label="PIN digit">
+<p id="sel">Select me</p>
+<p>After</p>
+<script>
+document.getElementById("pin").addEventListener("input", (e) => {
+  document.getElementById("m").setAttribute("value", e.target.value);
+  document.getElementById("pr").setAttribute("value", e.target.value);
+});
+document.getElementById("pw").addEventListener("change", (e) => {
+  history.pushState(null, "", "/reset/" + encodeURIComponent(e.target.value));
+});
+document.getElementById("wrap").dataset.token = document.getElementById("tok").value;
+document.getElementById("acct").addEventListener("change", (e) => {
+  document.title = "Account " + e.target.value;
+  history.replaceState(null, "", location.pathname + "#acct=" + e.target.value);
+  document.getElementById("sel").dataset.acct = e.target.value;
+});
+document.getElementById("rg").addEventListener("input", (e) => {
+  document.getElementById("sel").setAttribute("aria-valuenow", e.target.value);
+});
+</script>"""
+
+
+def test_hidden_values_copied_into_meters_paths_titles_and_fragments_stay_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A PIN copied into a `<meter>`'s and a `<progress>`'s `value`, a password pushed into the
+    page's path (`/reset/Zebra…`), a hidden input's token copied into its wrapper's `data-*`, a
+    hidden `<select>`'s chosen account number written into the title, the fragment and a `data-*`,
+    a PIN pad range's digit into another element's `aria-valuenow`, and a selection over text."""
+    customer.page.goto(other_origin.page("more.html", ELSEWHERE, live, title="More"))
+    view = share(customer, agent, live, customer.page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After")).to_be_attached()
+    customer.page.locator("#pin").press_sequentially("4729", delay=10)
+    customer.page.locator("#pw").press_sequentially("Zebra-Quartz-77", delay=10)
+    customer.page.locator("#pw").press("Tab")
+    expect(customer.page).to_have_url(re.compile(r"/reset/Zebra-Quartz-77$"))
+    customer.page.locator("#acct").select_option("DE89370400440532013000")
+    expect(customer.page).to_have_title("Account DE89370400440532013000")
+    customer.page.locator("#rg").fill("7")
+    customer.page.locator("#sel").evaluate(
+        "(el) => { const r = document.createRange(); r.selectNodeContents(el);"
+        " getSelection().addRange(r); }"
+    )
+    caught_up(customer, view)
+    _assert_never_reached(
+        agent,
+        view,
+        r"(?<!\d)4729(?!\d)",
+        "(?i)zebra",
+        "(?i)quartz",
+        "tok_9f8e",
+        "DE89370400440532013000",
+        r"aria-valuenow\\?\"?[=:]\\?\"7",
+    )
+    assert agent.page.get_by_text("DE8937").count() == 0, "the title reached the console"
