@@ -186,3 +186,18 @@ test("a value typed in pieces (one digit per box, a card in four boxes) is looke
   assert.equal(maskCopies("ref AB12CD34"), `ref ${MASK_PLACEHOLDER}`);
   assert.equal(maskCopies("Other words 99"), "Other words 99");
 });
+
+test("a shown box of a number typed in pieces (four boxes of four or more) shows no digits; a date in three does", (t) => {
+  const form = html('<form data-tandem-unmask><div><input id="c1" maxlength="4"><input maxlength="4"><input maxlength="4">' +
+    '<input maxlength="4"></div><p><span><input id="o1" maxlength="1"></span><span><input maxlength="1"></span>' +
+    '<span><input maxlength="1"></span><span><input maxlength="1"></span></p>' +
+    '<input id="day" maxlength="2"><input maxlength="2"><input id="year" maxlength="4"><input id="q"></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const [c1, o1, day, year, q] = ["#c1", "#o1", "#day", "#year", "#q"].map((s) => form.querySelector(s) as HTMLInputElement);
+  assert.equal(maskInputValue("4012", c1), MASK.repeat(4));
+  assert.equal(maskInputValue("7", o1), MASK, "a box per wrapper: its grandparent's grandchildren");
+  assert.equal(maskInputValue("12", day), "12");
+  assert.equal(maskInputValue("1990", year), "1990");
+  assert.equal(maskInputValue("size 42", q), "size 42");
+});

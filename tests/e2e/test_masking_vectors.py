@@ -263,3 +263,31 @@ def test_hidden_values_copied_into_meters_paths_titles_and_fragments_stay_hidden
         r"aria-valuenow\\?\"?[=:]\\?\"7",
     )
     assert agent.page.get_by_text("DE8937").count() == 0, "the title reached the console"
+
+
+SHOWN_BOXES = """<h1>Card</h1><form data-tandem-unmask>
+<div><input id="c1" maxlength="4"><input id="c2" maxlength="4">
+<input id="c3" maxlength="4"><input id="c4" maxlength="4"></div>
+<input id="name"><input id="day" maxlength="2"><input id="month" maxlength="2">
+<input id="year" maxlength="4">
+</form><p>After the card</p>"""
+
+
+def test_a_card_typed_in_four_boxes_the_site_shows_shows_no_digits(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A form the site unmasks (`data-tandem-unmask`) with a card in four boxes of four digits:
+    no box holds a card or 7 digits in a row, yet together they are the card. A date in three
+    boxes and a name beside it stay shown."""
+    customer.page.goto(other_origin.page("boxes.html", SHOWN_BOXES, live, title="Card"))
+    view = share(customer, agent, live, customer.page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the card")).to_be_attached()
+    for box, part in enumerate(("4012", "8888", "8888", "1881"), start=1):
+        customer.page.locator(f"#c{box}").press_sequentially(part, delay=10)
+    customer.page.locator("#name").press_sequentially("Jane", delay=10)
+    customer.page.locator("#year").press_sequentially("1990", delay=10)
+    expect(view.locator("#name")).to_have_value("Jane")
+    expect(view.locator("#year")).to_have_value("1990")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, r"(?<!\d)(4012|8888|1881)(?!\d)")
+    assert [view.locator(f"#c{box}").input_value() for box in range(1, 5)] == ["\u2022" * 4] * 4

@@ -498,11 +498,48 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    return maskLongDigitRuns(maskDetected(value));
+    const shown = maskLongDigitRuns(maskDetected(value));
+    return /\d/.test(shown) && isSplitNumberBox(el) ? shown.replace(/\d/g, MASK) : shown;
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
   }
+}
+
+/** How many boxes of at most SPLIT_PIECE_CHARS characters make a number typed in pieces. */
+const SPLIT_MIN_BOXES = 4;
+
+function isPieceBox(el: Element): boolean {
+  if (localNameOf(el) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase().trim())) return false;
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  return max > 0 && max <= SPLIT_PIECE_CHARS;
+}
+
+/** Whether a shown field is one box of a number typed in pieces: a card in four boxes of four,
+ * a code one digit per box. Each box holds too few digits to be a card or a run of 7, so its
+ * digits are masked when it is a box of at most SPLIT_PIECE_CHARS characters (`maxlength`) among
+ * at least SPLIT_MIN_BOXES such boxes at its own depth: its parent's children, or its
+ * grandparent's grandchildren (a box per wrapper), at most WRAPPER_NODES elements read. A date
+ * in three boxes, a phone number in three, stay shown. */
+function isSplitNumberBox(el: Element): boolean {
+  if (!isPieceBox(el)) return false;
+  const parent = parentElementOf(el);
+  if (!parent) return false;
+  let boxes = 0;
+  for (const child of childElementsOf(parent, WRAPPER_NODES)) if (isPieceBox(child) && ++boxes >= SPLIT_MIN_BOXES) return true;
+  const grandparent = parentElementOf(parent);
+  if (!grandparent) return false;
+  boxes = 0;
+  let seen = 0;
+  for (const child of childElementsOf(grandparent, WRAPPER_NODES)) {
+    seen++;
+    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+      seen++;
+      if (isPieceBox(grandchild) && ++boxes >= SPLIT_MIN_BOXES) return true;
+    }
+    if (seen >= WRAPPER_NODES) break;
+  }
+  return false;
 }
 
 /** Page text as the agent may see it. Never throws: on any error, every visible character masked. */
