@@ -1657,11 +1657,10 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
 
 /** A value typed in pieces: one-time codes in one box per digit, a card number in four boxes of
  * four. Each piece is short, so the page's copy of the whole ("482913" in the form's `data-code`,
- * its `<output>`) matches none of them; the pieces of the hidden fields sharing a parent or a
- * grandparent are joined in page order and remembered as one value too: as a password's, PIN's or
- * code's (from its first character) when one piece's field is sensitive or is a box of at most
- * SPLIT_PIECE_CHARS characters by its `maxlength` (whose own value is looked for so too: the
- * first digit is echoed before a second is typed), else as a typed value. */
+ * its `<output>`) matches none of them; the values of the hidden boxes of at most
+ * SPLIT_PIECE_CHARS characters by their `maxlength` sharing a parent or a grandparent are joined
+ * in page order and remembered as one value too, as a code's (from its first character: each
+ * box's own value is looked for so too, the first digit is echoed before a second is typed). */
 const SPLIT_PIECE_CHARS = 4;
 
 /** Read again the live values of the hidden fields seen (what the page may copy at this event),
@@ -1677,7 +1676,9 @@ function refreshSecrets(): void {
       if (!valueHidden(el)) continue;
       const live = liveValueOf(el);
       if (live) rememberSecret(live, null, kind);
-      if (live && live.trim().length <= SPLIT_PIECE_CHARS) pieces.push({ el, kind, value: live.trim() });
+      // Only boxes made for pieces: other short values (a password's first keys) would churn
+      // the remembered values on every event, pushing real ones out of MAX_SECRETS.
+      if (live && live.trim().length <= SPLIT_PIECE_CHARS && isPieceBox(el)) pieces.push({ el, kind, value: live.trim() });
     } catch (error) {
       failed(error);
     }
