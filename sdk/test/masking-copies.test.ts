@@ -156,3 +156,48 @@ test("a password's digits are not each a copy, and short values leave markup and
   assert.equal(node.tagName, "a");
   assert.equal(style.textContent, "a { margin: 4px }");
 });
+
+test("a value typed in pieces (one digit per box, a card in four boxes) is looked for joined; other short values are not", (t) => {
+  const form = html('<form><span><input id="d1" maxlength="1"></span><span><input id="d2" maxlength="1"></span>' +
+    '<span><input id="d3" maxlength="1"></span><div><input id="a"><input id="b"></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const [d1, d2, d3, a, b] = ["#d1", "#d2", "#d3", "#a", "#b"].map((s) => form.querySelector(s) as HTMLInputElement);
+  const recorded = () => maskFormState({ type: 3, data: { source: 0, texts: [], removes: [], adds: [], attributes: [] } }, () => null);
+  // Typed in order: the first box alone (a box of one digit is a code's piece: from its first digit).
+  assert.equal(maskInputValue("7", d1), MASK_PLACEHOLDER);
+  d1.value = "7";
+  recorded();
+  assert.equal(maskCopies("code 7"), `code ${MASK_PLACEHOLDER}`);
+  d2.value = "3";
+  assert.equal(maskInputValue("3", d2), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("Pay 73 now"), `Pay ${MASK_PLACEHOLDER} now`, "its start as it is typed");
+  d3.value = "0";
+  assert.equal(maskInputValue("0", d3), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("730"), MASK_PLACEHOLDER, "the whole code, joined in page order");
+  // Short values of fields that are no boxes (no maxlength) are not joined.
+  a.value = "AB";
+  b.value = "CD";
+  assert.equal(maskInputValue("AB", a), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("CD", b), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("ref ABCD"), "ref ABCD");
+  assert.equal(maskCopies("Other words 99"), "Other words 99");
+});
+
+test("a shown box of a number typed in pieces (four boxes of four or more) shows no digits; a date in three does", (t) => {
+  const form = html('<form data-tandem-unmask><div><input id="c1" maxlength="4"><input maxlength="4"><input maxlength="4">' +
+    '<input maxlength="4"></div><p><span><input id="o1" maxlength="1"></span><span><input maxlength="1"></span>' +
+    '<span><input maxlength="1"></span><span><input maxlength="1"></span></p>' +
+    '<input id="day" maxlength="2"><input maxlength="2"><input id="year" maxlength="4"><input id="q"></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const [c1, o1, day, year, q] = ["#c1", "#o1", "#day", "#year", "#q"].map((s) => form.querySelector(s) as HTMLInputElement);
+  assert.equal(maskInputValue("4012", c1), MASK.repeat(4));
+  assert.equal(maskInputValue("7", o1), MASK, "a box per wrapper: its grandparent's grandchildren");
+  assert.equal(maskInputValue("12", day), "12");
+  assert.equal(maskInputValue("1990", year), "1990");
+  assert.equal(maskInputValue("size 42", q), "size 42");
+});

@@ -55,3 +55,20 @@ test("a field the site shows, and an element around several fields, keep their c
     { class: "field is-invalid" }, { class: "input is-invalid", "aria-invalid": "true", "data-state": "error" }, { class: "row has-error" },
   ]);
 });
+
+test("a page's own PIN widget (a value role the page labels PIN) sends no aria value, a shown one does", (t) => {
+  const form = html('<form><div id="pin" role="spinbutton" aria-label="PIN"></div>' +
+    '<div id="qty" role="spinbutton" aria-label="Quantity"></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const nodes: Record<number, Element> = { 2: form.querySelector("#pin") as Element, 3: form.querySelector("#qty") as Element };
+  const changes = [
+    { id: 2, attributes: { "aria-valuenow": "4729", "aria-valuetext": "4729", "data-entered": "4729" } },
+    { id: 3, attributes: { "aria-valuenow": "3", "aria-valuetext": "3 items" } },
+  ];
+  maskFormState(mutation(changes), (id) => nodes[id] ?? null);
+  assert.deepEqual(changes.map((c) => c.attributes), [
+    { "data-entered": MASK_PLACEHOLDER },
+    { "aria-valuenow": "3", "aria-valuetext": "3 items" },
+  ]);
+});

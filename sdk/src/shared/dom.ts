@@ -68,6 +68,7 @@ const nextSiblingGetter = getter("Node", "nextSibling");
 const parentNodeGetter = getter("Node", "parentNode");
 const nodeValueGetter = getter("Node", "nodeValue");
 const getRootNodeMethod = method("Node", "getRootNode");
+const compareDocumentPositionMethod = method("Node", "compareDocumentPosition");
 const localNameGetter = getter("Element", "localName");
 const getAttributeMethod = method("Element", "getAttribute");
 const hasAttributeMethod = method("Element", "hasAttribute");
@@ -123,6 +124,11 @@ export function closestOf(el: Element, selector: string): Element | null {
 
 export function parentElementOf(node: Node): Element | null {
   return parentElementGetter(node) as Element | null;
+}
+
+/** Whether `a` comes before `b` in their document (Node.DOCUMENT_POSITION_FOLLOWING). */
+export function precedesNode(a: Node, b: Node): boolean {
+  return ((compareDocumentPositionMethod(a, b) as number) & 4) !== 0;
 }
 
 export function textContentOf(node: Node): string | null {

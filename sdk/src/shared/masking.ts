@@ -42,7 +42,7 @@
 
 import {
   asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, queryAllIn,
+  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -498,11 +498,48 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    return maskLongDigitRuns(maskDetected(value));
+    const shown = maskLongDigitRuns(maskDetected(value));
+    return /\d/.test(shown) && isSplitNumberBox(el) ? shown.replace(/\d/g, MASK) : shown;
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
   }
+}
+
+/** How many boxes of at most SPLIT_PIECE_CHARS characters make a number typed in pieces. */
+const SPLIT_MIN_BOXES = 4;
+
+function isPieceBox(el: Element): boolean {
+  if (localNameOf(el) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase().trim())) return false;
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  return max > 0 && max <= SPLIT_PIECE_CHARS;
+}
+
+/** Whether a shown field is one box of a number typed in pieces: a card in four boxes of four,
+ * a code one digit per box. Each box holds too few digits to be a card or a run of 7, so its
+ * digits are masked when it is a box of at most SPLIT_PIECE_CHARS characters (`maxlength`) among
+ * at least SPLIT_MIN_BOXES such boxes at its own depth: its parent's children, or its
+ * grandparent's grandchildren (a box per wrapper), at most WRAPPER_NODES elements read. A date
+ * in three boxes, a phone number in three, stay shown. */
+function isSplitNumberBox(el: Element): boolean {
+  if (!isPieceBox(el)) return false;
+  const parent = parentElementOf(el);
+  if (!parent) return false;
+  let boxes = 0;
+  for (const child of childElementsOf(parent, WRAPPER_NODES)) if (isPieceBox(child) && ++boxes >= SPLIT_MIN_BOXES) return true;
+  const grandparent = parentElementOf(parent);
+  if (!grandparent) return false;
+  boxes = 0;
+  let seen = 0;
+  for (const child of childElementsOf(grandparent, WRAPPER_NODES)) {
+    seen++;
+    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+      seen++;
+      if (isPieceBox(grandchild) && ++boxes >= SPLIT_MIN_BOXES) return true;
+    }
+    if (seen >= WRAPPER_NODES) break;
+  }
+  return false;
 }
 
 /** Page text as the agent may see it. Never throws: on any error, every visible character masked. */
@@ -1581,6 +1618,10 @@ function secretKindOf(el: Element): SecretKind | null {
   const type = localNameOf(el) === "input" ? (attributeOf(el, "type") ?? "").toLowerCase().trim() : "";
   if (FIXED_VALUE_TYPES.has(type)) return null;
   if (type === "hidden") return "page";
+  // A box for one piece of a value typed in pieces (a digit of a one-time code): see
+  // SPLIT_PIECE_CHARS. Only how its copies are looked for; the field is not made a password's.
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  if (max > 0 && max <= SPLIT_PIECE_CHARS) return "sensitive";
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
@@ -1614,8 +1655,18 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   if (secrets.length > MAX_SECRETS) secrets = secrets.slice(-MAX_SECRETS);
 }
 
-/** Read again the live values of the hidden fields seen (what the page may copy at this event). */
+/** A value typed in pieces: one-time codes in one box per digit, a card number in four boxes of
+ * four. Each piece is short, so the page's copy of the whole ("482913" in the form's `data-code`,
+ * its `<output>`) matches none of them; the values of the hidden boxes of at most
+ * SPLIT_PIECE_CHARS characters by their `maxlength` sharing a parent or a grandparent are joined
+ * in page order and remembered as one value too, as a code's (from its first character: each
+ * box's own value is looked for so too, the first digit is echoed before a second is typed). */
+const SPLIT_PIECE_CHARS = 4;
+
+/** Read again the live values of the hidden fields seen (what the page may copy at this event),
+ * and remember the values typed in pieces (SPLIT_PIECE_CHARS). */
 function refreshSecrets(): void {
+  const pieces: { el: Element; kind: SecretKind; value: string }[] = [];
   for (const [el, kind] of [...secretFields]) {
     try {
       if (!isConnectedNode(el)) {
@@ -1625,9 +1676,37 @@ function refreshSecrets(): void {
       if (!valueHidden(el)) continue;
       const live = liveValueOf(el);
       if (live) rememberSecret(live, null, kind);
+      // Only boxes made for pieces: other short values (a password's first keys) would churn
+      // the remembered values on every event, pushing real ones out of MAX_SECRETS.
+      if (live && live.trim().length <= SPLIT_PIECE_CHARS && isPieceBox(el)) pieces.push({ el, kind, value: live.trim() });
     } catch (error) {
       failed(error);
     }
+  }
+  if (pieces.length > 1) rememberSplitValues(pieces);
+}
+
+function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: string }[]): void {
+  try {
+    const groups = new Map<Element, typeof pieces>();
+    for (const piece of pieces) {
+      const parent = parentElementOf(piece.el);
+      const grandparent = parent ? parentElementOf(parent) : null;
+      for (const around of [parent, grandparent]) {
+        if (!around) continue;
+        const group = groups.get(around);
+        if (group) group.push(piece);
+        else groups.set(around, [piece]);
+      }
+    }
+    for (const group of groups.values()) {
+      if (group.length < 2) continue;
+      group.sort((a, b) => (a.el === b.el ? 0 : precedesNode(a.el, b.el) ? -1 : 1));
+      const kind: SecretKind = group.some((piece) => piece.kind === "sensitive") ? "sensitive" : "typed";
+      rememberSecret(group.map((piece) => piece.value).join(""), null, kind);
+    }
+  } catch (error) {
+    failed(error);
   }
 }
 
@@ -1733,9 +1812,15 @@ function isValueField(el: Element): boolean {
   return VALUE_FIELDS.has(localNameOf(el));
 }
 
-/** Whether `el` is a hidden field, or wraps one as its only field (two levels down). */
+/** Roles of a page's own widget that holds a value (a PIN pad, a custom spin button): its
+ * `aria-valuenow`/`aria-valuetext` are its value, as a field's `value` is. */
+const VALUE_ROLES = new Set(["spinbutton", "slider", "textbox"]);
+
+/** Whether `el` is a hidden field, or wraps one as its only field (two levels down), or is a
+ * widget with a value role (VALUE_ROLES) that the page says is a password or PIN. */
 function holdsHiddenFieldState(el: Element): boolean {
   if (isValueField(el)) return valueHidden(el);
+  if (VALUE_ROLES.has((attributeOf(el, "role") ?? "").trim().toLowerCase()) && saidToBePassword(el)) return true;
   const fields: Element[] = [];
   let seen = 0;
   for (const child of childElementsOf(el, WRAPPER_NODES)) {
