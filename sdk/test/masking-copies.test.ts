@@ -159,10 +159,11 @@ test("a password's digits are not each a copy, and short values leave markup and
 
 test("a value typed in pieces (one digit per box, a card in four boxes) is looked for joined; other short values are not", (t) => {
   const form = html('<form><span><input id="d1" maxlength="1"></span><span><input id="d2" maxlength="1"></span>' +
-    '<span><input id="d3" maxlength="1"></span><div><input id="a"><input id="b"></div></form>');
+    '<span><input id="d3" maxlength="1"></span><span><input id="d4" maxlength="1"></span>' +
+    '<div><input id="a"><input id="b"></div><fieldset><label>State <input id="state" maxlength="2"></label></fieldset></form>');
   document.body.append(form);
   t.after(() => form.remove());
-  const [d1, d2, d3, a, b] = ["#d1", "#d2", "#d3", "#a", "#b"].map((s) => form.querySelector(s) as HTMLInputElement);
+  const [d1, d2, d3, a, b, state] = ["#d1", "#d2", "#d3", "#a", "#b", "#state"].map((s) => form.querySelector(s) as HTMLInputElement);
   const recorded = () => maskFormState({ type: 3, data: { source: 0, texts: [], removes: [], adds: [], attributes: [] } }, () => null);
   // Typed in order: the first box alone (a box of one digit is a code's piece: from its first digit).
   assert.equal(maskInputValue("7", d1), MASK_PLACEHOLDER);
@@ -185,6 +186,11 @@ test("a value typed in pieces (one digit per box, a card in four boxes) is looke
   recorded();
   assert.equal(maskCopies("ref ABCD"), "ref ABCD");
   assert.equal(maskCopies("Other words 99"), "Other words 99");
+  // A short box alone is no piece of a code: its value is not looked for in the page's words.
+  state.value = "NY";
+  assert.equal(maskInputValue("NY", state), MASK_PLACEHOLDER);
+  recorded();
+  assert.equal(maskCopies("Ships to NY in 2 days"), "Ships to NY in 2 days");
 });
 
 test("a shown box of a number typed in pieces (four boxes of four or more) shows no digits; a date in three does", (t) => {

@@ -1618,10 +1618,11 @@ function secretKindOf(el: Element): SecretKind | null {
   const type = localNameOf(el) === "input" ? (attributeOf(el, "type") ?? "").toLowerCase().trim() : "";
   if (FIXED_VALUE_TYPES.has(type)) return null;
   if (type === "hidden") return "page";
-  // A box for one piece of a value typed in pieces (a digit of a one-time code): see
-  // SPLIT_PIECE_CHARS. Only how its copies are looked for; the field is not made a password's.
-  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
-  if (max > 0 && max <= SPLIT_PIECE_CHARS) return "sensitive";
+  // A box for one piece of a value typed in pieces (a digit of a one-time code, among at least
+  // SPLIT_MIN_BOXES such boxes): see SPLIT_PIECE_CHARS. Only how its copies are looked for; the
+  // field is not made a password's. A short box alone (a state's code, a flat's number) is not
+  // one: its value looked for from its first character masked that word everywhere on the page.
+  if (isSplitNumberBox(el)) return "sensitive";
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
