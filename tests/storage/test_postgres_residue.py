@@ -15,6 +15,7 @@ what it removes depend on their timing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -369,16 +370,20 @@ async def test_overwriting_a_row_before_deleting_it_leaves_its_bytes_all_the_sam
     assert await _in_pages(database, schema, ["scratch"], CUSTOMER.encode())
 
 
-async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
-    database: str, schema: str, store: SQLStorage
-) -> None:
-    """PostgreSQL only warns when the role running VACUUM does not own the table (tables made
-    by a migration role, the server given another with only reads and writes), and vacuums
-    nothing: the erased rows stayed as dead tuples while the vacuum said it was done."""
+@contextlib.asynccontextmanager
+async def _as_a_role_that_may_not_vacuum(
+    database: str, schema: str, *, hears_errors_only: bool = False
+) -> AsyncIterator[tuple[SQLStorage, asyncpg.Connection, str]]:
+    """The storage connected as a new role that reads and writes the schema's tables but does
+    not own them (tables made by a migration role, the server given another), a customer's
+    session recorded and erased by it; with the connection that made the role, and its name.
+    ``hears_errors_only``: the role's ``client_min_messages`` is ``error``."""
     role = f"not_owner_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(database)
     try:
         await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        if hears_errors_only:
+            await admin.execute(f'ALTER ROLE "{role}" SET client_min_messages = error')
         await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
         await admin.execute(
             f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
@@ -389,15 +394,25 @@ async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
         try:
             await _recorded(other, "s1", CUSTOMER, 100.0)
             await other.erase_subject(of_org("default"), CUSTOMER, ["s1"])
-            with pytest.raises(StorageError, match=r"was skipped .* must own its tables"):
-                await other.vacuum_deleted()
-            assert other.vacuum_due  # still due: tried again once the operator fixed it
+            yield other, admin, role
         finally:
             await other.close()
     finally:
         await admin.execute(f'DROP OWNED BY "{role}"')
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """PostgreSQL only warns when the role running VACUUM does not own the table (tables made
+    by a migration role, the server given another with only reads and writes), and vacuums
+    nothing: the erased rows stayed as dead tuples while the vacuum said it was done."""
+    async with _as_a_role_that_may_not_vacuum(database, schema) as (other, _, _):
+        with pytest.raises(StorageError, match=r"was skipped .* must own its tables"):
+            await other.vacuum_deleted()
+        assert other.vacuum_due  # still due: tried again once the operator fixed it
 
 
 async def test_a_role_that_may_not_vacuum_and_hears_no_warning_is_an_error_too(
@@ -407,31 +422,15 @@ async def test_a_role_that_may_not_vacuum_and_hears_no_warning_is_an_error_too(
     to quiet its logs) or to report in another language: the vacuum's "skipping" warning was
     never read, and the vacuum that vacuumed nothing counted as done. The role's right to
     vacuum is now asked of the database, in no language."""
-    role = f"quiet_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(database)
-    try:
-        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-        await admin.execute(f'ALTER ROLE "{role}" SET client_min_messages = error')
-        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        await admin.execute(
-            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
-        )
-        dsn = database.replace("postgres@", f"{role}@", 1)
-        assert dsn != database
-        other = await SQLStorage.connect(dsn, schema=schema)
-        try:
-            await _recorded(other, "s1", CUSTOMER, 100.0)
-            await other.erase_subject(of_org("default"), CUSTOMER, ["s1"])
-            with pytest.raises(StorageError, match=r"was skipped .* must own its tables"):
-                await other.vacuum_deleted()
-            assert other.vacuum_due
-            assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode())
-        finally:
-            await other.close()
-    finally:
-        await admin.execute(f'DROP OWNED BY "{role}"')
-        await admin.execute(f'DROP ROLE "{role}"')
-        await admin.close()
+    async with _as_a_role_that_may_not_vacuum(database, schema, hears_errors_only=True) as (
+        other,
+        _,
+        _,
+    ):
+        with pytest.raises(StorageError, match=r"was skipped .* must own its tables"):
+            await other.vacuum_deleted()
+        assert other.vacuum_due
+        assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode())
 
 
 async def test_rows_still_seen_are_counted_whatever_the_server_says_in_words(
@@ -560,42 +559,19 @@ async def test_the_compliance_check_fails_while_the_role_may_not_vacuum_and_pass
     one server's log: the compliance check passed while the erased rows stayed readable. The
     vacuum task now leaves a note in the database; the check fails on it, naming the fix, and
     passes once the role owns the tables and a round leaves nothing."""
-    role = f"not_owner_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(database)
-    try:
-        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        await admin.execute(
-            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
-        )
-        other = await SQLStorage.connect(
-            database.replace("postgres@", f"{role}@", 1), schema=schema
-        )
-        try:
-            await _recorded(other, "s1", CUSTOMER, 100.0)
-            await other.erase_subject(of_org("default"), CUSTOMER, ["s1"])
-            with pytest.raises(StorageError):
-                await other.vacuum_deleted()
-            status, detail, fix = _erasure_item(await store.installation_note(VACUUM_NOTE))
-            assert status == "fail" and "must own its tables" in detail
-            assert "owner of its tables" in fix
-            tables = await admin.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema
-            )
-            for row in tables:
-                await admin.execute(
-                    f'ALTER TABLE "{schema}"."{row["tablename"]}" OWNER TO "{role}"'
-                )
+    async with _as_a_role_that_may_not_vacuum(database, schema) as (other, admin, role):
+        with pytest.raises(StorageError):
             await other.vacuum_deleted()
-            assert other.vacuum_due == ()
-            assert await store.installation_note(VACUUM_NOTE) is None
-            assert _erasure_item(None)[0] == "pass"
-        finally:
-            await other.close()
-    finally:
-        await admin.execute(f'DROP OWNED BY "{role}"')
-        await admin.execute(f'DROP ROLE "{role}"')
-        await admin.close()
+        status, detail, fix = _erasure_item(await store.installation_note(VACUUM_NOTE))
+        assert status == "fail" and "must own its tables" in detail
+        assert "owner of its tables" in fix
+        tables = await admin.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+        for row in tables:
+            await admin.execute(f'ALTER TABLE "{schema}"."{row["tablename"]}" OWNER TO "{role}"')
+        await other.vacuum_deleted()
+        assert other.vacuum_due == ()
+        assert await store.installation_note(VACUUM_NOTE) is None
+        assert _erasure_item(None)[0] == "pass"
 
 
 async def test_the_compliance_check_fails_while_a_long_transaction_keeps_erased_rows(
