@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -164,19 +164,23 @@ def test_the_access_log_never_holds_a_query_string(
     assert "oidc-code-1234" not in caplog.text and "state-5678" not in caplog.text
 
 
-async def test_json_logs_tell_the_session_lifecycle_and_security_events_without_secrets(
-    tmp_path: Path, data_templates: DataTemplates
-) -> None:
+@contextlib.contextmanager
+def _serving(
+    tmp_path: Path, data_templates: DataTemplates, log_format: str
+) -> Iterator[tuple[str, list[str]]]:
+    """``tandem serve`` with ``--log-format``, answering: its base address, and a list that
+    holds its standard error (its log) once it has stopped."""
     data_dir, port = tmp_path / "data", free_port()
     data_templates.copy_to(data_dir)
     process = tandem_process(
-        [*SERVE, "--port", str(port), "--data-dir", str(data_dir), "--log-format", "json"],
+        [*SERVE, "--port", str(port), "--data-dir", str(data_dir), "--log-format", log_format],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
     )
     base = f"http://127.0.0.1:{port}"
+    log: list[str] = []
     try:
         deadline = time.monotonic() + 60  # as ServeProcess: a start on a loaded 2-core machine
         while True:
@@ -185,15 +189,24 @@ async def test_json_logs_tell_the_session_lifecycle_and_security_events_without_
                     break
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.1)
-        wrong = {"username": "alice", "password": "wrong-password-xyz"}
-        assert httpx.post(f"{base}/api/login", json=wrong).status_code == 401
-        running = SimpleNamespace(ws_base=f"ws://127.0.0.1:{port}", origin=base)
-        customer, created = await start_session(running)  # type: ignore[arg-type]
-        await customer.close()
-        httpx.get(f"{base}/api/sso/callback?code=oidc-code-1234&state=st-5678")
+        yield base, log
     finally:
         process.terminate()
         _, errors = process.communicate(timeout=30)
+        log.append(errors)
+
+
+async def test_json_logs_tell_the_session_lifecycle_and_security_events_without_secrets(
+    tmp_path: Path, data_templates: DataTemplates
+) -> None:
+    with _serving(tmp_path, data_templates, "json") as (base, log):
+        wrong = {"username": "alice", "password": "wrong-password-xyz"}
+        assert httpx.post(f"{base}/api/login", json=wrong).status_code == 401
+        running = SimpleNamespace(ws_base=base.replace("http", "ws", 1), origin=base)
+        customer, created = await start_session(running)  # type: ignore[arg-type]
+        await customer.close()
+        httpx.get(f"{base}/api/sso/callback?code=oidc-code-1234&state=st-5678")
+    [errors] = log
     events = [json.loads(line) for line in errors.splitlines() if line.strip()]  # all JSON
     names = {event.get("event") for event in events}
     assert {"sign_in_failed", "session_created", "server_started"} <= names, names
@@ -216,29 +229,10 @@ def test_console_logs_show_a_signin_names_invisible_characters_visibly(
     format writes a value without spaces unquoted, so a right-to-left override in the name went
     into the operator's terminal as it was and turned the rest of the line, the address among
     it, around ("ip=1.2.3.4" read as another). Each such character is a visible U+FFFD."""
-    data_dir, port = tmp_path / "data", free_port()
-    data_templates.copy_to(data_dir)
-    process = tandem_process(
-        [*SERVE, "--port", str(port), "--data-dir", str(data_dir), "--log-format", "console"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60  # as ServeProcess: a start on a loaded 2-core machine
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.1)
+    with _serving(tmp_path, data_templates, "console") as (base, log):
         wrong = {"username": "mallory\u202e4.3.2.1", "password": "wrong-password-xyz"}
         assert httpx.post(f"{base}/api/login", json=wrong).status_code == 401
-    finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=30)
+    [errors] = log
     [line] = [line for line in errors.splitlines() if "sign_in_failed" in line]
     assert "\u202e" not in errors
     assert "actor=mallory\ufffd4.3.2.1 " in line, line
