@@ -168,6 +168,16 @@ async def test_a_forged_x_forwarded_for_opens_no_agent_socket_from_another_netwo
     assert me(server, cookie, OWNER, "127.0.0.1") == 401
 
 
+def _bound_then_rotated(server_factory: ServerFactory) -> tuple[RunningServer, str]:
+    """A server binding sign-ins to their browser, and a sign-in's cookie bound under the key
+    that ``tandem secrets rotate`` has just replaced."""
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    return server, cookie
+
+
 async def test_a_sign_in_bound_before_a_rotation_is_bound_again_and_outlives_the_retirement(
     server_factory: ServerFactory,
 ) -> None:
@@ -176,10 +186,7 @@ async def test_a_sign_in_bound_before_a_rotation_is_bound_again_and_outlives_the
     was ended by ``tandem secrets retire`` and recorded as a copied cookie
     (``sign_in_other_client``: an alarm for every agent signed in). A copy from another browser
     is not bound again: it still ends the sign-in."""
-    server = server_factory(login_bind_client="browser")
-    cookie = sign_in(server)
-    data = str(server.settings.data_dir)
-    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    server, cookie = _bound_then_rotated(server_factory)
     with httpx.Client(
         cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **OWNER}
     ) as http:
@@ -190,7 +197,7 @@ async def test_a_sign_in_bound_before_a_rotation_is_bound_again_and_outlives_the
         assert "HttpOnly" in answer.headers["set-cookie"]
         assert "samesite=strict" in answer.headers["set-cookie"].lower()
         assert "set-cookie" not in http.get(f"{server.base}/api/me").headers  # bound now
-    retired = tandem_in_process("secrets", "retire", "--data-dir", data)
+    retired = tandem_in_process("secrets", "retire", "--data-dir", str(server.settings.data_dir))
     assert retired.returncode == 0, retired.stderr
     assert me(server, again, OWNER) == 200
     assert await records_of(server, "sign_in_other_client") == []
@@ -201,10 +208,7 @@ async def test_a_sign_in_bound_before_a_rotation_is_bound_again_and_outlives_the
 async def test_a_copy_of_a_cookie_bound_before_a_rotation_is_not_bound_again(
     server_factory: ServerFactory,
 ) -> None:
-    server = server_factory(login_bind_client="browser")
-    cookie = sign_in(server)
-    data = str(server.settings.data_dir)
-    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    server, cookie = _bound_then_rotated(server_factory)
     with httpx.Client(
         cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **THIEF}
     ) as http:
@@ -251,10 +255,7 @@ def test_signing_out_with_a_cookie_bound_before_a_rotation_leaves_no_cookie(
 ) -> None:
     """The sign-out clears the cookie; the binding again under the new key is not added after
     the clearing (the browser would have kept a cookie of the sign-in it left)."""
-    server = server_factory(login_bind_client="browser")
-    cookie = sign_in(server)
-    data = str(server.settings.data_dir)
-    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    server, cookie = _bound_then_rotated(server_factory)
     with httpx.Client(
         cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **OWNER}
     ) as http:
