@@ -419,6 +419,58 @@ async def test_a_recorded_sessions_frames_keep_flowing_while_the_database_is_fro
         server.stop()  # before its schema goes
 
 
+async def test_many_recordings_backlogs_are_bounded_together_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """Each recording's backlog was bounded alone (``recording_backlog_bytes``, 32 MiB), so
+    ``max_sessions`` recordings held that much each while the database was frozen. Two sessions
+    record here, each far under its own bound (1 MiB); together they pass the process's
+    ``recording_backlog_total_bytes`` (16 KiB): a recording stops ``unavailable``, both sides
+    told, and every frame still reaches its agent."""
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            recording_backlog_bytes=1024 * 1024,
+            recording_backlog_total_bytes=16 * 1024,
+            purge_interval_seconds=86400.0,
+        )
+        first = await recording(server)
+        second = await recording(server)
+        off = {"v": 1, "type": "recording", "on": False, "reason": "unavailable"}
+        told: list[Any] = []
+        with pg_proxy.frozen():
+            for i in range(30):  # 2 x 30 x 500 bytes: 30 KiB, each 15 KiB, both under 1 MiB
+                for customer, agent, _ in (first, second):
+                    frame = b"\x01during-%03d" % i + b"." * 500
+                    await customer.send(frame)
+                    while True:  # the frame, and perhaps the notice before it
+                        got = await asyncio.wait_for(agent.recv(), FROZEN_TIMEOUT / 2)
+                        if isinstance(got, bytes):
+                            assert got == frame
+                            break
+                        told.append(json.loads(got))
+            assert off in told  # the total (16 KiB) was passed: a recording stopped
+        server.stop()  # before its schema goes
+
+
 SOCKETS = 6
 """An account's open sockets, all revoked at once below."""
 
