@@ -2068,14 +2068,28 @@ class SessionHub:
         if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
             effects = live.machine.record_stop("size_limit", self.clock())
             if effects:
-                self._write_soon(live)
-                return self.apply(live, effects)
+                # Its backlog may be full at the same frame: that stop is applied after this.
+                stopped = self._write_soon(live)
+                applying = self.apply(live, effects)
+                return applying if stopped is None else self._in_turn(applying, stopped)
         if (
             recorder.buffered >= self.settings.recording_flush_bytes
             or self._recording_backlog.held > self.settings.recording_backlog_total_bytes
         ):
             return self._write_soon(live)
         return None
+
+    @staticmethod
+    async def _in_turn(*steps: Awaitable[None]) -> None:
+        """Await ``steps`` one after another (each is awaited, even if one before fails)."""
+        failed: BaseException | None = None
+        for step in steps:
+            try:
+                await step
+            except BaseException as exc:  # raised once the rest is awaited too
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def _write_soon(self, live: LiveSession) -> Awaitable[None] | None:
         """Start the recording's writer if it has frames and none runs. While one runs (the

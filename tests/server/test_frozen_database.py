@@ -529,6 +529,75 @@ async def test_a_customers_stop_behind_frames_queued_for_a_frozen_database_keeps
         server.stop()  # before its schema goes
 
 
+async def test_a_frame_reaching_the_size_limit_and_a_full_backlog_at_once_is_applied_whole(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """One frame brings a recording to its size limit while its backlog is full (the database
+    frozen): the stop for the backlog was made, and dropped unawaited (a coroutine never
+    awaited: its effects never applied). Both are applied now; every frame still reaches the
+    agent and the recording is ended ``unavailable`` once the database answers."""
+    import gc
+    import warnings
+
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            recording_backlog_bytes=16 * 1024,
+            max_recording_bytes=35 * 512,  # the 35th frame: the limit and a full backlog
+            purge_interval_seconds=86400.0,
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            [recording_id] = await db.fetchval("SELECT array_agg(recording_id) FROM recordings")
+            told: list[Any] = []
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with pg_proxy.frozen():
+                    for i in range(35):
+                        frame = b"\x01%03d" % i + b"." * 508
+                        await customer.send(frame)
+                        while True:  # the frame, and perhaps a notice before it
+                            got = await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2)
+                            if isinstance(got, bytes):
+                                assert got == frame
+                                break
+                            told.append(json.loads(got))
+                    got = await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2)
+                    told.append(json.loads(got))
+                    gc.collect()
+            never_awaited = [w for w in caught if "never awaited" in str(w.message)]
+            assert never_awaited == []
+            assert told == [{"v": 1, "type": "recording", "on": False, "reason": "size_limit"}]
+            query = "SELECT end_reason FROM recordings WHERE recording_id = $1"
+            deadline = time.monotonic() + 60
+            while await db.fetchval(query, recording_id) is None:
+                assert time.monotonic() < deadline, "the recording was never ended"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(query, recording_id) == "unavailable"
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
 SOCKETS = 6
 """An account's open sockets, all revoked at once below."""
 
