@@ -598,6 +598,70 @@ async def test_a_frame_reaching_the_size_limit_and_a_full_backlog_at_once_is_app
         server.stop()  # before its schema goes
 
 
+async def test_a_session_ending_behind_frames_queued_for_a_frozen_database_keeps_them_all(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The agent leaves while a recording's frames wait in its writer for a frozen database;
+    the customer's end marker and stop follow. Once the database answers, the session ends
+    for the customer and every frame, the end marker last, is stored in order before the
+    recording is ended ``session_ended``."""
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            purge_interval_seconds=86400.0,
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            [recording_id] = await db.fetchval("SELECT array_agg(recording_id) FROM recordings")
+            sent = [b"\x01queued-%03d" % i + b"." * 500 for i in range(20)]
+            with pg_proxy.frozen():
+                for frame in sent:
+                    await customer.send(frame)
+                    assert await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2) == frame
+                await send(alice, type="leave")
+                ending = {"v": 1, "type": "recording", "on": False, "reason": "session_ending"}
+                assert await recv_json(customer, timeout=FROZEN_TIMEOUT / 2) == ending
+                sent.append(b"\x01end-marker")
+                await customer.send(sent[-1])
+                await send(customer, type="record_stop")
+            ended = {"v": 1, "type": "ended", "reason": "agent_left"}
+            assert await recv_json(customer, timeout=30) == ended
+            query = "SELECT end_reason FROM recordings WHERE recording_id = $1"
+            deadline = time.monotonic() + 60
+            while await db.fetchval(query, recording_id) is None:
+                assert time.monotonic() < deadline, "the recording was never ended"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(query, recording_id) == "session_ended"
+            rows = await db.fetch(
+                "SELECT seq, data FROM recording_frames WHERE recording_id = $1 ORDER BY seq",
+                recording_id,
+            )
+            assert [row["seq"] for row in rows] == list(range(len(sent)))
+            assert [bytes(row["data"]) for row in rows] == sent
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
 SOCKETS = 6
 """An account's open sockets, all revoked at once below."""
 
