@@ -97,7 +97,7 @@ from tandem.protocol.session import (
     ToCustomer,
     ToWatcher,
 )
-from tandem.recordings import Recorder, Recordings, new_recording
+from tandem.recordings import Recorder, RecordingBacklog, Recordings, new_recording
 from tandem.refusals import SUMMARY_ACTION, RefusalBudget
 from tandem.storage.base import (
     DEFAULT_ORG,
@@ -790,6 +790,8 @@ class SessionHub:
         self._deadline_failed: Exception | None = None
         """The first error of that work since the timer's last run (raised by the next)."""
         """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
+        self._recording_backlog = RecordingBacklog()
+        """What all recordings hold in memory, not yet written: recording_backlog_total_bytes."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -2066,11 +2068,28 @@ class SessionHub:
         if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
             effects = live.machine.record_stop("size_limit", self.clock())
             if effects:
-                self._write_soon(live)
-                return self.apply(live, effects)
-        if recorder.buffered >= self.settings.recording_flush_bytes:
+                # Its backlog may be full at the same frame: that stop is applied after this.
+                stopped = self._write_soon(live)
+                applying = self.apply(live, effects)
+                return applying if stopped is None else self._in_turn(applying, stopped)
+        if (
+            recorder.buffered >= self.settings.recording_flush_bytes
+            or self._recording_backlog.held > self.settings.recording_backlog_total_bytes
+        ):
             return self._write_soon(live)
         return None
+
+    @staticmethod
+    async def _in_turn(*steps: Awaitable[None]) -> None:
+        """Await ``steps`` one after another (each is awaited, even if one before fails)."""
+        failed: BaseException | None = None
+        for step in steps:
+            try:
+                await step
+            except BaseException as exc:  # raised once the rest is awaited too
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def _write_soon(self, live: LiveSession) -> Awaitable[None] | None:
         """Start the recording's writer if it has frames and none runs. While one runs (the
@@ -2085,7 +2104,10 @@ class SessionHub:
             self._recording_writes.add(writing)
             writing.add_done_callback(self._recording_writes.discard)
             return None
-        if recorder.buffered <= self.settings.recording_backlog_bytes:
+        if (
+            recorder.buffered <= self.settings.recording_backlog_bytes
+            and self._recording_backlog.held <= self.settings.recording_backlog_total_bytes
+        ):
             return None
         # Storage has not taken the last write while this much more came: the recording
         # stops; its writer ends it in storage (``unavailable``) once that write is over.
@@ -2093,7 +2115,7 @@ class SessionHub:
         metrics.STORAGE_ERRORS.labels(where="recording").inc()
         log.warning("recording stopped: storage did not take its frames in time")
         recorder.lost = "storage error"
-        recorder.buffer, recorder.buffered = [], 0
+        recorder.drop()
         live.recorder = None
         return self.apply(live, live.machine.record_stop("unavailable"))
 
@@ -2133,6 +2155,7 @@ class SessionHub:
             recorder.writing = None
         if recorder.lost is None:
             return
+        recorder.drop()  # what came while the write failed: never written
         # Storage that answered (erased, refused) hears of it now; a database that did not
         # answer, from the timer (retried until it does). Registered only now, with no write
         # of this recording under way.
@@ -2178,7 +2201,9 @@ class SessionHub:
             )
             raise
         live.recorder = Recorder(
-            recording, self.settings.max_recording_bytes + self.settings.recording_end_bytes
+            recording,
+            self.settings.max_recording_bytes + self.settings.recording_end_bytes,
+            backlog=self._recording_backlog,
         )
 
     async def _stop_recording(self, live: LiveSession, reason: str) -> None:
@@ -2186,6 +2211,7 @@ class SessionHub:
         recorder, live.recorder = live.recorder, None
         if recorder is None:
             return
+        recorder.drop()  # written by the flush, unless it failed (then ended unavailable)
         recording_id = recorder.recording.recording_id
         try:
             await self.storage.end_recording(recording_id, self.clock(), reason)
@@ -2583,7 +2609,9 @@ class SessionHub:
             if stored is None or stored.ended_at is None or live.machine.ended:
                 continue
             live.closed_elsewhere = True
-            live.recorder = None  # closed ``interrupted`` in storage, with what was flushed
+            if live.recorder is not None:  # closed ``interrupted`` in storage, with what
+                live.recorder.drop()  # was flushed
+            live.recorder = None
             log.warning("session closed by another process: ending it here")
             await self.apply(live, live.machine.shut_down())
 

@@ -243,6 +243,15 @@ def recording_events(
 
 
 @dataclasses.dataclass(slots=True)
+class RecordingBacklog:
+    """What every recording of a process holds in memory, not yet taken by a write (bytes):
+    bounded by ``recording_backlog_total_bytes`` (each recording's own bound alone allowed
+    ``recording_backlog_bytes`` times the sessions while the database was frozen)."""
+
+    held: int = 0
+
+
+@dataclasses.dataclass(slots=True)
 class Recorder:
     """The frames of one running recording, buffered between writes to storage."""
 
@@ -257,6 +266,8 @@ class Recorder:
     lost: str | None = None
     """Why the recording stopped keeping frames (storage failed, or did not take them in time);
     ended ``unavailable`` once its last write is over."""
+    backlog: RecordingBacklog | None = None
+    """The process's total this recorder's buffer counts in (SessionHub)."""
 
     def add(self, frame: bytes) -> bool:
         """Keep a frame; False (and nothing kept) when it would pass the size limit."""
@@ -265,14 +276,23 @@ class Recorder:
         self.buffer.append(frame)
         self.size += len(frame)
         self.buffered += len(frame)
+        if self.backlog is not None:
+            self.backlog.held += len(frame)
         return True
 
     def take(self) -> tuple[int, list[bytes]]:
         """The buffered frames and the number of the first; the buffer empties."""
         first, frames = self.next_seq, self.buffer
         self.next_seq += len(frames)
-        self.buffer, self.buffered = [], 0
+        self.drop()
         return first, frames
+
+    def drop(self) -> None:
+        """Forget the buffered frames (taken, or never to be written): the total counts them
+        no more."""
+        if self.backlog is not None:
+            self.backlog.held -= self.buffered
+        self.buffer, self.buffered = [], 0
 
 
 class Downloads:

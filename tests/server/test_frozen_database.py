@@ -419,6 +419,253 @@ async def test_a_recorded_sessions_frames_keep_flowing_while_the_database_is_fro
         server.stop()  # before its schema goes
 
 
+async def test_many_recordings_backlogs_are_bounded_together_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """Each recording's backlog was bounded alone (``recording_backlog_bytes``, 32 MiB), so
+    ``max_sessions`` recordings held that much each while the database was frozen. Two sessions
+    record here, each far under its own bound (1 MiB); together they pass the process's
+    ``recording_backlog_total_bytes`` (16 KiB): a recording stops ``unavailable``, both sides
+    told, and every frame still reaches its agent."""
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            recording_backlog_bytes=1024 * 1024,
+            recording_backlog_total_bytes=16 * 1024,
+            purge_interval_seconds=86400.0,
+        )
+        first = await recording(server)
+        second = await recording(server)
+        off = {"v": 1, "type": "recording", "on": False, "reason": "unavailable"}
+        told: list[Any] = []
+        with pg_proxy.frozen():
+            for i in range(30):  # 2 x 30 x 500 bytes: 30 KiB, each 15 KiB, both under 1 MiB
+                for customer, agent, _ in (first, second):
+                    frame = b"\x01during-%03d" % i + b"." * 500
+                    await customer.send(frame)
+                    while True:  # the frame, and perhaps the notice before it
+                        got = await asyncio.wait_for(agent.recv(), FROZEN_TIMEOUT / 2)
+                        if isinstance(got, bytes):
+                            assert got == frame
+                            break
+                        told.append(json.loads(got))
+            assert off in told  # the total (16 KiB) was passed: a recording stopped
+        # Once the database answers, what was held is written (or was let go): none is left
+        # counted against the total.
+        hub = server.server.config.app.state.services.hub
+        await wait_for(lambda: hub._recording_backlog.held == 0)
+        server.stop()  # before its schema goes
+
+
+async def test_a_customers_stop_behind_frames_queued_for_a_frozen_database_keeps_them_all(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """Frames wait in the recording's writer for a frozen database when the customer stops
+    the recording (after its end marker). Once the database answers, every frame sent before
+    the stop is stored, in order, before the recording is ended ``stopped_by_customer``: none
+    after the end, none dropped."""
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            purge_interval_seconds=86400.0,
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            [recording_id] = await db.fetchval("SELECT array_agg(recording_id) FROM recordings")
+            sent = [b"\x01queued-%03d" % i + b"." * 500 for i in range(20)]
+            sent.append(b"\x01end-marker")
+            with pg_proxy.frozen():
+                for frame in sent:
+                    await customer.send(frame)
+                    assert await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2) == frame
+                await send(customer, type="record_stop")
+            query = "SELECT end_reason FROM recordings WHERE recording_id = $1"
+            deadline = time.monotonic() + 60
+            while await db.fetchval(query, recording_id) is None:
+                assert time.monotonic() < deadline, "the recording was never ended"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(query, recording_id) == "stopped_by_customer"
+            rows = await db.fetch(
+                "SELECT seq, data FROM recording_frames WHERE recording_id = $1 ORDER BY seq",
+                recording_id,
+            )
+            assert [row["seq"] for row in rows] == list(range(len(sent)))
+            assert [bytes(row["data"]) for row in rows] == sent
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
+async def test_a_frame_reaching_the_size_limit_and_a_full_backlog_at_once_is_applied_whole(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """One frame brings a recording to its size limit while its backlog is full (the database
+    frozen): the stop for the backlog was made, and dropped unawaited (a coroutine never
+    awaited: its effects never applied). Both are applied now; every frame still reaches the
+    agent and the recording is ended ``unavailable`` once the database answers."""
+    import gc
+    import warnings
+
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            recording_backlog_bytes=16 * 1024,
+            max_recording_bytes=35 * 512,  # the 35th frame: the limit and a full backlog
+            purge_interval_seconds=86400.0,
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            [recording_id] = await db.fetchval("SELECT array_agg(recording_id) FROM recordings")
+            told: list[Any] = []
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with pg_proxy.frozen():
+                    for i in range(35):
+                        frame = b"\x01%03d" % i + b"." * 508
+                        await customer.send(frame)
+                        while True:  # the frame, and perhaps a notice before it
+                            got = await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2)
+                            if isinstance(got, bytes):
+                                assert got == frame
+                                break
+                            told.append(json.loads(got))
+                    got = await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2)
+                    told.append(json.loads(got))
+                    gc.collect()
+            never_awaited = [w for w in caught if "never awaited" in str(w.message)]
+            assert never_awaited == []
+            assert told == [{"v": 1, "type": "recording", "on": False, "reason": "size_limit"}]
+            query = "SELECT end_reason FROM recordings WHERE recording_id = $1"
+            deadline = time.monotonic() + 60
+            while await db.fetchval(query, recording_id) is None:
+                assert time.monotonic() < deadline, "the recording was never ended"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(query, recording_id) == "unavailable"
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
+async def test_a_session_ending_behind_frames_queued_for_a_frozen_database_keeps_them_all(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The agent leaves while a recording's frames wait in its writer for a frozen database;
+    the customer's end marker and stop follow. Once the database answers, the session ends
+    for the customer and every frame, the end marker last, is stored in order before the
+    recording is ended ``session_ended``."""
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY, recording
+    from tests.server.test_scale_out import run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+
+        async def with_key() -> None:
+            from tandem.config import Settings
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.set_recording_key(operator("default"), KEY)
+
+        run_in_thread(with_key)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            recording_flush_bytes=1024,
+            purge_interval_seconds=86400.0,
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            [recording_id] = await db.fetchval("SELECT array_agg(recording_id) FROM recordings")
+            sent = [b"\x01queued-%03d" % i + b"." * 500 for i in range(20)]
+            with pg_proxy.frozen():
+                for frame in sent:
+                    await customer.send(frame)
+                    assert await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2) == frame
+                await send(alice, type="leave")
+                ending = {"v": 1, "type": "recording", "on": False, "reason": "session_ending"}
+                assert await recv_json(customer, timeout=FROZEN_TIMEOUT / 2) == ending
+                sent.append(b"\x01end-marker")
+                await customer.send(sent[-1])
+                await send(customer, type="record_stop")
+            ended = {"v": 1, "type": "ended", "reason": "agent_left"}
+            assert await recv_json(customer, timeout=30) == ended
+            query = "SELECT end_reason FROM recordings WHERE recording_id = $1"
+            deadline = time.monotonic() + 60
+            while await db.fetchval(query, recording_id) is None:
+                assert time.monotonic() < deadline, "the recording was never ended"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(query, recording_id) == "session_ended"
+            rows = await db.fetch(
+                "SELECT seq, data FROM recording_frames WHERE recording_id = $1 ORDER BY seq",
+                recording_id,
+            )
+            assert [row["seq"] for row in rows] == list(range(len(sent)))
+            assert [bytes(row["data"]) for row in rows] == sent
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
 SOCKETS = 6
 """An account's open sockets, all revoked at once below."""
 
