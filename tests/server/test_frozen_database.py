@@ -56,6 +56,35 @@ def seed_people(data_dir: Path, url: str) -> None:
     run_in_thread(seed)
 
 
+def recording_server(
+    server_factory: ServerFactory, tmp_path: Path, url: str, **settings: Any
+) -> RunningServer:
+    """A server on the proxied database ``url`` whose organisation has the recording key: the
+    accounts seeded, recordings flushed every KiB, storage waits bounded by FROZEN_TIMEOUT, no
+    purge; ``settings`` add to these."""
+    from tandem.config import Settings
+    from tandem.directory import offline, operator
+    from tests.server.test_recordings import KEY
+    from tests.server.test_scale_out import run_in_thread
+
+    seed_people(tmp_path / "seed", url)
+
+    async def with_key() -> None:
+        loaded = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+        async with offline(loaded) as directory:
+            await directory.set_recording_key(operator("default"), KEY)
+
+    run_in_thread(with_key)
+    return server_factory(
+        database_url=url,
+        audit_key_file=tmp_path / "seed" / "audit.key",
+        database_timeout_seconds=FROZEN_TIMEOUT,
+        recording_flush_bytes=1024,
+        purge_interval_seconds=86400.0,
+        **settings,
+    )
+
+
 def seeded_server(
     server_factory: ServerFactory, url: str, tmp_path: Path, **settings: Any
 ) -> RunningServer:
@@ -332,29 +361,15 @@ async def test_a_recorded_sessions_frames_keep_flowing_while_the_database_is_fro
     told) once its backlog is full, and once the database answers it is ended ``unavailable``
     with exactly the frames stored before (and a prefix of those after), and a new recording
     works without a restart."""
-    from tandem.directory import offline, operator
-    from tests.server.test_recordings import KEY, recording
-    from tests.server.test_scale_out import run_in_thread
+    from tests.server.test_recordings import recording
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
-        seed_people(tmp_path / "seed", url)
-
-        async def with_key() -> None:
-            from tandem.config import Settings
-
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await directory.set_recording_key(operator("default"), KEY)
-
-        run_in_thread(with_key)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
-            database_timeout_seconds=FROZEN_TIMEOUT,
-            recording_flush_bytes=1024,
+        server = recording_server(
+            server_factory,
+            tmp_path,
+            url,
             recording_backlog_bytes=16 * 1024,
-            purge_interval_seconds=86400.0,
         )
         customer, alice, _ = await recording(server)
         db = await pg_connect(schema)
@@ -427,30 +442,16 @@ async def test_many_recordings_backlogs_are_bounded_together_while_the_database_
     record here, each far under its own bound (1 MiB); together they pass the process's
     ``recording_backlog_total_bytes`` (16 KiB): a recording stops ``unavailable``, both sides
     told, and every frame still reaches its agent."""
-    from tandem.directory import offline, operator
-    from tests.server.test_recordings import KEY, recording
-    from tests.server.test_scale_out import run_in_thread
+    from tests.server.test_recordings import recording
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
-        seed_people(tmp_path / "seed", url)
-
-        async def with_key() -> None:
-            from tandem.config import Settings
-
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await directory.set_recording_key(operator("default"), KEY)
-
-        run_in_thread(with_key)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
-            database_timeout_seconds=FROZEN_TIMEOUT,
-            recording_flush_bytes=1024,
+        server = recording_server(
+            server_factory,
+            tmp_path,
+            url,
             recording_backlog_bytes=1024 * 1024,
             recording_backlog_total_bytes=16 * 1024,
-            purge_interval_seconds=86400.0,
         )
         first = await recording(server)
         second = await recording(server)
@@ -482,29 +483,11 @@ async def test_a_customers_stop_behind_frames_queued_for_a_frozen_database_keeps
     the recording (after its end marker). Once the database answers, every frame sent before
     the stop is stored, in order, before the recording is ended ``stopped_by_customer``: none
     after the end, none dropped."""
-    from tandem.directory import offline, operator
-    from tests.server.test_recordings import KEY, recording
-    from tests.server.test_scale_out import run_in_thread
+    from tests.server.test_recordings import recording
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
-        seed_people(tmp_path / "seed", url)
-
-        async def with_key() -> None:
-            from tandem.config import Settings
-
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await directory.set_recording_key(operator("default"), KEY)
-
-        run_in_thread(with_key)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
-            database_timeout_seconds=FROZEN_TIMEOUT,
-            recording_flush_bytes=1024,
-            purge_interval_seconds=86400.0,
-        )
+        server = recording_server(server_factory, tmp_path, url)
         customer, alice, _ = await recording(server)
         db = await pg_connect(schema)
         try:
@@ -543,30 +526,16 @@ async def test_a_frame_reaching_the_size_limit_and_a_full_backlog_at_once_is_app
     import gc
     import warnings
 
-    from tandem.directory import offline, operator
-    from tests.server.test_recordings import KEY, recording
-    from tests.server.test_scale_out import run_in_thread
+    from tests.server.test_recordings import recording
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
-        seed_people(tmp_path / "seed", url)
-
-        async def with_key() -> None:
-            from tandem.config import Settings
-
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await directory.set_recording_key(operator("default"), KEY)
-
-        run_in_thread(with_key)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
-            database_timeout_seconds=FROZEN_TIMEOUT,
-            recording_flush_bytes=1024,
+        server = recording_server(
+            server_factory,
+            tmp_path,
+            url,
             recording_backlog_bytes=16 * 1024,
             max_recording_bytes=35 * 512,  # the 35th frame: the limit and a full backlog
-            purge_interval_seconds=86400.0,
         )
         customer, alice, _ = await recording(server)
         db = await pg_connect(schema)
@@ -609,29 +578,11 @@ async def test_a_session_ending_behind_frames_queued_for_a_frozen_database_keeps
     the customer's end marker and stop follow. Once the database answers, the session ends
     for the customer and every frame, the end marker last, is stored in order before the
     recording is ended ``session_ended``."""
-    from tandem.directory import offline, operator
-    from tests.server.test_recordings import KEY, recording
-    from tests.server.test_scale_out import run_in_thread
+    from tests.server.test_recordings import recording
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
-        seed_people(tmp_path / "seed", url)
-
-        async def with_key() -> None:
-            from tandem.config import Settings
-
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await directory.set_recording_key(operator("default"), KEY)
-
-        run_in_thread(with_key)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
-            database_timeout_seconds=FROZEN_TIMEOUT,
-            recording_flush_bytes=1024,
-            purge_interval_seconds=86400.0,
-        )
+        server = recording_server(server_factory, tmp_path, url)
         customer, alice, _ = await recording(server)
         db = await pg_connect(schema)
         try:
