@@ -167,50 +167,37 @@ app = _typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-user_app = _typer(help="Manage agent accounts.", no_args_is_help=True)
-app.add_typer(user_app, name="user")
-audit_app = _typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
 
-recording_app = _typer(help="Recordings exported from the console.", no_args_is_help=True)
-app.add_typer(recording_app, name="recording")
-org_app = _typer(help="Organisations and their teams.", no_args_is_help=True)
-app.add_typer(org_app, name="org")
-site_app = _typer(help="Websites whose pages may start sessions.", no_args_is_help=True)
-app.add_typer(site_app, name="site")
-db_app = _typer(
-    help="The database: upgrade its schema, move an installation to PostgreSQL.",
-    no_args_is_help=True,
+
+def _group(name: str, help_text: str) -> typer.Typer:
+    """A command group ``tandem NAME …``, its help shown when it is given no command."""
+    group = _typer(help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+user_app = _group("user", "Manage agent accounts.")
+audit_app = _group("audit", "Check and export the tamper-evident audit trail.")
+recording_app = _group("recording", "Recordings exported from the console.")
+org_app = _group("org", "Organisations and their teams.")
+site_app = _group("site", "Websites whose pages may start sessions.")
+db_app = _group("db", "The database: upgrade its schema, move an installation to PostgreSQL.")
+compliance_app = _group("compliance", "Check this installation against GDPR, HIPAA or PCI DSS.")
+security_app = _group("security", "Known vulnerabilities in this version and what it ships (SBOM).")
+subject_app = _group(
+    "subject", "Data subject requests: find, export or erase what concerns one customer."
 )
-app.add_typer(db_app, name="db")
-compliance_app = _typer(
-    help="Check this installation against GDPR, HIPAA or PCI DSS.", no_args_is_help=True
+hold_app = _group(
+    "hold", "Legal holds: keep a recording or a customer's data from purge and erasure."
 )
-app.add_typer(compliance_app, name="compliance")
-security_app = _typer(
-    help="Known vulnerabilities in this version and what it ships (SBOM).", no_args_is_help=True
+training_app = _group(
+    "training",
+    "Training before live sessions: policy acknowledgements and practice (docs/training.md).",
 )
-app.add_typer(security_app, name="security")
-subject_app = _typer(
-    help="Data subject requests: find, export or erase what concerns one customer.",
-    no_args_is_help=True,
+secrets_app = _group(
+    "secrets",
+    "The secrets key (secrets.key): stage, rotate and retire its keys (docs/operations.md).",
 )
-app.add_typer(subject_app, name="subject")
-hold_app = _typer(
-    help="Legal holds: keep a recording or a customer's data from purge and erasure.",
-    no_args_is_help=True,
-)
-app.add_typer(hold_app, name="hold")
-training_app = _typer(
-    help="Training before live sessions: policy acknowledgements and practice (docs/training.md).",
-    no_args_is_help=True,
-)
-app.add_typer(training_app, name="training")
-secrets_app = _typer(
-    help="The secrets key (secrets.key): stage, rotate and retire its keys (docs/operations.md).",
-    no_args_is_help=True,
-)
-app.add_typer(secrets_app, name="secrets")
 
 
 def _path(text: str) -> Path:
