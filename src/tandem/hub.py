@@ -188,6 +188,13 @@ class LiveSession:
     """The joined agent's teams' policies for this site, sent to the customer."""
     recorder: Recorder | None = None
     """The running recording's buffer, while the customer allows recording."""
+    closing_recordings: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    """Recordings of this session stopped here and not yet ended in storage (their last
+    writes, then their end: :meth:`SessionHub._close_recording`). The session's end in storage
+    waits for them: a session ended there can be erased (``tandem subject erase``), and an
+    erasure must never meet a recording whose frames are still being written."""
+    recording_ids: list[str] = dataclasses.field(default_factory=list)
+    """The recordings started in this session here: each is ended in storage before it is."""
     stored_state: str = "waiting"
     """The state storage last heard of (kept only with several processes)."""
     client: str = ""
@@ -2099,10 +2106,7 @@ class SessionHub:
         if recorder is None or not recorder.buffer:
             return None
         if recorder.writing is None:
-            writing = asyncio.create_task(self._write_recording(live, recorder))
-            recorder.writing = writing
-            self._recording_writes.add(writing)
-            writing.add_done_callback(self._recording_writes.discard)
+            self._start_writer(live, recorder)
             return None
         if (
             recorder.buffered <= self.settings.recording_backlog_bytes
@@ -2113,20 +2117,20 @@ class SessionHub:
         # stops; its writer ends it in storage (``unavailable``) once that write is over.
         metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
         metrics.STORAGE_ERRORS.labels(where="recording").inc()
-        log.warning("recording stopped: storage did not take its frames in time")
+        log.warning(
+            "recording %s stopped: storage did not take its frames in time",
+            recorder.recording.recording_id,
+        )
         recorder.lost = "storage error"
         recorder.drop()
-        live.recorder = None
+        self._detach_recorder(live, recorder, None)
         return self.apply(live, live.machine.record_stop("unavailable"))
 
-    async def _flush(self, live: LiveSession) -> None:
-        """Write what the running recording buffered and wait for it (and a write under way)."""
-        recorder = live.recorder
-        if recorder is None:
-            return
-        self._write_soon(live)
-        if recorder.writing is not None:
-            await asyncio.shield(recorder.writing)
+    def _start_writer(self, live: LiveSession, recorder: Recorder) -> None:
+        writing = asyncio.create_task(self._write_recording(live, recorder))
+        recorder.writing = writing
+        self._recording_writes.add(writing)
+        writing.add_done_callback(self._recording_writes.discard)
 
     async def _write_recording(self, live: LiveSession, recorder: Recorder) -> None:
         """The recording's writer: writes its buffer, in order, until it is empty. Never raises:
@@ -2148,7 +2152,14 @@ class SessionHub:
                         metrics.STORAGE_ERRORS.labels(where="recording").inc()
                     if recorder.lost is None:
                         recorder.lost = str(exc) if answered else "storage error"
-                        log.warning("recording stopped: %s", recorder.lost)
+                        # Its frames in this write and those queued behind it are let go:
+                        # never written later (a recording erased meanwhile stays erased).
+                        log.warning(
+                            "recording %s stopped, %d frame(s) not written: %s",
+                            recording_id,
+                            len(frames) + len(recorder.buffer),
+                            recorder.lost,
+                        )
                     break
                 metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
         finally:
@@ -2156,18 +2167,115 @@ class SessionHub:
         if recorder.lost is None:
             return
         recorder.drop()  # what came while the write failed: never written
-        # Storage that answered (erased, refused) hears of it now; a database that did not
-        # answer, from the timer (retried until it does). Registered only now, with no write
-        # of this recording under way.
-        self._failed_recordings[recording_id] = (live.org_id, recorder.lost, self.clock())
-        try:
-            if live.recorder is recorder:  # both sides are told at once
-                live.recorder = None
+        if live.recorder is recorder:  # both sides are told at once
+            self._detach_recorder(live, recorder, None)
+            try:
                 await self.apply(live, live.machine.record_stop("unavailable"))
-            if answered:
-                await self._write_what_failed()
-        except Exception as exc:  # retried by the timer (the session's end, the records)
-            log.warning("recording's stop not applied: %s", type(exc).__name__)
+            except Exception as exc:  # retried by the timer (the session's end, the records)
+                log.warning("recording's stop not applied: %s", type(exc).__name__)
+
+    def _detach_recorder(self, live: LiveSession, recorder: Recorder, reason: str | None) -> None:
+        """The recording keeps no more frames; its closing task (:meth:`_close_recording`)
+        writes what it holds (``reason``: stopped) or lets it go (None: storage failed), then
+        ends it in storage. Nothing here waits for storage: the customer's stop, or a frame
+        that reaches the size limit, came on the customer's socket, and a frozen database held
+        every frame after it (and both sides' notice) for up to ``database_timeout_seconds``."""
+        if live.recorder is recorder:
+            live.recorder = None
+        if recorder.closing is not None:
+            return
+        closing = asyncio.create_task(self._close_recording(live, recorder, reason))
+        recorder.closing = closing
+        for tasks in (live.closing_recordings, self._recording_writes):
+            tasks.add(closing)
+            closing.add_done_callback(tasks.discard)
+
+    async def _close_recording(
+        self, live: LiveSession, recorder: Recorder, reason: str | None
+    ) -> None:
+        """End a detached recording in storage, after its last write: ``reason`` if every frame
+        it kept was written, else ``unavailable`` (``recording_failed``), retried by the timer
+        while storage does not answer. Never raises."""
+        recording_id = recorder.recording.recording_id
+        try:
+            # What it kept since its last write is written now (unless a write is under way:
+            # that writer goes on to it).
+            stopped = reason is not None and recorder.lost is None
+            if stopped and recorder.writing is None and recorder.buffer:
+                self._start_writer(live, recorder)
+            if recorder.writing is not None:  # its last write (and the rest, unless it fails)
+                await asyncio.shield(recorder.writing)
+            recorder.drop()  # written, unless the writer failed: then never written
+            if recorder.lost is None and reason is not None:
+                try:
+                    await self.storage.end_recording(recording_id, self.clock(), reason)
+                except Exception as exc:
+                    # Not ended in storage (it would stay "running" there for good): the
+                    # timer ends it ``unavailable`` (recorded ``recording_failed``) once
+                    # storage answers.
+                    self._failed_recordings[recording_id] = (
+                        live.org_id,
+                        "storage error",
+                        self.clock(),
+                    )
+                    log.warning(
+                        "recording %s not ended in storage (%s): ended once storage answers",
+                        recording_id,
+                        type(exc).__name__,
+                    )
+                    return
+                await self.record_done(  # ended in storage: its record is kept if not written
+                    "recording_stopped",
+                    actor="server",
+                    org=live.org_id,
+                    subject=recording_id,
+                    session=live.machine.session_id,
+                    reason=reason,
+                    frames=recorder.next_seq,
+                    size=recorder.size,
+                )
+                return
+            self._failed_recordings[recording_id] = (
+                live.org_id,
+                recorder.lost or "storage error",
+                self.clock(),
+            )
+            try:
+                await self._end_failed_recording(recording_id)
+            except Exception as exc:  # the timer tries again
+                log.warning(
+                    "recording %s not ended in storage (%s): ended once storage answers",
+                    recording_id,
+                    type(exc).__name__,
+                )
+        except Exception:  # never raised into the session's tasks
+            log.exception("recording %s not closed", recording_id)
+
+    async def _recordings_closed(self, live: LiveSession) -> None:
+        """Wait until every recording of ``live`` stopped here is ended in storage (its writes
+        over); raises (StorageError) if one is not, the database away: the caller (the session's
+        end in storage) is tried again, so that it never goes before its recordings'."""
+        while live.closing_recordings:
+            await asyncio.gather(*map(asyncio.shield, tuple(live.closing_recordings)))
+        for recording_id in live.recording_ids:
+            await self._end_failed_recording(recording_id)
+
+    async def _end_failed_recording(self, recording_id: str) -> None:
+        """End ``unavailable`` (with its ``recording_failed`` record) a recording whose frames
+        or end storage did not take, if it is still waiting for it; raises if storage fails
+        (it waits again)."""
+        entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
+        if entry is None:
+            return
+        org, why, at = entry
+        try:
+            await self.storage.end_recording(recording_id, at, "unavailable")
+            await self.record(
+                "recording_failed", actor="server", org=org, subject=recording_id, reason=why
+            )
+        except Exception:
+            self._failed_recordings.setdefault(recording_id, entry)
+            raise
 
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
@@ -2181,6 +2289,7 @@ class SessionHub:
             key_id=key_id,
         )
         await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
+        live.recording_ids.append(recording.recording_id)
         try:
             await self.record(
                 "recording_started",
@@ -2206,31 +2315,11 @@ class SessionHub:
             backlog=self._recording_backlog,
         )
 
-    async def _stop_recording(self, live: LiveSession, reason: str) -> None:
-        await self._flush(live)
-        recorder, live.recorder = live.recorder, None
-        if recorder is None:
-            return
-        recorder.drop()  # written by the flush, unless it failed (then ended unavailable)
-        recording_id = recorder.recording.recording_id
-        try:
-            await self.storage.end_recording(recording_id, self.clock(), reason)
-        except Exception:
-            # Not ended in storage (it would stay "running" there for good): the timer ends it
-            # ``unavailable`` (recorded ``recording_failed``) once storage answers. It keeps no
-            # more frames either way.
-            self._failed_recordings[recording_id] = (live.org_id, "storage error", self.clock())
-            raise
-        await self.record_done(  # ended in storage: its record is kept if it cannot be written
-            "recording_stopped",
-            actor="server",
-            org=live.org_id,
-            subject=recording_id,
-            session=live.machine.session_id,
-            reason=reason,
-            frames=recorder.next_seq,
-            size=recorder.size,
-        )
+    def _stop_recording(self, live: LiveSession, reason: str) -> None:
+        """The running recording stops here (if one runs): no frame after this is kept, and it
+        is ended ``reason`` in storage after its last write, by its own task."""
+        if live.recorder is not None:
+            self._detach_recorder(live, live.recorder, reason)
 
     def send_to_customer(self, live: LiveSession, message: ServerMessage) -> None:
         self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
@@ -2280,7 +2369,7 @@ class SessionHub:
         elif isinstance(effect, StartRecording):
             await self._start_recording(live)
         elif isinstance(effect, StopRecording):
-            await self._stop_recording(live, effect.reason)
+            self._stop_recording(live, effect.reason)
         elif isinstance(effect, EndSession):
             if live.practice is not None and effect.reason == "agent_left":
                 live.practice_steps.add("ended")
@@ -2335,7 +2424,9 @@ class SessionHub:
             return
         self._closing.add(session_id)
         try:
-            await self._stop_recording(live, "session_ended")  # stopped already unless it failed
+            self._stop_recording(live, "session_ended")  # stopped already unless it failed
+            # Its recordings end in storage first: an ended session may be erased at once.
+            await self._recordings_closed(live)
             await self.storage.delete_join_codes(session_id)
             await self.storage.record_session_end(
                 session_id, self.clock(), reason, live.machine.agent
@@ -2377,17 +2468,9 @@ class SessionHub:
         unwritten = await self._write_unrecorded()
         failed = failed or unwritten
         for recording_id in tuple(self._failed_recordings):
-            entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
-            if entry is None:
-                continue
-            org, why, at = entry
             try:
-                await self.storage.end_recording(recording_id, at, "unavailable")
-                await self.record(
-                    "recording_failed", actor="server", org=org, subject=recording_id, reason=why
-                )
+                await self._end_failed_recording(recording_id)
             except Exception as exc:  # returned; tried again next time
-                self._failed_recordings.setdefault(recording_id, entry)
                 failed = failed or exc
         for live, reason in tuple(self._unfinished.values()):
             try:
@@ -2658,6 +2741,9 @@ class SessionHub:
         reconnect (1012). If storage fails, the session ends ``server_shutdown`` instead."""
         machine = live.machine
         session_id = machine.session_id
+        # Its recording (closed ``server_restart``) ends in storage before the hand-over: the
+        # next process finds it ended (or, storage failing, this one's timer ends it).
+        await asyncio.gather(*map(asyncio.shield, tuple(live.closing_recordings)))
         now = self.clock()
         window = self.settings.resume_grace_seconds
         if machine.agent is not None and live.agent_resume_digest:

@@ -268,6 +268,8 @@ class Recorder:
     ended ``unavailable`` once its last write is over."""
     backlog: RecordingBacklog | None = None
     """The process's total this recorder's buffer counts in (SessionHub)."""
+    closing: asyncio.Task[None] | None = None
+    """The task ending it in storage once it stopped (SessionHub._close_recording)."""
 
     def add(self, frame: bytes) -> bool:
         """Keep a frame; False (and nothing kept) when it would pass the size limit."""
