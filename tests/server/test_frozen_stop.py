@@ -7,21 +7,33 @@ kept in the audit backlog for the next process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
+import sqlite3
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import free_port
+from tests.conftest import add_user, free_port
+from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import login_cookie, open_agent, sharing_session, start_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import seed_people
-from tests.storage.conftest import fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    yield from running_private_redis()
+
 
 STOP_TIMEOUT = 6.0
 """The servers' --shutdown-timeout here."""
@@ -65,6 +77,28 @@ def recording_seed(tmp_path: Path, url: str) -> Path:
     return tmp_path / "seed" / "audit.key"
 
 
+async def opened(
+    server: ServeProcess, make: Callable[[Any], Awaitable[list[ClientConnection]]]
+) -> list[ClientConnection]:
+    """``make(server)``'s sockets; the server stopped if that fails."""
+    try:
+        return await make(server)
+    except BaseException:
+        server.stop()
+        raise
+
+
+async def sessions(server: Any) -> list[ClientConnection]:
+    """Two shared sessions, a waiting customer and an agent in no session."""
+    sockets: list[ClientConnection] = []
+    for _ in range(2):
+        customer, agent, _ = await sharing_session(server)
+        sockets += [customer, agent]
+    sockets.append((await start_session(server))[0])
+    sockets.append(await open_agent(server, login_cookie(server)))
+    return sockets
+
+
 async def live_sockets(server: Any) -> list[ClientConnection]:
     """A recorded session, two shared ones, a waiting customer and an agent in no session."""
     from tests.server.test_recordings import recording
@@ -80,6 +114,40 @@ async def live_sockets(server: Any) -> list[ClientConnection]:
     sockets.append((await start_session(server))[0])
     sockets.append(await open_agent(server, login_cookie(server)))
     return sockets
+
+
+async def stopped(server: ServeProcess, sockets: list[ClientConnection]) -> Stopped:
+    """SIGTERM to ``server``: how each of ``sockets`` was closed, how long the process took to
+    exit (failing past STOP_TIMEOUT + EXIT_ROOM), and its log."""
+    try:
+        stopping = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        closed = await asyncio.gather(*(closing(ws) for ws in sockets))
+        exited = await asyncio.to_thread(server.process.wait, STOP_TIMEOUT + EXIT_ROOM)
+        took = time.monotonic() - stopping
+        server.log.flush()
+        log = Path(server.log.name).read_text(errors="replace")
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=10)
+        server.log.close()
+    assert exited == 0, log
+    assert took < STOP_TIMEOUT + EXIT_ROOM, (took, log)
+    return Stopped(closed, log)
+
+
+@dataclasses.dataclass
+class Stopped:
+    closed: list[tuple[list[str], int, str]]
+    """Each socket's control messages (their types), close code and reason."""
+    log: str
+
+
+ENDED = (["restarting", "ended"], 1000, "session ended: server_shutdown")
+"""How a socket of a session whose hand-over could not be stored is closed."""
+LOBBY = (["restarting"], 1012, "server restarting")
+"""How an agent's socket in no session is closed."""
 
 
 async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
@@ -102,30 +170,13 @@ async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
             )
 
         server = serve()
-        try:
-            sockets = await live_sockets(server)
-            with pg_proxy.frozen():
-                stopping = time.monotonic()
-                server.process.send_signal(signal.SIGTERM)
-                closed = await asyncio.gather(*(closing(ws) for ws in sockets))
-                exited = await asyncio.to_thread(server.process.wait, STOP_TIMEOUT + EXIT_ROOM)
-                took = time.monotonic() - stopping
-            server.log.flush()
-            log = Path(server.log.name).read_text(errors="replace")
-        finally:
-            if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait(timeout=10)
-            server.log.close()
-        assert exited == 0, log
-        assert took < STOP_TIMEOUT + EXIT_ROOM, took
-        lobby = closed.pop()
-        assert lobby == (["restarting"], 1012, "server restarting"), lobby
+        sockets = await opened(server, live_sockets)
+        with pg_proxy.frozen():
+            stop = await stopped(server, sockets)
         # Told the session is over (its hand-over could not be stored), and why: nobody is
         # left in a session that looks live, nor told to resume one that was not stored.
-        ended = (["restarting", "ended"], 1000, "session ended: server_shutdown")
-        assert closed == [ended] * len(closed), closed
-        assert log.count("could not be handed over nor its end stored in time") == 4, log
+        assert stop.closed == [ENDED] * (len(sockets) - 1) + [LOBBY], stop.closed
+        assert stop.log.count("could not be handed over nor its end stored in time") == 4
         # Once the database answers, the next start on this host, port and data directory
         # ends what storage still held live, and writes what the stop kept for it.
         again = serve()
@@ -139,8 +190,66 @@ async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
             live = await db.fetchval("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
             lost = "SELECT count(*) FROM sessions WHERE end_reason = 'server_lost'"
             assert live == 0 and await db.fetchval(lost) == 4
-            stopped = "SELECT count(*) FROM audit WHERE action = 'server_stopped'"
-            assert await db.fetchval(stopped) == 1
+            # The stopped process's server_stopped, kept: the one since is still running.
+            server_stopped = "SELECT count(*) FROM audit WHERE action = 'server_stopped'"
+            assert await db.fetchval(server_stopped) == 1
+            ended = await db.fetch("SELECT end_reason FROM recordings")
+            assert [row["end_reason"] for row in ended] == ["interrupted"]
         finally:
             await db.close()
             again.stop()
+
+
+async def test_a_stop_with_the_sqlite_database_locked_keeps_to_the_shutdown_timeout(
+    tmp_path: Path,
+) -> None:
+    """The SQLite file is locked by another program (an operator's shell in a transaction):
+    each write waits ``sqlite_busy_seconds`` (10 s) in the storage thread. The stop still ends
+    in time, each session's sockets told it ended."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    server = ServeProcess(data_dir, free_port(), "--shutdown-timeout", str(STOP_TIMEOUT), env={})
+    sockets = await opened(server, sessions)
+    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        stop = await stopped(server, sockets)
+    finally:
+        shell.close()
+    assert stop.closed == [ENDED] * (len(sockets) - 1) + [LOBBY], stop.closed
+    assert stop.log.count("could not be handed over nor its end stored in time") == 3
+
+
+async def test_a_stop_with_redis_frozen_keeps_to_the_shutdown_timeout(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Redis (the fan-out between processes) freezes: the sessions' hand-overs are stored (the
+    database answers) and both sides told to reconnect, and the stop ends in time, though
+    what it says through Redis (and the Redis connection's close) is never answered."""
+    async with fresh_schema() as schema:
+        url = f"{PG_DSN}?search_path={schema}"
+        seed_people(tmp_path / "seed", url)
+        server = ServeProcess(
+            tmp_path / "data",
+            free_port(),
+            "--database-url",
+            url,
+            "--redis-url",
+            private_redis.url,
+            "--shutdown-timeout",
+            str(STOP_TIMEOUT),
+            env={
+                "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
+                "TANDEM_REDIS_PREFIX": f"tandem-test-{uuid.uuid4().hex}:",
+            },
+        )
+        sockets = await opened(server, sessions)
+        private_redis.pause()
+        try:
+            stop = await stopped(server, sockets)
+        finally:
+            private_redis.resume()
+        reconnect = (["restarting"], 1012, "server restarting: reconnect")
+        # The waiting customer's session is handed over too.
+        assert stop.closed == [reconnect] * (len(sockets) - 1) + [LOBBY], stop.closed
