@@ -2668,8 +2668,9 @@ class SessionHub:
         for seat in tuple(self._seats):
             if isinstance(seat, AgentSeat) and seat.live is None:  # no session's topic reaches it
                 seat.kick(codec.CLOSE_SERVICE_RESTART, "server restarting", notice)
+        # With each, its recording as the stop began (the hand-over lets go of it first).
         handing = {
-            asyncio.create_task(self._hand_over(live, notice)): live
+            asyncio.create_task(self._hand_over(live, notice)): (live, live.recorder)
             for live in tuple(self._live.values())
         }
         failed: BaseException | None = None
@@ -2682,7 +2683,7 @@ class SessionHub:
                     failed = failed or task.exception()
             await cancel_within(late, 0.0)  # their storage waits end; they are not awaited
             for task in late:
-                await self._cut(handing[task])
+                await self._cut(*handing[task])
 
         def left() -> float | None:
             if budget is None:
@@ -2713,14 +2714,14 @@ class SessionHub:
                 self.fanout.publish(topic(session_id), Frame(notice))
             await self.apply(live, live.machine.shut_down())
 
-    async def _cut(self, live: LiveSession) -> None:
+    async def _cut(self, live: LiveSession, recorder: Recorder | None) -> None:
         """A session whose hand-over (or end) storage did not take within the stop's time: both
         sides are told it ended ``server_shutdown`` and closed, at once. Storage still holds it
         live, with this process: the next start on this host and port, or any other process
         once this one's heartbeat is old, ends it ``server_lost`` (tandem.processes), and its
         recording ``interrupted``, with the frames stored so far. Logged, and audited
         (``session_not_handed_over``) through the audit backlog, which the next process on this
-        data directory writes."""
+        data directory writes. ``recorder``: its recording's, as the stop began."""
         machine = live.machine
         session_id = machine.session_id
         told = self._live.get(session_id) is not live  # ended, or handed over (then stored)
@@ -2729,9 +2730,13 @@ class SessionHub:
                 "stopping: session %s handed over; its audit record not written", session_id
             )
             return
-        stored = live.recorder.buffered if live.recorder is not None else 0
-        if live.recorder is not None:
-            live.recorder.drop()
+        # A running recording's frames in memory are dropped (a write under way may still be
+        # stored): crash recovery ends it ``interrupted`` with what storage took.
+        recording, dropped = "", 0
+        recorder = live.recorder or recorder
+        if recorder is not None:
+            recording, dropped = recorder.recording.recording_id, recorder.buffered
+            recorder.drop()
             live.recorder = None
         if not told:
             self._live.pop(session_id)
@@ -2751,16 +2756,17 @@ class SessionHub:
             "not answering); its sides were told it ended, and storage ends it server_lost "
             "once a process takes this one's work up%s",
             session_id,
-            f"; {stored} bytes of its recording were not stored" if stored else "",
+            f"; its recording's {dropped} bytes held in memory were dropped" if recording else "",
         )
-        fields = {
+        fields: dict[str, Any] = {
             "actor": "server",
             "org": live.org_id,
             "subject": session_id,
             "reason": "storage_unavailable",
             "state": machine.state,
-            "recording_bytes_lost": stored,
         }
+        if recording:
+            fields.update(recording=recording, recording_bytes_dropped=dropped)
         self._announce("session_not_handed_over", fields)
         await self._unrecorded.hold(self.clock(), "session_not_handed_over", fields)
 

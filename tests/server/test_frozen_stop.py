@@ -193,8 +193,15 @@ async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
             # The stopped process's server_stopped, kept: the one since is still running.
             server_stopped = "SELECT count(*) FROM audit WHERE action = 'server_stopped'"
             assert await db.fetchval(server_stopped) == 1
-            ended = await db.fetch("SELECT end_reason FROM recordings")
+            ended = await db.fetch("SELECT recording_id, end_reason FROM recordings")
             assert [row["end_reason"] for row in ended] == ["interrupted"]
+            details = await db.fetch(
+                "SELECT details FROM audit WHERE action = 'session_not_handed_over'"
+            )
+            named = [json.loads(row["details"]).get("recording") for row in details]
+            assert sorted(named, key=str) == sorted(
+                [ended[0]["recording_id"], None, None, None], key=str
+            )
         finally:
             await db.close()
             again.stop()
