@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import math
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -111,7 +112,7 @@ from tandem.storage.base import (
 )
 from tandem.storage.sql import expire_upgrade_copies
 from tandem.subjects import new_pseudonym
-from tandem.supervise import Supervisor, cancel_and_wait
+from tandem.supervise import Supervisor, cancel_within, within_seconds
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
@@ -131,6 +132,9 @@ RECONNECT = Restarting(
 )
 """Told to both sides of a session handed over to the next process (:meth:`SessionHub.shutdown`)."""
 RECONNECT_CLOSE = "server restarting: reconnect"
+HAND_OVER_SHARE = 0.75
+"""Of its time, what :meth:`SessionHub.shutdown` gives the hand-overs' storage writes; the rest
+is for the sockets to take their last frames and close."""
 AGENT_TOO_SLOW = ErrorNotice(
     code="peer_too_slow",
     message="The agent's connection could not keep up and was dropped.",
@@ -795,6 +799,8 @@ class SessionHub:
         """The timer's work under way (:meth:`meet_deadlines`): each session's, and the retries
         (key ""), one at a time each."""
         self._deadline_failed: Exception | None = None
+        self._stop_deadline: float | None = None
+        """When the stop must be over (time.monotonic()): :meth:`stop_by`."""
         """The first error of that work since the timer's last run (raised by the next)."""
         """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
         self._recording_backlog = RecordingBacklog()
@@ -864,22 +870,44 @@ class SessionHub:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self.background.close()
-        with contextlib.suppress(Exception):  # cancelled as when the timer awaited them
-            await cancel_and_wait(self._deadline_work.values())
-        await cancel_and_wait(self._download_checks)
+        # Every wait below is bounded by the stop's deadline (set by the server's graceful
+        # stop; else from now): with storage frozen, each waited database_timeout_seconds.
+        self.stop_by(time.monotonic() + self.settings.shutdown_timeout_seconds)
+        left = self.stop_left
+        if await cancel_within(self.background.take_tasks(), left() or 0.0):
+            log.error("stopping: background tasks did not end in time; left to the exit")
+        if await cancel_within(self._deadline_work.values(), left() or 0.0):
+            log.error("stopping: the timer's storage writes did not end in time")
+        await cancel_within(self._download_checks, left() or 0.0)
         await self.shutdown()
         # Downloads cut just now: their records go before the server's stop (never raise).
-        await asyncio.gather(*self._recording_cuts)
-        await asyncio.gather(*self._recording_writes)  # the stop waited for each but a lost one
-        with contextlib.suppress(Exception):  # kept by record_done, lost with the process
-            await self._summarise_refusals(self.clock(), everything=True)
-        with contextlib.suppress(Exception):  # the database away: these counts are lost
-            await self._write_counts(everything=True)
+        await self.within_stop(asyncio.gather(*self._recording_cuts), "download records")
+        # The stop waited for each but a lost one.
+        await self.within_stop(asyncio.gather(*self._recording_writes), "recordings' frames")
+        # Kept by record_done, lost with the process.
+        await self.within_stop(
+            self._summarise_refusals(self.clock(), everything=True), "refusal summaries"
+        )
+        await self.within_stop(self._write_counts(everything=True), "anonymous event counts")
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
-        # anchor is exactly at this record, whatever other servers append meanwhile.
+        # anchor is exactly at this record, whatever other servers append meanwhile. Not
+        # written in time, it is kept (as record_done keeps records) for the next process on
+        # this data directory, after what is kept already.
+        at, fields = self.clock(), {"actor": "server", "org": DEFAULT_ORG}  # as held
+        self._announce("server_stopped", dict(fields))
         try:
-            await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
+            written = False
+            if not self._unrecorded:
+                try:
+                    stopped = self.audit.record(
+                        at, "server_stopped", actor="server", org=DEFAULT_ORG
+                    )
+                    await within_seconds(stopped, left())
+                    written = True
+                except Exception as exc:  # TimeoutError included
+                    log.error("stopping: server_stopped not written (%s); kept for later", exc)
+            if not written:
+                await self._unrecorded.hold(at, "server_stopped", fields)
         finally:  # what is left in the backlog is the next process's on this data directory
             self._unrecorded.close()
 
@@ -2698,10 +2726,11 @@ class SessionHub:
             log.warning("session closed by another process: ending it here")
             await self.apply(live, live.machine.shut_down())
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, within: float | None = None) -> None:
         """Hand every live session over to the next process (server stopping: a restart), then
         wait (up to ``close_timeout_seconds``) until their sockets have sent the last frames and
-        gone.
+        gone; all of it within ``within`` seconds (the server's graceful stop gives its share of
+        ``shutdown_timeout_seconds``; None: what is left of :meth:`stop_by`'s deadline).
 
         Each session is stored for the next process (:meth:`_suspend`: resume tokens as
         digests only), ``session_suspended`` audited, and both sides are told
@@ -2709,31 +2738,144 @@ class SessionHub:
         window (:meth:`_restore`). A watching supervisor's watch ends; a running recording is
         flushed and closed ``server_restart`` (docs/recordings.md). Practice sessions, and any
         session whose hand-over cannot be stored, end ``server_shutdown`` as before (each side
-        told :data:`RESTARTING`, then ``ended``). An agent's socket that is in no session is
-        closed 1012 after :data:`RESTARTING`. Called by the server's graceful stop before
-        uvicorn closes any socket, and again (with nothing left to do) when the hub is left."""
+        told :data:`RESTARTING`, then ``ended``). The sessions are handed over side by side:
+        one after another, each waiting for a frozen database (``database_timeout_seconds``
+        per statement), the stop ran for minutes. One whose hand-over or end is not stored in
+        time is cut (:meth:`_cut`): both sides told it ended, the loss logged and audited
+        through the audit backlog. An agent's socket that is in no session is closed 1012
+        after :data:`RESTARTING`. Called by the server's graceful stop before uvicorn closes
+        any socket, and again (with nothing left to do) when the hub is left."""
+        started = asyncio.get_running_loop().time()
+        budget = self.stop_left() if within is None else within
         notice = codec.encode(RESTARTING)
-        failed: Exception | None = None
-        for live in tuple(self._live.values()):
-            session_id = live.machine.session_id
-            try:
-                if live.practice is None:
-                    self.fanout.publish(watcher_topic(session_id), Frame(notice))
-                    await self.apply(live, live.machine.suspend())
-                if not live.machine.ended:  # a practice, or its hand-over failed
-                    for topic in (customer_topic, agents_topic, watcher_topic):
-                        self.fanout.publish(topic(session_id), Frame(notice))
-                    await self.apply(live, live.machine.shut_down())
-            except Exception as exc:  # the others are handed over all the same; raised below
-                failed = failed or exc
         for seat in tuple(self._seats):
             if isinstance(seat, AgentSeat) and seat.live is None:  # no session's topic reaches it
                 seat.kick(codec.CLOSE_SERVICE_RESTART, "server restarting", notice)
+        # With each, its recording as the stop began (the hand-over lets go of it first).
+        handing = {
+            asyncio.create_task(self._hand_over(live, notice)): (live, live.recorder)
+            for live in tuple(self._live.values())
+        }
+        failed: BaseException | None = None
+        if handing:
+            # Most of the budget for storing them; the rest for the sockets to close.
+            seconds = None if budget is None else budget * HAND_OVER_SHARE
+            done, late = await asyncio.wait(handing, timeout=seconds)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    failed = failed or task.exception()
+            await cancel_within(late, 0.0)  # their storage waits end; they are not awaited
+            for task in late:
+                await self._cut(*handing[task])
+
+        def left() -> float | None:
+            if budget is None:
+                return None
+            return max(budget - (asyncio.get_running_loop().time() - started), 0.0)
+
+        waiting, remaining = self.settings.close_timeout_seconds, left()
+        if remaining is not None:
+            waiting = min(waiting, remaining)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._seats_empty.wait(), self.settings.close_timeout_seconds)
-        failed = await self._write_what_failed() or failed
+            await asyncio.wait_for(self._seats_empty.wait(), waiting)
+        if left() != 0.0:
+            try:
+                failed = await within_seconds(self._write_what_failed(), left()) or failed
+            except TimeoutError:
+                log.error("stopping: storage did not answer in time; failed writes not retried")
         if failed is not None:
             raise failed
+
+    async def _hand_over(self, live: LiveSession, notice: str) -> None:
+        """:meth:`shutdown`'s work for one session: handed over, or ended ``server_shutdown``."""
+        session_id = live.machine.session_id
+        if live.practice is None:
+            self.fanout.publish(watcher_topic(session_id), Frame(notice))
+            await self.apply(live, live.machine.suspend())
+        if not live.machine.ended:  # a practice, or its hand-over failed
+            for topic in (customer_topic, agents_topic, watcher_topic):
+                self.fanout.publish(topic(session_id), Frame(notice))
+            await self.apply(live, live.machine.shut_down())
+
+    async def _cut(self, live: LiveSession, recorder: Recorder | None) -> None:
+        """A session whose hand-over (or end) storage did not take within the stop's time: both
+        sides are told it ended ``server_shutdown`` and closed, at once. Storage still holds it
+        live, with this process: the next start on this host and port, or any other process
+        once this one's heartbeat is old, ends it ``server_lost`` (tandem.processes), and its
+        recording ``interrupted``, with the frames stored so far. Logged, and audited
+        (``session_not_handed_over``) through the audit backlog, which the next process on this
+        data directory writes. ``recorder``: its recording's, as the stop began."""
+        machine = live.machine
+        session_id = machine.session_id
+        told = self._live.get(session_id) is not live  # ended, or handed over (then stored)
+        if told and machine.suspended and not machine.ended:
+            log.warning(
+                "stopping: session %s handed over; its audit record not written", session_id
+            )
+            return
+        # A running recording's frames in memory are dropped (a write under way may still be
+        # stored): crash recovery ends it ``interrupted`` with what storage took.
+        recording, dropped = "", 0
+        recorder = live.recorder or recorder
+        if recorder is not None:
+            recording, dropped = recorder.recording.recording_id, recorder.buffered
+            recorder.drop()
+            live.recorder = None
+        if not told:
+            self._live.pop(session_id)
+            self._release(session_id, live.org_id, live.client, live.site_id)
+            ended = Frame(codec.encode(Ended(reason="server_shutdown")))
+            close = Frame(b"", close=(codec.CLOSE_NORMAL, "session ended: server_shutdown"))
+            restarting = Frame(codec.encode(RESTARTING))
+            for topic in (customer_topic(session_id), agents_topic(session_id)):
+                self.fanout.publish(topic, restarting)
+                self.fanout.publish(topic, ended)
+                self.fanout.publish(topic, close)
+            self.fanout.publish(watcher_topic(session_id), restarting)
+            watch_close = Frame(b"", close=(codec.CLOSE_NORMAL, "watch ended: server_shutdown"))
+            self.fanout.publish(watcher_topic(session_id), watch_close)
+        log.error(
+            "stopping: session %s could not be handed over nor its end stored in time (storage "
+            "not answering); its sides were told it ended, and storage ends it server_lost "
+            "once a process takes this one's work up%s",
+            session_id,
+            f"; its recording's {dropped} bytes held in memory were dropped" if recording else "",
+        )
+        fields: dict[str, Any] = {
+            "actor": "server",
+            "org": live.org_id,
+            "subject": session_id,
+            "reason": "storage_unavailable",
+            "state": machine.state,
+        }
+        if recording:
+            fields.update(recording=recording, recording_bytes_dropped=dropped)
+        self._announce("session_not_handed_over", fields)
+        await self._unrecorded.hold(self.clock(), "session_not_handed_over", fields)
+
+    def stop_by(self, deadline: float) -> None:
+        """The stop must be over by ``deadline`` (time.monotonic()): every storage wait of
+        :meth:`shutdown` and of leaving the hub is bounded by what is left of it."""
+        self._stop_deadline = (
+            deadline if self._stop_deadline is None else min(deadline, self._stop_deadline)
+        )
+
+    def stop_left(self) -> float | None:
+        """Seconds left of the stop's deadline (:meth:`stop_by`), never below 0; None without
+        one."""
+        if self._stop_deadline is None:
+            return None
+        return max(self._stop_deadline - time.monotonic(), 0.0)
+
+    async def within_stop(self, work: Awaitable[Any], what: str) -> None:
+        """``work`` (a storage call of the stop), given what is left of the stop's deadline;
+        past it, or if it fails, the loss is logged (``what`` names it) and the stop goes on."""
+        try:
+            await within_seconds(work, self.stop_left())
+        except TimeoutError:
+            log.error("stopping: %s: storage did not answer in time; not done", what)
+        except Exception as exc:
+            log.error("stopping: %s failed: %s", what, exc)
 
     async def _suspend(self, live: LiveSession) -> None:
         """Store what the next process needs to resume ``live`` (:class:`SuspendedSession`:

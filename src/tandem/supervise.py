@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from tandem import logs, metrics
 
 log = logs.get_logger("tandem.supervise")
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(slots=True)
@@ -49,6 +50,45 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def cancel_within(
+    tasks: Iterable[asyncio.Task[Any]], seconds: float
+) -> set[asyncio.Task[Any]]:
+    """As :func:`cancel_and_wait`, but waiting ``seconds`` at most (a stop's budget): the tasks
+    still running then are returned, left to end on their own (asked once more). Their
+    exceptions are not raised: whoever gave up on them has logged what was lost."""
+    running = {task for task in tasks if not task.done()}
+    deadline = asyncio.get_running_loop().time() + seconds
+    while running:
+        for task in running:
+            task.cancel()
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        _, running = await asyncio.wait(running, timeout=min(left, 0.5))
+    for task in running:  # its end, whatever it is, is not reported as never retrieved
+        task.add_done_callback(lambda ended: ended.cancelled() or ended.exception())
+    return running
+
+
+async def within_seconds(work: Awaitable[T], seconds: float | None) -> T:
+    """``work``, given ``seconds`` at most (TimeoutError past them; None: no bound). Unlike
+    asyncio.wait_for, what ``work`` does once cancelled (a clean-up that waits for a frozen
+    database) is not waited for past the bound either: its task is asked to stop and left to
+    end on its own."""
+    if seconds is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(seconds, 0.0))
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        await cancel_within({task}, 0.0)
+        raise TimeoutError
+    return task.result()
 
 
 class Supervisor:
@@ -148,9 +188,14 @@ class Supervisor:
 
     async def close(self) -> None:
         """Cancel every task and wait for them to end."""
+        await cancel_and_wait(self.take_tasks())
+
+    def take_tasks(self) -> list[asyncio.Task[None]]:
+        """Close the supervisor, and hand its tasks to the caller (to cancel, within a stop's
+        time: :func:`cancel_within`)."""
         self._closing = True
         tasks, self._tasks = self._tasks, []
-        await cancel_and_wait(tasks)
+        return tasks
 
     async def __aenter__(self) -> Supervisor:
         return self

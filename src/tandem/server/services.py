@@ -15,7 +15,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.types import ASGIApp
 
@@ -82,10 +82,23 @@ async def running(
     ``settings.redis_url``, else in-process, unless given), build every service, run the hub and,
     with a shared fan-out, the tunnel entrance for ``tunnel_endpoints`` of ``app``."""
     async with contextlib.AsyncExitStack() as stack:
+        # Each step of leaving is bounded by what is left of the stop's time (the hub's
+        # deadline, once it runs): with the database or Redis frozen, each waited its timeout.
+        stopping: list[SessionHub] = []
+
+        def bounded(close: Callable[[], Awaitable[None]], what: str) -> None:
+            async def leave() -> None:
+                if stopping:
+                    await stopping[0].within_stop(close(), what)
+                else:
+                    await close()
+
+            stack.push_async_callback(leave)
+
         store = storage if storage is not None else await open_storage(settings)
-        stack.push_async_callback(store.close)
+        bounded(store.close, "closing storage")
         carrier = metrics.CountingFanout(
-            fanout if fanout is not None else await _open_fanout(settings, stack)
+            fanout if fanout is not None else await _open_fanout(settings, bounded)
         )
         # Counted in storage, so that several processes share one count per key.
         throttle: Callable[[int], SharedBackoff] = lambda free: SharedBackoff(  # noqa: E731
@@ -118,6 +131,7 @@ async def running(
             tick_seconds=tick_seconds,
             backlog_dir=settings.data_dir,  # made private at start (tandem.startup)
         )
+        stopping.append(hub)
         tunnels = None
         if hub.node:
             tunnels = TunnelHost(
@@ -170,7 +184,7 @@ async def running(
             witness=hub.witness,
         )
         await registry.start()  # closes what this server held before a crash
-        stack.push_async_callback(registry.stop)
+        bounded(registry.stop, "removing this process's row (the next start ends its sessions)")
         await stack.enter_async_context(hub)
         # A heartbeat that failed (the database away) is tried again each interval, not after a
         # back-off of up to half a minute: once the database answers, every process beats
@@ -179,7 +193,7 @@ async def running(
         hub.background.every("heartbeat", beats, registry.beat, backoff_max=beats)
         hub.background.every("lost_processes", beats, registry.sweep)
         if tunnels is not None:
-            stack.push_async_callback(tunnels.close)
+            bounded(tunnels.close, "closing the tunnels")
             hub.background.keep_running("tunnel_entrance", tunnels.run)
             hub.tunnelled_sockets = lambda: tunnels.tunnelled
             tunnels.on_link_change = hub.link_changed
@@ -191,7 +205,10 @@ async def running(
         yield services
 
 
-async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> Fanout:
+async def _open_fanout(
+    settings: Settings, bounded: Callable[[Callable[[], Awaitable[None]], str], None]
+) -> Fanout:
+    """The fan-out ``settings`` name; its close given to ``bounded`` (to run when leaving)."""
     if not settings.redis_url:
         return MemoryFanout()
     from tandem.fanout.redis import RedisFanout
@@ -210,7 +227,7 @@ async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         ping_interval=Liveness.of(settings).redis_ping_seconds,
         max_reconnect_delay=1.0,
     )
-    stack.push_async_callback(redis.close)
+    bounded(redis.close, "closing the Redis connection")
     # A session's frames between sockets of this process never go through Redis.
     return SplitFanout(redis, (SESSION_TOPICS,))
 

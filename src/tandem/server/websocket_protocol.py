@@ -327,10 +327,13 @@ class TandemServer(uvicorn.Server):
         services = getattr(self.tandem_app.state, "services", None)
         if services is not None and not self.force_exit:
             log.info("stopping: telling every socket, ending sessions")
+            # Leaving the hub and the services (the lifespan) is bounded by the same deadline.
+            services.hub.stop_by(deadline)
             try:
                 if services.tunnels is not None:  # sockets carried to other processes' sessions
                     await asyncio.wait_for(services.tunnels.restart_edges(), budget / 2)
-                await asyncio.wait_for(services.hub.shutdown(), budget)
+                spent = self.stop_timeout - (deadline - time.monotonic())
+                await asyncio.wait_for(services.hub.shutdown(max(budget - spent, 0.0)), budget)
             except TimeoutError:
                 log.warning("sockets still open after %.1f s of the stop; closing them", budget)
             except Exception:  # uvicorn still closes the sockets, the lifespan still anchors

@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import re
 import sqlite3
 import threading
@@ -816,7 +817,7 @@ class SQLStorage:
         self._timeout = DATABASE_TIMEOUT_SECONDS
         """PostgreSQL: how long a statement, a new connection or the wait for a pooled one may
         take (a database that stopped answering without closing anything fails, not hangs)."""
-        self._thread: concurrent.futures.ThreadPoolExecutor | None = None  # SQLite
+        self._thread: StorageThread | None = None  # SQLite
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_locked = False
         """Set (in the worker thread) when a statement waited the whole busy timeout for another
@@ -899,9 +900,7 @@ class SQLStorage:
         storage = cls(False, engine)
         storage._busy_ms = busy_ms
         try:
-            storage._thread = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="tandem-sqlite"
-            )
+            storage._thread = StorageThread("tandem-sqlite")
             loop = asyncio.get_running_loop()
             storage._sqlite = await loop.run_in_executor(
                 storage._thread, _sqlite_connect, path, busy_ms
@@ -3319,6 +3318,51 @@ _SQLITE_PRAGMAS = (
 
 def _sqlite_pragmas(busy_ms: int) -> tuple[str, ...]:
     return (*_SQLITE_PRAGMAS, f"PRAGMA busy_timeout={busy_ms}")
+
+
+class StorageThread(concurrent.futures.Executor):
+    """The SQLite connection's one thread: the calls given to it run there, in order.
+
+    A daemon thread, unlike a ThreadPoolExecutor's, whose threads the interpreter joins at its
+    exit: with the database file locked by another program, a statement waits there up to
+    ``sqlite_busy_seconds`` (and each queued behind it its turn), and the process outlived its
+    stop's ``--shutdown-timeout`` by that long after everything else had ended. What such a
+    statement would have written is not written (SQLite rolls back what it never committed)."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._calls.put(_Call(future, functools.partial(fn, *args, **kwargs)))
+        return future
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            if not call.future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = call.work()
+            except BaseException as exc:  # the caller's, as ThreadPoolExecutor hands it over
+                call.future.set_exception(exc)
+            else:
+                call.future.set_result(result)
+            del call
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._calls.put(None)
+        if wait:
+            self._thread.join()
+
+
+@dataclasses.dataclass(slots=True)
+class _Call:
+    future: concurrent.futures.Future[Any]
+    work: Callable[[], Any]
 
 
 def _sqlite_connect(path: Path, busy_ms: int) -> sqlite3.Connection:
