@@ -85,8 +85,8 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 .verified { color: #166534; font-size: 13px; font-weight: 600; }
 .pointer { position: fixed; width: 18px; height: 18px; margin: -9px 0 0 -9px; border-radius: 50%;
   background: rgba(239, 68, 68, .85); box-shadow: 0 0 0 6px rgba(239, 68, 68, .25); pointer-events: none;
-  z-index: 2147483647; }
-.toast { position: fixed; left: 50%; bottom: 76px; transform: translateX(-50%); z-index: 2147483647;
+  z-index: 2147483646; }
+.toast { position: fixed; left: 50%; bottom: 76px; transform: translateX(-50%); z-index: 2147483646;
   max-width: calc(100vw - 24px); background: #1c2430; color: #fff; font: 600 13px/1.3 var(--font);
   padding: 8px 12px; border-radius: 8px; pointer-events: none; }
 .overlay { position: fixed; inset: 0; pointer-events: none; z-index: 2147483645; }
@@ -121,6 +121,17 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
  * the next would be an endless loop of microtasks, the customer's tab frozen. */
 const PUT_BACKS_PER_LOOK = 8;
 
+/** The page's open shadow roots the widget watches for its dialogs and popovers (watchShadowRoots),
+ * at most: a dialog opened with showModal() or a popover shown in one is seen at that change, as
+ * one of the page itself is, not at the next look. Past it (a page of thousands of components),
+ * the rest are left to the looks and the cover watch. Not a setting: the server is not trusted
+ * with how closely the page is watched. */
+export const MAX_WATCHED_SHADOW_ROOTS = 256;
+
+/** Reports of the cover watch in a row, each after raising the widget, that must find Stop
+ * sharing covered before it counts as out of reach (watchCover). */
+const COVERED_REPORTS = 3;
+
 /** The fullscreen notice's own styles (fullscreenNotice: a shadow root of its own). */
 const FULLSCREEN_CSS = `
 dialog { font: 15px/1.4 system-ui, sans-serif; color: #111; background: #fff; border: 0;
@@ -138,19 +149,29 @@ button:focus-visible { outline: 3px solid #2563eb; outline-offset: 2px; }
 /** The host's own inline style, as the browser writes it back (`style.cssText`). */
 const HOST_STYLE = "all: initial !important;";
 
-/** The page's topmost modal element (a dialog opened with showModal(), the fullscreen element),
- * which makes the rest of the page inert; null when there is none (or one in a shadow root). A
- * fullscreen element is topmost when it is one, else the last modal dialog in the page. */
-function topModal(): Element | null {
+/** The page's modal elements that may be its topmost (a dialog opened with showModal(), the
+ * fullscreen element), which makes the rest of the page inert: the fullscreen element when it is
+ * one; else the page's last modal dialog and those in `roots` (the page's open shadow roots the
+ * widget watches), whose order the page does not say: the widget tries each (putBack), the hit
+ * test finds the one not inert. Empty when there is none. */
+function pageModals(roots: Iterable<ShadowRoot>): Element[] {
   const fullscreen = document.fullscreenElement;
-  if (fullscreen && fullscreen.matches(":modal")) return fullscreen;
-  let modals: Element[];
+  if (fullscreen && fullscreen.matches(":modal")) return [fullscreen];
+  const found: Element[] = [];
   try {
-    modals = Array.from(document.querySelectorAll(":modal"));
+    const last = Array.from(document.querySelectorAll(":modal")).at(-1);
+    if (last) found.push(last);
+    for (const root of roots) {
+      if (root.host.isConnected) found.push(...Array.from(root.querySelectorAll(":modal")).reverse());
+    }
   } catch {
-    return null; // a browser without :modal
+    return found; // a browser without :modal
   }
-  return modals.at(-1) ?? null;
+  return found;
+}
+
+function sameElements(a: readonly Element[], b: readonly Element[]): boolean {
+  return a.length === b.length && a.every((el, i) => el === b[i]);
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(
@@ -330,9 +351,19 @@ export class CustomerUI {
   private options: WidgetOptions = loadOptions();
   /** Stops watching what takes the widget away from the customer (watchReach). */
   private reachWatch: (() => void) | null = null;
-  /** Where reachable() last found the widget out of reach: the page's topmost modal element
-   * then, and where it left the host. */
-  private gaveUp: { modal: Element | null; parent: Element | null } | null = null;
+  /** Where reachable() last found the widget out of reach: the page's modal elements then, and
+   * where it left the host. */
+  private gaveUp: { modals: Element[]; parent: Element | null } | null = null;
+  /** The page's open shadow roots watched as the document is (MAX_WATCHED_SHADOW_ROOTS). */
+  private watchedRoots: ShadowRoot[] = [];
+  /** What is painted over Stop sharing (watchCover): the browser's own occlusion test, which
+   * counts a layer that lets the pointer through (`pointer-events: none`) as the hit test does not. */
+  private coverWatch: IntersectionObserver | null = null;
+  private coverTarget: Element | null = null;
+  /** The last report of the cover watch: something is painted over Stop sharing; and the reports
+   * in a row that said so, each after a raise (COVERED_REPORTS). */
+  private covered = false;
+  private coverStreak = 0;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
   /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
@@ -450,9 +481,10 @@ export class CustomerUI {
     if (this.marked().some((el) => !el.hasAttribute(TANDEM_UI_ATTRIBUTE))) return false;
     const layer = this.layer;
     if (layer && typeof layer.showPopover === "function" && !layer.matches(":popover-open")) return false;
-    const modal = topModal();
+    const modals = pageModals(this.watchedRoots);
     const parent = host.parentElement;
-    return modal !== null ? parent === modal : parent === document.body || parent === document.documentElement;
+    // Which modal is topmost the page does not say: the hit test finds whether this one is.
+    return modals.length ? parent !== null && modals.includes(parent) : parent === document.body || parent === document.documentElement;
   }
 
   /** The widget's elements the recorder blocks by their mark (masking.ts, TANDEM_UI): a page that
@@ -493,21 +525,48 @@ export class CustomerUI {
       // browser's hit test, as the looks do (only at the changes that call for a check).
       if (!host || (this.hostInPlace() && this.hit())) return;
       // Where reachable() last gave up, with the page as it was then: not again at every change.
-      if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
+      if (this.gaveUp && sameElements(this.gaveUp.modals, pageModals(this.watchedRoots)) && this.gaveUp.parent === host.parentElement && host.isConnected) return;
       // Out of reach now (nowhere to put it, or a page that fights back): the session pauses
       // at once, not at its next look, up to 300 ms of the page later.
       if (!this.mayPutBack() || !this.putBack()) this.outOfReach?.();
     };
+    const watched = { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] };
     const observer = new MutationObserver((records) => {
       // The page's own changes to its content come by the thousand: only an attribute watched
       // (a dialog opened, an element made inert, the host restyled) or the host moved or taken
       // out call for a look.
       const host = this.host;
       const moved = !host?.isConnected || host.parentNode !== this.placedIn;
+      // Components added with their shadow roots: watched too, while there is room.
+      if (this.watchedRoots.length < MAX_WATCHED_SHADOW_ROOTS || this.pruneRoots()) {
+        for (const record of records) for (const node of record.addedNodes) findRoots(node);
+      }
       if (moved || records.some((record) => record.type === "attributes")) check();
       observer.takeRecords(); // our own moves
     });
-    observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
+    // The page's open shadow roots, watched as the document is: a dialog opened with showModal()
+    // or a popover shown in one was found only by the next look (shared meanwhile; a popover
+    // letting the pointer through, never). Not the widget's own (the fullscreen notice's dialog).
+    const seen = new WeakSet<ShadowRoot>();
+    const watchRoot = (root: ShadowRoot) => {
+      if (seen.has(root) || this.watchedRoots.length >= MAX_WATCHED_SHADOW_ROOTS) return;
+      seen.add(root);
+      this.watchedRoots.push(root);
+      observer.observe(root, watched);
+      root.addEventListener("toggle", onToggle, true);
+    };
+    const findRoots = (node: Node) => {
+      if (!(node instanceof Element) && !(node instanceof ShadowRoot)) return;
+      const walker = document.createTreeWalker(node, NodeFilter.SHOW_ELEMENT);
+      for (let el = node instanceof Element ? node : walker.nextNode(); el; el = walker.nextNode()) {
+        const root = (el as Element).shadowRoot;
+        if (!root || (el as Element).hasAttribute(TANDEM_UI_ATTRIBUTE) || seen.has(root)) continue;
+        if (this.watchedRoots.length >= MAX_WATCHED_SHADOW_ROOTS) return;
+        watchRoot(root);
+        findRoots(root);
+      }
+    };
+    observer.observe(document, watched);
     if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden", TANDEM_UI_ATTRIBUTE] });
     if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover", TANDEM_UI_ATTRIBUTE] });
     if (this.root) observer.observe(this.root, { attributes: true, attributeFilter: [TANDEM_UI_ATTRIBUTE] });
@@ -519,11 +578,20 @@ export class CustomerUI {
     };
     document.addEventListener("fullscreenchange", check, true);
     document.addEventListener("toggle", onToggle, true);
+    findRoots(document.documentElement);
     this.reachWatch = () => {
       observer.disconnect();
       document.removeEventListener("fullscreenchange", check, true);
       document.removeEventListener("toggle", onToggle, true);
+      for (const root of this.watchedRoots) root.removeEventListener("toggle", onToggle, true);
+      this.watchedRoots = [];
     };
+  }
+
+  /** Forget the watched shadow roots no longer in the page; whether there is room for more. */
+  private pruneRoots(): boolean {
+    this.watchedRoots = this.watchedRoots.filter((root) => root.host.isConnected);
+    return this.watchedRoots.length < MAX_WATCHED_SHADOW_ROOTS;
   }
 
   /**
@@ -543,8 +611,13 @@ export class CustomerUI {
     const contested = this.contested;
     this.putBacks = 0;
     this.contested = false;
-    if (this.hostInPlace() && this.hit()) return true;
-    return this.putBack() && !contested;
+    this.watchCover();
+    // Kept covered (the page's layer over it again after each raise): one more raise and a
+    // fresh report at each look, paused until that report says Stop sharing shows.
+    const covered = this.covered && this.coverStreak >= COVERED_REPORTS;
+    if (covered) this.raiseUncovered();
+    if (this.hostInPlace() && this.hit() && !covered) return true;
+    return this.putBack() && !contested && !covered;
   }
 
   /** `listener` is called as soon as a change of the page's takes the widget out of the customer's
@@ -568,25 +641,99 @@ export class CustomerUI {
     if (!this.host || !this.root) return true;
     this.gaveUp = null;
     if (this.hostInPlace() && this.hit()) return true;
-    const modal = topModal();
+    const modals = pageModals(this.watchedRoots);
     const page = [...(document.body ? [document.body] : []), document.documentElement];
-    for (const container of [...(modal ? [modal] : []), ...page]) {
+    for (const container of [...modals, ...page]) {
       this.restoreHost(container);
       if (this.hit()) return true;
     }
     // Left in the page (not in a fullscreen `<video>`, which shows no children), to be found
     // there once the page lets it be.
     this.restoreHost(page[0]);
-    this.gaveUp = { modal, parent: this.host.parentElement };
+    this.gaveUp = { modals, parent: this.host.parentElement };
     return false;
+  }
+
+  /** What the customer must be able to reach: the banner's Stop sharing, else a shown dialog's or
+   * panel's, else what shows; null when only layers (the pointer, a notice) show. */
+  private reachTarget(): HTMLElement | null {
+    const target = this.bannerShown() ? this.banner?.stop
+      : this.root?.querySelector<HTMLElement>("button.danger") ?? this.root?.querySelector<HTMLElement>(".panel, .dialog, .banner");
+    return target?.isConnected ? target : null;
+  }
+
+  /**
+   * Follow whether anything is painted over reachTarget(), with the browser's own occlusion test
+   * (IntersectionObserver `trackVisibility`, made against clickjacking): the hit test passes over
+   * a layer that lets the pointer through (`pointer-events: none`), so an opaque one of the
+   * page's top layer, shown after the widget where the widget was not told of it (in a shadow
+   * root), hid Stop sharing from the eye while sharing went on. Reported covered, the widget is
+   * raised again; still covered after COVERED_REPORTS raises in a row (a page that shows its
+   * layer again at every frame), sharing pauses until it shows. Only what covers it counts (a report
+   * of "not in view" is the hit test's to judge). A browser without it (Firefox, Safari) has the
+   * hit test alone.
+   */
+  private watchCover(): void {
+    const target = this.reachTarget();
+    if (target === this.coverTarget) return;
+    if (!this.coverWatch) {
+      if (typeof IntersectionObserver !== "function" || !("isVisible" in IntersectionObserverEntry.prototype)) return;
+      try {
+        const options = { trackVisibility: true, delay: 100 } as IntersectionObserverInit;
+        this.coverWatch = new IntersectionObserver((entries) => this.onCoverReport(entries), options);
+      } catch {
+        return;
+      }
+    }
+    if (this.coverTarget) this.coverWatch.unobserve(this.coverTarget);
+    this.coverTarget = target;
+    this.covered = false; // until the first report on it
+    this.coverStreak = 0;
+    if (target) this.coverWatch.observe(target);
+  }
+
+  /** Raise the widget, and ask the cover watch for a fresh report (it reports only changes: a
+   * layer the page shows over it again before the next frame would be no change). */
+  private raiseUncovered(): void {
+    this.raise();
+    const target = this.coverTarget;
+    if (!target || !this.coverWatch) return;
+    this.coverWatch.unobserve(target);
+    this.coverWatch.observe(target);
+  }
+
+  private onCoverReport(entries: IntersectionObserverEntry[]): void {
+    const entry = entries.filter((e) => e.target === this.coverTarget).at(-1);
+    if (!entry) return;
+    const visible = (entry as IntersectionObserverEntry & { isVisible?: boolean }).isVisible;
+    this.covered = entry.isIntersecting && visible === false;
+    if (!this.covered) {
+      this.coverStreak = 0;
+      return;
+    }
+    // Under the widget's own fullscreen notice: paused for it already, and not to be covered.
+    if (this.fullscreen) return;
+    // Covered after COVERED_REPORTS raises in a row: out of reach at once (the looks try again).
+    // A single report is no cover: a popover's transparent backdrop counts as one in the frame
+    // before the widget is raised over it (at its `toggle`), and each tooltip would pause.
+    // Reports come a frame apart at least: no loop of microtasks with a page's observer.
+    if (++this.coverStreak >= COVERED_REPORTS) return this.outOfReach?.();
+    this.raiseUncovered();
+  }
+
+  private unwatchCover(): void {
+    this.coverWatch?.disconnect();
+    this.coverWatch = null;
+    this.coverTarget = null;
+    this.covered = false;
+    this.coverStreak = 0;
   }
 
   /** Whether the browser's hit test at the widget's Stop sharing (else what shows) finds it. */
   private hit(): boolean {
     const root = this.innerRoot;
-    const target = this.bannerShown() ? this.banner?.stop
-      : this.root?.querySelector<HTMLElement>("button.danger") ?? this.root?.querySelector<HTMLElement>(".panel, .dialog, .banner");
-    if (!root || !target?.isConnected) return true; // only layers (the pointer, a notice) show
+    const target = this.reachTarget();
+    if (!root || !target) return true; // only layers (the pointer, a notice) show
     const box = target.getBoundingClientRect();
     // The part on screen (a long question scrolls): its middle.
     const left = Math.max(box.left, 0);
@@ -605,6 +752,7 @@ export class CustomerUI {
     this.releaseTrap();
     const layers = [this.live, this.overlay, this.pointer, this.toast].filter((n): n is HTMLElement => n !== null);
     root.replaceChildren(...layers, ...nodes);
+    this.watchCover();
     this.primary = null;
     if (hadDialog) this.restoreFocus();
   }
@@ -819,6 +967,7 @@ export class CustomerUI {
     // observer of the page stays after a session (tests/e2e/test_story.py counts them).
     this.reachWatch?.();
     this.reachWatch = null;
+    this.unwatchCover();
   }
 
   askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
@@ -1144,6 +1293,7 @@ export class CustomerUI {
     this.fullscreenClosed = null;
     this.reachWatch?.();
     this.reachWatch = null;
+    this.unwatchCover();
     this.gaveUp = null;
     this.placedIn = null;
     this.putBacks = 0;

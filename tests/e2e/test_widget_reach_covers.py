@@ -1,0 +1,169 @@
+"""Fourth review of promise 3 (docs/threat-model.md, "Stop sharing stays within reach"): what a
+page can put over its widget or open beside it that the widget's watch and the browser's hit test
+did not see.
+
+Got through, fixed: an opaque layer of the page's top layer that lets the pointer through
+(`pointer-events: none`), shown after the widget from a shadow root (whose popovers' `toggle` the
+widget never heard), hid Stop sharing from the customer's eye while the hit test found it, so
+sharing went on; one the page shows again at every frame kept it hidden for good. The widget now
+follows the browser's own occlusion test (IntersectionObserver `trackVisibility`): covered, it is
+raised again; kept covered, sharing pauses (nothing sent, the agent told inside the encrypted
+channel) until Stop sharing shows. A modal dialog opened in the page's open shadow root was found
+only by the next 300 ms look, which paused sharing with the widget out of the customer's reach:
+the widget watches the page's open shadow roots (up to `MAX_WATCHED_SHADOW_ROOTS`) as it watches
+the document, and moves into such a dialog at that change."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_widget_reach import PUT_BACK, stop_button
+from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
+from tests.e2e.test_workspace import wait_until
+
+# A white popover over the whole page that lets every click through, in a shadow root of the
+# page's (`mode`: open or closed), shown after the widget; `every_frame`: shown again at each
+# animation frame (the page keeps it over whatever shows after it).
+COVER = """([mode, everyFrame]) => {
+    const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
+    document.body.append(host);
+    const root = host.attachShadow({mode});
+    const cover = document.createElement('div');
+    cover.popover = 'manual';
+    cover.textContent = 'Special offer';
+    cover.style.setProperty('inset', '0');
+    cover.style.setProperty('width', '100vw');
+    cover.style.setProperty('height', '100vh');
+    cover.style.setProperty('margin', '0');
+    cover.style.setProperty('border', '0');
+    cover.style.setProperty('background', 'rgb(255, 255, 255)');
+    cover.style.setProperty('pointer-events', 'none');
+    root.append(cover);
+    cover.showPopover();
+    window.__covering = true;
+    const again = () => {
+        if (!window.__covering || !cover.isConnected) return;
+        cover.hidePopover();
+        cover.showPopover();
+        requestAnimationFrame(again);
+    };
+    if (everyFrame) requestAnimationFrame(again);
+    window.__stopCovering = () => { window.__covering = false; host.remove(); };
+}"""
+
+
+def stop_pixels(page: Page) -> bytes:
+    """What the customer's screen shows where Stop sharing is."""
+    box = stop_button(page).bounding_box()
+    assert box is not None
+    return page.screenshot(clip=box, caret="initial", animations="disabled")
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_an_opaque_layer_that_lets_clicks_through_does_not_hide_stop_sharing(
+    joined: Joined, mode: str
+) -> None:
+    """The hit test at Stop sharing passes through such a layer (it found the button: within
+    reach), but the customer saw the page's layer, not Stop sharing. Now the widget is raised
+    over it: the customer's screen shows Stop sharing as before, and sharing goes on."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    shown = stop_pixels(page)
+    page.evaluate(COVER, [mode, False])
+    try:
+        wait_until(page, lambda: stop_pixels(page) == shown, timeout=10)
+        stop_button(page).click(trial=True, timeout=5000)
+        expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+
+
+def test_a_page_that_keeps_an_opaque_layer_over_stop_sharing_pauses_and_sends_nothing(
+    joined: Joined,
+) -> None:
+    """A closed shadow root's layer shown again at every frame: the customer cannot see Stop
+    sharing, so sharing pauses. Nothing the page does meanwhile reaches the agent, whose console
+    is told why inside the encrypted channel (the relay never reads the reason). Sharing goes on
+    once the page lets go."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(COVER, ["closed", True])
+    marker = f"made-while-covered-{secrets.token_hex(4)}"
+    try:
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+        sent = len(joined.customer.frames.sent)
+        page.evaluate(
+            "(id) => document.body.append("
+            "Object.assign(document.createElement('p'), {id, textContent: id}))",
+            marker,
+        )
+        # A frame sent after the change (an answer to the console's challenge): had the change
+        # been recorded, it went before it.
+        wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("(id) => document.getElementById(id)?.remove()", marker)
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    stop_button(page).click(trial=True, timeout=5000)
+    caught_up(joined.customer, joined.view)
+    received = agent_plaintext(joined.agent)
+    assert marker not in received
+    assert '"why":"controls_hidden"' in received
+    # The reason went sealed: no frame the customer's page sent carries it in the clear.
+    assert not [f for f in joined.customer.frames.sent if b"controls_hidden" in f]
+
+
+def test_a_dialog_opened_in_the_pages_open_shadow_root_takes_the_widget_in_at_once(
+    joined: Joined,
+) -> None:
+    """A web component's own modal dialog (in its open shadow root) makes the rest of the page,
+    the widget too, inert. The widget found it only at its next look, which could not put it
+    anywhere within reach: sharing paused, and the customer could not click Stop sharing while
+    the dialog stayed open. It now moves into the dialog at that very change (the page's own
+    handler of it, a microtask later, finds it there), and sharing goes on."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+    page.evaluate("""() => {
+        const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
+        const dialog = document.createElement('dialog');
+        dialog.textContent = 'Choose your delivery slot';
+        host.attachShadow({mode: 'open'}).append(dialog);
+        document.body.append(host);
+    }""")
+    inside = page.evaluate("""async () => {
+        const dialog = document.getElementById('page-layer').shadowRoot.querySelector('dialog');
+        dialog.showModal();
+        await Promise.resolve();
+        return !!dialog.querySelector(':scope > [data-tandem-ui]');
+    }""")
+    try:
+        assert inside
+        stop_button(page).click(trial=True, timeout=5000)
+        # Two of the widget's looks later, still shared: it never paused.
+        page.evaluate("""() => {
+            window.__looks = 0;
+            const hitTest = ShadowRoot.prototype.elementFromPoint;
+            ShadowRoot.prototype.elementFromPoint = function (...args) {
+                window.__looks++;
+                return hitTest.apply(this, args);
+            };
+        }""")
+        wait_until(page, lambda: page.evaluate("() => window.__looks") >= 2, timeout=15)
+        caught_up(joined.customer, joined.view)
+        assert not [s for s in agent.evaluate("() => window.__statuses") if PAUSED_STATUS in s]
+        expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    finally:
+        page.evaluate(PUT_BACK)
+    stop_button(page).click(trial=True, timeout=5000)
