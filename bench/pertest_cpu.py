@@ -8,6 +8,14 @@ A pytest plugin: each test's CPU from its setup to its teardown's end, written p
 - ``PERTEST_CPU=process``: the worker's own CPU and its waited-for children's
   (``getrusage``). Right with several workers or a busy machine; misses Chromium and
   PostgreSQL.
+- ``PERTEST_CPU=tree``: the CPU of every process under the one ``bench/treecpu.py`` started
+  pytest as (it is a child subreaper, so Chromium's re-parented renderers stay under it): the
+  living ones' own and reaped children's CPU (/proc/<pid>/stat), and what the root reaped. Right
+  on a busy machine with one worker (``-n 1``): it counts Chromium, not PostgreSQL, and not
+  other people's processes.
+
+    PERTEST_CPU=tree PYTHONPATH=$PWD/src:$PWD .venv/bin/python bench/treecpu.py \
+      .venv/bin/python -m pytest -m e2e -n 1 -p bench.pertest_cpu -p no:randomly tests/e2e/...
 
     PYTHONPATH=. .venv/bin/python -m pytest -m e2e -n 1 -p bench.pertest_cpu -p no:randomly \
       tests/e2e
@@ -31,7 +39,35 @@ MEASURE = os.environ.get("PERTEST_CPU", "machine")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _tree_seconds(root: int) -> float:
+    """CPU of ``root`` and every process under it, reaped descendants included (each counted in
+    its reaper's cutime/cstime once it is waited for)."""
+    table: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            # ppid; utime + stime + cutime + cstime (cutime, cstime: waited-for children)
+            # (the root's own CPU is its /proc sampling, not the tests': only what it reaped)
+            counted = fields[13:15] if int(entry) == root else fields[11:15]
+            table[int(entry)] = (int(fields[1]), sum(int(v) for v in counted))
+    total = 0
+    for pid, (_, ticks) in table.items():
+        ancestor, depth = pid, 0
+        while ancestor != root and ancestor in table and depth < 64:
+            ancestor, depth = table[ancestor][0], depth + 1
+        if ancestor == root:
+            total += ticks
+    return total / TICKS
+
+
 def cpu_seconds() -> float:
+    if MEASURE == "tree":
+        return _tree_seconds(int(os.environ["TREECPU_ROOT"]))
     if MEASURE == "process":
         own = resource.getrusage(resource.RUSAGE_SELF)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -53,12 +89,17 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     if nodeid in _started:
         cpu, wall = _started.pop(nodeid)
         _rows.append((nodeid, cpu_seconds() - cpu, time.monotonic() - wall))
+        _write()  # after every test: a run stopped half-way still has its rows
 
 
-def pytest_sessionfinish(session: Any) -> None:
+def _write() -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with open(f"{OUT}.{worker}", "w") as out:
         json.dump(_rows, out)
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    _write()
 
 
 def summary(pattern: str = f"{OUT}.*", top: int = 20) -> None:

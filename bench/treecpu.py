@@ -86,7 +86,8 @@ def main(command: list[str]) -> int:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.monotonic()
-    child = subprocess.Popen(command)
+    # bench/pertest_cpu.py's PERTEST_CPU=tree counts the tree under this process.
+    child = subprocess.Popen(command, env={**os.environ, "TREECPU_ROOT": str(me)})
     code: int | None = None
     while True:
         try:

@@ -421,10 +421,11 @@ def live_instances(page: Page, constructor: str) -> int:
 # most of a browser test's CPU: bench/RESULTS.md, "Browser pass: shared sessions"). The session
 # stays a worker's: each worker that runs such tests joins once for them (`--dist load` hands the
 # tests out, so the home page's tests join at most once a worker, not once a test).
-# A test that fails, or leaves the session in a state the next one cannot use, has it closed:
-# the next test joins afresh, so no failure carries over into another test. With $E2E_SHARED_LOG
-# set, each worker appends to that file how many joins its shared sessions took, and why a reset
-# gave one up (for measuring: bench/RESULTS.md).
+# A test that fails has it closed; the next test that takes it resets it first (none is owed
+# after a worker's last one), and one left in a state a reset cannot verify is closed: that test
+# joins afresh, so no failure carries over into another test. With $E2E_SHARED_LOG set, each
+# worker appends to that file how many joins, resets and moves its shared sessions took, and why
+# a reset gave one up (for measuring: bench/RESULTS.md).
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -522,6 +523,9 @@ class SharedSessions:
         self.joins = 0
         self.takes = 0
         self.moves = 0
+        self.resets = 0
+        # A test had the current session since it was reset or joined: the next take resets it.
+        self.used = False
         # What a fresh join on each page showed (`seen`): a reset must show the same.
         self.fresh: dict[str, tuple[list[str], list[str]]] = {}
 
@@ -535,23 +539,27 @@ class SharedSessions:
             and self._still_sharing(current)
         ):
             self.discard()
-        elif current is not None and current.path != path:
-            # To another page in the same session (a navigation, as a customer would), where a
-            # fresh join on this worker showed what the page must show; else a fresh join.
+        elif current is not None and (self.used or current.path != path):
+            # The reset of the test before, here rather than at its end (none after a worker's
+            # last test; one navigation, not two, to another page), and to the page this test
+            # asks for: the same session moved there (a navigation, as a customer would), where
+            # a fresh join on this worker showed what the page must show; else a fresh join.
             if path not in self.fresh:
                 self.discard()
             else:
-                current.path = path
+                moved, current.path = current.path != path, path
                 try:
                     self._reset(current)
-                    self.moves += 1
+                    self.resets += 1
+                    self.moves += moved
                 except Exception as error:
-                    self._log(f"move failed: {error!r}")
+                    self._log(f"reset failed: {error!r}")
                     self.discard()
         if self.current is None:
             self.current = self._join(path, customer_viewport, agent_viewport)
         joined = self.current
         self.takes += 1
+        self.used = True
         for party in (joined.customer, joined.agent):
             party.frames.sent.clear()
             party.frames.received.clear()
@@ -576,6 +584,7 @@ class SharedSessions:
         joined.session_id = agent.page.locator("#fact-session").inner_text()
         self.fresh[path] = seen(customer, agent)
         self.joins += 1
+        self.used = False
         return joined
 
     def _still_sharing(self, joined: Joined) -> bool:
@@ -587,19 +596,13 @@ class SharedSessions:
         )
 
     def give_back(self, joined: Joined, passed: bool) -> None:
-        """After a test: the session as the next test expects it (the customer in control of
-        the page it started on, no tool picked, both sides showing what a fresh join showed), or
-        closed. CSP violations fail the test, as
-        with the per-test parties."""
+        """After a test: the session kept for the next test, which takes it reset (:meth:`take`:
+        the customer in control of the page that test asks for, no tool picked, both sides
+        showing what a fresh join showed; any doubt, and it joins afresh), or closed if the test
+        failed. CSP violations fail the test, as with the per-test parties."""
         violations = joined.customer.csp_violations + joined.agent.csp_violations
         if not passed or violations:
             self.discard()
-        else:
-            try:
-                self._reset(joined)
-            except Exception as error:  # any doubt: the next test joins afresh
-                self._log(f"reset failed: {error!r}")
-                self.discard()
         assert not violations, f"CSP violations: {violations}"
 
     def _reset(self, joined: Joined) -> None:
@@ -704,7 +707,10 @@ def shared_sessions(browser: Browser, shared_live: RunningServer) -> Iterator[Sh
     sessions = SharedSessions(browser, shared_live)
     yield sessions
     sessions.discard()
-    sessions._log(f"worker joins={sessions.joins} moves={sessions.moves} takes={sessions.takes}")
+    sessions._log(
+        f"worker joins={sessions.joins} resets={sessions.resets} moves={sessions.moves} "
+        f"takes={sessions.takes}"
+    )
 
 
 # What the shared sessions are: the shop's home page (customer 1000x760) with alice's console
@@ -733,8 +739,8 @@ def joined_checkout(
 def joined_session(
     request: pytest.FixtureRequest, sessions: SharedSessions, path: str
 ) -> Iterator[Joined]:
-    """The shared session on ``path``, given back after the test (reset, or closed if the test
-    failed)."""
+    """The shared session on ``path``, given back after the test (kept, reset when the next test
+    takes it; closed if the test failed)."""
     joined = sessions.take(path, CUSTOMER_VIEWPORT, AGENT_VIEWPORT)
     yield joined
     sessions.give_back(joined, _passed(request.node))
