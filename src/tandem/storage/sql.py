@@ -2266,8 +2266,8 @@ class SQLStorage:
                 f" {first_seq}..{first_seq + len(frames) - 1}"
             ) from None
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
-        await self._count(
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
+        return 0 < await self._count(
             recordings.update()
             .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
             .values(ended_at=ended_at, end_reason=reason)
