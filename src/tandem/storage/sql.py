@@ -2267,11 +2267,12 @@ class SQLStorage:
             ) from None
 
     async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
-        return 0 < await self._count(
+        ended = await self._count(
             recordings.update()
             .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
             .values(ended_at=ended_at, end_reason=reason)
         )
+        return ended > 0
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None:
         row = await self._row(
