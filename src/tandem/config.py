@@ -348,9 +348,10 @@ class Settings:
     on: the customer's frames never wait for the database."""
     recording_backlog_total_bytes: int = 256 * 1024 * 1024
     """How much of all this process's recordings may wait in memory so (the sum of their
-    backlogs): beyond, the recording whose frame comes next stops (`unavailable`) as when its
-    own backlog is full. Each recording's bound alone let the backlogs of ``max_sessions``
-    recordings grow to ``recording_backlog_bytes`` each while the database was frozen."""
+    backlogs, and of the frames their writes under way hold): beyond, the recording whose frame
+    comes next stops (`unavailable`) as when its own backlog is full. Each recording's bound
+    alone let the backlogs of ``max_sessions`` recordings grow to ``recording_backlog_bytes``
+    each while the database was frozen."""
     upgrade_copy_days: float = 7.0
     """SQLite only: the copy of the database the server makes before it upgrades its schema
     (``tandem.sqlite3.<time>.bak`` beside it) is deleted this long after it was made (at the next

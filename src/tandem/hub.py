@@ -2169,6 +2169,10 @@ class SessionHub:
         try:
             while recorder.buffer and recorder.lost is None:
                 first, frames = recorder.take()
+                # Still in memory until the write is over: they count against the total (taken
+                # out of it, every recording held that much again behind its write).
+                writing = sum(map(len, frames))
+                self._recording_backlog.held += writing
                 try:
                     await self.storage.append_recording_frames(recording_id, first, frames)
                 except Exception as exc:
@@ -2189,6 +2193,8 @@ class SessionHub:
                             recorder.lost,
                         )
                     break
+                finally:
+                    self._recording_backlog.held -= writing
                 metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
         finally:
             recorder.writing = None
@@ -2234,10 +2240,14 @@ class SessionHub:
             if recorder.writing is not None:  # its last write (and the rest, unless it fails)
                 await asyncio.shield(recorder.writing)
             recorder.drop()  # written, unless the writer failed: then never written
+            if live.closed_elsewhere:  # ended there (``interrupted``): nothing written again
+                return
             if recorder.lost is None and reason is not None:
                 try:
-                    await self.storage.end_recording(recording_id, self.clock(), reason)
+                    ended = await self.storage.end_recording(recording_id, self.clock(), reason)
                 except Exception as exc:
+                    if live.closed_elsewhere:
+                        return
                     # Not ended in storage (it would stay "running" there for good): the
                     # timer ends it ``unavailable`` (recorded ``recording_failed``) once
                     # storage answers.
@@ -2252,6 +2262,9 @@ class SessionHub:
                         type(exc).__name__,
                     )
                     return
+                if not ended:  # by another process (this one taken for dead), or erased
+                    log.warning("recording %s was ended elsewhere: nothing recorded", recording_id)
+                    return
                 await self.record_done(  # ended in storage: its record is kept if not written
                     "recording_stopped",
                     actor="server",
@@ -2262,6 +2275,8 @@ class SessionHub:
                     frames=recorder.next_seq,
                     size=recorder.size,
                 )
+                return
+            if live.closed_elsewhere:
                 return
             self._failed_recordings[recording_id] = (
                 live.org_id,
@@ -2297,13 +2312,19 @@ class SessionHub:
             return
         org, why, at = entry
         try:
-            await self.storage.end_recording(recording_id, at, "unavailable")
-            await self.record(
-                "recording_failed", actor="server", org=org, subject=recording_id, reason=why
-            )
+            ended = await self.storage.end_recording(recording_id, at, "unavailable")
         except Exception:
             self._failed_recordings.setdefault(recording_id, entry)
             raise
+        if not ended:
+            # Ended by another process that took this one for dead (``interrupted``, recorded
+            # there), or erased since: nothing more is written about it, from here.
+            log.warning("recording %s was ended elsewhere: nothing recorded", recording_id)
+            return
+        with contextlib.suppress(Exception):  # kept by record_done, written by the timer
+            await self.record_done(
+                "recording_failed", actor="server", org=org, subject=recording_id, reason=why
+            )
 
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
@@ -2717,9 +2738,14 @@ class SessionHub:
         (begun since) goes on."""
         for live in tuple(self._live.values()):
             stored = await self.storage.get_session(live.machine.session_id)
-            if stored is None or stored.ended_at is None or live.machine.ended:
+            # A session whose row is gone was ended there and erased since (``tandem subject
+            # erase``): it ends here too (it went on relaying, and its end was recorded later,
+            # linking the erased customer again).
+            if live.machine.ended or (stored is not None and stored.ended_at is None):
                 continue
             live.closed_elsewhere = True
+            for recording_id in live.recording_ids:  # ended there: never ended from here
+                self._failed_recordings.pop(recording_id, None)
             if live.recorder is not None:  # closed ``interrupted`` in storage, with what
                 live.recorder.drop()  # was flushed
             live.recorder = None

@@ -604,8 +604,9 @@ class Storage(AuditStore, Protocol):
         number is already taken."""
         ...
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
-        """Mark a recording ended (no-op if it is gone or already ended)."""
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
+        """Mark a recording ended (no-op if it is gone or already ended); whether this call
+        ended it (False: erased, or ended already, by another process too)."""
         ...
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...

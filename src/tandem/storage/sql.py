@@ -2265,12 +2265,13 @@ class SQLStorage:
                 f" {first_seq}..{first_seq + len(frames) - 1}"
             ) from None
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
-        await self._count(
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
+        ended = await self._count(
             recordings.update()
             .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
             .values(ended_at=ended_at, end_reason=reason)
         )
+        return ended > 0
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None:
         row = await self._row(
