@@ -48,6 +48,12 @@ hypothesis_settings.load_profile("tandem")
 
 AGENT_PASSWORD = "blue-kettle-orbit-42"
 
+PROCESS_SECONDS = 600.0
+"""How long a process a test starts (a fresh interpreter, a ``tandem`` command) may take to
+finish before the test fails: only a hang should reach it. On two cores busy with other test
+runs (load 18), a fresh interpreter importing the CLI and the server took 110 s to open a new
+SQLite file and exit; the 60 s and 120 s bounds of those tests failed with the work done."""
+
 
 REQUIRE_SERVICES = os.environ.get("TANDEM_REQUIRE_SERVICES") == "1"
 """Set by .ci/run where PostgreSQL and Redis run beside the tests: there a test that cannot
