@@ -46,7 +46,46 @@ from tests.schedule import pytest_addoption, pytest_xdist_make_scheduler  # noqa
 hypothesis_settings.register_profile("tandem", deadline=None)
 hypothesis_settings.load_profile("tandem")
 
+
+def _ast_parse_whole() -> None:
+    """CPython before 3.11.8 keeps one AST-building depth per interpreter (gh-106905): Python
+    code that runs inside ``ast.parse`` (a finalizer the garbage collector calls there, and
+    through it another thread) and parses too (a traceback being formatted does) leaves it
+    wrong, and the outer parse raises ``SystemError: AST constructor recursion depth
+    mismatch``. pytest parses to rewrite a test module's asserts on import and to show a
+    failure's source; the servers under test run in threads of the same process and log
+    tracebacks. So each parse here runs alone, with the collector held off until it is done:
+    whatever a finalizer would report is reported after it, not in pytest's place."""
+    import ast
+    import sys
+
+    if sys.version_info >= (3, 11, 8):
+        return
+    parse = ast.parse
+    alone = threading.RLock()
+
+    def parse_whole(*args: Any, **kwargs: Any) -> Any:
+        with alone:
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return parse(*args, **kwargs)
+            finally:
+                if collecting:
+                    gc.enable()
+
+    ast.parse = parse_whole  # type: ignore[assignment]
+
+
+_ast_parse_whole()
+
 AGENT_PASSWORD = "blue-kettle-orbit-42"
+
+PROCESS_SECONDS = 600.0
+"""How long a process a test starts (a fresh interpreter, a ``tandem`` command) may take to
+finish before the test fails: only a hang should reach it. On two cores busy with other test
+runs (load 18), a fresh interpreter importing the CLI and the server took 110 s to open a new
+SQLite file and exit; the 60 s and 120 s bounds of those tests failed with the work done."""
 
 
 REQUIRE_SERVICES = os.environ.get("TANDEM_REQUIRE_SERVICES") == "1"

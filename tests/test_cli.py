@@ -29,7 +29,7 @@ from tandem import startup
 from tandem.config import Settings
 from tandem.directory import Directory, operator
 from tandem.exceptions import NotFoundError
-from tests.conftest import free_port, seed_directory, tandem_in_process
+from tests.conftest import PROCESS_SECONDS, free_port, seed_directory, tandem_in_process
 from tests.grants import of_org
 
 TANDEM = [sys.executable, "-m", "tandem"]
@@ -40,7 +40,12 @@ def run(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*TANDEM, *args], input=stdin, capture_output=True, text=True, timeout=60, env=env
+        [*TANDEM, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_SECONDS,
+        env=env,
     )
 
 
@@ -402,7 +407,7 @@ def _on_a_read_only_mount(directory: Path, *args: str, stdin: str = "") -> Any:
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PROCESS_SECONDS,
     )
     if "mount:" in result.stderr or "unshare:" in result.stderr:
         pytest.skip(f"cannot mount a read-only file system here: {result.stderr.strip()}")
@@ -443,7 +448,7 @@ def test_a_data_directory_read_only_for_the_account_is_named_so(tmp_path: Path) 
             [*as_nobody, "--clear-groups", *TANDEM, "user", "list", "--data-dir", str(data)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=PROCESS_SECONDS,
             cwd=outside,
         )
         assert result.returncode == 2, result.stdout
@@ -667,7 +672,7 @@ def test_user_add_refuses_a_password_with_control_characters_or_not_in_utf8(
         [*TANDEM, "user", "add", "bob", "--data-dir", data, "--init"],
         input="pässwort-lang-genug-1\n".encode("latin-1"),
         capture_output=True,
-        timeout=60,
+        timeout=PROCESS_SECONDS,
     )
     assert latin1.returncode == 2, latin1.stderr
     assert latin1.stderr.decode().strip() == "tandem: password is not UTF-8 text: type it in UTF-8"

@@ -12,6 +12,12 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, track_connection
 
+ANSWER_SECONDS = 30.0
+"""How long a socket's next message, or its close, may take unless a test says otherwise: only
+an answer that never comes should reach it. At 5 s, on two cores under load 18, an agent's
+``join`` on PostgreSQL was not answered in time (test_frozen_database, before its database
+froze). Tests that show something does not happen pass a short timeout of their own."""
+
 INVALID_CODE = {
     "v": 1,
     "type": "error",
@@ -60,7 +66,7 @@ async def send(ws: ClientConnection, **message: Any) -> None:
     await ws.send(json.dumps({"v": 1, **message}))
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
+async def recv_json(ws: ClientConnection, timeout: float = ANSWER_SECONDS) -> dict[str, Any]:
     import asyncio
 
     frame = await asyncio.wait_for(ws.recv(), timeout)
@@ -69,7 +75,7 @@ async def recv_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
     return message
 
 
-async def closed_with(ws: ClientConnection, timeout: float = 5) -> tuple[int, str]:
+async def closed_with(ws: ClientConnection, timeout: float = ANSWER_SECONDS) -> tuple[int, str]:
     """Read until the server closes; return (code, reason)."""
     import asyncio
 

@@ -28,6 +28,7 @@ from tandem.directory import Directory, operator
 from tandem.recordings import read_container
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
+    ANSWER_SECONDS,
     closed_with,
     login_cookie,
     recv_json,
@@ -86,7 +87,7 @@ def recordings_of(server: RunningServer, username: str = "aud") -> list[dict[str
         return found
 
 
-async def wait_for(condition: Any, timeout: float = 5) -> None:
+async def wait_for(condition: Any, timeout: float = ANSWER_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -20,7 +20,7 @@ from tandem.audit import AuditLog
 from tandem.storage import migrations, sql
 from tandem.storage.base import SessionRecord
 from tandem.storage.sql import SQLStorage
-from tests.conftest import migrated_sqlite
+from tests.conftest import PROCESS_SECONDS, migrated_sqlite
 from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, fresh_schema
 from tests.storage.test_copy import KEY, installation, snapshot
@@ -56,7 +56,7 @@ def open_in_a_fresh_interpreter(where: str, schema: str = "") -> tuple[bool, set
         [sys.executable, "-c", _OPEN, where, schema],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PROCESS_SECONDS,
         check=False,
     )
     assert done.returncode == 0, done.stderr

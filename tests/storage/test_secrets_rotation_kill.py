@@ -17,6 +17,7 @@ import pytest
 from tandem import crypto
 from tandem.config import Settings
 from tandem.storage.sql import SQLStorage
+from tests.conftest import PROCESS_SECONDS
 from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
@@ -79,7 +80,7 @@ async def test_a_rotation_killed_half_way_loses_nothing_and_a_second_one_finishe
             changed = sum(v != before[k] for k, v in (await sealed_values(storage)).items())
         process.send_signal(signal.SIGKILL)
     finally:
-        process.communicate(timeout=60)
+        process.communicate(timeout=PROCESS_SECONDS)
     assert process.returncode == -signal.SIGKILL, "the rotation finished before it was killed"
     after = await sealed_values(storage)
     resealed = sum(v != before[k] for k, v in after.items())
@@ -95,7 +96,7 @@ async def test_a_rotation_killed_half_way_loses_nothing_and_a_second_one_finishe
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PROCESS_SECONDS,
     )
     assert again.returncode == 0, again.stderr
     assert "0 still sealed with a previous or the staged key" in again.stdout
@@ -111,7 +112,7 @@ async def test_a_rotation_killed_half_way_loses_nothing_and_a_second_one_finishe
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PROCESS_SECONDS,
     )
     assert retired.returncode == 0, retired.stderr
     assert len(crypto.SecretBox(key_file).ring.keys) == 1
@@ -161,7 +162,9 @@ async def test_two_rotations_started_at_once_lose_no_secret(
         finally:
             await transaction.rollback()
             await holder.close()
-        outcomes = [await asyncio.to_thread(p.communicate, timeout=120) for p in processes]
+        outcomes = [
+            await asyncio.to_thread(p.communicate, timeout=PROCESS_SECONDS) for p in processes
+        ]
         codes = [p.returncode for p in processes]
         assert 0 in codes, outcomes
         for code, (_, err) in zip(codes, outcomes, strict=True):

@@ -27,7 +27,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
@@ -817,6 +817,8 @@ class SQLStorage:
         self._timeout = DATABASE_TIMEOUT_SECONDS
         """PostgreSQL: how long a statement, a new connection or the wait for a pooled one may
         take (a database that stopped answering without closing anything fails, not hangs)."""
+        self._releasing: set[asyncio.Task[None]] = set()
+        """PostgreSQL: connections being handed back to the pool (:meth:`_pooled`)."""
         self._thread: StorageThread | None = None  # SQLite
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_locked = False
@@ -1010,13 +1012,42 @@ class SQLStorage:
             raise
         return storage
 
+    @contextlib.asynccontextmanager
+    async def _pooled(self, pool: Any) -> AsyncIterator[Any]:
+        """A connection of ``pool`` (waited for up to the storage's timeout), handed back when
+        the block ends, in a task of this storage whose outcome is always read. asyncpg's own
+        hand-back runs shielded in a task of its own: a caller cancelled meanwhile (a server
+        stopping, a bounded wait) left it running, and after a statement timed out on a
+        database that stopped answering it waits for the cancel request, fails, and nothing
+        read its error: asyncio reported "Task exception was never retrieved" whenever the
+        garbage collector found it, with a traceback formatted inside whatever code ran then
+        (on CPython 3.11, inside another ``ast.parse``: a SystemError there)."""
+        connection = await pool.acquire(timeout=self._timeout)
+        try:
+            yield connection
+        finally:
+            releasing = asyncio.ensure_future(pool.release(connection))
+            self._releasing.add(releasing)
+            releasing.add_done_callback(self._released)
+            await asyncio.shield(releasing)
+
+    def _released(self, releasing: asyncio.Task[None]) -> None:
+        self._releasing.discard(releasing)
+        if not releasing.cancelled() and releasing.exception() is not None:
+            # asyncpg closed the connection instead (a new one is made when needed); the
+            # caller, if it was still waiting, was told by the error itself.
+            log.debug(
+                "a pooled connection was closed, not reused: %s",
+                type(releasing.exception()).__name__,
+            )
+
     async def _postgres_at_head(self) -> bool:
         """Whether the schema is already at :data:`migrations.HEAD`, asked on a pool connection
         as :func:`migrations.at_head` asks on the engine's: at every start but the first after an
         upgrade, nothing is migrated and the engine needs no connection (a server process of its
         own on the database's side, and SQLAlchemy's set-up of its dialect) at all."""
         assert self._pool is not None
-        async with self._pool.acquire(timeout=self._timeout) as db:
+        async with self._pooled(self._pool) as db:
             found = await db.fetchval(
                 "SELECT to_regclass(quote_ident(current_schema()) || '.alembic_version')"
                 " IS NOT NULL"
@@ -1250,7 +1281,7 @@ class SQLStorage:
         def heard(_connection: Any, message: Any) -> None:
             warnings.append(str(getattr(message, "message", message)))
 
-        async with pool.acquire(timeout=self._timeout) as db:
+        async with self._pooled(pool) as db:
             # Asked first, not read from the warning alone: a role or database set to report in
             # another language, or with client_min_messages above WARNING, vacuumed nothing
             # and said so in words that were not read (or not sent at all).
@@ -1333,7 +1364,7 @@ class SQLStorage:
         returns_rows = compiled.returns_rows
 
         async def run(pool: Any) -> Any:
-            async with pool.acquire(timeout=self._timeout) as db:
+            async with self._pooled(pool) as db:
                 if returns_rows:
                     return await db.fetch(compiled.sql, *args)
                 return await db.execute(compiled.sql, *args)
@@ -1360,7 +1391,7 @@ class SQLStorage:
             return await self._on_sqlite(lambda connection: work(_SQLiteDb(self, connection)))
 
         async def in_pool(pool: Any) -> T:
-            async with pool.acquire(timeout=self._timeout) as connection:
+            async with self._pooled(pool) as connection:
                 result: T = await greenlet_spawn(work, _PostgresDb(self, connection))
                 return result
 
