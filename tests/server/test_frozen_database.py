@@ -530,12 +530,19 @@ async def test_a_frame_reaching_the_size_limit_and_a_full_backlog_at_once_is_app
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
+        # The deadline timer also starts the writer, with whatever is buffered (every 50 ms
+        # here): 35 frames of 512 bytes made the backlog full one frame early whenever it took
+        # the first alone (a busy machine), and the limit's frame then stopped nothing. The
+        # second frame here is past the backlog alone, the first within it: the second is the
+        # limit and a full backlog at once, whatever the writer took and whenever.
+        first = b"\x01first" + b"." * 1018  # 1 KiB: starts the writer (recording_flush_bytes)
+        second = b"\x01second" + b"." * 4089  # 4 KiB
         server = recording_server(
             server_factory,
             tmp_path,
             url,
-            recording_backlog_bytes=16 * 1024,
-            max_recording_bytes=35 * 512,  # the 35th frame: the limit and a full backlog
+            recording_backlog_bytes=2 * 1024,
+            max_recording_bytes=len(first) + len(second),
         )
         customer, alice, _ = await recording(server)
         db = await pg_connect(schema)
@@ -545,8 +552,7 @@ async def test_a_frame_reaching_the_size_limit_and_a_full_backlog_at_once_is_app
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with pg_proxy.frozen():
-                    for i in range(35):
-                        frame = b"\x01%03d" % i + b"." * 508
+                    for frame in (first, second):
                         await customer.send(frame)
                         while True:  # the frame, and perhaps a notice before it
                             got = await asyncio.wait_for(alice.recv(), FROZEN_TIMEOUT / 2)
