@@ -273,3 +273,34 @@ def test_an_agent_in_control_cannot_unmask_code_boxes_by_having_the_page_change_
     _assert_never_reached(agent, view, *CODE_LEAKS)
     for box in range(1, 7):
         assert not re.search(r"\d", view.locator(f"#o{box}").input_value())
+
+
+REVEAL = """<h1>Sign in</h1><form data-tandem-unmask>
+<input id="pw" type="password"><button type="button" id="show">Show password</button>
+</form><p>After the form</p>
+<script>
+document.getElementById("show").addEventListener("click", () => {
+  const field = document.getElementById("pw");
+  field.type = "text";
+  field.value = field.value;
+});
+</script>"""
+
+
+def test_an_agent_in_control_revealing_a_password_by_the_pages_toggle_sees_no_password(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The agent, given control, clicks the page's own "Show password" button in a form the
+    site shows, after the customer typed: the field turns to `type="text"` and the page writes
+    its value again. It was a password: still hidden (held)."""
+    from tests.e2e.test_control import agent_click, grant
+
+    view = _shared(live, other_origin, customer, agent, REVEAL)
+    customer.page.locator("#pw").press_sequentially("Quartz-Lamp-93")
+    caught_up(customer, view)
+    grant(customer, agent)
+    agent_click(agent, view, "#show")
+    expect(customer.page.locator("#pw")).to_have_attribute("type", "text")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, r"(?i)quartz|lamp-93")
+    assert view.locator("#pw").input_value() == MASK_PLACEHOLDER
