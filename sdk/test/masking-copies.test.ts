@@ -212,7 +212,7 @@ test("a shown box said to be short without maxlength (size, number max, pattern,
   const group = (attrs: string) => `<div>${[1, 2, 3, 4, 5, 6].map((n) => `<input ${attrs.replace("{n}", String(n))}>`).join("")}</div>`;
   const shapes = ['size="1"', 'type="number" min="0" max="9"', 'pattern="[0-9]"', 'pattern="\\d{1}"', 'style="width: 1em"',
     'aria-label="Digit {n} of 6"', 'placeholder="Please enter OTP character {n}"'];
-  const notShort = ['pattern="[0-9]*"', 'pattern="\\d{6}"', 'type="number" max="99999"', 'size="20"', 'style="width: 12em"',
+  const notShort = ['pattern="[0-9]*"', 'type="number" max=""', 'pattern="\\d{6}"', 'type="number" max="99999"', 'size="20"', 'style="width: 12em"',
     'aria-label="Street 1"'];
   const form = html(`<form data-tandem-unmask>${[...shapes, ...notShort].map(group).join("")}</form>`);
   document.body.append(form);

@@ -360,6 +360,8 @@ interface KeptAnswers {
   /** isSplitNumberBox's answers, kept so too: it reads only the field's attributes and those of
    * the fields around it. */
   split: WeakMap<Element, boolean>;
+  /** Whether the tree holds a one-time-code field or an input-otp container (isCodeSlot). */
+  codeFields?: boolean;
 }
 const keptByTree = new WeakMap<Node, KeptAnswers | null>();
 
@@ -374,6 +376,7 @@ function keptEntry(root: Node): KeptAnswers | null {
           observer: new MutationObserver(() => {
             entry.answers = new WeakMap();
             entry.split = new WeakMap();
+            entry.codeFields = undefined;
           }),
           answers: new WeakMap(),
           split: new WeakMap(),
@@ -390,6 +393,7 @@ function keptEntry(root: Node): KeptAnswers | null {
   if (kept.observer.takeRecords().length) {
     kept.answers = new WeakMap();
     kept.split = new WeakMap();
+    kept.codeFields = undefined;
   }
   return kept;
 }
@@ -573,8 +577,8 @@ function saidToBeShort(el: Element): boolean {
   const size = Number.parseInt(attributeOf(el, "size") ?? "", 10);
   if (size > 0 && size <= SPLIT_PIECE_CHARS) return true;
   if ((attributeOf(el, "type") ?? "").toLowerCase().trim() === "number") {
-    const top = Number(attributeOf(el, "max") ?? "NaN");
-    if (top >= 0 && top < 10 ** SPLIT_PIECE_CHARS) return true;
+    const top = (attributeOf(el, "max") ?? "").trim();
+    if (top !== "" && Number(top) >= 0 && Number(top) < 10 ** SPLIT_PIECE_CHARS) return true;
   }
   const pattern = SHORT_PATTERN.exec((attributeOf(el, "pattern") ?? "").trim());
   if (pattern && Number(pattern[2] ?? pattern[1] ?? 1) <= SPLIT_PIECE_CHARS) return true;
@@ -653,8 +657,20 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
  * children or grandchildren. */
 const CODE_SLOT_LEVELS = 3;
 
+/** The selector of what makes a tree hold code slots (isCodeSlot). */
+const CODE_FIELD = 'input[autocomplete~="one-time-code" i], [data-input-otp-container]';
+
 function isCodeSlot(el: Element, text: string): boolean {
   if (!/^\s*[\p{L}\p{N}]\s*$/u.test(text)) return false;
+  // Most pages have no code field: one look at the tree (kept until it changes), not a walk up
+  // from every short text.
+  const root = rootNodeOf(el);
+  const kept = keptEntry(root);
+  const type = nodeTypeOf(root);
+  if (kept && (type === DOCUMENT_NODE || type === DOCUMENT_FRAGMENT_NODE)) {
+    kept.codeFields ??= queryAllIn(root as ParentNode, CODE_FIELD).length > 0;
+    if (!kept.codeFields) return false;
+  }
   let node: Element | null = el;
   for (let level = 0; node && level <= CODE_SLOT_LEVELS; level++) {
     if (holdsCodeField(node)) return true;
