@@ -207,3 +207,71 @@ test("a shown box of a number typed in pieces (four boxes of four or more) shows
   assert.equal(maskInputValue("1990", year), "1990");
   assert.equal(maskInputValue("size 42", q), "size 42");
 });
+
+test("a shown box said to be short without maxlength (size, number max, pattern, width, name) is a code's piece; long ones are not", (t) => {
+  const group = (attrs: string) => `<div>${[1, 2, 3, 4, 5, 6].map((n) => `<input ${attrs.replace("{n}", String(n))}>`).join("")}</div>`;
+  const shapes = ['size="1"', 'type="number" min="0" max="9"', 'pattern="[0-9]"', 'pattern="\\d{1}"', 'style="width: 1em"',
+    'aria-label="Digit {n} of 6"', 'placeholder="Please enter OTP character {n}"'];
+  const notShort = ['pattern="[0-9]*"', 'type="number" max=""', 'pattern="\\d{6}"', 'type="number" max="99999"', 'size="20"', 'style="width: 12em"',
+    'aria-label="Street 1"'];
+  const form = html(`<form data-tandem-unmask>${[...shapes, ...notShort].map(group).join("")}</form>`);
+  document.body.append(form);
+  t.after(() => form.remove());
+  const firsts = Array.from(form.querySelectorAll("div > input:first-child")) as HTMLInputElement[];
+  // Masked: one `•`, or the placeholder once "7" is a remembered piece (a copy of it).
+  shapes.forEach((shape, i) => assert.doesNotMatch(maskInputValue("7", firsts[i]), /\d/, shape));
+  forgetSecrets(); // "7" above was a code's piece: shown elsewhere, it is masked as its copy
+  notShort.forEach((shape, i) => assert.equal(maskInputValue("7", firsts[shapes.length + i]), "7", shape));
+});
+
+test("one-time-code on the first box makes boxes shaped alike its pieces; a lone one-time-code field does not", (t) => {
+  const form = html('<form data-tandem-unmask><div id="code"><input class="otp" autocomplete="one-time-code">' +
+    '<input class="otp"><input class="otp"><input class="otp"></div>' +
+    '<div id="other"><input id="otc" autocomplete="one-time-code"><input id="email" class="field"><input class="field">' +
+    '<input class="field"></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const second = form.querySelector("#code > input:nth-child(2)") as HTMLInputElement;
+  assert.equal(maskInputValue("7", second), MASK);
+  assert.equal(maskInputValue("flat 12", form.querySelector("#email") as HTMLInputElement), "flat 12");
+});
+
+test("boxes the page names as a birth date or a phone number are no code's pieces, however many; a code beside them is", (t) => {
+  const form = html('<form data-tandem-unmask><div><input id="day" autocomplete="bday-day" maxlength="2">' +
+    '<input autocomplete="bday-month" maxlength="2"><input autocomplete="bday-year" maxlength="4">' +
+    '<input id="area" autocomplete="shipping tel-area-code" maxlength="3"><input autocomplete="tel-local-prefix" maxlength="3">' +
+    '<input autocomplete="tel-local-suffix" maxlength="4"><input id="dd" placeholder="DD" maxlength="2">' +
+    '<input id="o1" maxlength="1"><input maxlength="1"><input maxlength="1"><input maxlength="1"></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const [day, area, dd, o1] = ["#day", "#area", "#dd", "#o1"].map((s) => form.querySelector(s) as HTMLInputElement);
+  assert.equal(maskInputValue("24", day), "24");
+  assert.equal(maskInputValue("212", area), "212");
+  assert.equal(maskInputValue("03", dd), "03");
+  assert.equal(maskInputValue("7", o1), MASK);
+});
+
+test("a code's box stays one when the page takes off its maxlength", (t) => {
+  const form = html('<form data-tandem-unmask><div><input id="o1" maxlength="1"><input maxlength="1"><input maxlength="1">' +
+    '<input maxlength="1"></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const boxes = Array.from(form.querySelectorAll("input"));
+  assert.equal(maskInputValue("7", boxes[0]), MASK);
+  for (const box of boxes) box.removeAttribute("maxlength");
+  assert.doesNotMatch(maskInputValue("8", boxes[0]), /\d/);
+});
+
+test("the slots a one-time-code field is drawn on show no character; other short text beside it does", (t) => {
+  const form = html('<div><form><div data-input-otp-container><div><div id="s1">7</div><div>3</div></div>' +
+    '<div><input autocomplete="one-time-code" maxlength="6"></div></div>' +
+    '<div id="plain"><div><span id="s2">5</span></div><input autocomplete="one-time-code"></div>' +
+    '<label id="label">Code</label></form><p><b id="step">2</b> of 3</p></div>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const [s1, s2, step, label] = ["#s1", "#s2", "#step", "#label"].map((s) => document.querySelector(s) as Element);
+  assert.equal(maskTextContent("7", s1), MASK);
+  assert.equal(maskTextContent("5", s2), MASK);
+  assert.equal(maskTextContent("2", step), "2");
+  assert.equal(maskTextContent("Code", label), "Code");
+});

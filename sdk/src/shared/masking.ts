@@ -116,6 +116,8 @@ interface PassMemo {
   cards: Map<Node, CardAround>;
   /** Whether an element lies in a blocked region (a batch of adds shares a few parents). */
   blocked: Map<Element, boolean>;
+  /** Whether an element holds a one-time-code field drawn as slots (isCodeSlot). */
+  slots?: Map<Element, boolean>;
   /** By document or shadow root, once a second field of it asks (saidToBePassword): its elements
    * with `aria-controls` by each id they name, and its `<label>`s by the field each labels, in
    * tree order. One walk of the tree for all its fields, instead of one a field (`labels` and
@@ -355,17 +357,30 @@ function saidToBePassword(el: MaskableElement): boolean {
 interface KeptAnswers {
   observer: MutationObserver;
   answers: WeakMap<Element, boolean>;
+  /** isSplitNumberBox's answers, kept so too: it reads only the field's attributes and those of
+   * the fields around it. */
+  split: WeakMap<Element, boolean>;
+  /** Whether the tree holds a one-time-code field or an input-otp container (isCodeSlot). */
+  codeFields?: boolean;
 }
 const keptByTree = new WeakMap<Node, KeptAnswers | null>();
 
-function keptAnswers(root: Node): WeakMap<Element, boolean> | null {
+function keptEntry(root: Node): KeptAnswers | null {
   let kept = keptByTree.get(root);
   if (kept === undefined) {
     kept = null;
     const type = nodeTypeOf(root);
     if (typeof MutationObserver !== "undefined" && (type === DOCUMENT_NODE || type === DOCUMENT_FRAGMENT_NODE)) {
       try {
-        const entry: KeptAnswers = { observer: new MutationObserver(() => void (entry.answers = new WeakMap())), answers: new WeakMap() };
+        const entry: KeptAnswers = {
+          observer: new MutationObserver(() => {
+            entry.answers = new WeakMap();
+            entry.split = new WeakMap();
+            entry.codeFields = undefined;
+          }),
+          answers: new WeakMap(),
+          split: new WeakMap(),
+        };
         entry.observer.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
         kept = entry;
       } catch (error) {
@@ -375,8 +390,16 @@ function keptAnswers(root: Node): WeakMap<Element, boolean> | null {
     keptByTree.set(root, kept);
   }
   if (!kept) return null;
-  if (kept.observer.takeRecords().length) kept.answers = new WeakMap();
-  return kept.answers;
+  if (kept.observer.takeRecords().length) {
+    kept.answers = new WeakMap();
+    kept.split = new WeakMap();
+    kept.codeFields = undefined;
+  }
+  return kept;
+}
+
+function keptAnswers(root: Node): WeakMap<Element, boolean> | null {
+  return keptEntry(root)?.answers ?? null;
 }
 
 /** saidToBePassword's reading of the page, `root` being the field's tree's root. */
@@ -498,8 +521,12 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    const shown = maskLongDigitRuns(maskDetected(value));
-    return /\d/.test(shown) && isSplitNumberBox(el) ? shown.replace(/\d/g, MASK) : shown;
+    if (!/\d/.test(value) || !isSplitNumberBox(el)) return maskLongDigitRuns(maskDetected(value));
+    // A piece of a code the site shows: its digits keep their shape (the box is not found as a
+    // copy of itself), and its copies (the page joining the code) are looked for as a hidden
+    // code's are.
+    rememberSecret(value, el);
+    return maskDetected(value.replace(/\d/g, MASK));
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
@@ -509,37 +536,165 @@ export function maskInputValue(value: string, el: MaskableElement | null): strin
 /** How many boxes of at most SPLIT_PIECE_CHARS characters make a number typed in pieces. */
 const SPLIT_MIN_BOXES = 4;
 
-function isPieceBox(el: Element): boolean {
+/** What the page says a box is that is not a secret: `autocomplete` field names (a birth date's
+ * day, a phone number's area code, a postal code...), with or without a section, shipping or
+ * billing, home or work before them. */
+const NOT_SECRET_AUTOCOMPLETE = new RegExp(
+  "^(?:bday(?:-day|-month|-year)?|tel(?:-country-code|-national|-area-code|-local(?:-prefix|-suffix)?|-extension)?|" +
+  "postal-code|address-line[123]|address-level[1-4]|street-address|country(?:-name)?|name|(?:given|family|additional)-name|" +
+  "honorific-(?:prefix|suffix)|nickname|organization(?:-title)?|email|sex|language|url)$",
+);
+/** A date's parts as a box's placeholder writes them (`DD` `MM` `YYYY`, `JJ` `AAAA`, `TT`). */
+const DATE_PART_PLACEHOLDER = /^(?:dd|mm|yy|yyyy|jj|aa|aaaa|tt|jjjj|гггг|дд|мм)$/i;
+/** What a box's `aria-label`, `placeholder` or `title` says when it holds one piece of several:
+ * "Digit 1 of 6", "Please enter OTP character 1", "code 3/6", "Ziffer 2". */
+const PIECE_NAME = /\b(?:digit|character|char|ziffer|zeichen|chiffre|caract(?:è|e)re|d(?:í|i)gito|cifra|cijfer)\b\D{0,12}\d{1,2}\b|\b\d{1,2}\s*(?:of|\/|von|de|sur|di|van)\s*\d{1,2}\b/i;
+/** An inline width of a box too narrow for more than SPLIT_PIECE_CHARS characters. */
+const NARROW_WIDTH = /(?:^|;)\s*(?:width|inline-size|max-width)\s*:\s*(\d+(?:\.\d+)?)\s*(px|em|rem|ch)\b/i;
+/** A `pattern` that matches at most SPLIT_PIECE_CHARS characters: one class, escape or
+ * character, with no repetition or a bounded one (`[0-9]`, `\d`, `\d{1}`, `[0-9]{1,4}`, `.?`). */
+const SHORT_PATTERN = /^\^?(?:\[[^\]]{1,40}\]|\\[dDwWsS]|[^\\[\](){}*+?|^$])(?:\{(\d)(?:,(\d))?\}|\?)?\$?$/;
+
+/** Whether `el` is an input a piece of a value may be typed into: not a button or a choice, and
+ * not a box the page names as a field that is no secret (a birth date's day, a phone number's
+ * area code: NOT_SECRET_AUTOCOMPLETE, DATE_PART_PLACEHOLDER). A sensitive autocomplete token
+ * beside such a name wins: a box that may be a secret is one. */
+function pieceCandidate(el: Element): boolean {
   if (localNameOf(el) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase().trim())) return false;
-  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
-  return max > 0 && max <= SPLIT_PIECE_CHARS;
+  const tokens = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim().split(/\s+/);
+  if (tokens.some((token) => SENSITIVE_AUTOCOMPLETE.test(token))) return true;
+  if (tokens.some((token) => NOT_SECRET_AUTOCOMPLETE.test(token))) return false;
+  return !DATE_PART_PLACEHOLDER.test((attributeOf(el, "placeholder") ?? "").trim());
 }
 
-/** Whether a shown field is one box of a number typed in pieces: a card in four boxes of four,
- * a code one digit per box. Each box holds too few digits to be a card or a run of 7, so its
- * digits are masked when it is a box of at most SPLIT_PIECE_CHARS characters (`maxlength`) among
- * at least SPLIT_MIN_BOXES such boxes at its own depth: its parent's children, or its
- * grandparent's grandchildren (a box per wrapper), at most WRAPPER_NODES elements read. A date
- * in three boxes, a phone number in three, stay shown. */
+/** Whether the page says a box holds at most SPLIT_PIECE_CHARS characters: its `maxlength`,
+ * `size`, a `type="number"` box's `max` (9999 at most), a `pattern` of one character (or a
+ * bounded few), an inline width of a few characters (react-otp-input's `width: 1em`), or a name
+ * that numbers it among others (PIECE_NAME). */
+function saidToBeShort(el: Element): boolean {
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  if (max > 0 && max <= SPLIT_PIECE_CHARS) return true;
+  const size = Number.parseInt(attributeOf(el, "size") ?? "", 10);
+  if (size > 0 && size <= SPLIT_PIECE_CHARS) return true;
+  if ((attributeOf(el, "type") ?? "").toLowerCase().trim() === "number") {
+    const top = (attributeOf(el, "max") ?? "").trim();
+    if (top !== "" && Number(top) >= 0 && Number(top) < 10 ** SPLIT_PIECE_CHARS) return true;
+  }
+  const pattern = SHORT_PATTERN.exec((attributeOf(el, "pattern") ?? "").trim());
+  if (pattern && Number(pattern[2] ?? pattern[1] ?? 1) <= SPLIT_PIECE_CHARS) return true;
+  const width = NARROW_WIDTH.exec(attributeOf(el, "style") ?? "");
+  if (width && Number(width[1]) <= (width[2].toLowerCase() === "px" ? 16 * SPLIT_PIECE_CHARS : SPLIT_PIECE_CHARS)) return true;
+  return [attributeOf(el, "aria-label"), attributeOf(el, "placeholder"), attributeOf(el, "title")]
+    .some((word) => word !== null && PIECE_NAME.test(word.slice(0, LABEL_CHARS)));
+}
+
+function isOneTimeCodeBox(el: Element): boolean {
+  return (attributeOf(el, "autocomplete") ?? "").toLowerCase().split(/\s+/).includes("one-time-code");
+}
+
+/** Boxes alike: what a page writes the same on each box of one code (its look and keyboard). */
+function shapeOf(el: Element): string {
+  return [attributeOf(el, "type"), attributeOf(el, "class"), attributeOf(el, "inputmode")].map((v) => (v ?? "").trim().toLowerCase()).join("\n");
+}
+
+/** Boxes that were one piece of a value typed in pieces, from when the SDK first saw them so:
+ * a page that later takes off what said so (its `maxlength`, its `autocomplete`; an agent in
+ * control clicking the page's own "paste the code" button) does not show the digits typed
+ * there. Nothing is ever taken out. */
+const everPiece = new WeakSet<Element>();
+
+/** Whether a field is one box of a number typed in pieces: a card in four boxes of four, a code
+ * one digit per box. Each box holds too few digits to be a card or a run of 7, so its digits are
+ * masked, and its value is looked for where the page copies it (joined with the other boxes'),
+ * when it is among at least SPLIT_MIN_BOXES piece boxes at its own depth: its parent's children,
+ * or its grandparent's grandchildren (a box per wrapper), at most WRAPPER_NODES elements read.
+ * A piece box is an input (pieceCandidate) the page says is short (saidToBeShort), or any box
+ * shaped alike (shapeOf) beside a box marked `one-time-code` (pages often mark the first box
+ * only). A date or a phone number in three boxes stays shown, and so do boxes the page names as
+ * a birth date or a phone number, however many. Once a piece box, always one (everPiece). */
 function isSplitNumberBox(el: Element): boolean {
-  if (!isPieceBox(el)) return false;
-  const parent = parentElementOf(el);
-  if (!parent) return false;
-  let boxes = 0;
-  for (const child of childElementsOf(parent, WRAPPER_NODES)) if (isPieceBox(child) && ++boxes >= SPLIT_MIN_BOXES) return true;
-  const grandparent = parentElementOf(parent);
-  if (!grandparent) return false;
-  boxes = 0;
+  if (everPiece.has(el)) return true;
+  if (!pieceCandidate(el)) return false;
+  const kept = keptEntry(rootNodeOf(el));
+  const known = kept?.split.get(el);
+  if (known !== undefined) return known;
+  const found = splitBoxAtDepth(el, 1) || splitBoxAtDepth(el, 2);
+  kept?.split.set(el, found);
+  if (found) everPiece.add(el);
+  return found;
+}
+
+/** isSplitNumberBox at one depth: the children (1) or grandchildren (2) of `el`'s ancestor. */
+function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
+  let around = parentElementOf(el);
+  if (depth === 2 && around) around = parentElementOf(around);
+  if (!around) return false;
+  const boxes: Element[] = [];
   let seen = 0;
-  for (const child of childElementsOf(grandparent, WRAPPER_NODES)) {
+  for (const child of childElementsOf(around, WRAPPER_NODES)) {
     seen++;
+    if (depth === 1) {
+      if (pieceCandidate(child)) boxes.push(child);
+      continue;
+    }
     for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
       seen++;
-      if (isPieceBox(grandchild) && ++boxes >= SPLIT_MIN_BOXES) return true;
+      if (pieceCandidate(grandchild)) boxes.push(grandchild);
     }
     if (seen >= WRAPPER_NODES) break;
   }
+  if (boxes.length < SPLIT_MIN_BOXES || !boxes.includes(el)) return false;
+  const codes = boxes.filter(isOneTimeCodeBox).map(shapeOf);
+  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box));
+  return isPiece(el) && boxes.filter(isPiece).length >= SPLIT_MIN_BOXES;
+}
+
+/** The text of a slot of a code field drawn as slots (input-otp, shadcn/ui's InputOTP): one
+ * transparent `one-time-code` field laid over elements that each show one character of its value
+ * as page text (the field's value is hidden; one character is too short to be found as a copy of
+ * it). A text of one letter or digit is such a slot when an element at most CODE_SLOT_LEVELS
+ * levels above it is marked `data-input-otp-container`, or has a `one-time-code` field among its
+ * children or grandchildren. */
+const CODE_SLOT_LEVELS = 3;
+
+/** The selector of what makes a tree hold code slots (isCodeSlot). */
+const CODE_FIELD = 'input[autocomplete~="one-time-code" i], [data-input-otp-container]';
+
+function isCodeSlot(el: Element, text: string): boolean {
+  if (!/^\s*[\p{L}\p{N}]\s*$/u.test(text)) return false;
+  // Most pages have no code field: one look at the tree (kept until it changes), not a walk up
+  // from every short text.
+  const root = rootNodeOf(el);
+  const kept = keptEntry(root);
+  const type = nodeTypeOf(root);
+  if (kept && (type === DOCUMENT_NODE || type === DOCUMENT_FRAGMENT_NODE)) {
+    kept.codeFields ??= queryAllIn(root as ParentNode, CODE_FIELD).length > 0;
+    if (!kept.codeFields) return false;
+  }
+  let node: Element | null = el;
+  for (let level = 0; node && level <= CODE_SLOT_LEVELS; level++) {
+    if (holdsCodeField(node)) return true;
+    node = parentElementOf(node);
+  }
   return false;
+}
+
+function holdsCodeField(el: Element): boolean {
+  const known = memo?.slots?.get(el);
+  if (known !== undefined) return known;
+  let found = hasAttributeOn(el, "data-input-otp-container");
+  let seen = 0;
+  for (const child of found ? [] : childElementsOf(el, WRAPPER_NODES)) {
+    seen++;
+    if (localNameOf(child) === "input" && isOneTimeCodeBox(child)) found = true;
+    for (const grandchild of found ? [] : childElementsOf(child, WRAPPER_NODES - seen)) {
+      seen++;
+      if (localNameOf(grandchild) === "input" && isOneTimeCodeBox(grandchild)) found = true;
+    }
+    if (found || seen >= WRAPPER_NODES) break;
+  }
+  if (memo) (memo.slots ??= new Map()).set(el, found);
+  return found;
 }
 
 /** Page text as the agent may see it. Never throws: on any error, every visible character masked. */
@@ -551,6 +706,7 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
     if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
     if (el && editableHostOf(el)) return maskEditableText(text, el);
     if (el && /\d/.test(text) && splitCardAround(el)) return maskCopies(text).replace(/\d/g, MASK);
+    if (el && isCodeSlot(el, text)) return text.replace(/\S/g, MASK);
     return maskDetected(text);
   } catch (error) {
     failed(error);
@@ -1658,10 +1814,11 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
 
 /** A value typed in pieces: one-time codes in one box per digit, a card number in four boxes of
  * four. Each piece is short, so the page's copy of the whole ("482913" in the form's `data-code`,
- * its `<output>`) matches none of them; the values of the hidden boxes of at most
- * SPLIT_PIECE_CHARS characters by their `maxlength` sharing a parent or a grandparent are joined
- * in page order and remembered as one value too, as a code's (from its first character: each
- * box's own value is looked for so too, the first digit is echoed before a second is typed). */
+ * its `<output>`) matches none of them; the values of at most SPLIT_PIECE_CHARS characters of
+ * the piece boxes (isSplitNumberBox; hidden, or shown with their digits masked) sharing a parent
+ * or a grandparent are joined in page order and remembered as one value too, as a code's (from
+ * its first character: each box's own value is looked for so too, the first digit is echoed
+ * before a second is typed). */
 const SPLIT_PIECE_CHARS = 4;
 
 /** Read again the live values of the hidden fields seen (what the page may copy at this event),
@@ -1674,12 +1831,13 @@ function refreshSecrets(): void {
         secretFields.delete(el);
         continue;
       }
-      if (!valueHidden(el)) continue;
+      // A piece of a code the site shows is looked for as a hidden one (maskInputValue).
+      if (!valueHidden(el) && !isSplitNumberBox(el)) continue;
       const live = liveValueOf(el);
       if (live) rememberSecret(live, null, kind);
       // Only boxes made for pieces: other short values (a password's first keys) would churn
       // the remembered values on every event, pushing real ones out of MAX_SECRETS.
-      if (live && live.trim().length <= SPLIT_PIECE_CHARS && isPieceBox(el)) pieces.push({ el, kind, value: live.trim() });
+      if (live && live.trim().length <= SPLIT_PIECE_CHARS && isSplitNumberBox(el)) pieces.push({ el, kind, value: live.trim() });
     } catch (error) {
       failed(error);
     }
