@@ -348,9 +348,7 @@ class Subjects:
         await self._refuse_if_held(grant, findings)
         for session in findings.sessions:
             if session.ended_at is None:
-                raise ConflictError(
-                    f"session {session.session_id} is still live: erase it after it has ended"
-                )
+                raise ConflictError(_still_live(session.session_id, findings.recordings))
         kept = len(findings.audit) + len(findings.reports)
 
         def answer(erased: SubjectErasure) -> dict[str, object]:
@@ -704,3 +702,18 @@ def _reason(reason: str) -> str:
     if any("\ud800" <= c <= "\udfff" for c in reason):  # bytes not UTF-8 on the command line
         raise ConfigError("the reason is not UTF-8 text: type it in UTF-8")
     return reason
+
+
+def _still_live(session_id: str, recordings: Sequence[RecordingRecord]) -> str:
+    """Why an erasure of ``session_id`` is refused: it is live, or (its people gone) its end
+    waits for a recording's, stored once the database takes that recording's last writes."""
+    running = [
+        r.recording_id for r in recordings if r.session_id == session_id and r.ended_at is None
+    ]
+    if running:
+        return (
+            f"session {session_id} is still live: its recording {running[0]} is not yet ended "
+            "in storage (the server ends it, then the session, once the database takes its "
+            "writes); erase it after it has ended"
+        )
+    return f"session {session_id} is still live: erase it after it has ended"

@@ -254,6 +254,9 @@ async def test_a_subject_erasure_never_meets_a_recording_whose_frames_are_being_
             refused = await asyncio.to_thread(run, *erase, env=environ)
             assert refused.returncode == 2, refused.stdout + refused.stderr
             assert "still live" in refused.stdout + refused.stderr
+            # The operator is told why: the recording, not the people, keeps it live.
+            said = " ".join((refused.stdout + refused.stderr).split())
+            assert f"its recording {recording_id} is not yet ended in storage" in said, said
             await held.rollback()
             query = "SELECT ended_at FROM sessions WHERE session_id = $1"
             deadline = time.monotonic() + SETTLED
