@@ -1,0 +1,126 @@
+"""What a graceful stop past its deadline leaves behind on SQLite (review of the stop's one
+deadline, docs/security.md): the storage thread is a daemon that goes on with a statement
+waiting for a locked file after the stop gave up on it. A hand-over cut (both sides told the
+session ended, ``session_not_handed_over`` kept in the audit backlog) must not be stored after
+all when the lock goes before the process exits: it was resumable then, with records that
+contradict each other. Real ``tandem serve``, SIGTERM, the file locked by another program."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from tests.conftest import add_user, free_port
+from tests.server.test_crash_recovery import ServeProcess
+from tests.server.test_frozen_stop import (
+    ENDED,
+    EXIT_ROOM,
+    LOBBY,
+    STOP_TIMEOUT,
+    closing,
+    opened,
+    sessions,
+)
+from tests.storage.conftest import tandem
+
+CUT = "could not be handed over nor its end stored in time"
+
+
+def log_of(server: ServeProcess) -> str:
+    server.log.flush()
+    return Path(server.log.name).read_text(errors="replace")
+
+
+async def test_a_hand_over_cut_at_the_deadline_is_not_stored_when_the_lock_goes(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    database = data_dir / "tandem.sqlite3"
+    port = free_port()
+    server = ServeProcess(data_dir, port, "--shutdown-timeout", str(STOP_TIMEOUT), env={})
+    sockets = await opened(server, sessions)
+    shell = sqlite3.connect(database, isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        server.process.send_signal(signal.SIGTERM)
+        closed = asyncio.gather(*(closing(ws) for ws in sockets))
+        deadline = time.monotonic() + STOP_TIMEOUT + EXIT_ROOM
+        while log_of(server).count(CUT) < 3:  # every hand-over cut, the process still running
+            assert server.process.poll() is None, log_of(server)
+            assert time.monotonic() < deadline, log_of(server)
+            await asyncio.sleep(0.05)
+    finally:
+        shell.close()  # the lock goes: the statement the storage thread waits on goes on
+    try:
+        assert await closed == [ENDED] * (len(sockets) - 1) + [LOBBY]
+        assert await asyncio.to_thread(server.process.wait, STOP_TIMEOUT + EXIT_ROOM) == 0
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=10)
+        server.log.close()
+    # Nothing was stored handed over (resumable) of the sessions both sides were told ended.
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM suspended_sessions").fetchone() == (0,)
+    # The next start ends them server_lost and writes what the stop kept, each once.
+    again = ServeProcess(data_dir, port, env={})
+    try:
+        with sqlite3.connect(database) as db:
+            ended = db.execute(
+                "SELECT end_reason, count(*) FROM sessions GROUP BY end_reason"
+            ).fetchall()
+            actions = dict(
+                db.execute(
+                    "SELECT action, count(*) FROM audit WHERE action IN "
+                    "('session_not_handed_over', 'session_suspended', 'server_stopped') "
+                    "GROUP BY action"
+                ).fetchall()
+            )
+    finally:
+        again.stop()
+    assert ended == [("server_lost", 3)], ended
+    assert actions == {"session_not_handed_over": 3, "server_stopped": 1}, actions
+    verified = tandem("audit", "verify", "--data-dir", str(data_dir))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def test_a_second_sigterm_during_a_frozen_stop_changes_nothing(tmp_path: Path) -> None:
+    """An operator (or a supervisor such as systemd) sends SIGTERM again while the stop waits
+    for the locked file: the stop goes on as one, keeps to its deadline, exits 0, and every
+    session is told it ended, as with one SIGTERM."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    server = ServeProcess(data_dir, free_port(), "--shutdown-timeout", str(STOP_TIMEOUT), env={})
+    sockets = await opened(server, sessions)
+    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        stopping = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        closed = asyncio.gather(*(closing(ws) for ws in sockets))
+        while "stopping: telling every socket" not in log_of(server):
+            assert server.process.poll() is None, log_of(server)
+            assert time.monotonic() - stopping < STOP_TIMEOUT, log_of(server)
+            await asyncio.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            assert await closed == [ENDED] * (len(sockets) - 1) + [LOBBY]
+            exited = await asyncio.to_thread(server.process.wait, STOP_TIMEOUT + EXIT_ROOM)
+        finally:
+            if server.process.poll() is None:
+                server.process.kill()
+                server.process.wait(timeout=10)
+            server.log.close()
+    finally:
+        shell.close()
+    took = time.monotonic() - stopping
+    log = Path(server.log.name).read_text(errors="replace")
+    assert exited == 0, log
+    assert took < STOP_TIMEOUT + EXIT_ROOM, (took, log)
+    assert log.count(CUT) == 3, log
