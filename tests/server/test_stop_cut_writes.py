@@ -12,8 +12,13 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import add_user, free_port
+from tests.server.helpers import resume_on, sharing_session, start_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_stop import (
     ENDED,
@@ -23,6 +28,7 @@ from tests.server.test_frozen_stop import (
     closing,
     opened,
     sessions,
+    stopped,
 )
 from tests.storage.conftest import tandem
 
@@ -124,3 +130,45 @@ async def test_a_second_sigterm_during_a_frozen_stop_changes_nothing(tmp_path: P
     assert exited == 0, log
     assert took < STOP_TIMEOUT + EXIT_ROOM, (took, log)
     assert log.count(CUT) == 3, log
+
+
+async def test_the_resume_token_of_a_cut_session_is_refused_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """A page that kept its resume token (it missed the ``ended``: its socket dropped as the
+    stop closed it) comes back to the next process: refused with the one answer for a session
+    that is not there (4404 "session not found"), never taken up as a session both sides were
+    told ended, nor left waiting."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    port = free_port()
+    server = ServeProcess(data_dir, port, "--shutdown-timeout", str(STOP_TIMEOUT), env={})
+    created: list[dict[str, Any]] = []
+
+    async def shared_and_waiting(server: Any) -> list[Any]:
+        customer, agent, shared = await sharing_session(server)
+        waiting, alone = await start_session(server)
+        created.extend([shared, alone])
+        return [customer, agent, waiting]
+
+    sockets = await opened(server, shared_and_waiting)
+    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        stop = await stopped(server, sockets)
+    finally:
+        shell.close()
+    assert stop.closed == [ENDED] * 3, stop.closed
+    again = ServeProcess(data_dir, port, env={})
+    try:
+        for session in created:
+            with pytest.raises(ConnectionClosed) as refused:
+                await resume_on(again, session)
+            assert refused.value.rcvd is not None
+            assert (refused.value.rcvd.code, refused.value.rcvd.reason) == (
+                4404,
+                "session not found",
+            )
+    finally:
+        again.stop()
