@@ -172,3 +172,43 @@ async def test_the_resume_token_of_a_cut_session_is_refused_at_the_next_start(
             )
     finally:
         again.stop()
+
+
+async def test_a_frozen_stop_during_a_restart_leaves_the_handed_over_sessions_resumable(
+    tmp_path: Path,
+) -> None:
+    """A restart whose next process is stopped in turn, the SQLite file locked, before the
+    sessions handed over to it came back: it holds none of them, so its stop cuts nothing, and
+    they are still taken up (their resume tokens accepted) by the process after it."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    port = free_port()
+    first = ServeProcess(data_dir, port, "--shutdown-timeout", str(STOP_TIMEOUT), env={})
+    created: list[dict[str, Any]] = []
+
+    async def shared_and_waiting(server: Any) -> list[Any]:
+        customer, agent, shared = await sharing_session(server)
+        waiting, alone = await start_session(server)
+        created.extend([shared, alone])
+        return [customer, agent, waiting]
+
+    sockets = await opened(first, shared_and_waiting)
+    handed = await stopped(first, sockets)
+    reconnect = (["restarting"], 1012, "server restarting: reconnect")
+    assert handed.closed == [reconnect] * 3, handed.closed
+    second = ServeProcess(data_dir, port, "--shutdown-timeout", str(STOP_TIMEOUT), env={})
+    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        quiet = await stopped(second, [])
+    finally:
+        shell.close()
+    assert CUT not in quiet.log, quiet.log
+    third = ServeProcess(data_dir, port, env={})
+    try:
+        for session in created:
+            _page, answer = await resume_on(third, session)
+            assert answer["type"] == "resumed", answer
+    finally:
+        third.stop()
