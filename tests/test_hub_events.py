@@ -704,3 +704,30 @@ async def test_a_rejoin_of_a_session_that_is_gone_is_audited_within_the_accounts
     await hub._summarise_refusals(hub.clock() + 60)
     [summary] = await audit_of(hub, "access_refused_summary")
     assert summary.details["refused"] == 3
+
+
+async def test_a_record_of_what_was_done_cancelled_mid_write_is_kept_and_written_once(
+    hub: SessionHub, tmp_path: Path
+) -> None:
+    """Its caller cancelled while the SQLite file was locked (a socket's close, a stop past its
+    deadline): the write given up is rolled back, never committed once the lock goes, so the
+    record is kept in the backlog and written from it, once (neither lost nor doubled)."""
+    import sqlite3
+
+    storage = hub.storage
+    assert isinstance(storage, SQLStorage)
+    shell = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        recording = asyncio.create_task(hub.record_done("server_stopped", actor="server", org=ORG))
+        while storage._sqlite_call is None:  # in the storage thread, waiting for the lock
+            await asyncio.sleep(0.01)
+        recording.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await recording
+    finally:
+        shell.close()
+    assert await hub._write_unrecorded() is None
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        written = db.execute("SELECT count(*) FROM audit WHERE action = 'server_stopped'")
+        assert written.fetchone() == (1,)

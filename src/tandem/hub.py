@@ -1165,6 +1165,13 @@ class SessionHub:
             return
         try:
             await self.audit.record(at, action, **fields)
+        except asyncio.CancelledError:
+            # Its caller went (a socket's close, a stop past its deadline) while the write
+            # waited: given up, it is not stored (SQLite rolls it back; tandem.storage.sql
+            # _SQLiteCall), so it is kept. PostgreSQL's answer to a cancelled COMMIT is unknown:
+            # then at worst written twice, never lost.
+            await self._unrecorded.hold(at, action, fields)
+            raise
         except Exception:
             await self._unrecorded.hold(at, action, fields)
             raise

@@ -260,3 +260,58 @@ async def test_a_stop_with_redis_frozen_keeps_to_the_shutdown_timeout(
         reconnect = (["restarting"], 1012, "server restarting: reconnect")
         # The waiting customer's session is handed over too.
         assert stop.closed == [reconnect] * (len(sockets) - 1) + [LOBBY], stop.closed
+
+
+async def test_a_stop_with_the_database_and_redis_frozen_together_keeps_to_the_timeout(
+    pg_proxy: StoppableProxy, tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Both freeze at once (one host's network, say): nothing is stored and nothing said
+    through Redis is answered; each session is still cut, both sides told it ended (their
+    frames between this process's sockets never go through Redis), the stop keeps to its
+    time, and the next start writes what it kept."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+
+        def serve(*redis: str) -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                *redis,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={
+                    "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
+                    "TANDEM_REDIS_PREFIX": f"tandem-test-{uuid.uuid4().hex}:",
+                },
+            )
+
+        server = serve("--redis-url", private_redis.url)
+        sockets = await opened(server, sessions)
+        private_redis.pause()
+        try:
+            with pg_proxy.frozen():
+                stop = await stopped(server, sockets)
+        finally:
+            private_redis.resume()
+        assert stop.closed == [ENDED] * (len(sockets) - 1) + [LOBBY], stop.closed
+        assert stop.log.count("could not be handed over nor its end stored in time") == 3
+        again = serve()
+        db = await pg_connect(schema)
+        try:
+            query = "SELECT count(*) FROM audit WHERE action = 'session_not_handed_over'"
+            deadline = time.monotonic() + 60
+            while await db.fetchval(query) < 3:
+                assert time.monotonic() < deadline, "the kept audit records were not written"
+                await asyncio.sleep(0.1)
+            live = await db.fetchval("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+            assert live == 0
+            assert await db.fetchval("SELECT count(*) FROM suspended_sessions") == 0
+            stopped_records = "SELECT count(*) FROM audit WHERE action = 'server_stopped'"
+            assert await db.fetchval(stopped_records) == 1
+        finally:
+            await db.close()
+            again.stop()

@@ -188,3 +188,37 @@ def test_a_copy_that_cannot_go_leaves_the_others_going(tmp_path: Path) -> None:
     (stuck / "inside").write_bytes(b"")
     assert expire_upgrade_copies(database, time.time()) == [old]
     assert not old.exists() and no_time.exists() and stuck.exists()
+
+
+async def test_a_write_given_up_while_the_file_is_locked_never_lands_later(
+    tmp_path: Path,
+) -> None:
+    """The SQLite thread is a daemon that goes on with a statement waiting for a locked file
+    after its caller stopped waiting (a stop past its deadline cuts the hand-over that wrote
+    it). Once the lock goes, that transaction must not commit: its caller was told it failed
+    (the cut session audited ``session_not_handed_over``), and it would have been stored
+    handed over, resumable, all the same."""
+    from tests.storage.conftest import migrated_sqlite
+    from tests.storage.test_suspended_sessions import handed_over
+
+    path = migrated_sqlite(tmp_path / "db.sqlite3")
+    storage = await SQLStorage.open_sqlite(path)
+    try:
+        await storage.record_session_start(of_org("default"), "s1", 50.0, "demo", "old")
+        shell = sqlite3.connect(path, isolation_level=None)
+        try:
+            shell.execute("BEGIN EXCLUSIVE")
+            suspending = asyncio.create_task(storage.suspend_session(handed_over("s1")))
+            while storage._sqlite_call is None:  # in the thread, waiting for the lock
+                await asyncio.sleep(0.01)
+            suspending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await suspending
+        finally:
+            shell.close()  # the lock goes: the waiting statement goes on
+        # Queued behind it, so answered once that transaction is over.
+        assert await storage.get_suspended("s1") is None
+        record = await storage.get_session("s1")
+        assert record is not None and record.node == "old"
+    finally:
+        await storage.close()

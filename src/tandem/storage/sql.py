@@ -545,10 +545,13 @@ class _Db:
         self._begin()
         try:
             yield
+            # A COMMIT that fails (SQLite: busy, or abandoned by its caller) leaves the
+            # transaction open on the connection: rolled back too, never taken up by the
+            # next storage call's statements (and committed with them).
+            self._commit()
         except BaseException:
             self._rollback()
             raise
-        self._commit()
 
 
 class _SQLiteDb(_Db):
@@ -560,6 +563,11 @@ class _SQLiteDb(_Db):
         self._connection.execute("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
+        call = self._storage._sqlite_call
+        if call is not None and not call.commit():
+            # Its caller gave up on it (a stop's deadline passed while the file was locked):
+            # told it failed, it never lands later (rolled back by atomic()).
+            raise sqlite3.OperationalError("abandoned by its caller before its commit")
         self._connection.execute("COMMIT")
 
     def _rollback(self) -> None:
@@ -821,6 +829,8 @@ class SQLStorage:
         """PostgreSQL: connections being handed back to the pool (:meth:`_pooled`)."""
         self._thread: StorageThread | None = None  # SQLite
         self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_call: _SQLiteCall | None = None
+        """The storage call the worker thread runs (set and read there only)."""
         self._sqlite_locked = False
         """Set (in the worker thread) when a statement waited the whole busy timeout for another
         connection's lock; until a write succeeds, statements wait only :data:`_LOCKED_BUSY_MS`, so
@@ -1123,8 +1133,15 @@ class SQLStorage:
         assert self._thread is not None and self._sqlite is not None
         connection = self._sqlite
         loop = asyncio.get_running_loop()
+        call = _SQLiteCall()
         try:
-            return await loop.run_in_executor(self._thread, self._in_worker, work, connection)
+            return await loop.run_in_executor(self._thread, self._in_worker, work, connection, call)
+        except asyncio.CancelledError:
+            # Not waited for (a stop past its deadline cut the hand-over this wrote, and kept
+            # its audit record in the backlog): a transaction still waiting for a locked file
+            # must not commit once the lock goes, before the process exits.
+            call.abandon()
+            raise
         except sqlite3.IntegrityError as exc:
             # The audit tables' no-replace triggers refuse a taken number before the key does.
             taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) in _SQLITE_TAKEN
@@ -1133,11 +1150,16 @@ class SQLStorage:
             raise StorageError(f"the database failed: {exc}") from None
 
     def _in_worker(
-        self, work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        connection: sqlite3.Connection,
+        call: _SQLiteCall,
     ) -> T:
         """In the SQLite worker thread: ``work``, with the short busy timeout while another
-        connection is known to hold the lock (and the long one back once a statement passes)."""
+        connection is known to hold the lock (and the long one back once a statement passes).
+        Its transaction commits only if ``call`` was not abandoned first."""
         changes = connection.total_changes
+        self._sqlite_call = call
         try:
             result = work(connection)
         except sqlite3.OperationalError as exc:
@@ -1145,6 +1167,8 @@ class SQLStorage:
                 self._sqlite_locked = True
                 connection.execute(f"PRAGMA busy_timeout={_LOCKED_BUSY_MS}")
             raise
+        finally:
+            self._sqlite_call = None
         # Reads pass while another connection holds the write lock (WAL): only a write that
         # changed rows shows the lock is free again.
         if self._sqlite_locked and connection.total_changes != changes:
@@ -3389,6 +3413,37 @@ class StorageThread(concurrent.futures.Executor):
         self._calls.put(None)
         if wait:
             self._thread.join()
+
+
+class _SQLiteCall:
+    """One storage call's transaction, between its caller (on the event loop) and the worker
+    thread: the caller may give it up (:meth:`abandon`, its await cancelled) until the thread
+    begins its COMMIT (:meth:`commit`), never after. The thread is a daemon and goes on with a
+    statement waiting for a locked file after its caller stopped waiting; without this, what it
+    wrote landed once the lock went, though the caller had been told it failed (a stop's
+    hand-over cut and audited ``session_not_handed_over``, yet stored; ``server_stopped``
+    written and kept in the backlog too). A COMMIT already under way (milliseconds: the write
+    lock is held) still lands."""
+
+    __slots__ = ("_abandoned", "_committing", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._committing = False
+
+    def abandon(self) -> None:
+        with self._lock:
+            if not self._committing:
+                self._abandoned = True
+
+    def commit(self) -> bool:
+        """Whether the transaction may commit (then it can no longer be abandoned)."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._committing = True
+            return True
 
 
 @dataclasses.dataclass(slots=True)
