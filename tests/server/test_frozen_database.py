@@ -56,12 +56,9 @@ def seed_people(data_dir: Path, url: str) -> None:
     run_in_thread(seed)
 
 
-def recording_server(
-    server_factory: ServerFactory, tmp_path: Path, url: str, **settings: Any
-) -> RunningServer:
-    """A server on the proxied database ``url`` whose organisation has the recording key: the
-    accounts seeded, recordings flushed every KiB, storage waits bounded by FROZEN_TIMEOUT, no
-    purge; ``settings`` add to these."""
+def recording_seed(tmp_path: Path, url: str) -> Path:
+    """The accounts on ``url`` and the default organisation's recording key; the audit key's
+    file."""
     from tandem.config import Settings
     from tandem.directory import offline, operator
     from tests.server.test_recordings import KEY
@@ -75,9 +72,18 @@ def recording_server(
             await directory.set_recording_key(operator("default"), KEY)
 
     run_in_thread(with_key)
+    return tmp_path / "seed" / "audit.key"
+
+
+def recording_server(
+    server_factory: ServerFactory, tmp_path: Path, url: str, **settings: Any
+) -> RunningServer:
+    """A server on the proxied database ``url`` whose organisation has the recording key: the
+    accounts seeded, recordings flushed every KiB, storage waits bounded by FROZEN_TIMEOUT, no
+    purge; ``settings`` add to these."""
     return server_factory(
         database_url=url,
-        audit_key_file=tmp_path / "seed" / "audit.key",
+        audit_key_file=recording_seed(tmp_path, url),
         database_timeout_seconds=FROZEN_TIMEOUT,
         recording_flush_bytes=1024,
         purge_interval_seconds=86400.0,

@@ -26,7 +26,7 @@ from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import login_cookie, open_agent, sharing_session, start_session
 from tests.server.test_crash_recovery import ServeProcess
-from tests.server.test_frozen_database import seed_people
+from tests.server.test_frozen_database import recording_seed, seed_people
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 
@@ -58,25 +58,6 @@ async def closing(ws: ClientConnection) -> tuple[list[str], int, str]:
         return types, exc.rcvd.code, exc.rcvd.reason
 
 
-def recording_seed(tmp_path: Path, url: str) -> Path:
-    """The accounts on ``url`` and the default organisation's recording key; the audit key's
-    file."""
-    from tandem.config import Settings
-    from tandem.directory import offline, operator
-    from tests.server.test_recordings import KEY
-    from tests.server.test_scale_out import run_in_thread
-
-    seed_people(tmp_path / "seed", url)
-
-    async def with_key() -> None:
-        loaded = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-        async with offline(loaded) as directory:
-            await directory.set_recording_key(operator("default"), KEY)
-
-    run_in_thread(with_key)
-    return tmp_path / "seed" / "audit.key"
-
-
 async def opened(
     server: ServeProcess, make: Callable[[Any], Awaitable[list[ClientConnection]]]
 ) -> list[ClientConnection]:
@@ -103,17 +84,10 @@ async def live_sockets(server: Any) -> list[ClientConnection]:
     """A recorded session, two shared ones, a waiting customer and an agent in no session."""
     from tests.server.test_recordings import recording
 
-    sockets: list[ClientConnection] = []
     customer, agent, _ = await recording(server)
     for i in range(8):  # frames the recording's writer holds for the database
         await customer.send(b"\x01frame-%03d" % i + b"." * 500)
-    sockets += [customer, agent]
-    for _ in range(2):
-        customer, agent, _ = await sharing_session(server)
-        sockets += [customer, agent]
-    sockets.append((await start_session(server))[0])
-    sockets.append(await open_agent(server, login_cookie(server)))
-    return sockets
+    return [customer, agent, *await sessions(server)]
 
 
 async def stopped(server: ServeProcess, sockets: list[ClientConnection]) -> Stopped:
