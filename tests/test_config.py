@@ -165,6 +165,13 @@ def test_send_and_shutdown_timeouts_must_be_positive(value: float) -> None:
         Settings.load(environ={}, shutdown_timeout_seconds=value)
 
 
+@pytest.mark.parametrize("value", [0.0, 1.0, 1.5, -0.25, float("nan")])
+def test_the_hand_overs_share_of_the_stop_is_a_fraction(value: float) -> None:
+    with pytest.raises(ConfigError, match="shutdown_hand_over_share"):
+        Settings.load(environ={}, shutdown_hand_over_share=value)
+    assert Settings.load(environ={}, shutdown_hand_over_share=0.5).shutdown_hand_over_share == 0.5
+
+
 def test_shutdown_timeout_from_the_environment() -> None:
     assert Settings.load(environ={"TANDEM_SHUTDOWN_TIMEOUT": "4.5"}).shutdown_timeout_seconds == 4.5
     with pytest.raises(ConfigError, match="TANDEM_SHUTDOWN_TIMEOUT"):

@@ -289,6 +289,10 @@ class Settings:
     shutdown_timeout_seconds: float = 15.0
     """On SIGTERM, how long the server may take to tell every socket, end its sessions, flush
     recordings and anchor the audit trail before it exits (``--shutdown-timeout``)."""
+    shutdown_hand_over_share: float = 0.75
+    """Of the stop's time, the share the sessions' hand-overs may take to be stored (side by
+    side); the rest is for the sockets to take their last frames and close, and for what the
+    stop writes after them. A session not stored within it is cut (docs/operations.md)."""
     max_sessions: int = 10_000
     """Live sessions held at once by this process; more are refused (4503)."""
     max_sessions_per_org: int | None = None
@@ -540,6 +544,8 @@ class Settings:
             raise ConfigError("http_max_header_bytes must be at least 8192")
         if not self.shutdown_timeout_seconds > 0:
             raise ConfigError("the shutdown timeout must be positive")
+        if not 0 < self.shutdown_hand_over_share < 1:
+            raise ConfigError("shutdown_hand_over_share must be between 0 and 1 (not either)")
         if self.max_sessions < 1 or (
             self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
         ):

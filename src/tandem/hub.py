@@ -132,9 +132,6 @@ RECONNECT = Restarting(
 )
 """Told to both sides of a session handed over to the next process (:meth:`SessionHub.shutdown`)."""
 RECONNECT_CLOSE = "server restarting: reconnect"
-HAND_OVER_SHARE = 0.75
-"""Of its time, what :meth:`SessionHub.shutdown` gives the hand-overs' storage writes; the rest
-is for the sockets to take their last frames and close."""
 AGENT_TOO_SLOW = ErrorNotice(
     code="peer_too_slow",
     message="The agent's connection could not keep up and was dropped.",
@@ -2792,7 +2789,7 @@ class SessionHub:
         failed: BaseException | None = None
         if handing:
             # Most of the budget for storing them; the rest for the sockets to close.
-            seconds = None if budget is None else budget * HAND_OVER_SHARE
+            seconds = None if budget is None else budget * self.settings.shutdown_hand_over_share
             done, late = await asyncio.wait(handing, timeout=seconds)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
