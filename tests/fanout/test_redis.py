@@ -529,7 +529,11 @@ async def test_a_servers_idle_fanout_is_heard_well_within_the_tunnels_redis_wind
     )
     window = Liveness.of(settings).redis_window
     async with contextlib.AsyncExitStack() as stack:
-        fanout = await _open_fanout(settings, stack)
+
+        def on_leaving(close: Any, _what: str) -> None:  # as the server's stop is given it
+            stack.push_async_callback(close)
+
+        fanout = await _open_fanout(settings, on_leaving)
         # 60 samples (3 s: three PING intervals), each judged only when taken on time: a
         # starved loop (a busy machine) takes longer to gather them, not fewer.
         judged = []
