@@ -526,6 +526,9 @@ export function maskInputValue(value: string, el: MaskableElement | null): strin
     // copy of itself), and its copies (the page joining the code) are looked for as a hidden
     // code's are.
     rememberSecret(value, el);
+    // Its group's other boxes too: boxes typed in before the page added the rest (the group
+    // grew to SPLIT_MIN_BOXES later) are pieces of the code the page joins now.
+    for (const box of groupBoxesOf(el)) if (box !== el && isSplitNumberBox(box)) rememberField(box, "sensitive");
     return maskDetected(value.replace(/\d/g, MASK));
   } catch (error) {
     failed(error);
@@ -555,6 +558,27 @@ const NARROW_WIDTH = /(?:^|;)\s*(?:width|inline-size|max-width)\s*:\s*(\d+(?:\.\
  * character, with no repetition or a bounded one (`[0-9]`, `\d`, `\d{1}`, `[0-9]{1,4}`, `.?`). */
 const SHORT_PATTERN = /^\^?(?:\[[^\]]{1,40}\]|\\[dDwWsS]|[^\\[\](){}*+?|^$])(?:\{(\d)(?:,(\d))?\}|\?)?\$?$/;
 
+/** The inputs among `el`'s parent's children and its grandparent's grandchildren (at most
+ * WRAPPER_NODES elements read each). */
+function groupBoxesOf(el: Element): Element[] {
+  const found: Element[] = [];
+  const parent = parentElementOf(el);
+  if (!parent) return found;
+  let seen = 0;
+  for (const child of childElementsOf(parent, WRAPPER_NODES)) if (localNameOf(child) === "input") found.push(child);
+  const grandparent = parentElementOf(parent);
+  if (!grandparent) return found;
+  for (const child of childElementsOf(grandparent, WRAPPER_NODES)) {
+    seen++;
+    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+      seen++;
+      if (localNameOf(grandchild) === "input" && !found.includes(grandchild)) found.push(grandchild);
+    }
+    if (seen >= WRAPPER_NODES) break;
+  }
+  return found;
+}
+
 /** Whether `el` is an input a piece of a value may be typed into: not a button or a choice, and
  * not a box the page names as a field that is no secret (a birth date's day, a phone number's
  * area code: NOT_SECRET_AUTOCOMPLETE, DATE_PART_PLACEHOLDER). A sensitive autocomplete token
@@ -563,8 +587,24 @@ function pieceCandidate(el: Element): boolean {
   if (localNameOf(el) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase().trim())) return false;
   const tokens = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim().split(/\s+/);
   if (tokens.some((token) => SENSITIVE_AUTOCOMPLETE.test(token))) return true;
+  // One character a box is no part of a birth date or a phone number: an SMS code in boxes a
+  // sloppy site names tel-local or bday-day (copied from another form) is a code's pieces.
+  if (saidToHoldOne(el)) return true;
   if (tokens.some((token) => NOT_SECRET_AUTOCOMPLETE.test(token))) return false;
   return !DATE_PART_PLACEHOLDER.test((attributeOf(el, "placeholder") ?? "").trim());
+}
+
+/** Whether the page says a box holds one character: `maxlength="1"`, `size="1"`, a number box's
+ * `max` of at most 9, a `pattern` of one character with no repetition. */
+function saidToHoldOne(el: Element): boolean {
+  if (Number.parseInt(attributeOf(el, "maxlength") ?? "", 10) === 1) return true;
+  if (Number.parseInt(attributeOf(el, "size") ?? "", 10) === 1) return true;
+  if ((attributeOf(el, "type") ?? "").toLowerCase().trim() === "number") {
+    const top = (attributeOf(el, "max") ?? "").trim();
+    if (top !== "" && Number(top) >= 0 && Number(top) <= 9) return true;
+  }
+  const pattern = SHORT_PATTERN.exec((attributeOf(el, "pattern") ?? "").trim());
+  return pattern !== null && Number(pattern[2] ?? pattern[1] ?? 1) === 1;
 }
 
 /** Whether the page says a box holds at most SPLIT_PIECE_CHARS characters: its `maxlength`,
@@ -590,6 +630,13 @@ function saidToBeShort(el: Element): boolean {
 
 function isOneTimeCodeBox(el: Element): boolean {
   return (attributeOf(el, "autocomplete") ?? "").toLowerCase().split(/\s+/).includes("one-time-code");
+}
+
+/** A box the page marks as a code's or a card's (`one-time-code`, `cc-number`, `cc-csc`): boxes
+ * shaped like it beside it are its other pieces (pages mark the first box only). */
+function marksCodeOrCard(el: Element): boolean {
+  return (attributeOf(el, "autocomplete") ?? "").toLowerCase().split(/\s+/)
+    .some((token) => token === "one-time-code" || token === "cc-number" || token === "cc-csc");
 }
 
 /** Boxes alike: what a page writes the same on each box of one code (its look and keyboard). */
@@ -644,7 +691,7 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
     if (seen >= WRAPPER_NODES) break;
   }
   if (boxes.length < SPLIT_MIN_BOXES || !boxes.includes(el)) return false;
-  const codes = boxes.filter(isOneTimeCodeBox).map(shapeOf);
+  const codes = boxes.filter(marksCodeOrCard).map(shapeOf);
   const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box));
   return isPiece(el) && boxes.filter(isPiece).length >= SPLIT_MIN_BOXES;
 }
@@ -1789,7 +1836,7 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
       const found = secretKindOf(el);
       if (found === null) return;
       kind = found;
-      if (secretFields.size < MAX_SECRETS * 4 || secretFields.has(el)) secretFields.set(el, kind);
+      rememberField(el, kind);
     }
   } catch (error) {
     failed(error);
@@ -1832,18 +1879,31 @@ function refreshSecrets(): void {
         continue;
       }
       // A piece of a code the site shows is looked for as a hidden one (maskInputValue).
-      if (!valueHidden(el) && !isSplitNumberBox(el)) continue;
+      const hidden = valueHidden(el);
+      if (!hidden && !isSplitNumberBox(el)) continue;
       const live = liveValueOf(el);
       if (live) rememberSecret(live, null, kind);
-      // Only boxes made for pieces: other short values (a password's first keys) would churn
-      // the remembered values on every event, pushing real ones out of MAX_SECRETS.
-      if (live && live.trim().length <= SPLIT_PIECE_CHARS && isSplitNumberBox(el)) pieces.push({ el, kind, value: live.trim() });
+      const value = live ? live.trim() : "";
+      if (!value || value.length > SPLIT_PIECE_CHARS) continue;
+      // Boxes made for pieces; and hidden short boxes of digits (and letters) typed by the
+      // customer (a code in three boxes of two, in two of three: "730-518"; boxes named a phone
+      // number's), joined as a typed value (COPY_MIN_CHARS): the page's copy of the whole is
+      // hidden like the boxes. Not other short values (a password's first keys, a hidden
+      // input's flag): they would churn the remembered values on every event, pushing real
+      // ones out of MAX_SECRETS.
+      if (isSplitNumberBox(el)) pieces.push({ el, kind, value });
+      else if (hidden && kind === "typed" && HIDDEN_PIECE.test(value)) pieces.push({ el, kind, value });
     } catch (error) {
       failed(error);
     }
   }
   if (pieces.length > 1) rememberSplitValues(pieces);
 }
+
+/** What a hidden short box holds to be joined with its neighbours (refreshSecrets): letters and
+ * digits, at least one digit (codes in boxes of two or three are numbers; two short words
+ * typed in two fields are not joined, their copies stay shown). */
+const HIDDEN_PIECE = /^[\p{L}\p{N}]*\p{Nd}[\p{L}\p{N}]*$/u;
 
 function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: string }[]): void {
   try {
@@ -1867,6 +1927,11 @@ function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: str
   } catch (error) {
     failed(error);
   }
+}
+
+/** Keep `el` among the fields whose live values are read again at each event (refreshSecrets). */
+function rememberField(el: Element, kind: SecretKind): void {
+  if (secretFields.size < MAX_SECRETS * 4 || secretFields.has(el)) secretFields.set(el, kind);
 }
 
 /** Forget the hidden values seen (tests; a page's values otherwise live as long as it does). */
