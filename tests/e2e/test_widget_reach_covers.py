@@ -167,3 +167,69 @@ def test_a_dialog_opened_in_the_pages_open_shadow_root_takes_the_widget_in_at_on
     finally:
         page.evaluate(PUT_BACK)
     stop_button(page).click(trial=True, timeout=5000)
+
+
+# The cover of COVER, shown again two frames after each of the widget's raises (the page hears
+# them: the widget's layer toggles in its host's open shadow root), so that each raise is followed
+# by one report of Stop sharing shown before the page covers it again.
+FLICKER = """() => {
+    const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
+    document.body.append(host);
+    const cover = document.createElement('div');
+    cover.popover = 'manual';
+    cover.textContent = 'Special offer';
+    for (const [name, value] of [['inset', '0'], ['width', '100vw'], ['height', '100vh'],
+            ['margin', '0'], ['border', '0'], ['background', 'rgb(255, 255, 255)'],
+            ['pointer-events', 'none']]) cover.style.setProperty(name, value);
+    host.attachShadow({mode: 'closed'}).append(cover);
+    window.__recovers = 0;
+    const widget = [...document.querySelectorAll('body > [data-tandem-ui]')]
+        .find((el) => el.shadowRoot);
+    const again = (event) => {
+        if (event.newState !== 'open' || !cover.isConnected) return;
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+            if (!cover.isConnected) return;
+            cover.hidePopover();
+            cover.showPopover();
+            window.__recovers++;
+        }));
+    };
+    widget.shadowRoot.addEventListener('toggle', again, true);
+    cover.showPopover();
+    window.__stopCovering = () => {
+        widget.shadowRoot.removeEventListener('toggle', again, true);
+        host.remove();
+    };
+}"""
+
+
+def test_a_page_that_covers_stop_sharing_again_after_each_raise_pauses_sharing(
+    joined: Joined,
+) -> None:
+    """The cover watch counted covered reports in a row: a page that let Stop sharing show for
+    the one report after each raise, then covered it again, reset the count each time, and kept
+    the customer's Stop sharing hidden most of the time while everything was shared (the widget
+    raised dozens of times, never paused). Now the reports count until Stop sharing has shown
+    steadily for a while: sharing pauses within a few raises, and goes on once the page lets go."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+    page.evaluate(FLICKER)
+    paused = lambda: any(PAUSED_STATUS in s for s in agent.evaluate("() => window.__statuses"))  # noqa: E731
+    try:
+        # Raised again and again: paused within a few raises, not never.
+        wait_until(
+            page, lambda: paused() or page.evaluate("() => window.__recovers") >= 30, timeout=60
+        )
+        assert paused(), f"{page.evaluate('() => window.__recovers')} covers, never paused"
+        assert page.evaluate("() => window.__recovers") < 30
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)
