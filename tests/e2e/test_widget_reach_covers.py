@@ -343,3 +343,51 @@ def test_a_cover_flipped_on_and_off_pauses_sharing_once_not_in_a_loop(joined: Jo
         page.evaluate(PUT_BACK)
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
     stop_button(page).click(trial=True, timeout=5000)
+
+
+# What a page can do to the widget's own layer, reached through its host's open shadow root, to
+# leave Stop sharing where the hit test finds it but the customer's eye does not.
+STYLES_THE_WIDGET = {
+    "opacity": "(layer) => layer.style.setProperty('opacity', '0.02', 'important')",
+    "transform": "(layer) => layer.style.setProperty('transform', 'scale(0.01)', 'important')",
+    "filter": "(layer) => layer.style.setProperty('filter', 'opacity(0.02)', 'important')",
+    "content_visibility": (
+        "(layer) => layer.style.setProperty('content-visibility', 'hidden', 'important')"
+    ),
+    "adopted_sheet": """(layer) => {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync('.root, .banner { opacity: 0.02 !important; }');
+        layer.shadowRoot.adoptedStyleSheets = [...layer.shadowRoot.adoptedStyleSheets, sheet];
+    }""",
+}
+
+
+@pytest.mark.parametrize("how", list(STYLES_THE_WIDGET))
+def test_a_page_that_styles_the_widgets_own_layer_out_of_sight_pauses_sharing(
+    joined: Joined, how: str
+) -> None:
+    """Held: the page restyles the widget's inner layer (opacity, a transform, a filter,
+    `content-visibility`, a sheet adopted into its shadow root) so that the browser's occlusion
+    test does not find Stop sharing shown: sharing pauses, and goes on once the page lets go."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate("""() => {
+        const host = [...document.querySelectorAll('body > [data-tandem-ui]')]
+            .find((el) => el.shadowRoot);
+        const layer = host.shadowRoot.firstElementChild;
+        window.__layer = layer;
+        window.__layerStyle = layer.getAttribute('style');
+        window.__layerSheets = [...layer.shadowRoot.adoptedStyleSheets];
+    }""")
+    page.evaluate(f"() => ({STYLES_THE_WIDGET[how]})(window.__layer)")
+    try:
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("""() => {
+            const layer = window.__layer;
+            if (window.__layerStyle === null) layer.removeAttribute('style');
+            else layer.setAttribute('style', window.__layerStyle);
+            layer.shadowRoot.adoptedStyleSheets = window.__layerSheets;
+        }""")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)
