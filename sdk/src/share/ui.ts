@@ -372,6 +372,10 @@ export class CustomerUI {
   private coverStreak = 0;
   /** When the cover watch last reported Stop sharing shown after it was covered (COVER_FORGET_MS). */
   private shownSince = 0;
+  /** A popover of the page's was heard shown or hidden (and the widget raised over it) since the
+   * cover watch's last report: a cover it reports then is that popover's frame, counted only in a
+   * row (a page's tooltips shown one after another are no page fighting the widget). */
+  private heardPopover = false;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
   /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
@@ -581,7 +585,10 @@ export class CustomerUI {
     // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
     const onToggle = (event: Event) => {
       const target = event.target;
-      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover") && this.mayPutBack()) this.raise();
+      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) {
+        this.heardPopover = true;
+        if (this.mayPutBack()) this.raise();
+      }
       check();
     };
     document.addEventListener("fullscreenchange", check, true);
@@ -721,10 +728,13 @@ export class CustomerUI {
     if (!covered) {
       if (this.covered || !this.shownSince) this.shownSince = performance.now();
       this.covered = false;
+      this.heardPopover = false;
       return;
     }
     // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
-    if (!this.covered && this.shownSince && performance.now() - this.shownSince >= COVER_FORGET_MS) this.coverStreak = 0;
+    const heard = this.heardPopover;
+    this.heardPopover = false;
+    if (!this.covered && (heard || (this.shownSince && performance.now() - this.shownSince >= COVER_FORGET_MS))) this.coverStreak = 0;
     this.covered = true;
     // Under the widget's own fullscreen notice: paused for it already, and not to be covered.
     if (this.fullscreen) return;
