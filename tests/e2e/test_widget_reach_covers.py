@@ -167,3 +167,227 @@ def test_a_dialog_opened_in_the_pages_open_shadow_root_takes_the_widget_in_at_on
     finally:
         page.evaluate(PUT_BACK)
     stop_button(page).click(trial=True, timeout=5000)
+
+
+# The cover of COVER, shown again two frames after each of the widget's raises (the page hears
+# them: the widget's layer toggles in its host's open shadow root), so that each raise is followed
+# by one report of Stop sharing shown before the page covers it again.
+FLICKER = """() => {
+    const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
+    document.body.append(host);
+    const cover = document.createElement('div');
+    cover.popover = 'manual';
+    cover.textContent = 'Special offer';
+    for (const [name, value] of [['inset', '0'], ['width', '100vw'], ['height', '100vh'],
+            ['margin', '0'], ['border', '0'], ['background', 'rgb(255, 255, 255)'],
+            ['pointer-events', 'none']]) cover.style.setProperty(name, value);
+    host.attachShadow({mode: 'closed'}).append(cover);
+    window.__recovers = 0;
+    const widget = [...document.querySelectorAll('body > [data-tandem-ui]')]
+        .find((el) => el.shadowRoot);
+    const again = (event) => {
+        if (event.newState !== 'open' || !cover.isConnected) return;
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+            if (!cover.isConnected) return;
+            cover.hidePopover();
+            cover.showPopover();
+            window.__recovers++;
+        }));
+    };
+    widget.shadowRoot.addEventListener('toggle', again, true);
+    cover.showPopover();
+    window.__stopCovering = () => {
+        widget.shadowRoot.removeEventListener('toggle', again, true);
+        host.remove();
+    };
+}"""
+
+
+def test_a_page_that_covers_stop_sharing_again_after_each_raise_pauses_sharing(
+    joined: Joined,
+) -> None:
+    """The cover watch counted covered reports in a row: a page that let Stop sharing show for
+    the one report after each raise, then covered it again, reset the count each time, and kept
+    the customer's Stop sharing hidden most of the time while everything was shared (the widget
+    raised dozens of times, never paused). Now the reports count until Stop sharing has shown
+    steadily for a while: sharing pauses within a few raises, and goes on once the page lets go."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+    page.evaluate(FLICKER)
+    paused = lambda: any(PAUSED_STATUS in s for s in agent.evaluate("() => window.__statuses"))  # noqa: E731
+    try:
+        # Raised again and again: paused within a few raises, not never.
+        wait_until(
+            page, lambda: paused() or page.evaluate("() => window.__recovers") >= 30, timeout=60
+        )
+        assert paused(), f"{page.evaluate('() => window.__recovers')} covers, never paused"
+        assert page.evaluate("() => window.__recovers") < 30
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)
+
+
+def test_a_dialog_in_a_shadow_root_past_the_watched_ones_pauses_sharing(joined: Joined) -> None:
+    """A page that fills MAX_WATCHED_SHADOW_ROOTS with decoy components first, then opens a modal
+    dialog in the next one's open shadow root: the widget does not hear that dialog open (as with
+    a closed shadow root's), and the next look finds Stop sharing inert behind it, cannot put it
+    inside, and pauses: nothing the page does meanwhile reaches the agent. Sharing goes on once
+    the dialog closes."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate("""() => {
+        const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
+        for (let i = 0; i < 256; i++) {
+            const decoy = host.appendChild(document.createElement('span'));
+            decoy.attachShadow({mode: 'open'}).append(document.createElement('i'));
+        }
+        document.body.append(host);
+    }""")
+    # The decoys are watched (a mutation batch later): only then the real one.
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
+    page.evaluate("""() => {
+        const real = document.getElementById('page-layer').appendChild(
+            document.createElement('div'));
+        real.id = 'real-dialog';
+        const dialog = document.createElement('dialog');
+        dialog.textContent = 'Choose your delivery slot';
+        real.attachShadow({mode: 'open'}).append(dialog);
+    }""")
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
+    marker = f"made-behind-the-dialog-{secrets.token_hex(4)}"
+    try:
+        inside = page.evaluate("""async () => {
+            const dialog = document.getElementById('real-dialog').shadowRoot.firstChild;
+            dialog.showModal();
+            await Promise.resolve();
+            return !!dialog.querySelector(':scope > [data-tandem-ui]');
+        }""")
+        assert not inside  # not heard: past the watched roots
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+        sent = len(joined.customer.frames.sent)
+        page.evaluate(
+            "(id) => document.body.append("
+            "Object.assign(document.createElement('p'), {id, textContent: id}))",
+            marker,
+        )
+        wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("(id) => document.getElementById(id)?.remove()", marker)
+        page.evaluate(PUT_BACK)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)
+
+
+# The cover of COVER shown for `on` animation frames, hidden for `off`, again and again, on the
+# page's own rhythm.
+FLIP = """([on, off]) => {
+    const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
+    document.body.append(host);
+    const cover = document.createElement('div');
+    cover.popover = 'manual';
+    for (const [name, value] of [['inset', '0'], ['width', '100vw'], ['height', '100vh'],
+            ['margin', '0'], ['border', '0'], ['background', 'rgb(255, 255, 255)'],
+            ['pointer-events', 'none']]) cover.style.setProperty(name, value);
+    host.attachShadow({mode: 'closed'}).append(cover);
+    window.__frames = 0;
+    const tick = () => {
+        if (!host.isConnected) return;
+        const phase = window.__frames % (on + off);
+        if (phase === 0) cover.showPopover();
+        if (phase === on) cover.hidePopover();
+        window.__frames++;
+        requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+}"""
+
+
+def test_a_cover_flipped_on_and_off_pauses_sharing_once_not_in_a_loop(joined: Joined) -> None:
+    """A page that shows its cover over Stop sharing for 6 frames, hides it for 6, for 600
+    frames: the widget raised at each covered report, and the report of Stop sharing shown in
+    between reset the count: sharing never paused though the customer's Stop sharing was hidden
+    half the time. Now sharing pauses once and stays paused while the page flips (no pause and
+    resume at each flip to the agent), and goes on once the page stops."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+    page.evaluate(FLIP, [6, 6])
+    try:
+        wait_until(page, lambda: page.evaluate("() => window.__frames") >= 600, timeout=120)
+        statuses = agent.evaluate("() => window.__statuses")
+        pauses = [
+            now
+            for before, now in zip(["", *statuses], statuses, strict=False)
+            if PAUSED_STATUS in now and PAUSED_STATUS not in before
+        ]
+        assert len(pauses) == 1, statuses
+        assert PAUSED_STATUS in statuses[-1]
+    finally:
+        page.evaluate(PUT_BACK)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)
+
+
+# What a page can do to the widget's own layer, reached through its host's open shadow root, to
+# leave Stop sharing where the hit test finds it but the customer's eye does not.
+STYLES_THE_WIDGET = {
+    "opacity": "(layer) => layer.style.setProperty('opacity', '0.02', 'important')",
+    "transform": "(layer) => layer.style.setProperty('transform', 'scale(0.01)', 'important')",
+    "filter": "(layer) => layer.style.setProperty('filter', 'opacity(0.02)', 'important')",
+    "content_visibility": (
+        "(layer) => layer.style.setProperty('content-visibility', 'hidden', 'important')"
+    ),
+    "adopted_sheet": """(layer) => {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync('.root, .banner { opacity: 0.02 !important; }');
+        layer.shadowRoot.adoptedStyleSheets = [...layer.shadowRoot.adoptedStyleSheets, sheet];
+    }""",
+}
+
+
+@pytest.mark.parametrize("how", list(STYLES_THE_WIDGET))
+def test_a_page_that_styles_the_widgets_own_layer_out_of_sight_pauses_sharing(
+    joined: Joined, how: str
+) -> None:
+    """Held: the page restyles the widget's inner layer (opacity, a transform, a filter,
+    `content-visibility`, a sheet adopted into its shadow root) so that the browser's occlusion
+    test does not find Stop sharing shown: sharing pauses, and goes on once the page lets go."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate("""() => {
+        const host = [...document.querySelectorAll('body > [data-tandem-ui]')]
+            .find((el) => el.shadowRoot);
+        const layer = host.shadowRoot.firstElementChild;
+        window.__layer = layer;
+        window.__layerStyle = layer.getAttribute('style');
+        window.__layerSheets = [...layer.shadowRoot.adoptedStyleSheets];
+    }""")
+    page.evaluate(f"() => ({STYLES_THE_WIDGET[how]})(window.__layer)")
+    try:
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("""() => {
+            const layer = window.__layer;
+            if (window.__layerStyle === null) layer.removeAttribute('style');
+            else layer.setAttribute('style', window.__layerStyle);
+            layer.shadowRoot.adoptedStyleSheets = window.__layerSheets;
+        }""")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)

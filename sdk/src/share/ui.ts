@@ -128,9 +128,15 @@ const PUT_BACKS_PER_LOOK = 8;
  * with how closely the page is watched. */
 export const MAX_WATCHED_SHADOW_ROOTS = 256;
 
-/** Reports of the cover watch in a row, each after raising the widget, that must find Stop
- * sharing covered before it counts as out of reach (watchCover). */
+/** Reports of the cover watch, each after raising the widget, that must find Stop sharing
+ * covered before it counts as out of reach (watchCover); counted until it has shown for
+ * COVER_FORGET_MS on end, not only in a row (a page letting it show for the one report after each
+ * raise, then covering it again, reset a count in a row each time: never paused). */
 const COVERED_REPORTS = 3;
+
+/** How long Stop sharing must have shown on end, after the cover watch found it covered, before
+ * those reports are forgotten and sharing that paused for them goes on (watchCover). */
+const COVER_FORGET_MS = 1000;
 
 /** The fullscreen notice's own styles (fullscreenNotice: a shadow root of its own). */
 const FULLSCREEN_CSS = `
@@ -364,6 +370,12 @@ export class CustomerUI {
    * in a row that said so, each after a raise (COVERED_REPORTS). */
   private covered = false;
   private coverStreak = 0;
+  /** When the cover watch last reported Stop sharing shown after it was covered (COVER_FORGET_MS). */
+  private shownSince = 0;
+  /** A popover of the page's was heard shown or hidden (and the widget raised over it) since the
+   * cover watch's last report: a cover it reports then is that popover's frame, counted only in a
+   * row (a page's tooltips shown one after another are no page fighting the widget). */
+  private heardPopover = false;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
   /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
@@ -573,7 +585,10 @@ export class CustomerUI {
     // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
     const onToggle = (event: Event) => {
       const target = event.target;
-      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover") && this.mayPutBack()) this.raise();
+      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) {
+        this.heardPopover = true;
+        if (this.mayPutBack()) this.raise();
+      }
       check();
     };
     document.addEventListener("fullscreenchange", check, true);
@@ -613,8 +628,9 @@ export class CustomerUI {
     this.contested = false;
     this.watchCover();
     // Kept covered (the page's layer over it again after each raise): one more raise and a
-    // fresh report at each look, paused until that report says Stop sharing shows.
-    const covered = this.covered && this.coverStreak >= COVERED_REPORTS;
+    // fresh report at each look, paused until Stop sharing has shown for COVER_FORGET_MS on end
+    // (not at a report of it shown between two covers).
+    const covered = this.coveredOften();
     if (covered) this.raiseUncovered();
     if (this.hostInPlace() && this.hit() && !covered) return true;
     return this.putBack() && !contested && !covered;
@@ -668,8 +684,9 @@ export class CustomerUI {
    * a layer that lets the pointer through (`pointer-events: none`), so an opaque one of the
    * page's top layer, shown after the widget where the widget was not told of it (in a shadow
    * root), hid Stop sharing from the eye while sharing went on. Reported covered, the widget is
-   * raised again; still covered after COVERED_REPORTS raises in a row (a page that shows its
-   * layer again at every frame), sharing pauses until it shows. Only what covers it counts (a report
+   * raised again; still covered after COVERED_REPORTS raises (a page that shows its layer again
+   * at every frame, or again after each raise), sharing pauses until it has shown for
+   * COVER_FORGET_MS on end. Only what covers it counts (a report
    * of "not in view" is the hit test's to judge). A browser without it (Firefox, Safari) has the
    * hit test alone.
    */
@@ -689,6 +706,7 @@ export class CustomerUI {
     this.coverTarget = target;
     this.covered = false; // until the first report on it
     this.coverStreak = 0;
+    this.shownSince = 0;
     if (target) this.coverWatch.observe(target);
   }
 
@@ -706,19 +724,36 @@ export class CustomerUI {
     const entry = entries.filter((e) => e.target === this.coverTarget).at(-1);
     if (!entry) return;
     const visible = (entry as IntersectionObserverEntry & { isVisible?: boolean }).isVisible;
-    this.covered = entry.isIntersecting && visible === false;
-    if (!this.covered) {
-      this.coverStreak = 0;
+    const covered = entry.isIntersecting && visible === false;
+    if (!covered) {
+      if (this.covered || !this.shownSince) this.shownSince = performance.now();
+      this.covered = false;
+      this.heardPopover = false;
       return;
     }
+    // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
+    const heard = this.heardPopover;
+    this.heardPopover = false;
+    if (!this.covered && (heard || (this.shownSince && performance.now() - this.shownSince >= COVER_FORGET_MS))) this.coverStreak = 0;
+    this.covered = true;
     // Under the widget's own fullscreen notice: paused for it already, and not to be covered.
     if (this.fullscreen) return;
-    // Covered after COVERED_REPORTS raises in a row: out of reach at once (the looks try again).
+    // Covered after COVERED_REPORTS raises (not forgotten: COVER_FORGET_MS): out of reach at
+    // once (the looks try again).
     // A single report is no cover: a popover's transparent backdrop counts as one in the frame
     // before the widget is raised over it (at its `toggle`), and each tooltip would pause.
     // Reports come a frame apart at least: no loop of microtasks with a page's observer.
     if (++this.coverStreak >= COVERED_REPORTS) return this.outOfReach?.();
     this.raiseUncovered();
+  }
+
+  /** Whether the cover watch found Stop sharing covered COVERED_REPORTS times, and it has not
+   * shown for COVER_FORGET_MS on end since (then the count is forgotten). */
+  private coveredOften(): boolean {
+    if (this.coverStreak < COVERED_REPORTS) return false;
+    if (this.covered || performance.now() - this.shownSince < COVER_FORGET_MS) return true;
+    this.coverStreak = 0;
+    return false;
   }
 
   private unwatchCover(): void {
@@ -727,6 +762,7 @@ export class CustomerUI {
     this.coverTarget = null;
     this.covered = false;
     this.coverStreak = 0;
+    this.shownSince = 0;
   }
 
   /** Whether the browser's hit test at the widget's Stop sharing (else what shows) finds it. */
