@@ -85,6 +85,20 @@ PUT_BACK = """async () => {
 WIDGET_TEXTS = ("Stop sharing", "Sharing this page with", "tandem-title", ".banner")
 
 
+def change_the_page(joined: Joined, marker: str) -> None:
+    """A paragraph ``marker`` added to the customer's page, kept until the page sent a frame
+    after it (an answer to the console's challenge, which goes after whatever waited to be
+    sent): had the change been recorded, it went before that frame."""
+    page = joined.customer.page
+    sent = len(joined.customer.frames.sent)
+    page.evaluate(
+        "(id) => document.body.append("
+        "Object.assign(document.createElement('p'), {id, textContent: id}))",
+        marker,
+    )
+    wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+
+
 def stop_button(page: Page) -> Locator:
     return page.locator("[data-tandem-ui] button.stop")
 
@@ -159,13 +173,7 @@ def test_where_the_page_keeps_stop_sharing_out_of_reach_nothing_is_sent_and_the_
     # answer to the console's challenge, which goes after whatever waited to be sent), then
     # taken away: nothing of it ever reaches the agent.
     marker = f"made-while-paused-{secrets.token_hex(4)}"
-    sent = len(joined.customer.frames.sent)
-    page.evaluate(
-        "(id) => document.body.append("
-        "Object.assign(document.createElement('p'), {id, textContent: id}))",
-        marker,
-    )
-    wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+    change_the_page(joined, marker)
     page.evaluate("(id) => document.getElementById(id).remove()", marker)
     page.evaluate(PUT_BACK)
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
-from tests.e2e.test_widget_reach import PUT_BACK, stop_button
+from tests.e2e.test_widget_reach import PUT_BACK, change_the_page, stop_button
 from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
 from tests.e2e.test_workspace import wait_until
 
@@ -95,15 +95,7 @@ def test_a_page_that_keeps_an_opaque_layer_over_stop_sharing_pauses_and_sends_no
     marker = f"made-while-covered-{secrets.token_hex(4)}"
     try:
         expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
-        sent = len(joined.customer.frames.sent)
-        page.evaluate(
-            "(id) => document.body.append("
-            "Object.assign(document.createElement('p'), {id, textContent: id}))",
-            marker,
-        )
-        # A frame sent after the change (an answer to the console's challenge): had the change
-        # been recorded, it went before it.
-        wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+        change_the_page(joined, marker)
         expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
     finally:
         page.evaluate("(id) => document.getElementById(id)?.remove()", marker)
@@ -272,13 +264,7 @@ def test_a_dialog_in_a_shadow_root_past_the_watched_ones_pauses_sharing(joined: 
         }""")
         assert not inside  # not heard: past the watched roots
         expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
-        sent = len(joined.customer.frames.sent)
-        page.evaluate(
-            "(id) => document.body.append("
-            "Object.assign(document.createElement('p'), {id, textContent: id}))",
-            marker,
-        )
-        wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+        change_the_page(joined, marker)
         expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
     finally:
         page.evaluate("(id) => document.getElementById(id)?.remove()", marker)

@@ -124,6 +124,16 @@ LOBBY = (["restarting"], 1012, "server restarting")
 """How an agent's socket in no session is closed."""
 
 
+async def kept_records_written(db: Any, count: int) -> None:
+    """Wait until the next start wrote the ``count`` ``session_not_handed_over`` records the
+    stop kept in the audit backlog."""
+    query = "SELECT count(*) FROM audit WHERE action = 'session_not_handed_over'"
+    deadline = time.monotonic() + 60
+    while await db.fetchval(query) < count:
+        assert time.monotonic() < deadline, "the kept audit records were not written"
+        await asyncio.sleep(0.1)
+
+
 async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
     pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:
@@ -156,11 +166,7 @@ async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
         again = serve()
         db = await pg_connect(schema)
         try:
-            query = "SELECT count(*) FROM audit WHERE action = 'session_not_handed_over'"
-            deadline = time.monotonic() + 60
-            while await db.fetchval(query) < 4:
-                assert time.monotonic() < deadline, "the kept audit records were not written"
-                await asyncio.sleep(0.1)
+            await kept_records_written(db, 4)
             live = await db.fetchval("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
             lost = "SELECT count(*) FROM sessions WHERE end_reason = 'server_lost'"
             assert live == 0 and await db.fetchval(lost) == 4
@@ -276,11 +282,7 @@ async def test_a_stop_with_the_database_and_redis_frozen_together_keeps_to_the_t
         again = serve()
         db = await pg_connect(schema)
         try:
-            query = "SELECT count(*) FROM audit WHERE action = 'session_not_handed_over'"
-            deadline = time.monotonic() + 60
-            while await db.fetchval(query) < 3:
-                assert time.monotonic() < deadline, "the kept audit records were not written"
-                await asyncio.sleep(0.1)
+            await kept_records_written(db, 3)
             live = await db.fetchval("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
             assert live == 0
             assert await db.fetchval("SELECT count(*) FROM suspended_sessions") == 0

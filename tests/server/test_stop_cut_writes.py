@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ CUT = "could not be handed over nor its end stored in time"
 def log_of(server: ServeProcess) -> str:
     server.log.flush()
     return Path(server.log.name).read_text(errors="replace")
+
+
+def shared_and_waiting(created: list[dict[str, Any]]) -> Callable[[Any], Awaitable[list[Any]]]:
+    """For :func:`opened`: a shared session and a waiting one, their sockets (customer, agent,
+    waiting customer); what starting each answered added to ``created``."""
+
+    async def make(server: Any) -> list[Any]:
+        customer, agent, shared = await sharing_session(server)
+        waiting, alone = await start_session(server)
+        created.extend([shared, alone])
+        return [customer, agent, waiting]
+
+    return make
 
 
 async def test_a_hand_over_cut_at_the_deadline_is_not_stored_when_the_lock_goes(
@@ -148,13 +162,7 @@ async def test_the_resume_token_of_a_cut_session_is_refused_at_the_next_start(
     server = ServeProcess(data_dir, port, "--shutdown-timeout", str(STOP_TIMEOUT), env={})
     created: list[dict[str, Any]] = []
 
-    async def shared_and_waiting(server: Any) -> list[Any]:
-        customer, agent, shared = await sharing_session(server)
-        waiting, alone = await start_session(server)
-        created.extend([shared, alone])
-        return [customer, agent, waiting]
-
-    sockets = await opened(server, shared_and_waiting)
+    sockets = await opened(server, shared_and_waiting(created))
     shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
     try:
         shell.execute("BEGIN EXCLUSIVE")
@@ -189,13 +197,7 @@ async def test_a_frozen_stop_during_a_restart_leaves_the_handed_over_sessions_re
     first = ServeProcess(data_dir, port, "--shutdown-timeout", str(STOP_TIMEOUT), env={})
     created: list[dict[str, Any]] = []
 
-    async def shared_and_waiting(server: Any) -> list[Any]:
-        customer, agent, shared = await sharing_session(server)
-        waiting, alone = await start_session(server)
-        created.extend([shared, alone])
-        return [customer, agent, waiting]
-
-    sockets = await opened(first, shared_and_waiting)
+    sockets = await opened(first, shared_and_waiting(created))
     handed = await stopped(first, sockets)
     reconnect = (["restarting"], 1012, "server restarting: reconnect")
     assert handed.closed == [reconnect] * 3, handed.closed
