@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -27,8 +28,13 @@ class StoppableProxy:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.listener: asyncio.Server | None = None
+        self.listening: socket.socket | None = None
+        self.acceptor: asyncio.Task[None] | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.clients: set[asyncio.Future[None]] = set()
+        self.generation = 0
+        """Counts :meth:`down` calls: a connection accepted before one is cut by it, even when
+        it was still reaching the database then."""
         self.flowing: asyncio.Event | None = None
         self.held = 0
         """Connections whose client's bytes are held on their way to the database now (frozen):
@@ -66,14 +72,37 @@ class StoppableProxy:
                 await writer.drain()
         writer.close()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)  # at once: a ``down()`` while this connects upstream cuts it too
+    async def _accept(self, listening: socket.socket) -> None:
+        """Accept connections on ``listening`` until :meth:`down` cancels this. Not an
+        ``asyncio.Server``: on CPython 3.11 one closed while a connection it had just accepted
+        was still being set up fails that set-up (``Server._attach`` asserts it is open),
+        silently outside debug mode, and leaves the accepted socket to the garbage collector,
+        which reports it, unclosed, as a ResourceWarning in whatever test runs then. Here each
+        accepted socket is owned by this task from the moment it exists: closed if cancelled
+        before its streams are made, tracked in :attr:`writers` (so cut by :meth:`down`) from
+        the moment they are."""
+        loop = asyncio.get_running_loop()
+        while True:
+            accepted, _ = await loop.sock_accept(listening)
+            try:
+                reader, writer = await asyncio.open_connection(sock=accepted)
+            except BaseException:
+                accepted.close()
+                raise
+            self.writers.add(writer)
+            self.clients.add(asyncio.ensure_future(self._client(reader, writer, self.generation)))
+            for done in [client for client in self.clients if client.done()]:
+                self.clients.discard(done)
+
+    async def _client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int
+    ) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return
-        if writer not in self.writers:  # the proxy went down meanwhile
+        if generation != self.generation:  # the proxy went down meanwhile (and cut ``writer``)
             up_writer.transport.abort()
             return
         self.writers.add(up_writer)
@@ -83,7 +112,10 @@ class StoppableProxy:
 
     def up(self) -> None:
         async def listen() -> None:
-            self.listener = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+            listening = socket.create_server(("127.0.0.1", self.port))
+            listening.setblocking(False)
+            self.listening = listening
+            self.acceptor = asyncio.ensure_future(self._accept(listening))
 
         self._run(listen())
 
@@ -129,12 +161,14 @@ class StoppableProxy:
 
     def down(self) -> None:
         async def stop() -> None:
-            assert self.listener is not None
-            self.listener.close()
+            assert self.listening is not None and self.acceptor is not None
+            self.acceptor.cancel()
+            await asyncio.gather(self.acceptor, return_exceptions=True)
+            self.listening.close()  # new connections are refused from here
+            self.generation += 1
             for writer in self.writers:
                 writer.transport.abort()
             self.writers.clear()
-            await self.listener.wait_closed()
 
         self._run(stop())
 
