@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 import pyotp
 
 from tandem import crypto
-from tandem.access import ROLES, Grant, Principal, Role
+from tandem.access import ROLES, Grant, Principal, Role, authorize
+from tandem.audit import AuditRecord
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -654,3 +655,52 @@ async def renew_recovery_codes(
     ):
         raise NotFoundError("not found")
     return codes
+
+
+ACCOUNT_OWN_ACTIONS: tuple[str, ...] = (
+    "sign_in",
+    "second_factor_failed",
+    "sign_in_other_client",
+    "password_changed",
+    "mfa_enrolled",
+    "recovery_codes_renewed",
+)
+"""What was done in an account's name (the record's actor is the account) that its owner is
+shown at sign-in (:func:`account_activity`): its sign-ins (from where, how), its password
+right with a wrong code, a copy of its cookie used elsewhere, its own password, authenticator
+and recovery codes changed. One the owner did not do is a sign-in of someone else."""
+ACCOUNT_CHANGES: tuple[str, ...] = (
+    "password_reset",
+    "mfa_reset",
+    "sso_identity_bound",
+    "sso_identity_removed",
+    "user_disabled",
+    "user_enabled",
+    "role_changed",
+)
+"""What others (an admin, the operator) did to an account (the record's subject is the account)
+that its owner is shown at sign-in: an admin can reset an agent's password and second factor,
+or bind it to a provider account of the admin's, and sign in as the agent; the audit trail
+records it, but only auditors read the trail."""
+MAX_ACCOUNT_ACTIVITY = 50
+"""The most records of :func:`account_activity` shown at once, newest first: enough for a month
+of an agent's sign-ins on working days with their changes; an account with more is told the
+newest (a flood of sign-ins cannot push a change out of sight unseen: it is a flood of the
+account's own sign-ins, each shown with its address)."""
+
+
+async def account_activity(
+    storage: Storage, agent: Principal, now: float, days: float
+) -> list[AuditRecord]:
+    """What happened to ``agent``'s account in the last ``days`` days, newest first (at most
+    :data:`MAX_ACCOUNT_ACTIVITY`): its sign-ins and other :data:`ACCOUNT_OWN_ACTIONS`, and the
+    :data:`ACCOUNT_CHANGES` others made to it, read from the audit trail (which nobody can
+    rewrite: whoever signed in as the agent cannot take them out of the owner's sight)."""
+    return await storage.account_activity(
+        authorize(agent, "self"),
+        agent.username,
+        now - days * 86400.0,
+        MAX_ACCOUNT_ACTIVITY,
+        ACCOUNT_OWN_ACTIONS,
+        ACCOUNT_CHANGES,
+    )

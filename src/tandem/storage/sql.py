@@ -2826,6 +2826,32 @@ class SQLStorage:
         )
         return [_recording(row) for row in rows]
 
+    async def account_activity(
+        self,
+        grant: Grant,
+        username: str,
+        since: float,
+        limit: int,
+        own: Sequence[str],
+        changes: Sequence[str],
+    ) -> list[AuditRecord]:
+        # Each half through its own index (audit_org_actor, audit_org_subject): a sign-in reads
+        # the account's records, never the organisation's whole trail of the window.
+        rows = await self._rows(
+            sa.select(*_AUDIT_COLUMNS)
+            .where(
+                audit.c.org == grant.org_id,
+                audit.c.at >= since,
+                sa.or_(
+                    sa.and_(audit.c.actor == username, audit.c.action.in_(list(own))),
+                    sa.and_(audit.c.subject == username, audit.c.action.in_(list(changes))),
+                ),
+            )
+            .order_by(audit.c.org_seq.desc())
+            .limit(limit)
+        )
+        return [_audit_record(row) for row in rows]
+
     async def audit_concerning(
         self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
     ) -> list[AuditRecord]:
