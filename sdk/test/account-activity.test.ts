@@ -43,5 +43,8 @@ test("the list is shown only when something needs the owner's eye", () => {
   assert.deepEqual(activityNotice([here, event("sign_in", "alice", "10.9.9.9", "authenticator")]), { show: true, warnings: 0 });
   // An admin's change, seen from the same address as ever.
   assert.deepEqual(activityNotice([here, event("mfa_reset", "ada"), here]), { show: true, warnings: 1 });
+  // A sign-in another way from the same office: through the provider, for an agent who types
+  // a password (an admin who bound the account to a provider account of its own).
+  assert.deepEqual(activityNotice([here, event("sign_in", "alice", "10.0.0.1", "oidc")]), { show: true, warnings: 0 });
   assert.deepEqual(activityNotice([]), { show: false, warnings: 0 });
 });

@@ -65,3 +65,16 @@ async def test_an_account_is_shown_its_newest_records_up_to_the_most(storage: St
     shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
     assert len(shown) == auth.MAX_ACCOUNT_ACTIVITY
     assert shown[0].details["ip"] == f"10.0.0.{auth.MAX_ACCOUNT_ACTIVITY + 4}"
+
+
+async def test_a_flood_of_sign_ins_does_not_push_a_change_out_of_the_list(storage: Storage) -> None:
+    """Whoever took the account over (bound it to a provider account of its own, and kept the
+    binding) signs in again and again from the owner's own network, to push the binding out of
+    the newest records: each kind has its own limit."""
+    log = AuditLog(storage, KEY)
+    await log.record(1.0, "sso_identity_bound", actor="ada", org="default", subject="alice")
+    for i in range(2 * auth.MAX_ACCOUNT_ACTIVITY):
+        await log.record(2.0 + i, "sign_in", actor="alice", org="default", method="oidc")
+    shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
+    assert len(shown) == auth.MAX_ACCOUNT_ACTIVITY + 1
+    assert (shown[-1].action, shown[-1].actor) == ("sso_identity_bound", "ada")

@@ -8,7 +8,8 @@
  * It is shown when something in it needs the owner's eye: a change someone else made, the
  * password typed with a wrong code, a copy of the sign-in used elsewhere (each a warning), or a
  * sign-in from another address than this one's (a phishing page that relayed the password and
- * a code signs in from its own; so does the agent at home, which the agent knows). Hiding it
+ * a code signs in from its own; so does the agent at home, which the agent knows) or made
+ * another way (through the organisation's provider, for an agent who types a password). Hiding it
  * hides it in this tab only: it is shown again at the next sign-in.
  */
 import type { AccountEvent } from "../generated/rest.ts";
@@ -76,8 +77,11 @@ export function activityLine(event: AccountEvent): { text: string; warn: boolean
  * with its address. */
 export function activityNotice(events: readonly AccountEvent[]): { show: boolean; warnings: number } {
   const warnings = events.filter((event) => activityLine(event).warn).length;
-  const here = events.find((event) => event.action === "sign_in")?.ip ?? null;
-  const elsewhere = events.some((event) => event.action === "sign_in" && event.ip !== here);
+  const signIns = events.filter((event) => event.action === "sign_in");
+  const here = signIns[0];
+  // From another address, or another way (through the provider where the owner types a
+  // password: an admin who bound the account to a provider account of its own, in the office).
+  const elsewhere = signIns.some((event) => event.ip !== here.ip || event.method !== here.method);
   return { show: warnings > 0 || elsewhere, warnings };
 }
 

@@ -777,7 +777,7 @@ class Storage(AuditStore, Protocol):
     ) -> list[AuditRecord]:
         """The organisation's audit records from ``since`` (epoch seconds) about ``username``'s
         account: those of the ``own`` actions it made (its sign-ins) and of the ``changes``
-        others made to it (whose subject it is), newest first, at most ``limit``."""
+        others made to it (whose subject it is), newest first, at most ``limit`` of each."""
         ...
 
     async def audit_concerning(

@@ -2836,21 +2836,24 @@ class SQLStorage:
         changes: Sequence[str],
     ) -> list[AuditRecord]:
         # Each half through its own index (audit_org_actor, audit_org_subject): a sign-in reads
-        # the account's records, never the organisation's whole trail of the window.
-        rows = await self._rows(
-            sa.select(*_AUDIT_COLUMNS)
-            .where(
-                audit.c.org == grant.org_id,
-                audit.c.at >= since,
-                sa.or_(
-                    sa.and_(audit.c.actor == username, audit.c.action.in_(list(own))),
-                    sa.and_(audit.c.subject == username, audit.c.action.in_(list(changes))),
-                ),
+        # the account's records, never the organisation's whole trail of the window. Each half
+        # has its own limit: a flood of sign-ins in the account's name (the one who took it
+        # over, signing in again and again) cannot push a change made to it out of the list.
+        found: list[AuditRecord] = []
+        for column, actions in ((audit.c.actor, own), (audit.c.subject, changes)):
+            rows = await self._rows(
+                sa.select(*_AUDIT_COLUMNS)
+                .where(
+                    audit.c.org == grant.org_id,
+                    column == username,
+                    audit.c.at >= since,
+                    audit.c.action.in_(list(actions)),
+                )
+                .order_by(audit.c.org_seq.desc())
+                .limit(limit)
             )
-            .order_by(audit.c.org_seq.desc())
-            .limit(limit)
-        )
-        return [_audit_record(row) for row in rows]
+            found += (_audit_record(row) for row in rows)
+        return sorted(found, key=lambda record: record.org_seq, reverse=True)
 
     async def audit_concerning(
         self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
