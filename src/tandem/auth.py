@@ -696,12 +696,28 @@ async def account_activity(
     :data:`MAX_ACCOUNT_ACTIVITY` of each kind): its sign-ins and other
     :data:`ACCOUNT_OWN_ACTIONS`, and the :data:`ACCOUNT_CHANGES` others made to it, read from
     the audit trail (which nobody can rewrite: whoever signed in as the agent cannot take them
-    out of the owner's sight)."""
-    return await storage.account_activity(
-        authorize(agent, "self"),
+    out of the owner's sight). An owner back after longer than ``days`` (the newest sign-in
+    being this one) is shown the sign-in before it too, however old, and the changes of the
+    ``days`` before that one: a takeover made while the owner was away does not age out of
+    the list before the owner is back."""
+    grant = authorize(agent, "self")
+    window = now - days * 86400.0
+    found = await storage.account_activity(
+        grant, agent.username, window, MAX_ACCOUNT_ACTIVITY, ACCOUNT_OWN_ACTIONS, ACCOUNT_CHANGES
+    )
+    if sum(record.action == "sign_in" for record in found) >= 2:
+        return found
+    latest = await storage.account_activity(grant, agent.username, 0.0, 2, ("sign_in",), ())
+    if len(latest) < 2:  # the account's first sign-in (or none): nothing before it
+        return found
+    previous = latest[1]
+    earlier = await storage.account_activity(
+        grant,
         agent.username,
-        now - days * 86400.0,
+        previous.at - days * 86400.0,
         MAX_ACCOUNT_ACTIVITY,
-        ACCOUNT_OWN_ACTIONS,
+        (),
         ACCOUNT_CHANGES,
     )
+    merged = {record.seq: record for record in (*found, previous, *earlier)}
+    return sorted(merged.values(), key=lambda record: record.org_seq, reverse=True)

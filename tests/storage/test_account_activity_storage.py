@@ -78,3 +78,28 @@ async def test_a_flood_of_sign_ins_does_not_push_a_change_out_of_the_list(storag
     shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
     assert len(shown) == auth.MAX_ACCOUNT_ACTIVITY + 1
     assert (shown[-1].action, shown[-1].actor) == ("sso_identity_bound", "ada")
+
+
+async def test_a_takeover_made_while_the_owner_was_away_does_not_age_out_of_the_list(
+    storage: Storage,
+) -> None:
+    """The admin binds the agent on holiday to a provider account of its own and signs in as the
+    agent; the agent comes back after longer than the window: the sign-in before this one is
+    shown however old, with the changes of the window before it."""
+    log = AuditLog(storage, KEY)
+    await log.record(0.0, "sign_in", actor="alice", org="default", ip="10.0.0.1")  # her last
+    await log.record(DAY, "sso_identity_bound", actor="ada", org="default", subject="alice")
+    await log.record(
+        DAY + 60, "sign_in", actor="alice", org="default", method="oidc", ip="10.0.0.1"
+    )
+    now = 60 * DAY
+    await log.record(now, "sign_in", actor="alice", org="default", ip="10.0.0.1")  # back
+    shown = await auth.account_activity(storage, agent("alice"), now, 30)
+    assert [(r.action, r.details.get("method")) for r in shown] == [
+        ("sign_in", None),
+        ("sign_in", "oidc"),
+        ("sso_identity_bound", None),
+    ]
+    # The first sign-in of an account, and one within the window of the last: as before.
+    fresh = await auth.account_activity(storage, agent("bob"), now, 30)
+    assert fresh == []

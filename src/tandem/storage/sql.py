@@ -2841,6 +2841,8 @@ class SQLStorage:
         # over, signing in again and again) cannot push a change made to it out of the list.
         found: list[AuditRecord] = []
         for column, actions in ((audit.c.actor, own), (audit.c.subject, changes)):
+            if not actions:
+                continue
             rows = await self._rows(
                 sa.select(*_AUDIT_COLUMNS)
                 .where(
