@@ -699,22 +699,27 @@ async def account_activity(
     out of the owner's sight). An owner back after longer than ``days`` (the newest sign-in
     being this one) is shown the sign-in before it too, however old, and the changes of the
     ``days`` before that one: a takeover made while the owner was away does not age out of
-    the list before the owner is back."""
+    the list before the owner is back. Nothing from before the account was made: a name
+    given again (after its account was removed) is not shown its former holder's sign-ins."""
     grant = authorize(agent, "self")
-    window = now - days * 86400.0
+    user = await storage.get_user(agent.username)
+    if user is None:
+        return []
+    made = user.created_at
+    window = max(now - days * 86400.0, made)
     found = await storage.account_activity(
         grant, agent.username, window, MAX_ACCOUNT_ACTIVITY, ACCOUNT_OWN_ACTIONS, ACCOUNT_CHANGES
     )
     if sum(record.action == "sign_in" for record in found) >= 2:
         return found
-    latest = await storage.account_activity(grant, agent.username, 0.0, 2, ("sign_in",), ())
+    latest = await storage.account_activity(grant, agent.username, made, 2, ("sign_in",), ())
     if len(latest) < 2:  # the account's first sign-in (or none): nothing before it
         return found
     previous = latest[1]
     earlier = await storage.account_activity(
         grant,
         agent.username,
-        previous.at - days * 86400.0,
+        max(previous.at - days * 86400.0, made),
         MAX_ACCOUNT_ACTIVITY,
         (),
         ACCOUNT_CHANGES,
