@@ -53,9 +53,11 @@ const METHODS: Readonly<Record<string, AccountKey>> = {
   password: "actByPassword",
 };
 
-/** An account event as one line: its words, and whether someone else did it (a warning). The
- * server's strings are each one plain line (no override turns a name and an address around). */
-export function activityLine(event: AccountEvent): { text: string; warn: boolean } {
+/** An account event as one line: its words, and whether someone else did it (a warning), for a
+ * console signed in from the address `here` (a wrong code typed from it is the owner's own
+ * slip, not a warning). The server's strings are each one plain line (no override turns a name
+ * and an address around). */
+export function activityLine(event: AccountEvent, here: string | null = null): { text: string; warn: boolean } {
   const has = (table: Readonly<Record<string, AccountKey>>, key: string | null): key is string =>
     key !== null && Object.prototype.hasOwnProperty.call(table, key);
   const ip = plainLine(event.ip ?? "", MAX_NAME) || "?";
@@ -65,8 +67,9 @@ export function activityLine(event: AccountEvent): { text: string; warn: boolean
   }
   if (has(OWN, event.action)) {
     const how = has(METHODS, event.method) ? a(METHODS[event.method]) : plainLine(event.method ?? "", MAX_NAME);
-    // A right password with a wrong code, or a copy of the cookie used elsewhere: someone else.
-    const warn = event.action === "second_factor_failed" || event.action === "sign_in_other_client";
+    // A right password with a wrong code from elsewhere, or a copy of the cookie used
+    // elsewhere: someone else.
+    const warn = (event.action === "second_factor_failed" && event.ip !== here) || event.action === "sign_in_other_client";
     return { text: a(OWN[event.action], { ip, how }), warn };
   }
   return { text: plainLine(event.action, MAX_NAME), warn: false };
@@ -75,19 +78,21 @@ export function activityLine(event: AccountEvent): { text: string; warn: boolean
 /** Whether the account's `events` (newest first, as the server answers) need the owner's eye,
  * and how many are warnings. The newest sign-in is this console's own: the others are compared
  * with its address. */
-export function activityNotice(events: readonly AccountEvent[]): { show: boolean; warnings: number } {
-  const warnings = events.filter((event) => activityLine(event).warn).length;
+export function activityNotice(events: readonly AccountEvent[]): { show: boolean; warnings: number; lines: { text: string; warn: boolean }[] } {
   const signIns = events.filter((event) => event.action === "sign_in");
-  const here = signIns[0];
+  const here = signIns.length ? signIns[0] : null;
+  const lines = events.map((event) => activityLine(event, here ? here.ip : null));
+  const warnings = lines.filter((line) => line.warn).length;
   // From another address, or another way (through the provider where the owner types a
   // password: an admin who bound the account to a provider account of its own, in the office).
-  const elsewhere = signIns.some((event) => event.ip !== here.ip || event.method !== here.method);
-  return { show: warnings > 0 || elsewhere, warnings };
+  const elsewhere = here !== null && signIns.some((event) => event.ip !== here.ip || event.method !== here.method);
+  return { show: warnings > 0 || elsewhere, warnings, lines };
 }
 
-/** Ask the server for the account's activity and show it if it needs the owner's eye; nothing is shown when the answer
- * fails (the console works on; the next sign-in asks again). */
-export async function showAccountActivity(): Promise<void> {
+/** Ask the server for the account's activity and show it if it needs the owner's eye, unless
+ * the console is no longer `signedIn()` when it answers; nothing is shown when the answer fails
+ * (the console works on; the next sign-in asks again). */
+export async function showAccountActivity(signedIn: () => boolean): Promise<void> {
   let events: AccountEvent[];
   try {
     const response = await relayFetch("/api/me/activity");
@@ -99,12 +104,11 @@ export async function showAccountActivity(): Promise<void> {
   const main = document.querySelector("main");
   hideAccountActivity();
   const notice = activityNotice(events);
-  if (!main || !notice.show) return;
+  if (!main || !notice.show || !signedIn()) return;
   const section = Object.assign(document.createElement("section"), { id: SECTION_ID, className: "card" });
   section.setAttribute("aria-labelledby", `${SECTION_ID}-title`);
   const title = Object.assign(document.createElement("h2"), { id: `${SECTION_ID}-title`, textContent: a("actTitle") });
-  const lines = events.map(activityLine);
-  const changed = notice.warnings;
+  const { lines, warnings: changed } = notice;
   const intro = Object.assign(document.createElement("p"), { className: changed ? "error" : "muted" });
   intro.textContent = changed ? a("actWarning", { count: changed }) : a("actIntro");
   if (changed) intro.setAttribute("role", "alert");

@@ -225,7 +225,7 @@ function signedIn(agent: AgentInfo): void {
     recoveryControls();
     // What happened to the account lately (an admin's reset, a sign-in from elsewhere): its
     // owner sees it at each sign-in (activity.ts).
-    void showAccountActivity();
+    void showAccountActivity(() => state.screen !== "signin");
   }
 }
 
