@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 import pyotp
 
 from tandem import crypto
-from tandem.access import ROLES, Grant, Principal, Role
+from tandem.access import ROLES, Grant, Principal, Role, authorize
+from tandem.audit import AuditRecord
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -654,3 +655,74 @@ async def renew_recovery_codes(
     ):
         raise NotFoundError("not found")
     return codes
+
+
+ACCOUNT_OWN_ACTIONS: tuple[str, ...] = (
+    "sign_in",
+    "second_factor_failed",
+    "sign_in_other_client",
+    "password_changed",
+    "mfa_enrolled",
+    "recovery_codes_renewed",
+)
+"""What was done in an account's name (the record's actor is the account) that its owner is
+shown at sign-in (:func:`account_activity`): its sign-ins (from where, how), its password
+right with a wrong code, a copy of its cookie used elsewhere, its own password, authenticator
+and recovery codes changed. One the owner did not do is a sign-in of someone else."""
+ACCOUNT_CHANGES: tuple[str, ...] = (
+    "password_reset",
+    "mfa_reset",
+    "sso_identity_bound",
+    "sso_identity_removed",
+    "user_disabled",
+    "user_enabled",
+    "role_changed",
+)
+"""What others (an admin, the operator) did to an account (the record's subject is the account)
+that its owner is shown at sign-in: an admin can reset an agent's password and second factor,
+or bind it to a provider account of the admin's, and sign in as the agent; the audit trail
+records it, but only auditors read the trail."""
+MAX_ACCOUNT_ACTIVITY = 50
+"""The most records of each kind :func:`account_activity` shows, newest first: of what was done
+in the account's name (a month of an agent's sign-ins on working days), and of the changes others
+made to it, each counted apart so that a flood of sign-ins (whoever took the account over,
+signing in again and again) cannot push a change out of the owner's sight."""
+
+
+async def account_activity(
+    storage: Storage, agent: Principal, now: float, days: float
+) -> list[AuditRecord]:
+    """What happened to ``agent``'s account in the last ``days`` days, newest first (at most
+    :data:`MAX_ACCOUNT_ACTIVITY` of each kind): its sign-ins and other
+    :data:`ACCOUNT_OWN_ACTIONS`, and the :data:`ACCOUNT_CHANGES` others made to it, read from
+    the audit trail (which nobody can rewrite: whoever signed in as the agent cannot take them
+    out of the owner's sight). An owner back after longer than ``days`` (the newest sign-in
+    being this one) is shown the sign-in before it too, however old, and the changes of the
+    ``days`` before that one: a takeover made while the owner was away does not age out of
+    the list before the owner is back. Nothing from before the account was made: a name
+    given again (after its account was removed) is not shown its former holder's sign-ins."""
+    grant = authorize(agent, "self")
+    user = await storage.get_user(agent.username)
+    if user is None:
+        return []
+    made = user.created_at
+    window = max(now - days * 86400.0, made)
+    found = await storage.account_activity(
+        grant, agent.username, window, MAX_ACCOUNT_ACTIVITY, ACCOUNT_OWN_ACTIONS, ACCOUNT_CHANGES
+    )
+    if sum(record.action == "sign_in" for record in found) >= 2:
+        return found
+    latest = await storage.account_activity(grant, agent.username, made, 2, ("sign_in",), ())
+    if len(latest) < 2:  # the account's first sign-in (or none): nothing before it
+        return found
+    previous = latest[1]
+    earlier = await storage.account_activity(
+        grant,
+        agent.username,
+        max(previous.at - days * 86400.0, made),
+        MAX_ACCOUNT_ACTIVITY,
+        (),
+        ACCOUNT_CHANGES,
+    )
+    merged = {record.seq: record for record in (*found, previous, *earlier)}
+    return sorted(merged.values(), key=lambda record: record.org_seq, reverse=True)

@@ -49,6 +49,7 @@ POSITIVE_SETTINGS = frozenset(
         "max_session_seconds",
         "login_backoff_seconds",
         "setup_sign_in_seconds",
+        "account_activity_days",
         "login_backoff_max_seconds",
         "site_verification_timeout_seconds",
         "backoff_forget_seconds",
@@ -193,6 +194,9 @@ class Settings:
     """A half sign-in (the password alone, for an account that must still set up its second
     factor or choose a new password: all it may do) ends this long after it was made, sooner
     than ``login_ttl_seconds``: it is for finishing the set-up at once, not for keeping."""
+    account_activity_days: float = 30.0
+    """How far back an agent's console shows, at each sign-in, what happened to the account
+    (its sign-ins, and resets or bindings an admin or the operator made: docs/security.md)."""
     login_free_failures: int = 3
     """Wrong passwords per account (and per address) before back-off starts. While an address
     waits, only accounts that have failed themselves are refused (docs/security.md)."""

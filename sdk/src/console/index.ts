@@ -16,6 +16,7 @@ import { browserHeldStore, leftTooLongAgo } from "./rejoin.ts";
 import { freshnessTimings } from "./freshness.ts";
 import { passwordControls } from "./password.ts";
 import { recoveryControls } from "./recovery.ts";
+import { hideAccountActivity, showAccountActivity } from "./activity.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, type Tool, initialState, reduce } from "./state.ts";
 import { SHORTCUTS, type ViewActions, draw } from "./view.ts";
@@ -83,6 +84,7 @@ function entered(before: ConsoleState): void {
   if (state.screen === before.screen) return;
   switch (state.screen) {
     case "signin":
+      hideAccountActivity();
       leaveOffice();
       document.getElementById("training")?.remove();
       practice = null;
@@ -219,7 +221,12 @@ async function listSessions(): Promise<void> {
  * reset, the new-password form hides every screen until a password is chosen. */
 function signedIn(agent: AgentInfo): void {
   dispatch({ type: "signed_in", agent });
-  if (!passwordControls(agent, signedIn) && !agent.needs_second_factor) recoveryControls();
+  if (!passwordControls(agent, signedIn) && !agent.needs_second_factor) {
+    recoveryControls();
+    // What happened to the account lately (an admin's reset, a sign-in from elsewhere): its
+    // owner sees it at each sign-in (activity.ts).
+    void showAccountActivity(() => state.screen !== "signin");
+  }
 }
 
 const input = (form: HTMLFormElement, name: string) => form.elements.namedItem(name) as HTMLInputElement;

@@ -3,6 +3,15 @@
 
 import type { Schema } from "../shared/schema.ts";
 
+/** One record of what happened to the signed-in account (tandem.auth.account_activity). */
+export interface AccountEvent {
+  at: number;
+  action: string;
+  by: string;
+  ip: string | null;
+  method: string | null;
+}
+
 export interface Acknowledgement {
   version: number;
 }
@@ -436,6 +445,7 @@ export const REST_ANSWERS: readonly (readonly [string, string, Schema])[] = [
   ["POST", "/api/mfa/setup", {"type": "object", "properties": {"secret": {"type": "string"}, "uri": {"type": "string"}, "qr_svg": {"type": "string"}}, "required": ["secret", "uri", "qr_svg"], "additionalProperties": false}],
   ["POST", "/api/mfa/confirm", {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}, "required": ["recovery_codes"], "additionalProperties": false}],
   ["POST", "/api/me/recovery-codes", {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}, "required": ["recovery_codes"], "additionalProperties": false}],
+  ["GET", "/api/me/activity", {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "number"}, "action": {"type": "string"}, "by": {"type": "string"}, "ip": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "method": {"anyOf": [{"type": "string"}, {"type": "null"}]}}, "required": ["at", "action", "by", "ip", "method"], "additionalProperties": false}}],
   ["GET", "/api/me/org", {"type": "object", "properties": {"org_id": {"type": "string"}, "name": {"type": "string"}}, "required": ["org_id", "name"], "additionalProperties": false}],
   ["POST", "/api/me/password", {"type": "object", "properties": {"username": {"type": "string"}, "display_name": {"type": "string"}, "role": {"type": "string"}, "org": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}}, "needs_second_factor": {"type": "boolean"}, "must_change_password": {"type": "boolean"}}, "required": ["username", "display_name", "role", "org", "teams", "needs_second_factor", "must_change_password"], "additionalProperties": false}],
   ["GET", "/api/compliance", {"type": "array", "items": {"type": "object", "properties": {"profile": {"type": "string"}, "org_id": {"type": "string"}, "checked_at": {"type": "string"}, "passed": {"type": "boolean"}, "results": {"type": "array", "items": {"type": "object", "properties": {"requirement": {"type": "string"}, "title": {"type": "string"}, "reference": {"type": "string"}, "status": {"type": "string"}, "detail": {"type": "string"}, "fix": {"type": "string"}}, "required": ["requirement", "title", "reference", "status", "detail", "fix"], "additionalProperties": false}}}, "required": ["profile", "org_id", "checked_at", "passed", "results"], "additionalProperties": false}}],

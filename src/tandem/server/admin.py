@@ -297,6 +297,22 @@ class RecoveryCodes(Answer):
     recovery_codes: list[str]
 
 
+class AccountEvent(Answer):
+    """One record of what happened to the signed-in account (tandem.auth.account_activity)."""
+
+    at: float
+    action: str
+    """One of tandem.auth.ACCOUNT_OWN_ACTIONS (done in the account's name) or ACCOUNT_CHANGES
+    (done to it by ``by``)."""
+    by: str
+    """Who did it: the account itself, an admin's username, or ``cli`` (the operator)."""
+    ip: str | None
+    """The client address it came from, where the record names one."""
+    method: str | None
+    """How a sign-in proved itself: ``oidc``, ``authenticator``, ``recovery_code`` or
+    ``password``; for a wrong second factor, ``wrong``, ``missing`` or ``unreadable``."""
+
+
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
 
 
@@ -332,6 +348,32 @@ async def _change_user(call: Call) -> object:
 async def _delete_user(call: Call) -> object:
     await call.services.directory.delete_user(call.principal, call.params["username"])
     return None
+
+
+def _account_event(record: audit.AuditRecord) -> dict[str, object]:
+    details = record.details
+    ip = details.get("ip")
+    method = details.get("method") or details.get("second_factor") or details.get("code")
+    if record.action == "sign_in" and method is None:
+        method = auth.PASSWORD_ONLY
+    return {
+        "at": record.at,
+        "action": record.action,
+        "by": record.actor,
+        "ip": ip if isinstance(ip, str) else None,
+        "method": method if isinstance(method, str) else None,
+    }
+
+
+async def _my_activity(call: Call) -> object:
+    services = call.services
+    records = await auth.account_activity(
+        services.storage,
+        call.principal,
+        services.clock(),
+        services.settings.account_activity_days,
+    )
+    return [_account_event(r) for r in records]
 
 
 async def _my_org(call: Call) -> object:
@@ -1191,6 +1233,16 @@ OPERATIONS: tuple[Operation, ...] = (
         returns=RecoveryCodes,
         throttled=True,
         busy=True,
+    ),
+    Operation(
+        "GET",
+        "/api/me/activity",
+        "self",
+        "What happened to your account lately (account_activity_days, newest first, at most "
+        "50 of each kind): its sign-ins, from where and how, and the resets, bindings and other "
+        "changes an admin or the operator made to it. The console shows it at sign-in.",
+        _my_activity,
+        returns=list[AccountEvent],
     ),
     Operation(
         "GET",

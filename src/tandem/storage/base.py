@@ -766,6 +766,20 @@ class Storage(AuditStore, Protocol):
         """The organisation's recordings of those sessions, oldest first."""
         ...
 
+    async def account_activity(
+        self,
+        grant: Grant,
+        username: str,
+        since: float,
+        limit: int,
+        own: Sequence[str],
+        changes: Sequence[str],
+    ) -> list[AuditRecord]:
+        """The organisation's audit records from ``since`` (epoch seconds) about ``username``'s
+        account: those of the ``own`` actions it made (its sign-ins) and of the ``changes``
+        others made to it (whose subject it is), newest first, at most ``limit`` of each."""
+        ...
+
     async def audit_concerning(
         self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
     ) -> list[AuditRecord]:

@@ -138,6 +138,10 @@ audit = sa.Table(
     sa.Index("audit_at", "at"),
     # Unique: two writers that gave one organisation the same position cannot both commit.
     sa.Index("audit_org_position", "org", "org_seq", unique=True),
+    # An account's own records and the changes made to it, read at each of its sign-ins
+    # (Storage.account_activity; revision 0017).
+    sa.Index("audit_org_actor", "org", "actor", "at"),
+    sa.Index("audit_org_subject", "org", "subject", "at"),
 )
 
 audit_anchors = sa.Table(

@@ -2826,6 +2826,37 @@ class SQLStorage:
         )
         return [_recording(row) for row in rows]
 
+    async def account_activity(
+        self,
+        grant: Grant,
+        username: str,
+        since: float,
+        limit: int,
+        own: Sequence[str],
+        changes: Sequence[str],
+    ) -> list[AuditRecord]:
+        # Each half through its own index (audit_org_actor, audit_org_subject): a sign-in reads
+        # the account's records, never the organisation's whole trail of the window. Each half
+        # has its own limit: a flood of sign-ins in the account's name (the one who took it
+        # over, signing in again and again) cannot push a change made to it out of the list.
+        found: list[AuditRecord] = []
+        for column, actions in ((audit.c.actor, own), (audit.c.subject, changes)):
+            if not actions:
+                continue
+            rows = await self._rows(
+                sa.select(*_AUDIT_COLUMNS)
+                .where(
+                    audit.c.org == grant.org_id,
+                    column == username,
+                    audit.c.at >= since,
+                    audit.c.action.in_(list(actions)),
+                )
+                .order_by(audit.c.org_seq.desc())
+                .limit(limit)
+            )
+            found += (_audit_record(row) for row in rows)
+        return sorted(found, key=lambda record: record.org_seq, reverse=True)
+
     async def audit_concerning(
         self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
     ) -> list[AuditRecord]:

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { AccountEvent } from "../src/generated/rest.ts";
+import { activityLine, activityNotice } from "../src/console/activity.ts";
+
+const event = (action: string, by: string, ip: string | null = null, method: string | null = null): AccountEvent => ({
+  at: 1_700_000_000,
+  action,
+  by,
+  ip,
+  method,
+});
+
+test("what an admin did to the account is a warning naming the admin", () => {
+  assert.deepEqual(activityLine(event("mfa_reset", "ada")), { text: "ada removed your authenticator app", warn: true });
+  assert.deepEqual(activityLine(event("sso_identity_bound", "ada")).warn, true);
+  assert.equal(activityLine(event("password_reset", "cli")).text, "The server's operator reset your password");
+});
+
+test("the account's own sign-ins say how and from where, and only a stranger's signs warn", () => {
+  assert.deepEqual(activityLine(event("sign_in", "alice", "10.9.9.9", "oidc")), {
+    text: "Signed in with your organisation's identity provider from 10.9.9.9",
+    warn: false,
+  });
+  assert.equal(activityLine(event("sign_in", "alice", "10.0.0.1", "password")).text, "Signed in with password from 10.0.0.1");
+  assert.equal(activityLine(event("second_factor_failed", "alice", "10.6.6.6", "wrong")).warn, true);
+  // The owner's own slip (a code left out, from the address it signs in from) is no warning.
+  assert.equal(activityLine(event("second_factor_failed", "alice", "10.0.0.1", "missing"), "10.0.0.1").warn, false);
+  assert.equal(activityLine(event("sign_in_other_client", "alice", "10.6.6.6")).warn, true);
+});
+
+test("a name or address the server sends is one plain line, and an unknown action is its name", () => {
+  // A right-to-left override in an admin's name would turn the sentence around.
+  assert.equal(activityLine(event("mfa_reset", "ada\u202Eeve")).text.includes("\u202E"), false);
+  assert.equal(activityLine(event("sign_in", "alice", "10.0.0.1\u2028x", "password")).text.includes("\u2028"), false);
+  assert.deepEqual(activityLine(event("constructor", "alice")), { text: "constructor", warn: false });
+  assert.deepEqual(activityLine(event("sign_in", "alice", null, "constructor")).text, "Signed in with constructor from ?");
+});
+
+test("the list is shown only when something needs the owner's eye", () => {
+  const here = event("sign_in", "alice", "10.0.0.1", "password");
+  const notice = (events: AccountEvent[]) => {
+    const { show, warnings } = activityNotice(events);
+    return { show, warnings };
+  };
+  // Every sign-in from this one's address: nothing to see (most sign-ins of most days).
+  assert.deepEqual(notice([here, here, here]), { show: false, warnings: 0 });
+  // A code forgotten from here, then the right one: nothing to see.
+  assert.deepEqual(notice([here, event("second_factor_failed", "alice", "10.0.0.1", "missing")]), { show: false, warnings: 0 });
+  // A sign-in from elsewhere (a phishing page's relay signs in from its own address).
+  assert.deepEqual(notice([here, event("sign_in", "alice", "10.9.9.9", "authenticator")]), { show: true, warnings: 0 });
+  // An admin's change, seen from the same address as ever.
+  assert.deepEqual(notice([here, event("mfa_reset", "ada"), here]), { show: true, warnings: 1 });
+  // A sign-in another way from the same office: through the provider, for an agent who types
+  // a password (an admin who bound the account to a provider account of its own).
+  assert.deepEqual(notice([here, event("sign_in", "alice", "10.0.0.1", "oidc")]), { show: true, warnings: 0 });
+  assert.deepEqual(notice([]), { show: false, warnings: 0 });
+});

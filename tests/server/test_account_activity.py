@@ -1,0 +1,105 @@
+"""Attack review of authentication, item 3: an admin taking over an agent's account (through a
+provider account of its own, or a reset of the password) is audited, and the agent is shown it
+at the next sign-in (GET /api/me/activity, which the console shows), whatever the admin did
+while signed in as the agent."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
+from tests.oidc_provider import OidcProvider, use_provider
+from tests.server.test_organisations import api
+from tests.server.test_sso import sign_in as sso_sign_in
+
+NEW_PASSWORD = "a brand new passphrase 42"
+TEMPORARY = "temporary pass 1234"
+
+
+@pytest.fixture
+def orgs(server_factory: ServerFactory) -> RunningServer:
+    return server_factory(seed=two_organisations, test_private_network=True)
+
+
+def activity(client: httpx.Client) -> list[tuple[str, str, str | None]]:
+    answer = client.get("/api/me/activity")
+    assert answer.status_code == 200, answer.text
+    return [(e["action"], e["by"], e["method"]) for e in answer.json()]
+
+
+def test_an_admin_signing_in_as_an_agent_through_its_provider_is_shown_to_the_agent(
+    orgs: RunningServer,
+) -> None:
+    """The takeover that changes nothing the agent would notice: the admin binds the agent to a
+    provider account of the admin's, signs in through it as the agent, and unbinds. The
+    agent's password and second factor still work; only the trail knew."""
+    provider = OidcProvider().start()
+    try:
+        provider.redirect_uris.add(f"{orgs.base}/api/sso/callback")
+        with api(orgs, "ada") as ada:
+            use_provider(ada, provider, {"alice": "u-1"})
+        with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as browser:
+            assert sso_sign_in(orgs, browser).headers["location"] == "/console/"
+            assert browser.get("/api/me").json()["username"] == "alice"
+            # Signed in as alice, the admin sees what alice will see: nothing it can remove.
+            assert ("sign_in", "alice", "oidc") in activity(browser)
+            assert browser.delete("/api/me/activity").status_code == 405
+        with api(orgs, "ada") as ada:
+            assert ada.delete("/api/users/alice/sso").status_code == 204
+    finally:
+        provider.stop()
+    with api(orgs, "alice") as alice:
+        shown = activity(alice)
+    assert shown == [
+        ("sign_in", "alice", "password"),  # this one
+        ("sso_identity_removed", "ada", None),
+        ("sign_in", "alice", "oidc"),  # the admin's
+        ("sso_identity_bound", "ada", None),
+    ]
+
+
+def test_an_admin_who_reset_an_agents_password_and_signed_in_is_shown_to_the_agent(
+    orgs: RunningServer,
+) -> None:
+    with api(orgs, "ada") as ada:
+        reset = ada.post("/api/users/alice/reset-password", json={"password": TEMPORARY})
+        assert reset.status_code in (200, 204), reset.text
+    # The admin signs in with the password it set, chooses one of its own: alice is out.
+    with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as taken:
+        signed = taken.post("/api/login", json={"username": "alice", "password": TEMPORARY})
+        assert signed.status_code == 200 and signed.json()["must_change_password"] is True
+        changed = taken.post(
+            "/api/me/password",
+            json={"current_password": TEMPORARY, "new_password": NEW_PASSWORD},
+        )
+        assert changed.status_code == 200, changed.text
+    # Alice, locked out, asks; the admin resets again, alice chooses her own password.
+    with api(orgs, "ada") as ada:
+        again = ada.post("/api/users/alice/reset-password", json={"password": AGENT_PASSWORD})
+        assert again.is_success
+    with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as alice:
+        assert alice.post(
+            "/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+        ).is_success
+        shown = activity(alice)
+    assert shown == [
+        ("sign_in", "alice", "password"),
+        ("password_reset", "ada", None),
+        ("password_changed", "alice", None),
+        ("sign_in", "alice", "password"),  # the admin's, with the password it set
+        ("password_reset", "ada", None),
+    ]
+
+
+def test_an_account_is_not_shown_another_accounts_activity(orgs: RunningServer) -> None:
+    with api(orgs, "ada") as ada:
+        assert ada.post("/api/users/sam/reset-mfa").status_code in (204, 404)
+    with api(orgs, "mallory") as mallory:
+        assert [a for a, _, _ in activity(mallory)] == ["sign_in"]
+    with api(orgs, "alice") as alice:
+        assert [a for a, _, _ in activity(alice)] == ["sign_in"]
+
+
+def test_signed_out_the_activity_is_not_shown(orgs: RunningServer) -> None:
+    assert httpx.get(f"{orgs.base}/api/me/activity").status_code == 401

@@ -1,0 +1,134 @@
+"""What an agent is shown of its own account at sign-in (tandem.auth.account_activity), read from
+the audit trail on both backends: its own sign-ins and the changes others made to it, within the
+window, newest first, never another account's or another organisation's."""
+
+from __future__ import annotations
+
+from tandem import auth
+from tandem.access import Principal
+from tandem.audit import AuditLog
+from tandem.storage.base import OrgRecord, Storage, UserRecord
+from tests.grants import of_org, owned
+
+KEY = b"k" * 32
+DAY = 86400.0
+
+
+def agent(username: str, org: str = "default") -> Principal:
+    return Principal(username, username.capitalize(), "agent", org, frozenset())
+
+
+async def account(storage: Storage, username: str, made: float = 0.0) -> None:
+    await storage.add_user(
+        *owned(UserRecord(username, "A", "agent", "hash", made, org_id="default"))
+    )
+
+
+async def test_an_account_is_shown_its_sign_ins_and_the_changes_made_to_it(
+    storage: Storage,
+) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    now = 100 * DAY
+    # Older than the window: not shown.
+    await log.record(now - 40 * DAY, "mfa_reset", actor="ada", org="default", subject="alice")
+    # The takeover an admin can make: bind the agent to a provider account of its own, sign
+    # in through it, unbind.
+    await log.record(
+        now - 3 * DAY, "sso_identity_bound", actor="ada", org="default", subject="alice"
+    )
+    await log.record(
+        now - 3 * DAY + 60, "sign_in", actor="alice", org="default", method="oidc", ip="10.9.9.9"
+    )
+    await log.record(
+        now - 3 * DAY + 120, "sso_identity_removed", actor="ada", org="default", subject="alice"
+    )
+    # Not alice's: another account's sign-in, a change to another account, a record naming
+    # alice as a subject of an action that is not a change to her account, and another
+    # organisation's account of the same name would be another's (names are unique: the
+    # organisation is checked all the same).
+    await log.record(now - DAY, "sign_in", actor="sam", org="default", ip="10.0.0.2")
+    await log.record(now - DAY, "password_reset", actor="ada", org="default", subject="sam")
+    await log.record(now - DAY, "session_created", actor="server", org="default", subject="alice")
+    await log.record(now - DAY, "password_reset", actor="mia", org="acme", subject="alice")
+    await log.record(now - 60, "sign_in", actor="alice", org="default", ip="10.0.0.1")
+
+    shown = await auth.account_activity(storage, agent("alice"), now, 30)
+    assert [(r.action, r.actor, r.details.get("ip")) for r in shown] == [
+        ("sign_in", "alice", "10.0.0.1"),
+        ("sso_identity_removed", "ada", None),
+        ("sign_in", "alice", "10.9.9.9"),
+        ("sso_identity_bound", "ada", None),
+    ]
+    assert [r.action for r in await auth.account_activity(storage, agent("alice"), now, 50)][
+        -1
+    ] == "mfa_reset"
+
+
+async def test_an_account_is_shown_its_newest_records_up_to_the_most(storage: Storage) -> None:
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    for i in range(auth.MAX_ACCOUNT_ACTIVITY + 5):
+        await log.record(float(i), "sign_in", actor="alice", org="default", ip=f"10.0.0.{i}")
+    shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
+    assert len(shown) == auth.MAX_ACCOUNT_ACTIVITY
+    assert shown[0].details["ip"] == f"10.0.0.{auth.MAX_ACCOUNT_ACTIVITY + 4}"
+
+
+async def test_a_flood_of_sign_ins_does_not_push_a_change_out_of_the_list(storage: Storage) -> None:
+    """Whoever took the account over (bound it to a provider account of its own, and kept the
+    binding) signs in again and again from the owner's own network, to push the binding out of
+    the newest records: each kind has its own limit."""
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(1.0, "sso_identity_bound", actor="ada", org="default", subject="alice")
+    for i in range(2 * auth.MAX_ACCOUNT_ACTIVITY):
+        await log.record(2.0 + i, "sign_in", actor="alice", org="default", method="oidc")
+    shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
+    assert len(shown) == auth.MAX_ACCOUNT_ACTIVITY + 1
+    assert (shown[-1].action, shown[-1].actor) == ("sso_identity_bound", "ada")
+
+
+async def test_a_takeover_made_while_the_owner_was_away_does_not_age_out_of_the_list(
+    storage: Storage,
+) -> None:
+    """The admin binds the agent on holiday to a provider account of its own and signs in as the
+    agent; the agent comes back after longer than the window: the sign-in before this one is
+    shown however old, with the changes of the window before it."""
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(0.0, "sign_in", actor="alice", org="default", ip="10.0.0.1")  # her last
+    await log.record(DAY, "sso_identity_bound", actor="ada", org="default", subject="alice")
+    await log.record(
+        DAY + 60, "sign_in", actor="alice", org="default", method="oidc", ip="10.0.0.1"
+    )
+    now = 60 * DAY
+    await log.record(now, "sign_in", actor="alice", org="default", ip="10.0.0.1")  # back
+    shown = await auth.account_activity(storage, agent("alice"), now, 30)
+    assert [(r.action, r.details.get("method")) for r in shown] == [
+        ("sign_in", None),
+        ("sign_in", "oidc"),
+        ("sso_identity_bound", None),
+    ]
+    # An account with no sign-in before this one's: nothing before it.
+    await account(storage, "bob")
+    assert await auth.account_activity(storage, agent("bob"), now, 30) == []
+
+
+async def test_a_name_given_again_is_not_shown_its_former_holders_activity(
+    storage: Storage,
+) -> None:
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(DAY, "sign_in", actor="alice", org="default", ip="10.1.1.1")
+    await log.record(2 * DAY, "mfa_reset", actor="ada", org="default", subject="alice")
+    assert await storage.delete_user(of_org("default"), "alice")
+    await account(storage, "alice", made=3 * DAY)  # a new hire, given the name
+    await log.record(4 * DAY, "sign_in", actor="alice", org="default", ip="10.2.2.2")
+    shown = await auth.account_activity(storage, agent("alice"), 4 * DAY, 30)
+    assert [(r.action, r.details.get("ip")) for r in shown] == [("sign_in", "10.2.2.2")]
+    # Back after longer than the window: still nothing of the former holder's.
+    await log.record(50 * DAY, "sign_in", actor="alice", org="default", ip="10.2.2.2")
+    shown = await auth.account_activity(storage, agent("alice"), 50 * DAY, 30)
+    assert [r.details.get("ip") for r in shown] == ["10.2.2.2", "10.2.2.2"]
