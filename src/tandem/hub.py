@@ -2952,8 +2952,22 @@ class SessionHub:
         machine = live.machine
         session_id = machine.session_id
         # Its recording (closed ``server_restart``) ends in storage before the hand-over: the
-        # next process finds it ended (or, storage failing, this one's timer ends it).
+        # next process finds it ended. One whose end storage did not take is not handed over
+        # with it: a handed-over session counts as live, so crash recovery left its recording
+        # running (listed so, not erasable) while nothing wrote to it, on every process that
+        # resumed the session. The session ends instead (here, or by the next start's sweep).
         await self._recordings_stopped(live)
+        try:
+            for recording_id in live.recording_ids:
+                await self._end_failed_recording(recording_id)
+        except Exception as exc:
+            log.warning(
+                "session %s not handed over: its recording's end is not stored (%s); it ends",
+                session_id,
+                type(exc).__name__,
+            )
+            machine.suspended = False
+            return
         now = self.clock()
         window = self.settings.resume_grace_seconds
         if machine.agent is not None and live.agent_resume_digest:
