@@ -619,6 +619,17 @@ class Storage(AuditStore, Protocol):
         """Every frame of a recording, in order (empty if none or gone)."""
         ...
 
+    async def read_recording(
+        self,
+        recording_id: str,
+        evidence: Evidence[RecordingRecord | None] | None = None,
+    ) -> tuple[RecordingRecord, list[bytes]] | None:
+        """A recording and every frame of it, in order, read in one transaction with the audit
+        records ``evidence`` makes of it (its playback, its export) appended in it: None (and
+        no record) if it is not there. Its erasure waits for this, or this finds it gone: a
+        playback is never recorded after the erasure of what it gave out."""
+        ...
+
     async def delete_recording(
         self, recording_id: str, evidence: Evidence[bool] | None = None
     ) -> bool:

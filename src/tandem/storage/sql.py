@@ -2354,6 +2354,39 @@ class SQLStorage:
         )
         return [bytes(row[0]) for row in rows]
 
+    async def read_recording(
+        self,
+        recording_id: str,
+        evidence: Evidence[RecordingRecord | None] | None = None,
+    ) -> tuple[RecordingRecord, list[bytes]] | None:
+        read: list[tuple[RecordingRecord, list[bytes]]] = []
+
+        def work(db: _Db) -> RecordingRecord | None:
+            read.clear()  # run again when another writer took the audit trail's next number
+            # Its row held against an erasure (or a purge) until the record is committed:
+            # PostgreSQL's share lock; SQLite's transaction holds the write lock already.
+            row = db.execute(
+                sa.select(*_RECORDING_COLUMNS)
+                .where(recordings.c.recording_id == recording_id)
+                .with_for_update(read=True)
+            ).first()
+            if row is None:
+                return None
+            frames = db.execute(
+                sa.select(recording_frames.c.data)
+                .where(recording_frames.c.recording_id == recording_id)
+                .order_by(recording_frames.c.seq)
+            ).rows
+            recording = _recording(row)
+            read.append((recording, [bytes(frame[0]) for frame in frames]))
+            return recording
+
+        if evidence is None:
+            await self._transaction(work)
+        else:
+            await self._with_evidence(work, evidence)
+        return read[0] if read else None
+
     async def delete_recording(
         self, recording_id: str, evidence: Evidence[bool] | None = None
     ) -> bool:

@@ -1,0 +1,156 @@
+"""A recording's playback racing its erasure, on a real server and PostgreSQL (frozen behind
+tests.server.db_proxy at the chosen statement, the erasure from the `tandem` command on a
+connection of its own).
+
+The content route read the recording's row, then its frames, then wrote ``recording_played``,
+each on its own: an erasure of the customer (``tandem subject erase``) committed between them
+gave the auditor the erased recording's header (its session, agent, site) with no frames, and
+wrote a ``recording_played`` record naming the erased recording and session after the
+``subject_erased`` one, linking the erased customer in the trail again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tandem.recordings import read_container
+from tests.conftest import AGENT_PASSWORD, ServerFactory, mark_trained
+from tests.conftest import tandem_in_process as run
+from tests.server.db_proxy import StoppableProxy, proxied_url
+from tests.server.helpers import login_cookie, recv_json, send
+from tests.server.test_frozen_database import recording_server
+from tests.server.test_recording_races import SETTLED, TOLD
+from tests.server.test_recordings import recording
+from tests.server.test_scale_out import run_in_thread
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+
+
+def add_auditor(seed_dir: Path, url: str) -> None:
+    from tandem.config import Settings
+    from tandem.directory import offline, operator
+
+    async def add() -> None:
+        settings = Settings.load(environ={}, data_dir=seed_dir, database_url=url)
+        async with offline(settings) as directory:
+            await directory.add_user(
+                operator("default"), "aud", AGENT_PASSWORD, "auditor", None, (), mfa_exempt=True
+            )
+            await mark_trained(directory.storage, "aud")
+
+    run_in_thread(add)
+
+
+async def until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + SETTLED
+    while not await condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = recording_server(server_factory, tmp_path, url)
+        add_auditor(tmp_path / "seed", url)
+        customer, alice, created = await recording(server)
+        session_id = created["session_id"]
+        frames = [b"\x01played-%03d" % i for i in range(3)]
+        for frame in frames:
+            await customer.send(frame)
+            assert await asyncio.wait_for(alice.recv(), TOLD) == frame
+        await send(alice, type="leave")  # the customer's browser ends the recording
+        assert (await recv_json(customer))["reason"] == "session_ending"
+        await send(customer, type="record_stop")
+        db = await pg_connect(schema)
+        try:
+
+            async def session_ended() -> bool:
+                query = "SELECT ended_at FROM sessions WHERE session_id = $1"
+                return await db.fetchval(query, session_id) is not None
+
+            await until(session_ended, "the session was never ended in storage")
+            recording_id = await db.fetchval("SELECT recording_id FROM recordings")
+            cookie = login_cookie(server, "aud")
+            async with httpx.AsyncClient(
+                base_url=server.base, cookies={"tandem_agent": cookie}, timeout=SETTLED
+            ) as auditor:
+                # The playback stalls as it reads the frames (the database answers no more).
+                pg_proxy.freeze_on(b"recording_frames")
+                try:
+                    playing = asyncio.create_task(
+                        auditor.get(
+                            f"/api/recordings/{recording_id}/content",
+                            headers={"origin": server.origin},
+                        )
+                    )
+
+                    async def stalled() -> bool:
+                        assert not playing.done(), playing.result().text
+                        return pg_proxy.held > 0
+
+                    await until(stalled, "the playback never read the frames")
+                    environ = {
+                        **os.environ,
+                        "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}",
+                        "TANDEM_DATABASE_TIMEOUT_SECONDS": str(SETTLED),
+                    }
+                    erase = [
+                        "subject",
+                        "erase",
+                        session_id,
+                        "--by",
+                        "session",
+                        "--yes",
+                        "--data-dir",
+                        str(tmp_path / "seed"),
+                    ]
+                    erasing = asyncio.create_task(asyncio.to_thread(run, *erase, env=environ))
+
+                    async def erased_or_waiting() -> bool:
+                        # Erased, or waiting for the playback (a lock it holds): either way
+                        # the erasure has gone as far as it can while the playback stalls.
+                        waiting = await db.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND datname = current_database()"
+                        )
+                        return erasing.done() or waiting > 0
+
+                    await until(erased_or_waiting, "the erasure neither ran nor waited")
+                finally:
+                    pg_proxy.thaw()
+                played = await playing
+                erased = await erasing
+            assert erased.returncode == 0, erased.stdout + erased.stderr
+            assert "Erased 1 session(s) and 1 recording(s)" in erased.stdout
+            erasure = await db.fetchval("SELECT seq FROM audit WHERE action = 'subject_erased'")
+            later = await db.fetch(
+                "SELECT action FROM audit WHERE seq > $1 AND (subject = $2 OR details LIKE $3"
+                " OR details LIKE $4)",
+                erasure,
+                recording_id,
+                f"%{recording_id}%",
+                f"%{session_id}%",
+            )
+            assert [row["action"] for row in later] == []
+            if played.status_code == 200:  # read whole before the erasure, and recorded so
+                header, got = read_container(played.content)
+                assert header["recording_id"] == recording_id and got[: len(frames)] == frames
+                before = await db.fetchval(
+                    "SELECT count(*) FROM audit WHERE seq < $1 AND action = 'recording_played'"
+                    " AND subject = $2",
+                    erasure,
+                    recording_id,
+                )
+                assert before == 1
+            else:  # erased first: as any recording that is not there
+                assert played.status_code == 404, played.text
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
