@@ -2255,8 +2255,28 @@ class SessionHub:
             if live.closed_elsewhere:  # ended there (``interrupted``): nothing written again
                 return
             if recorder.lost is None and reason is not None:
+
+                def stopped_entries(ended: bool) -> list[Entry]:
+                    if not ended:  # by another process (this one taken for dead), or erased
+                        return []
+                    details = {
+                        "session": live.machine.session_id,
+                        "reason": reason,
+                        "frames": recorder.next_seq,
+                        "size": recorder.size,
+                    }
+                    stopped = Entry(
+                        "recording_stopped", live.org_id, "server", recording_id, details
+                    )
+                    return [stopped]
+
                 try:
-                    ended = await self.storage.end_recording(recording_id, self.clock(), reason)
+                    # Ended with its record, in one transaction: ended alone, it could be
+                    # erased before the record was written (a slow or failing database), which
+                    # then named the erased recording and its session after the erasure.
+                    ended = await self.storage.end_recording(
+                        recording_id, self.clock(), reason, self.witness(stopped_entries)
+                    )
                 except Exception as exc:
                     if live.closed_elsewhere:
                         return
@@ -2276,17 +2296,6 @@ class SessionHub:
                     return
                 if not ended:  # by another process (this one taken for dead), or erased
                     log.warning("recording %s was ended elsewhere: nothing recorded", recording_id)
-                    return
-                await self.record_done(  # ended in storage: its record is kept if not written
-                    "recording_stopped",
-                    actor="server",
-                    org=live.org_id,
-                    subject=recording_id,
-                    session=live.machine.session_id,
-                    reason=reason,
-                    frames=recorder.next_seq,
-                    size=recorder.size,
-                )
                 return
             if live.closed_elsewhere:
                 return
@@ -2333,8 +2342,16 @@ class SessionHub:
         if entry is None:
             return
         org, why, at = entry
-        try:
-            ended = await self.storage.end_recording(recording_id, at, "unavailable")
+
+        def failed_entries(ended: bool) -> list[Entry]:
+            if not ended:
+                return []
+            return [Entry("recording_failed", org, "server", recording_id, {"reason": why})]
+
+        try:  # ended with its record, in one transaction (see _close_recording)
+            ended = await self.storage.end_recording(
+                recording_id, at, "unavailable", self.witness(failed_entries)
+            )
         except Exception:
             self._failed_recordings.setdefault(recording_id, entry)
             raise
@@ -2342,11 +2359,6 @@ class SessionHub:
             # Ended by another process that took this one for dead (``interrupted``, recorded
             # there), or erased since: nothing more is written about it, from here.
             log.warning("recording %s was ended elsewhere: nothing recorded", recording_id)
-            return
-        with contextlib.suppress(Exception):  # kept by record_done, written by the timer
-            await self.record_done(
-                "recording_failed", actor="server", org=org, subject=recording_id, reason=why
-            )
 
     async def _start_recording(self, live: LiveSession) -> bool:
         """Store the recording the customer allowed and keep its frames from now on; False if

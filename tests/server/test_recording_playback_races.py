@@ -24,13 +24,14 @@ from tests.conftest import tandem_in_process as run
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import login_cookie, recv_json, send
 from tests.server.test_frozen_database import recording_server
+from tests.server.test_organisations import api
 from tests.server.test_recording_races import SETTLED, TOLD
 from tests.server.test_recordings import recording
 from tests.server.test_scale_out import run_in_thread
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 
-def add_auditor(seed_dir: Path, url: str) -> None:
+def add_account(seed_dir: Path, url: str, username: str, role: str) -> None:
     from tandem.config import Settings
     from tandem.directory import offline, operator
 
@@ -38,11 +39,19 @@ def add_auditor(seed_dir: Path, url: str) -> None:
         settings = Settings.load(environ={}, data_dir=seed_dir, database_url=url)
         async with offline(settings) as directory:
             await directory.add_user(
-                operator("default"), "aud", AGENT_PASSWORD, "auditor", None, (), mfa_exempt=True
+                operator("default"), username, AGENT_PASSWORD, role, None, (), mfa_exempt=True
             )
-            await mark_trained(directory.storage, "aud")
+            await mark_trained(directory.storage, username)
 
     run_in_thread(add)
+
+
+def add_auditor(seed_dir: Path, url: str) -> None:
+    add_account(seed_dir, url, "aud", "auditor")
+
+
+def add_admin(seed_dir: Path, url: str) -> None:
+    add_account(seed_dir, url, "ada", "admin")
 
 
 async def until(condition: Any, what: str) -> None:
@@ -153,4 +162,69 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
                 assert played.status_code == 404, played.text
         finally:
             await db.close()
+        server.stop()  # before its schema goes
+
+
+async def test_a_recordings_end_and_its_record_are_stored_together_never_after_its_erasure(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The customer stops a recording; the database takes its end, then stalls as the server
+    writes its ``recording_stopped`` record. The end was committed alone, so the recording
+    showed ended and an admin (on another server of the cluster) erased it; the record landed
+    once the database answered, after ``recording_erased``, naming the erased recording and its
+    session. A recording's end and its record are now one transaction: while the record waits,
+    the recording is still running (its erasure refused); once both are stored it is erased,
+    and nothing names it after its erasure."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = recording_server(server_factory, tmp_path, url)
+        add_admin(tmp_path / "seed", url)
+        other = server_factory(
+            database_url=f"{PG_DSN}?search_path={schema}",
+            audit_key_file=tmp_path / "seed" / "audit.key",
+        )
+        customer, alice, _ = await recording(server)
+        db = await pg_connect(schema)
+        try:
+            recording_id = await db.fetchval("SELECT recording_id FROM recordings")
+            await customer.send(b"\x01the-only-frame")
+            assert await asyncio.wait_for(alice.recv(), TOLD) == b"\x01the-only-frame"
+
+            async def erase() -> int:
+                with api(other, "ada") as ada:
+                    answer = await asyncio.to_thread(ada.delete, f"/api/recordings/{recording_id}")
+                    assert answer.status_code in (204, 409), answer.text
+                    return answer.status_code
+
+            with pg_proxy.frozen(on=b"recording_stopped"):
+                await send(customer, type="record_stop")
+                assert (await recv_json(alice))["on"] is False
+
+                async def stalled() -> bool:
+                    return pg_proxy.held > 0
+
+                await until(stalled, "the record of the recording's end was never written")
+                erased = await erase() == 204
+            query = "SELECT count(*) FROM audit WHERE action = 'recording_stopped'"
+
+            async def recorded() -> bool:
+                return bool(await db.fetchval(query))
+
+            await until(recorded, "the recording's end was never recorded")
+            if not erased:  # running until its end and record were stored: erasable now
+                assert await erase() == 204
+            erasure = await db.fetchval(
+                "SELECT seq FROM audit WHERE action = 'recording_erased' AND subject = $1",
+                recording_id,
+            )
+            later = await db.fetch(
+                "SELECT action FROM audit WHERE seq > $1 AND (subject = $2 OR details LIKE $3)",
+                erasure,
+                recording_id,
+                f"%{recording_id}%",
+            )
+            assert [row["action"] for row in later] == []
+        finally:
+            await db.close()
+        other.stop()
         server.stop()  # before its schema goes

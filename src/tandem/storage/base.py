@@ -604,9 +604,17 @@ class Storage(AuditStore, Protocol):
         number is already taken."""
         ...
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
+    async def end_recording(
+        self,
+        recording_id: str,
+        ended_at: float,
+        reason: str,
+        evidence: Evidence[bool] | None = None,
+    ) -> bool:
         """Mark a recording ended (no-op if it is gone or already ended); whether this call
-        ended it (False: erased, or ended already, by another process too)."""
+        ended it (False: erased, or ended already, by another process too). The records
+        ``evidence`` makes of that are appended in the same transaction: ended with them, or
+        not at all (an erasure, which needs it ended, never goes before its end's record)."""
         ...
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...

@@ -2320,13 +2320,22 @@ class SQLStorage:
                 f" {first_seq}..{first_seq + len(frames) - 1}"
             ) from None
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
-        ended = await self._count(
-            recordings.update()
-            .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
-            .values(ended_at=ended_at, end_reason=reason)
-        )
-        return ended > 0
+    async def end_recording(
+        self,
+        recording_id: str,
+        ended_at: float,
+        reason: str,
+        evidence: Evidence[bool] | None = None,
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            ended = db.execute(
+                recordings.update()
+                .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
+                .values(ended_at=ended_at, end_reason=reason)
+            ).rowcount
+            return bool(ended)
+
+        return await self._with_evidence(work, evidence)
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None:
         row = await self._row(
