@@ -1,12 +1,14 @@
-"""A recording's playback racing its erasure, on a real server and PostgreSQL (frozen behind
-tests.server.db_proxy at the chosen statement, the erasure from the `tandem` command on a
-connection of its own).
+"""A recording's playback and its end racing its erasure, on a real server and PostgreSQL
+(frozen behind tests.server.db_proxy at the chosen statement, the erasure from the `tandem`
+command or another server, on connections of their own).
 
 The content route read the recording's row, then its frames, then wrote ``recording_played``,
 each on its own: an erasure of the customer (``tandem subject erase``) committed between them
 gave the auditor the erased recording's header (its session, agent, site) with no frames, and
 wrote a ``recording_played`` record naming the erased recording and session after the
-``subject_erased`` one, linking the erased customer in the trail again."""
+``subject_erased`` one, linking the erased customer in the trail again. A recording's end was
+committed alone too, its record after it: erased in between, the record named it after its
+erasure."""
 
 from __future__ import annotations
 
