@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tandem.recordings import read_container
 from tests.conftest import AGENT_PASSWORD, ServerFactory, mark_trained
@@ -63,13 +64,19 @@ async def until(condition: Any, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("reader", ["playback", "subject_export"])
 async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it(
-    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+    reader: str, server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:
+    """An auditor's playback (or an admin's export of the customer, ``POST
+    /api/subjects/export``) stalls as it reads the frames, and ``tandem subject erase`` erases
+    the customer meanwhile: the read is either whole and recorded before the erasure, or
+    nothing goes out and nothing is recorded; never a record after ``subject_erased``."""
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         server = recording_server(server_factory, tmp_path, url)
         add_auditor(tmp_path / "seed", url)
+        add_admin(tmp_path / "seed", url)
         customer, alice, created = await recording(server)
         session_id = created["session_id"]
         frames = [b"\x01played-%03d" % i for i in range(3)]
@@ -88,19 +95,22 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
 
             await until(session_ended, "the session was never ended in storage")
             recording_id = await db.fetchval("SELECT recording_id FROM recordings")
-            cookie = login_cookie(server, "aud")
+            cookie = login_cookie(server, "aud" if reader == "playback" else "ada")
             async with httpx.AsyncClient(
-                base_url=server.base, cookies={"tandem_agent": cookie}, timeout=SETTLED
-            ) as auditor:
-                # The playback stalls as it reads the frames (the database answers no more).
+                base_url=server.base,
+                cookies={"tandem_agent": cookie},
+                headers={"origin": server.origin},
+                timeout=SETTLED,
+            ) as client:
+                # The read stalls at the frames (the database answers no more).
                 pg_proxy.freeze_on(b"recording_frames")
                 try:
-                    playing = asyncio.create_task(
-                        auditor.get(
-                            f"/api/recordings/{recording_id}/content",
-                            headers={"origin": server.origin},
-                        )
-                    )
+                    if reader == "playback":
+                        asked = client.get(f"/api/recordings/{recording_id}/content")
+                    else:
+                        body = {"subject": session_id, "by": "session"}
+                        asked = client.post("/api/subjects/export", json=body)
+                    playing = asyncio.create_task(asked)
 
                     async def stalled() -> bool:
                         assert not playing.done(), playing.result().text
@@ -150,18 +160,23 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
                 f"%{session_id}%",
             )
             assert [row["action"] for row in later] == []
+            action = "recording_played" if reader == "playback" else "subject_exported"
             if played.status_code == 200:  # read whole before the erasure, and recorded so
-                header, got = read_container(played.content)
-                assert header["recording_id"] == recording_id and got[: len(frames)] == frames
+                if reader == "playback":
+                    header, got = read_container(played.content)
+                    assert header["recording_id"] == recording_id
+                    assert got[: len(frames)] == frames
                 before = await db.fetchval(
-                    "SELECT count(*) FROM audit WHERE seq < $1 AND action = 'recording_played'"
-                    " AND subject = $2",
+                    "SELECT count(*) FROM audit WHERE seq < $1 AND action = $2"
+                    " AND (subject = $3 OR details LIKE $4)",
                     erasure,
+                    action,
                     recording_id,
+                    f"%{recording_id}%",
                 )
                 assert before == 1
-            else:  # erased first: as any recording that is not there
-                assert played.status_code == 404, played.text
+            else:  # erased first: as what is not there (a recording), or asked again
+                assert played.status_code == (404 if reader == "playback" else 409), played.text
         finally:
             await db.close()
         server.stop()  # before its schema goes

@@ -638,6 +638,19 @@ class Storage(AuditStore, Protocol):
         playback is never recorded after the erasure of what it gave out."""
         ...
 
+    async def read_for_export(
+        self,
+        session_ids: Sequence[str],
+        recording_ids: Sequence[str],
+        evidence: Evidence[bool] | None = None,
+    ) -> list[list[bytes]] | None:
+        """Every frame of each of ``recording_ids`` (in that order), read in one transaction
+        with the records ``evidence`` makes (a customer's export) appended in it, the sessions
+        ``session_ids`` and those recordings held against an erasure meanwhile; None (and
+        ``evidence`` given False: nothing recorded) if one of them is no longer there (erased
+        since the caller found it)."""
+        ...
+
     async def delete_recording(
         self, recording_id: str, evidence: Evidence[bool] | None = None
     ) -> bool:
