@@ -10,6 +10,7 @@ import io
 import json
 import stat
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -410,13 +411,15 @@ async def test_an_export_holds_recordings_up_to_its_limit_and_lists_the_rest(
     r1 = await world.storage.get_recording("r1")
     assert r1 is not None and r1.size > 0
     read: list[str] = []
-    frames_of = world.storage.recording_frames
+    frames_of = world.storage.read_for_export
 
-    async def counted(recording_id: str) -> list[bytes]:
-        read.append(recording_id)
-        return await frames_of(recording_id)
+    async def counted(
+        session_ids: Sequence[str], recording_ids: Sequence[str], evidence: Any = None
+    ) -> list[list[bytes]] | None:
+        read.extend(recording_ids)
+        return await frames_of(session_ids, recording_ids, evidence)
 
-    world.storage.recording_frames = counted  # type: ignore[method-assign]
+    world.storage.read_for_export = counted  # type: ignore[method-assign]
     small = Subjects(world.storage, world.record, world.clock, max_export_bytes=r1.size - 1)
     _, archive = await small.export(ADMIN, SUB)
     assert read == []  # never read

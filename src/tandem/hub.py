@@ -196,6 +196,14 @@ class LiveSession:
     erasure must never meet a recording whose frames are still being written."""
     recording_ids: list[str] = dataclasses.field(default_factory=list)
     """The recordings started in this session here: each is ended in storage before it is."""
+    recording_start: asyncio.Future[None] | None = None
+    """Done when the recording being started (its row and the record of the customer's yes
+    being written: :meth:`SessionHub._start_recording`) has started or failed to. A stop
+    meanwhile (the timer's end of the session, a hand-over) found no recorder to stop: it is
+    noted (``stopped_while_starting``) and applied once it has started, and the session's end
+    in storage, or its hand-over, waits for this first."""
+    stopped_while_starting: str | None = None
+    """Why the recording being started was stopped before it had (its end reason)."""
     stored_state: str = "waiting"
     """The state storage last heard of (kept only with several processes)."""
     client: str = ""
@@ -2247,8 +2255,28 @@ class SessionHub:
             if live.closed_elsewhere:  # ended there (``interrupted``): nothing written again
                 return
             if recorder.lost is None and reason is not None:
+
+                def stopped_entries(ended: bool) -> list[Entry]:
+                    if not ended:  # by another process (this one taken for dead), or erased
+                        return []
+                    details = {
+                        "session": live.machine.session_id,
+                        "reason": reason,
+                        "frames": recorder.next_seq,
+                        "size": recorder.size,
+                    }
+                    stopped = Entry(
+                        "recording_stopped", live.org_id, "server", recording_id, details
+                    )
+                    return [stopped]
+
                 try:
-                    ended = await self.storage.end_recording(recording_id, self.clock(), reason)
+                    # Ended with its record, in one transaction: ended alone, it could be
+                    # erased before the record was written (a slow or failing database), which
+                    # then named the erased recording and its session after the erasure.
+                    ended = await self.storage.end_recording(
+                        recording_id, self.clock(), reason, self.witness(stopped_entries)
+                    )
                 except Exception as exc:
                     if live.closed_elsewhere:
                         return
@@ -2268,17 +2296,6 @@ class SessionHub:
                     return
                 if not ended:  # by another process (this one taken for dead), or erased
                     log.warning("recording %s was ended elsewhere: nothing recorded", recording_id)
-                    return
-                await self.record_done(  # ended in storage: its record is kept if not written
-                    "recording_stopped",
-                    actor="server",
-                    org=live.org_id,
-                    subject=recording_id,
-                    session=live.machine.session_id,
-                    reason=reason,
-                    frames=recorder.next_seq,
-                    size=recorder.size,
-                )
                 return
             if live.closed_elsewhere:
                 return
@@ -2302,10 +2319,20 @@ class SessionHub:
         """Wait until every recording of ``live`` stopped here is ended in storage (its writes
         over); raises (StorageError) if one is not, the database away: the caller (the session's
         end in storage) is tried again, so that it never goes before its recordings'."""
-        while live.closing_recordings:
-            await asyncio.gather(*map(asyncio.shield, tuple(live.closing_recordings)))
+        await self._recordings_stopped(live)
         for recording_id in live.recording_ids:
             await self._end_failed_recording(recording_id)
+
+    @staticmethod
+    async def _recordings_stopped(live: LiveSession) -> None:
+        """Wait until the recording being started in ``live`` (if any) has started or failed
+        to, and every recording of it stopped here has ended its writes and its end in storage
+        (or failed to: :meth:`_recordings_closed` tries those again)."""
+        while live.recording_start is not None or live.closing_recordings:
+            waits: list[asyncio.Future[None]] = [*live.closing_recordings]
+            if live.recording_start is not None:
+                waits.append(live.recording_start)
+            await asyncio.gather(*map(asyncio.shield, waits))
 
     async def _end_failed_recording(self, recording_id: str) -> None:
         """End ``unavailable`` (with its ``recording_failed`` record) a recording whose frames
@@ -2315,8 +2342,16 @@ class SessionHub:
         if entry is None:
             return
         org, why, at = entry
-        try:
-            ended = await self.storage.end_recording(recording_id, at, "unavailable")
+
+        def failed_entries(ended: bool) -> list[Entry]:
+            if not ended:
+                return []
+            return [Entry("recording_failed", org, "server", recording_id, {"reason": why})]
+
+        try:  # ended with its record, in one transaction (see _close_recording)
+            ended = await self.storage.end_recording(
+                recording_id, at, "unavailable", self.witness(failed_entries)
+            )
         except Exception:
             self._failed_recordings.setdefault(recording_id, entry)
             raise
@@ -2324,13 +2359,11 @@ class SessionHub:
             # Ended by another process that took this one for dead (``interrupted``, recorded
             # there), or erased since: nothing more is written about it, from here.
             log.warning("recording %s was ended elsewhere: nothing recorded", recording_id)
-            return
-        with contextlib.suppress(Exception):  # kept by record_done, written by the timer
-            await self.record_done(
-                "recording_failed", actor="server", org=org, subject=recording_id, reason=why
-            )
 
-    async def _start_recording(self, live: LiveSession) -> None:
+    async def _start_recording(self, live: LiveSession) -> bool:
+        """Store the recording the customer allowed and keep its frames from now on; False if
+        it was stopped while its start waited for storage (ended at once: nothing is kept).
+        Raises if storage failed (not started)."""
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
         recording = new_recording(
             live.machine.record_id,
@@ -2341,38 +2374,55 @@ class SessionHub:
             agent=live.machine.agent_username,
             key_id=key_id,
         )
-        await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
-        live.recording_ids.append(recording.recording_id)
-        try:
-            await self.record(
-                "recording_started",
-                actor="customer",
-                org=live.org_id,
-                subject=recording.recording_id,
-                session=live.machine.session_id,
-                agent=live.machine.agent_username,
-                key_id=key_id,
-            )
-        except Exception:
-            # Stored, but not the record of the customer's yes: it never keeps a frame, and the
-            # timer ends it ``unavailable`` (and records that) once storage answers.
-            self._failed_recordings[recording.recording_id] = (
-                live.org_id,
-                "storage error",
-                self.clock(),
-            )
-            raise
-        live.recorder = Recorder(
+        recorder = Recorder(
             recording,
             self.settings.max_recording_bytes + self.settings.recording_end_bytes,
             backlog=self._recording_backlog,
         )
+        started = asyncio.get_running_loop().create_future()
+        live.recording_start, live.stopped_while_starting = started, None
+        try:
+            await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
+            live.recording_ids.append(recording.recording_id)
+            try:
+                await self.record(
+                    "recording_started",
+                    actor="customer",
+                    org=live.org_id,
+                    subject=recording.recording_id,
+                    session=live.machine.session_id,
+                    agent=live.machine.agent_username,
+                    key_id=key_id,
+                )
+            except Exception:
+                # Stored, but not the record of the customer's yes: it never keeps a frame, and
+                # the timer ends it ``unavailable`` (and records that) once storage answers.
+                self._failed_recordings[recording.recording_id] = (
+                    live.org_id,
+                    "storage error",
+                    self.clock(),
+                )
+                raise
+        finally:
+            stopped, live.stopped_while_starting = live.stopped_while_starting, None
+            live.recording_start = None
+            started.set_result(None)
+        if stopped is not None or live.closed_elsewhere:
+            # Stopped while its start waited for storage (the session ended, was handed over
+            # or closed elsewhere): it keeps nothing and is ended now, before the session's end
+            # in storage (which waited for this); its people were told it stopped.
+            self._detach_recorder(live, recorder, stopped)
+            return False
+        live.recorder = recorder
+        return True
 
     def _stop_recording(self, live: LiveSession, reason: str) -> None:
         """The running recording stops here (if one runs): no frame after this is kept, and it
         is ended ``reason`` in storage after its last write, by its own task."""
         if live.recorder is not None:
             self._detach_recorder(live, live.recorder, reason)
+        elif live.recording_start is not None and live.stopped_while_starting is None:
+            live.stopped_while_starting = reason  # applied once it has started
 
     def send_to_customer(self, live: LiveSession, message: ServerMessage) -> None:
         self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
@@ -2914,8 +2964,22 @@ class SessionHub:
         machine = live.machine
         session_id = machine.session_id
         # Its recording (closed ``server_restart``) ends in storage before the hand-over: the
-        # next process finds it ended (or, storage failing, this one's timer ends it).
-        await asyncio.gather(*map(asyncio.shield, tuple(live.closing_recordings)))
+        # next process finds it ended. One whose end storage did not take is not handed over
+        # with it: a handed-over session counts as live, so crash recovery left its recording
+        # running (listed so, not erasable) while nothing wrote to it, on every process that
+        # resumed the session. The session ends instead (here, or by the next start's sweep).
+        await self._recordings_stopped(live)
+        try:
+            for recording_id in live.recording_ids:
+                await self._end_failed_recording(recording_id)
+        except Exception as exc:
+            log.warning(
+                "session %s not handed over: its recording's end is not stored (%s); it ends",
+                session_id,
+                type(exc).__name__,
+            )
+            machine.suspended = False
+            return
         now = self.clock()
         window = self.settings.resume_grace_seconds
         if machine.agent is not None and live.agent_resume_digest:
@@ -3332,13 +3396,15 @@ async def _record_consent(seat: CustomerSeat, message: RecordConsent) -> None:
     after = live.machine.snapshot()
     if effects and isinstance(effects[0], StartRecording):
         try:
-            await hub._start_recording(live)
+            started = await hub._start_recording(live)
         except Exception as exc:
             live.machine.undo(before, after)  # asked, not recording
             log.warning("recording not started: %s", type(exc).__name__)
             if isinstance(exc, StorageError):
                 metrics.STORAGE_ERRORS.labels(where="recording").inc()
             await hub.apply(live, live.machine.record_stop("unavailable"))
+            return
+        if not started:  # stopped meanwhile, both sides told: never said to be on
             return
         effects = effects[1:]
     await hub.apply(live, effects)

@@ -368,15 +368,39 @@ class Recordings:
         """The container of a recording, for the console's player or as a download. Audited
         before anything is returned."""
         action = "recording.play" if purpose == "play" else "recording.export"
-        recording = await self._get(actor, recording_id, action)
-        frames = await self.storage.recording_frames(recording_id)
-        await self.record(
-            "recording_played" if purpose == "play" else "recording_exported",
-            actor=actor.username,
-            org=recording.org_id,
-            subject=recording_id,
-            session=recording.session_id,
-        )
+        await self._get(actor, recording_id, action)  # authorised, and recorded if refused
+
+        def entries(read: RecordingRecord | None) -> list[Entry]:
+            if read is None:  # erased meanwhile: nothing given out, nothing recorded
+                return []
+            return [
+                Entry(
+                    "recording_played" if purpose == "play" else "recording_exported",
+                    read.org_id,
+                    actor.username,
+                    recording_id,
+                    {"session": read.session_id},
+                )
+            ]
+
+        # Read and recorded in one transaction: an erasure committed between the read and its
+        # record gave out the erased recording's header and recorded its playback after the
+        # erasure, naming the erased customer's session in the trail again.
+        if self.witness is not None:
+            found = await self.storage.read_recording(recording_id, self.witness(entries))
+        else:
+            found = await self.storage.read_recording(recording_id)
+            for entry in entries(found[0] if found else None):
+                await self.record(
+                    entry.action,
+                    actor=entry.actor,
+                    org=entry.org,
+                    subject=entry.subject,
+                    **entry.details,
+                )
+        if found is None:
+            raise NotFoundError(NOT_FOUND)
+        recording, frames = found
         # Joined in a worker thread: up to max_recording_bytes, copied.
         return recording, await asyncio.to_thread(container, recording, frames)
 

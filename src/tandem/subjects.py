@@ -304,27 +304,50 @@ class Subjects:
                 included.append(recording)
             else:
                 left_out.append(recording)
-        stored = [
-            (recording, await self.storage.recording_frames(recording.recording_id))
-            for recording in included
-        ]
+        details: dict[str, object] = {
+            "sessions": len(findings.session_ids),
+            "recordings": len(findings.recordings),
+            # Named, as a playback or an export names its recording: the trail says which
+            # recordings went out in it, not only how many.
+            "recording_ids": [r.recording_id for r in included],
+            **({"recordings_left_out": [r.recording_id for r in left_out]} if left_out else {}),
+            "audit_records": len(findings.audit) + len(findings.reports),
+            **({"audit_records_withheld": len(withheld)} if withheld else {}),
+        }
+
+        def entries(complete: bool) -> list[Entry]:
+            if not complete:  # erased meanwhile: nothing goes out, nothing is recorded
+                return []
+            return [Entry("subject_exported", actor.org, actor.username, findings.label, details)]
+
+        # Read and recorded in one transaction, what it names held against an erasure: read,
+        # then recorded apart, an erasure of the customer between the two was followed by the
+        # record of an export of what it had erased.
+        session_ids = [session.session_id for session in findings.sessions]
+        recording_ids = [recording.recording_id for recording in included]
+        if self.witness is not None:
+            frames = await self.storage.read_for_export(
+                session_ids, recording_ids, self.witness(entries)
+            )
+        else:
+            frames = await self.storage.read_for_export(session_ids, recording_ids)
+            for entry in entries(frames is not None):
+                await self.record(
+                    entry.action,
+                    actor=entry.actor,
+                    org=entry.org,
+                    subject=entry.subject,
+                    **entry.details,
+                )
+        if frames is None:
+            raise ConflictError(
+                f"what concerns {identifier!r} changed while it was exported (erased meanwhile?):"
+                " nothing was exported; ask again"
+            )
+        stored = list(zip(included, frames, strict=True))
         # Built in a worker thread: deflating recordings (up to max_recording_bytes each) on
         # the event loop held every live session of the process for seconds.
         archive = await asyncio.to_thread(_archive, findings, stored, now, actor.username, left_out)
-        await self.record(
-            "subject_exported",
-            actor=actor.username,
-            org=actor.org,
-            subject=findings.label,
-            sessions=len(findings.session_ids),
-            recordings=len(findings.recordings),
-            # Named, as a playback or an export names its recording: the trail says which
-            # recordings went out in it, not only how many.
-            recording_ids=[r.recording_id for r in included],
-            **({"recordings_left_out": [r.recording_id for r in left_out]} if left_out else {}),
-            audit_records=len(findings.audit) + len(findings.reports),
-            **({"audit_records_withheld": len(withheld)} if withheld else {}),
-        )
         return findings, archive
 
     async def erase(

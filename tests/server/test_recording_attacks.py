@@ -240,17 +240,34 @@ def test_another_pages_requests_with_the_auditors_cookie_play_nothing(
 def test_a_playback_or_export_whose_audit_record_fails_gives_out_nothing(
     vault: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The record is written in the transaction that reads the recording (read_recording): a
+    # database that fails there, or refuses the record itself (a trigger, as a full disk
+    # would), gives out nothing and records nothing.
     storage = vault.server.config.app.state.services.storage
     failing = FailingCall(storage, monkeypatch, "_recording_file")
     with api(vault, "aud") as aud:
         for suffix, action in (("/content", "recording_played"), ("/export", "recording_exported")):
             failing.arm(0)
             assert aud.get(f"/api/recordings/{REC}{suffix}").status_code == 200
-            assert "append_audit" in failing.calls, failing.calls
-            failing.arm(failing.calls.index("append_audit") + 1)
+            assert "read_recording" in failing.calls, failing.calls
+            failing.arm(failing.calls.index("read_recording") + 1)
             before = count(vault, action, REC)
             refused = aud.get(f"/api/recordings/{REC}{suffix}")
             assert refused.status_code == 503, refused.text
+            assert SECRET not in refused.content
+            assert count(vault, action, REC) == before
+            failing.arm(0)
+            with sqlite3.connect(vault.settings.database_path) as db:
+                db.execute(
+                    "CREATE TRIGGER test_refused BEFORE INSERT ON audit "
+                    f"WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            try:
+                refused = aud.get(f"/api/recordings/{REC}{suffix}")
+            finally:
+                with sqlite3.connect(vault.settings.database_path) as db:
+                    db.execute("DROP TRIGGER test_refused")
+            assert refused.status_code in (409, 503), refused.text  # SQLite: its refusal
             assert SECRET not in refused.content
             assert count(vault, action, REC) == before
 
@@ -264,8 +281,9 @@ def test_a_subject_export_whose_audit_record_fails_gives_out_nothing(
         failing.arm(0)
         exported = ada.post("/api/subjects/export", json={"subject": SESSION})
         assert exported.status_code == 200, exported.text
-        assert "append_audit" in failing.calls, failing.calls
-        failing.arm(failing.calls.index("append_audit") + 1)
+        # Its record is written in the transaction that reads what it gives out.
+        assert "read_for_export" in failing.calls, failing.calls
+        failing.arm(failing.calls.index("read_for_export") + 1)
         refused = ada.post("/api/subjects/export", json={"subject": SESSION})
         assert refused.status_code == 503, refused.text
         assert SECRET not in refused.content and not refused.content.startswith(b"PK")

@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import RunningServer, ServerFactory
 from tests.conftest import tandem_in_process as run
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import recv_json, send
+from tests.server.helpers import recv_json, send, sharing_session
 from tests.server.test_frozen_database import FROZEN_TIMEOUT, recording_server
 from tests.server.test_recordings import recording, with_recording_key
 from tests.server.test_storage_faults import write_lock
@@ -291,3 +291,50 @@ async def test_a_subject_erasure_never_meets_a_recording_whose_frames_are_being_
             await holder.close()
             await db.close()
         server.stop()  # before its schema goes
+
+
+@BACKENDS
+async def test_a_recording_whose_start_waits_for_storage_ends_before_the_session_that_ended_it(
+    backend: str, server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The customer allows recording while storage does not answer: the recording's start (its
+    row, the record of the customer's yes) waits. Meanwhile the agent leaves, and the timer ends
+    the session once the customer's end marker is overdue (``recording_end_seconds``): the stop
+    found no recording to stop (not yet started), so when storage answered the recording started
+    after its session had ended, and stayed running in storage (until another sweep called it
+    ``interrupted``), the session's end stored before it, so an erasure of the customer could go
+    ahead with the recording's row still to come. Now a stop during the start ends the recording
+    once it has started, and the session's end in storage waits for both: the recording is ended
+    ``session_ended``, its ``recording_stopped`` record before the session's ``session_ended``."""
+    async with recording_backend(
+        backend, server_factory, pg_proxy, tmp_path, recording_end_seconds=0.5
+    ) as stored:
+        customer, alice, created = await sharing_session(stored.server)
+        session_id = created["session_id"]
+        await send(alice, type="record")
+        request = await recv_json(customer)
+        recording_id = request["recording_id"]
+        with stored.hold():
+            await send(customer, type="record_consent", granted=True)
+            await send(alice, type="leave")
+            deadline = time.monotonic() + TOLD
+            while (await recv_json(customer, timeout=TOLD))["type"] != "ended":
+                assert time.monotonic() < deadline, "the session never ended"
+        deadline = time.monotonic() + SETTLED
+        query = "SELECT ended_at FROM sessions WHERE session_id = ?"
+        while (await stored.rows(query, session_id))[0][0] is None:
+            assert time.monotonic() < deadline, "the session was never ended in storage"
+            await asyncio.sleep(0.1)
+        reason = "SELECT end_reason FROM recordings WHERE recording_id = ?"
+        assert await stored.rows(reason, recording_id) == [("session_ended",)]
+        trail = await stored.rows(
+            "SELECT action, subject FROM audit WHERE action IN (?, ?, ?) ORDER BY seq",
+            "recording_started",
+            "recording_stopped",
+            "session_ended",
+        )
+        assert trail == [
+            ("recording_started", recording_id),
+            ("recording_stopped", recording_id),
+            ("session_ended", session_id),
+        ]

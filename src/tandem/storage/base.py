@@ -604,9 +604,17 @@ class Storage(AuditStore, Protocol):
         number is already taken."""
         ...
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
+    async def end_recording(
+        self,
+        recording_id: str,
+        ended_at: float,
+        reason: str,
+        evidence: Evidence[bool] | None = None,
+    ) -> bool:
         """Mark a recording ended (no-op if it is gone or already ended); whether this call
-        ended it (False: erased, or ended already, by another process too)."""
+        ended it (False: erased, or ended already, by another process too). The records
+        ``evidence`` makes of that are appended in the same transaction: ended with them, or
+        not at all (an erasure, which needs it ended, never goes before its end's record)."""
         ...
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...
@@ -617,6 +625,30 @@ class Storage(AuditStore, Protocol):
 
     async def recording_frames(self, recording_id: str) -> list[bytes]:
         """Every frame of a recording, in order (empty if none or gone)."""
+        ...
+
+    async def read_recording(
+        self,
+        recording_id: str,
+        evidence: Evidence[RecordingRecord | None] | None = None,
+    ) -> tuple[RecordingRecord, list[bytes]] | None:
+        """A recording and every frame of it, in order, read in one transaction with the audit
+        records ``evidence`` makes of it (its playback, its export) appended in it: None (and
+        no record) if it is not there. Its erasure waits for this, or this finds it gone: a
+        playback is never recorded after the erasure of what it gave out."""
+        ...
+
+    async def read_for_export(
+        self,
+        session_ids: Sequence[str],
+        recording_ids: Sequence[str],
+        evidence: Evidence[bool] | None = None,
+    ) -> list[list[bytes]] | None:
+        """Every frame of each of ``recording_ids`` (in that order), read in one transaction
+        with the records ``evidence`` makes (a customer's export) appended in it, the sessions
+        ``session_ids`` and those recordings held against an erasure meanwhile; None (and
+        ``evidence`` given False: nothing recorded) if one of them is no longer there (erased
+        since the caller found it)."""
         ...
 
     async def delete_recording(

@@ -2320,13 +2320,22 @@ class SQLStorage:
                 f" {first_seq}..{first_seq + len(frames) - 1}"
             ) from None
 
-    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> bool:
-        ended = await self._count(
-            recordings.update()
-            .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
-            .values(ended_at=ended_at, end_reason=reason)
-        )
-        return ended > 0
+    async def end_recording(
+        self,
+        recording_id: str,
+        ended_at: float,
+        reason: str,
+        evidence: Evidence[bool] | None = None,
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            ended = db.execute(
+                recordings.update()
+                .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
+                .values(ended_at=ended_at, end_reason=reason)
+            ).rowcount
+            return bool(ended)
+
+        return await self._with_evidence(work, evidence)
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None:
         row = await self._row(
@@ -2353,6 +2362,83 @@ class SQLStorage:
             .order_by(recording_frames.c.seq)
         )
         return [bytes(row[0]) for row in rows]
+
+    async def read_recording(
+        self,
+        recording_id: str,
+        evidence: Evidence[RecordingRecord | None] | None = None,
+    ) -> tuple[RecordingRecord, list[bytes]] | None:
+        read: list[tuple[RecordingRecord, list[bytes]]] = []
+
+        def work(db: _Db) -> RecordingRecord | None:
+            read.clear()  # run again when another writer took the audit trail's next number
+            # Its row held against an erasure (or a purge) until the record is committed:
+            # PostgreSQL's share lock; SQLite's transaction holds the write lock already.
+            row = db.execute(
+                sa.select(*_RECORDING_COLUMNS)
+                .where(recordings.c.recording_id == recording_id)
+                .with_for_update(read=True)
+            ).first()
+            if row is None:
+                return None
+            frames = db.execute(
+                sa.select(recording_frames.c.data)
+                .where(recording_frames.c.recording_id == recording_id)
+                .order_by(recording_frames.c.seq)
+            ).rows
+            recording = _recording(row)
+            read.append((recording, [bytes(frame[0]) for frame in frames]))
+            return recording
+
+        if evidence is None:
+            await self._transaction(work)
+        else:
+            await self._with_evidence(work, evidence)
+        return read[0] if read else None
+
+    async def read_for_export(
+        self,
+        session_ids: Sequence[str],
+        recording_ids: Sequence[str],
+        evidence: Evidence[bool] | None = None,
+    ) -> list[list[bytes]] | None:
+        read: list[list[bytes]] = []
+
+        def work(db: _Db) -> bool:
+            read.clear()  # run again when another writer took the audit trail's next number
+            # Held against an erasure until the export's record is committed (PostgreSQL's
+            # share locks; SQLite's transaction holds the write lock already), or found gone.
+            sessions_wanted, recordings_wanted = set(session_ids), set(recording_ids)
+            if sessions_wanted:
+                held = db.execute(
+                    sa.select(sessions.c.session_id)
+                    .where(sessions.c.session_id.in_(sorted(sessions_wanted)))
+                    .with_for_update(read=True)
+                ).rows
+                if len(held) != len(sessions_wanted):
+                    return False
+            if recordings_wanted:
+                held = db.execute(
+                    sa.select(recordings.c.recording_id)
+                    .where(recordings.c.recording_id.in_(sorted(recordings_wanted)))
+                    .with_for_update(read=True)
+                ).rows
+                if len(held) != len(recordings_wanted):
+                    return False
+            for recording_id in recording_ids:
+                rows = db.execute(
+                    sa.select(recording_frames.c.data)
+                    .where(recording_frames.c.recording_id == recording_id)
+                    .order_by(recording_frames.c.seq)
+                ).rows
+                read.append([bytes(row[0]) for row in rows])
+            return True
+
+        if evidence is None:
+            complete = await self._transaction(work)
+        else:
+            complete = await self._with_evidence(work, evidence)
+        return read if complete else None
 
     async def delete_recording(
         self, recording_id: str, evidence: Evidence[bool] | None = None
