@@ -117,6 +117,7 @@ from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
 T = TypeVar("T")
+TaskT = TypeVar("TaskT", bound="asyncio.Task[Any]")
 events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
@@ -798,6 +799,8 @@ class SessionHub:
         self._deadline_failed: Exception | None = None
         self._stop_deadline: float | None = None
         """When the stop must be over (time.monotonic()): :meth:`stop_by`."""
+        self._hurried = asyncio.Event()
+        """Set by :meth:`hurry` (a second Ctrl-C): the stop's waits for sockets end at once."""
         """The first error of that work since the timer's last run (raised by the next)."""
         """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
         self._recording_backlog = RecordingBacklog()
@@ -876,7 +879,9 @@ class SessionHub:
         if await cancel_within(self._deadline_work.values(), left() or 0.0):
             log.error("stopping: the timer's storage writes did not end in time")
         await cancel_within(self._download_checks, left() or 0.0)
-        await self.shutdown()
+        # A failed write of the stop (storage refusing, not only late) is logged: what comes
+        # after it (the recordings' last frames, server_stopped, written or kept) still runs.
+        await self.within_stop(self.shutdown(), "ending the sessions")
         # Downloads cut just now: their records go before the server's stop (never raise).
         await self.within_stop(asyncio.gather(*self._recording_cuts), "download records")
         # The stop waited for each but a lost one.
@@ -2789,8 +2794,9 @@ class SessionHub:
         failed: BaseException | None = None
         if handing:
             # Most of the budget for storing them; the rest for the sockets to close.
-            seconds = None if budget is None else budget * self.settings.shutdown_hand_over_share
-            done, late = await asyncio.wait(handing, timeout=seconds)
+            share = self.settings.shutdown_hand_over_share
+            seconds = None if budget is None else budget * share
+            done, late = await self._wait_unless_hurried(set(handing), seconds, share)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     failed = failed or task.exception()
@@ -2799,15 +2805,19 @@ class SessionHub:
                 await self._cut(*handing[task])
 
         def left() -> float | None:
+            stop = self.stop_left()  # shortened by a hurry
             if budget is None:
-                return None
-            return max(budget - (asyncio.get_running_loop().time() - started), 0.0)
+                return stop
+            mine = max(budget - (asyncio.get_running_loop().time() - started), 0.0)
+            return mine if stop is None else min(mine, stop)
 
         waiting, remaining = self.settings.close_timeout_seconds, left()
         if remaining is not None:
             waiting = min(waiting, remaining)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._seats_empty.wait(), waiting)
+        if not self._hurried.is_set():  # hurried: every socket was told; none is waited for
+            closed = asyncio.create_task(self._seats_empty.wait())
+            await self._wait_unless_hurried({closed}, waiting, 0.0)
+            closed.cancel()
         if left() != 0.0:
             try:
                 failed = await within_seconds(self._write_what_failed(), left()) or failed
@@ -2882,6 +2892,48 @@ class SessionHub:
             fields.update(recording=recording, recording_bytes_dropped=dropped)
         self._announce("session_not_handed_over", fields)
         await self._unrecorded.hold(self.clock(), "session_not_handed_over", fields)
+
+    async def _wait_unless_hurried(
+        self, tasks: set[TaskT], seconds: float | None, share: float
+    ) -> tuple[set[TaskT], set[TaskT]]:
+        """``asyncio.wait(tasks, timeout=seconds)``, the timeout cut to ``share`` of what is left
+        of the stop's deadline from the moment the stop is hurried (:meth:`hurry`), however
+        long it had left: (done, not done)."""
+        loop = asyncio.get_running_loop()
+        end = None if seconds is None else loop.time() + seconds
+        hurried = asyncio.create_task(self._hurried.wait())
+        pending = set(tasks)
+        try:
+            while pending:
+                limit = None if end is None else max(end - loop.time(), 0.0)
+                if hurried.done():
+                    cut = (self.stop_left() or 0.0) * share
+                    limit = cut if limit is None else min(limit, cut)
+                    if limit == 0.0:
+                        break
+                    _, pending = await asyncio.wait(pending, timeout=limit)
+                    break
+                if limit == 0.0:
+                    break
+                watched: set[asyncio.Task[Any]] = {*pending, hurried}
+                woken, _ = await asyncio.wait(
+                    watched, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending = {task for task in pending if task not in woken}
+                if not woken:  # the timeout
+                    break
+        finally:
+            hurried.cancel()
+        return set(tasks) - pending, pending
+
+    def hurry(self, seconds: float) -> None:
+        """Shorten the stop (a second Ctrl-C, tandem.server.websocket_protocol): it must be
+        over within ``seconds`` from now, and its waits for sockets to close end at once. Every
+        socket is still told, a hand-over not stored in time still cut (its sides told it
+        ended, its record kept in the audit backlog), and what the stop writes after the
+        sockets is still written, or kept, within what is left."""
+        self.stop_by(time.monotonic() + seconds)
+        self._hurried.set()
 
     def stop_by(self, deadline: float) -> None:
         """The stop must be over by ``deadline`` (time.monotonic()): every storage wait of
