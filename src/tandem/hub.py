@@ -33,6 +33,7 @@ from tandem.audit import (
     Entry,
     Evidence,
     backlog_mac_key,
+    deleted_with_evidence,
 )
 from tandem.audit_backlog import AuditBacklog
 from tandem.config import Settings
@@ -2550,6 +2551,11 @@ class SessionHub:
                 # Its line is noted with it, so that the file put back later (or copied to
                 # another server's data directory) cannot write it again: known once on the disk.
                 line = await self._unrecorded.first_line()
+                if action == "session_not_handed_over":
+                    try:
+                        await self._withdraw_late_hand_over(fields)
+                    except StorageError as exc:  # tried again next time, before the record
+                        return exc
                 try:
                     await self.audit.record(at, action, backlog_line=line, **fields)
                 except StorageError as exc:  # returned; tried again next time, in order
@@ -2573,6 +2579,42 @@ class SessionHub:
                     count=count,
                 )
         return None
+
+    async def _withdraw_late_hand_over(self, fields: dict[str, Any]) -> None:
+        """Before a stop's ``session_not_handed_over`` is written: on PostgreSQL the hand-over's
+        COMMIT may have reached the database after the stop gave up waiting for its answer
+        (:meth:`_cut`: both sides told the session ended), and the session is then stored
+        resumable. Such a hand-over is withdrawn (the session ends ``server_shutdown``, as its
+        sides were told), and ``session_hand_over_withdrawn`` recorded in the same transaction:
+        the trail says what storage did, and a page that kept its resume token is refused.
+        Nothing is done when the hand-over was not stored (crash recovery ends the session
+        ``server_lost``). Written before the server serves, at its start: on one server nobody
+        can resume the session first."""
+        session_id, org = str(fields.get("subject", "")), str(fields.get("org", DEFAULT_ORG))
+        if not session_id:
+            return
+
+        def entries(withdrawn: bool) -> list[Entry]:
+            if not withdrawn:
+                return []
+            details: dict[str, object] = {
+                "reason": "stored_after_the_stop_gave_up",
+                "ended": "server_shutdown",
+            }
+            return [Entry("session_hand_over_withdrawn", org, "server", session_id, details)]
+
+        withdrawn = await deleted_with_evidence(
+            lambda evidence: self.storage.withdraw_hand_over(session_id, self.clock(), evidence),
+            entries,
+            self.witness,
+            self.record,
+        )
+        if withdrawn:
+            log.warning(
+                "session %s: its hand-over reached the database after the stop had given up on "
+                "it (and told both sides it ended); withdrawn, the session ended server_shutdown",
+                session_id,
+            )
 
     async def tick(self) -> None:
         """:meth:`meet_deadlines` (and its work), :meth:`upkeep`, :meth:`recheck_due` (the server
