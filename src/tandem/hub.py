@@ -893,24 +893,24 @@ class SessionHub:
         )
         await self.within_stop(self._write_counts(everything=True), "anonymous event counts")
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
-        # anchor is exactly at this record, whatever other servers append meanwhile. Not
-        # written in time, it is kept (as record_done keeps records) for the next process on
-        # this data directory, after what is kept already.
+        # anchor is exactly at this record, whatever other servers append meanwhile. Kept
+        # first (as record_done keeps records: on the disk, after what is kept already), then
+        # written from the backlog, its line noted with it: a write given up on whose COMMIT
+        # reaches PostgreSQL all the same is refused when the next process on this data
+        # directory writes what was kept, never on the trail twice.
         at, fields = self.clock(), {"actor": "server", "org": DEFAULT_ORG}  # as held
         self._announce("server_stopped", dict(fields))
         try:
-            written = False
-            if not self._unrecorded:
-                try:
-                    stopped = self.audit.record(
-                        at, "server_stopped", actor="server", org=DEFAULT_ORG
-                    )
-                    await within_seconds(stopped, left())
-                    written = True
-                except Exception as exc:  # TimeoutError included
-                    log.error("stopping: server_stopped not written (%s); kept for later", exc)
-            if not written:
-                await self._unrecorded.hold(at, "server_stopped", fields)
+            await self._unrecorded.hold(at, "server_stopped", fields)
+            try:
+                failed = await within_seconds(self._write_unrecorded(), left())
+            except Exception as exc:  # TimeoutError included
+                failed = exc
+            if failed is not None:
+                log.error(
+                    "stopping: server_stopped not written (%s); kept for later",
+                    str(failed) or type(failed).__name__,
+                )
         finally:  # what is left in the backlog is the next process's on this data directory
             self._unrecorded.close()
 

@@ -8,8 +8,11 @@ PostgreSQL behind tests.server.db_proxy holding the COMMIT's answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -21,7 +24,7 @@ from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import seed_people
 from tests.server.test_frozen_stop import ENDED, STOP_TIMEOUT, kept_records_written, stopped
 from tests.server.test_stop_cut_writes import CUT
-from tests.storage.conftest import fresh_schema, pg_connect
+from tests.storage.conftest import fresh_schema, pg_connect, tandem
 
 
 @pytest.mark.parametrize("then_frozen", [False, True], ids=["answering", "frozen"])
@@ -99,3 +102,66 @@ async def test_a_hand_over_committed_after_the_stop_gave_up_is_withdrawn(
                 again.stop()
         finally:
             await db.close()
+
+
+async def test_a_server_stopped_committed_after_the_stop_gave_up_is_not_written_twice(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The stop's ``server_stopped`` reaches PostgreSQL, its answer does not (the database
+    freezes just after): kept in the backlog, it was written a second time by the next start.
+    Its line is noted with it, so the database refuses it then: on the trail once, and the
+    chain verifies."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+        audit_key = tmp_path / "seed" / "audit.key"
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(audit_key)},
+            )
+
+        server = serve()
+        pg_proxy.hold_replies_after(b"server_stopped", b"COMMIT", freeze=True)
+        try:
+            stop = await stopped(server, [])
+        finally:
+            pg_proxy.thaw()
+        assert "server_stopped not written" in stop.log, stop.log
+        db = await pg_connect(schema)
+        query = "SELECT count(*) FROM audit WHERE action = 'server_stopped'"
+        try:
+            assert await db.fetchval(query) == 1  # it landed
+            again = serve()
+            try:
+                await written_from_the_backlog(db)
+                assert await db.fetchval(query) == 1
+            finally:
+                again.stop()
+        finally:
+            await db.close()
+        verified = tandem(
+            "audit",
+            "verify",
+            "--data-dir",
+            str(tmp_path / "data"),
+            env={"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)},
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def written_from_the_backlog(db: Any) -> None:
+    """Wait until the next start took up the backlog (its ``server_started`` is written after
+    what was kept)."""
+    query = "SELECT count(*) FROM audit WHERE action = 'server_started'"
+    deadline = time.monotonic() + 60
+    while await db.fetchval(query) < 2:
+        assert time.monotonic() < deadline, "the next start wrote no server_started"
+        await asyncio.sleep(0.1)
