@@ -912,6 +912,12 @@ class SessionHub:
                     str(failed) or type(failed).__name__,
                 )
         finally:  # what is left in the backlog is the next process's on this data directory
+            if self._unrecorded:
+                log.warning(
+                    "stopped: %d audit record(s) kept in the audit backlog (audit-backlog.jsonl "
+                    "in the data directory), written by the next start once the database answers",
+                    len(self._unrecorded),
+                )
             self._unrecorded.close()
 
     async def _hear_revocations(self) -> None:
@@ -2845,6 +2851,20 @@ class SessionHub:
             await cancel_within(late, 0.0)  # their storage waits end; they are not awaited
             for task in late:
                 await self._cut(*handing[task])
+            handed = sum(
+                1
+                for task in done
+                if handing[task][0].machine.suspended and not handing[task][0].machine.ended
+            )
+            ended = len(handing) - handed - len(late)
+            log.log(
+                logging.INFO if handed == len(handing) else logging.WARNING,
+                "stopping: %d session(s) handed over to the next process, %d ended for both "
+                "sides (server_shutdown), %d cut (storage not answering in time)",
+                handed,
+                ended,
+                len(late),
+            )
 
         def left() -> float | None:
             stop = self.stop_left()  # shortened by a hurry
@@ -3035,6 +3055,15 @@ class SessionHub:
         )
         try:
             await self.storage.suspend_session(suspended)
+        except StorageError as exc:  # expected when the database is away: one line, no trace
+            log.error(
+                "stopping: session %s could not be handed over (%s); it ends server_shutdown "
+                "for both sides",
+                session_id,
+                exc,
+            )
+            machine.suspended = False
+            return
         except Exception:
             log.exception("session %s could not be handed over; it ends", session_id)
             machine.suspended = False

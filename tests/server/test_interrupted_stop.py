@@ -182,3 +182,8 @@ async def test_a_stop_whose_storage_fails_still_keeps_server_stopped(tmp_path: P
     assert exited == 0, log
     _ended, actions = kept_actions(data_dir, port)
     assert actions.get("server_stopped") == 1, (actions, log)
+    # What the operator reads: one line for each loss, a summary, no traceback.
+    assert "Traceback" not in log, log
+    assert "stopping: 0 session(s) handed over to the next process, 3 ended for both" in log, log
+    assert "could not be handed over (the database failed: database is locked)" in log, log
+    assert "audit record(s) kept in the audit backlog" in log, log

@@ -60,6 +60,7 @@ from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
 from tandem import heap
+from tandem.exceptions import StorageError
 from tandem.lean import Flag, SingleReaderQueue
 from tandem.supervise import cancel_within
 
@@ -415,6 +416,8 @@ class TandemServer(uvicorn.Server):
                 await asyncio.wait_for(services.hub.shutdown(max(budget - spent, 0.0)), budget)
             except TimeoutError:
                 log.warning("sockets still open after %.1f s of the stop; closing them", budget)
+            except StorageError as exc:  # the database away: each loss is logged on its own
+                log.error("stopping: storage failed (%s); the stop goes on", exc)
             except Exception:  # uvicorn still closes the sockets, the lifespan still anchors
                 log.exception("graceful stop failed")
             deadline = time.monotonic() + (services.hub.stop_left() or 0.0)  # hurried or not
