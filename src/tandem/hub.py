@@ -2849,21 +2849,24 @@ class SessionHub:
                 if not task.cancelled() and task.exception() is not None:
                     failed = failed or task.exception()
             await cancel_within(late, 0.0)  # their storage waits end; they are not awaited
+
+            def handed_over(live: LiveSession) -> bool:  # stored, both sides told (before a cut)
+                return (
+                    live.machine.suspended and self._live.get(live.machine.session_id) is not live
+                )
+
+            handed = sum(1 for live, _ in handing.values() if handed_over(live))
+            cut = sum(1 for task in late if not handed_over(handing[task][0]))
             for task in late:
                 await self._cut(*handing[task])
-            handed = sum(
-                1
-                for task in done
-                if handing[task][0].machine.suspended and not handing[task][0].machine.ended
-            )
-            ended = len(handing) - handed - len(late)
+            ended = len(handing) - handed - cut
             log.log(
                 logging.INFO if handed == len(handing) else logging.WARNING,
                 "stopping: %d session(s) handed over to the next process, %d ended for both "
                 "sides (server_shutdown), %d cut (storage not answering in time)",
                 handed,
                 ended,
-                len(late),
+                cut,
             )
 
         def left() -> float | None:
@@ -2910,9 +2913,14 @@ class SessionHub:
         machine = live.machine
         session_id = machine.session_id
         told = self._live.get(session_id) is not live  # ended, or handed over (then stored)
-        if told and machine.suspended and not machine.ended:
+        # Handed over (stored, both sides told to reconnect): only its record was late. Not
+        # ``machine.ended``, which a hand-over sets too: every such session was reported cut,
+        # ``session_not_handed_over`` kept, and its hand-over withdrawn at the next start.
+        if told and machine.suspended:
             log.warning(
-                "stopping: session %s handed over; its audit record not written", session_id
+                "stopping: session %s handed over; its session_suspended record kept for the "
+                "next start (storage not answering in time)",
+                session_id,
             )
             return
         # A running recording's frames in memory are dropped (a write under way may still be
@@ -3078,15 +3086,18 @@ class SessionHub:
             self.fanout.publish(topic, notice)
             self.fanout.publish(topic, close)
         metrics.SESSIONS_HANDED_OVER.labels(outcome="suspended").inc()
-        await self.record(
-            "session_suspended",
-            actor="server",
-            org=live.org_id,
-            subject=session_id,
-            reason="server_restart",
-            state=machine.state,
-            resume_by=round(suspended.expires_at),
-        )
+        # Done: its record is kept for the next start if storage does not take it in time (a
+        # stop cut while it is written included), never lost with the process.
+        with contextlib.suppress(StorageError):
+            await self.record_done(
+                "session_suspended",
+                actor="server",
+                org=live.org_id,
+                subject=session_id,
+                reason="server_restart",
+                state=machine.state,
+                resume_by=round(suspended.expires_at),
+            )
 
     async def _restore(
         self, session_id: str, proof: Callable[[SuspendedSession], bool]

@@ -9,13 +9,34 @@ import asyncio
 import signal
 import sqlite3
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import add_user, free_port
+from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.test_crash_recovery import ServeProcess
-from tests.server.test_frozen_stop import ENDED, EXIT_ROOM, LOBBY, closing, opened, sessions
+from tests.server.test_frozen_database import seed_people
+from tests.server.test_frozen_stop import (
+    ENDED,
+    EXIT_ROOM,
+    LOBBY,
+    STOP_TIMEOUT,
+    closing,
+    opened,
+    sessions,
+    stopped,
+)
 from tests.server.test_stop_cut_writes import CUT, log_of
-from tests.storage.conftest import tandem
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect, tandem
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    yield from running_private_redis()
+
 
 LONG_STOP = 60.0
 """The servers' --shutdown-timeout here: far longer than a hurried stop may take."""
@@ -85,6 +106,7 @@ async def test_a_second_ctrl_c_shortens_the_stop_but_still_tells_and_keeps(
     assert took < HURRIED_ROOM, (took, log)
     assert "second interrupt" in log, log
     assert log.count(CUT) == 3, log
+    assert "0 ended for both sides (server_shutdown), 3 cut" in log, log
     # Nothing was skipped: each cut and the server's stop were kept, and the next start wrote
     # them, each once.
     ended, actions = kept_actions(data_dir, port)
@@ -187,3 +209,44 @@ async def test_a_stop_whose_storage_fails_still_keeps_server_stopped(tmp_path: P
     assert "stopping: 0 session(s) handed over to the next process, 3 ended for both" in log, log
     assert "could not be handed over (the database failed: database is locked)" in log, log
     assert "audit record(s) kept in the audit backlog" in log, log
+
+
+async def test_a_stop_with_redis_gone_hands_the_sessions_over_in_time(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Redis is not frozen but gone (stopped: connections refused): the database answers, so
+    the sessions are handed over and both sides told to reconnect, within the timeout, and the
+    stop is a clean one (server_stopped written, nothing kept)."""
+    async with fresh_schema() as schema:
+        url = f"{PG_DSN}?search_path={schema}"
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+        server = ServeProcess(
+            tmp_path / "data",
+            port,
+            "--database-url",
+            url,
+            "--redis-url",
+            private_redis.url,
+            "--shutdown-timeout",
+            str(STOP_TIMEOUT),
+            env={
+                "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
+                "TANDEM_REDIS_PREFIX": f"tandem-test-{uuid.uuid4().hex}:",
+            },
+        )
+        sockets = await opened(server, sessions)
+        private_redis.stop()
+        stop = await stopped(server, sockets)
+        reconnect = (["restarting"], 1012, "server restarting: reconnect")
+        assert stop.closed == [reconnect] * (len(sockets) - 1) + [LOBBY], stop.closed
+        assert "audit record(s) kept" not in stop.log, stop.log
+        summary = "stopping: 3 session(s) handed over to the next process, 0 ended for both"
+        assert summary in stop.log, stop.log
+        db = await pg_connect(schema)
+        try:
+            query = "SELECT count(*) FROM audit WHERE action = $1"
+            assert await db.fetchval(query, "session_suspended") == 3
+            assert await db.fetchval(query, "server_stopped") == 1
+        finally:
+            await db.close()

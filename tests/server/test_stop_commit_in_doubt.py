@@ -165,3 +165,66 @@ async def written_from_the_backlog(db: Any) -> None:
     while await db.fetchval(query) < 2:
         assert time.monotonic() < deadline, "the next start wrote no server_started"
         await asyncio.sleep(0.1)
+
+
+async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The hand-over is stored and both sides told to reconnect; then the database freezes
+    while its ``session_suspended`` is written, past the stop's share. The session was handed
+    over: it is not reported cut (no ``session_not_handed_over``, which would claim what did
+    not happen and have the next start withdraw a hand-over both sides were told to resume),
+    its record is kept for the next start, and it is taken up there."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key")},
+            )
+
+        server = serve()
+        try:
+            customer, agent, created = await sharing_session(server)
+        except BaseException:
+            server.stop()
+            raise
+        pg_proxy.freeze_on(b"session_suspended")
+        try:
+            stop = await stopped(server, [customer, agent])
+        finally:
+            # The frozen connections drop before the database sees what they held (thawed,
+            # the record's write would land after all: record_done's known double on
+            # PostgreSQL, docs/operations.md).
+            pg_proxy.down()
+            pg_proxy.thaw()
+            pg_proxy.up()
+        reconnect = (["restarting"], 1012, "server restarting: reconnect")
+        assert stop.closed == [reconnect, reconnect], stop.closed
+        assert CUT not in stop.log, stop.log
+        db = await pg_connect(schema)
+        try:
+            again = serve()
+            try:
+                await written_from_the_backlog(db)
+                _page, answer = await resume_on(again, created)
+                assert answer["type"] == "resumed", answer
+                rows = await db.fetch(
+                    "SELECT action FROM audit WHERE subject = $1 AND action IN "
+                    "('session_not_handed_over', 'session_hand_over_withdrawn', "
+                    "'session_suspended') ORDER BY seq",
+                    created["session_id"],
+                )
+                assert [row["action"] for row in rows] == ["session_suspended"], rows
+            finally:
+                again.stop()
+        finally:
+            await db.close()
