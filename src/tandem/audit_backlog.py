@@ -474,7 +474,8 @@ class AuditBacklog:
                 self._replayed.append(entry.line)
                 log.error(
                     "the audit backlog %s: line %d is on the audit trail already (the file was "
-                    "put back or copied, or a server killed while writing it): not written again",
+                    "put back or copied, a server killed while writing it, or a write a stop "
+                    "gave up on reached the database all the same): not written again",
                     entry.file,
                     entry.line,
                 )

@@ -33,6 +33,7 @@ from tandem.audit import (
     Entry,
     Evidence,
     backlog_mac_key,
+    deleted_with_evidence,
 )
 from tandem.audit_backlog import AuditBacklog
 from tandem.config import Settings
@@ -117,6 +118,7 @@ from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
 T = TypeVar("T")
+TaskT = TypeVar("TaskT", bound="asyncio.Task[Any]")
 events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
@@ -806,6 +808,8 @@ class SessionHub:
         self._deadline_failed: Exception | None = None
         self._stop_deadline: float | None = None
         """When the stop must be over (time.monotonic()): :meth:`stop_by`."""
+        self._hurried = asyncio.Event()
+        """Set by :meth:`hurry` (a second Ctrl-C): the stop's waits for sockets end at once."""
         """The first error of that work since the timer's last run (raised by the next)."""
         """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
         self._recording_backlog = RecordingBacklog()
@@ -884,7 +888,9 @@ class SessionHub:
         if await cancel_within(self._deadline_work.values(), left() or 0.0):
             log.error("stopping: the timer's storage writes did not end in time")
         await cancel_within(self._download_checks, left() or 0.0)
-        await self.shutdown()
+        # A failed write of the stop (storage refusing, not only late) is logged: what comes
+        # after it (the recordings' last frames, server_stopped, written or kept) still runs.
+        await self.within_stop(self.shutdown(), "ending the sessions")
         # Downloads cut just now: their records go before the server's stop (never raise).
         await self.within_stop(asyncio.gather(*self._recording_cuts), "download records")
         # The stop waited for each but a lost one.
@@ -895,25 +901,31 @@ class SessionHub:
         )
         await self.within_stop(self._write_counts(everything=True), "anonymous event counts")
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
-        # anchor is exactly at this record, whatever other servers append meanwhile. Not
-        # written in time, it is kept (as record_done keeps records) for the next process on
-        # this data directory, after what is kept already.
+        # anchor is exactly at this record, whatever other servers append meanwhile. Kept
+        # first (as record_done keeps records: on the disk, after what is kept already), then
+        # written from the backlog, its line noted with it: a write given up on whose COMMIT
+        # reaches PostgreSQL all the same is refused when the next process on this data
+        # directory writes what was kept, never on the trail twice.
         at, fields = self.clock(), {"actor": "server", "org": DEFAULT_ORG}  # as held
         self._announce("server_stopped", dict(fields))
         try:
-            written = False
-            if not self._unrecorded:
-                try:
-                    stopped = self.audit.record(
-                        at, "server_stopped", actor="server", org=DEFAULT_ORG
-                    )
-                    await within_seconds(stopped, left())
-                    written = True
-                except Exception as exc:  # TimeoutError included
-                    log.error("stopping: server_stopped not written (%s); kept for later", exc)
-            if not written:
-                await self._unrecorded.hold(at, "server_stopped", fields)
+            await self._unrecorded.hold(at, "server_stopped", fields)
+            try:
+                failed = await within_seconds(self._write_unrecorded(), left())
+            except Exception as exc:  # TimeoutError included
+                failed = exc
+            if failed is not None:
+                log.error(
+                    "stopping: server_stopped not written (%s); kept for later",
+                    str(failed) or type(failed).__name__,
+                )
         finally:  # what is left in the backlog is the next process's on this data directory
+            if self._unrecorded:
+                log.warning(
+                    "stopped: %d audit record(s) kept in the audit backlog (audit-backlog.jsonl "
+                    "in the data directory), written by the next start once the database answers",
+                    len(self._unrecorded),
+                )
             self._unrecorded.close()
 
     async def _hear_revocations(self) -> None:
@@ -2595,6 +2607,11 @@ class SessionHub:
                 # Its line is noted with it, so that the file put back later (or copied to
                 # another server's data directory) cannot write it again: known once on the disk.
                 line = await self._unrecorded.first_line()
+                if action == "session_not_handed_over":
+                    try:
+                        await self._withdraw_late_hand_over(fields)
+                    except StorageError as exc:  # tried again next time, before the record
+                        return exc
                 try:
                     await self.audit.record(at, action, backlog_line=line, **fields)
                 except StorageError as exc:  # returned; tried again next time, in order
@@ -2618,6 +2635,42 @@ class SessionHub:
                     count=count,
                 )
         return None
+
+    async def _withdraw_late_hand_over(self, fields: dict[str, Any]) -> None:
+        """Before a stop's ``session_not_handed_over`` is written: on PostgreSQL the hand-over's
+        COMMIT may have reached the database after the stop gave up waiting for its answer
+        (:meth:`_cut`: both sides told the session ended), and the session is then stored
+        resumable. Such a hand-over is withdrawn (the session ends ``server_shutdown``, as its
+        sides were told), and ``session_hand_over_withdrawn`` recorded in the same transaction:
+        the trail says what storage did, and a page that kept its resume token is refused.
+        Nothing is done when the hand-over was not stored (crash recovery ends the session
+        ``server_lost``). Written before the server serves, at its start: on one server nobody
+        can resume the session first."""
+        session_id, org = str(fields.get("subject", "")), str(fields.get("org", DEFAULT_ORG))
+        if not session_id:
+            return
+
+        def entries(withdrawn: bool) -> list[Entry]:
+            if not withdrawn:
+                return []
+            details: dict[str, object] = {
+                "reason": "stored_after_the_stop_gave_up",
+                "ended": "server_shutdown",
+            }
+            return [Entry("session_hand_over_withdrawn", org, "server", session_id, details)]
+
+        withdrawn = await deleted_with_evidence(
+            lambda evidence: self.storage.withdraw_hand_over(session_id, self.clock(), evidence),
+            entries,
+            self.witness,
+            self.record,
+        )
+        if withdrawn:
+            log.warning(
+                "session %s: its hand-over reached the database after the stop had given up on "
+                "it (and told both sides it ended); withdrawn, the session ended server_shutdown",
+                session_id,
+            )
 
     async def tick(self) -> None:
         """:meth:`meet_deadlines` (and its work), :meth:`upkeep`, :meth:`recheck_due` (the server
@@ -2839,25 +2892,47 @@ class SessionHub:
         failed: BaseException | None = None
         if handing:
             # Most of the budget for storing them; the rest for the sockets to close.
-            seconds = None if budget is None else budget * self.settings.shutdown_hand_over_share
-            done, late = await asyncio.wait(handing, timeout=seconds)
+            share = self.settings.shutdown_hand_over_share
+            seconds = None if budget is None else budget * share
+            done, late = await self._wait_unless_hurried(set(handing), seconds, share)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     failed = failed or task.exception()
             await cancel_within(late, 0.0)  # their storage waits end; they are not awaited
+
+            def handed_over(live: LiveSession) -> bool:  # stored, both sides told (before a cut)
+                return (
+                    live.machine.suspended and self._live.get(live.machine.session_id) is not live
+                )
+
+            handed = sum(1 for live, _ in handing.values() if handed_over(live))
+            cut = sum(1 for task in late if not handed_over(handing[task][0]))
             for task in late:
                 await self._cut(*handing[task])
+            ended = len(handing) - handed - cut
+            log.log(
+                logging.INFO if handed == len(handing) else logging.WARNING,
+                "stopping: %d session(s) handed over to the next process, %d ended for both "
+                "sides (server_shutdown), %d cut (storage not answering in time)",
+                handed,
+                ended,
+                cut,
+            )
 
         def left() -> float | None:
+            stop = self.stop_left()  # shortened by a hurry
             if budget is None:
-                return None
-            return max(budget - (asyncio.get_running_loop().time() - started), 0.0)
+                return stop
+            mine = max(budget - (asyncio.get_running_loop().time() - started), 0.0)
+            return mine if stop is None else min(mine, stop)
 
         waiting, remaining = self.settings.close_timeout_seconds, left()
         if remaining is not None:
             waiting = min(waiting, remaining)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._seats_empty.wait(), waiting)
+        if not self._hurried.is_set():  # hurried: every socket was told; none is waited for
+            closed = asyncio.create_task(self._seats_empty.wait())
+            await self._wait_unless_hurried({closed}, waiting, 0.0)
+            closed.cancel()
         if left() != 0.0:
             try:
                 failed = await within_seconds(self._write_what_failed(), left()) or failed
@@ -2888,9 +2963,14 @@ class SessionHub:
         machine = live.machine
         session_id = machine.session_id
         told = self._live.get(session_id) is not live  # ended, or handed over (then stored)
-        if told and machine.suspended and not machine.ended:
+        # Handed over (stored, both sides told to reconnect): only its record was late. Not
+        # ``machine.ended``, which a hand-over sets too: every such session was reported cut,
+        # ``session_not_handed_over`` kept, and its hand-over withdrawn at the next start.
+        if told and machine.suspended:
             log.warning(
-                "stopping: session %s handed over; its audit record not written", session_id
+                "stopping: session %s handed over; its session_suspended record kept for the "
+                "next start (storage not answering in time)",
+                session_id,
             )
             return
         # A running recording's frames in memory are dropped (a write under way may still be
@@ -2932,6 +3012,48 @@ class SessionHub:
             fields.update(recording=recording, recording_bytes_dropped=dropped)
         self._announce("session_not_handed_over", fields)
         await self._unrecorded.hold(self.clock(), "session_not_handed_over", fields)
+
+    async def _wait_unless_hurried(
+        self, tasks: set[TaskT], seconds: float | None, share: float
+    ) -> tuple[set[TaskT], set[TaskT]]:
+        """``asyncio.wait(tasks, timeout=seconds)``, the timeout cut to ``share`` of what is left
+        of the stop's deadline from the moment the stop is hurried (:meth:`hurry`), however
+        long it had left: (done, not done)."""
+        loop = asyncio.get_running_loop()
+        end = None if seconds is None else loop.time() + seconds
+        hurried = asyncio.create_task(self._hurried.wait())
+        pending = set(tasks)
+        try:
+            while pending:
+                limit = None if end is None else max(end - loop.time(), 0.0)
+                if hurried.done():
+                    cut = (self.stop_left() or 0.0) * share
+                    limit = cut if limit is None else min(limit, cut)
+                    if limit == 0.0:
+                        break
+                    _, pending = await asyncio.wait(pending, timeout=limit)
+                    break
+                if limit == 0.0:
+                    break
+                watched: set[asyncio.Task[Any]] = {*pending, hurried}
+                woken, _ = await asyncio.wait(
+                    watched, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending = {task for task in pending if task not in woken}
+                if not woken:  # the timeout
+                    break
+        finally:
+            hurried.cancel()
+        return set(tasks) - pending, pending
+
+    def hurry(self, seconds: float) -> None:
+        """Shorten the stop (a second Ctrl-C, tandem.server.websocket_protocol): it must be
+        over within ``seconds`` from now, and its waits for sockets to close end at once. Every
+        socket is still told, a hand-over not stored in time still cut (its sides told it
+        ended, its record kept in the audit backlog), and what the stop writes after the
+        sockets is still written, or kept, within what is left."""
+        self.stop_by(time.monotonic() + seconds)
+        self._hurried.set()
 
     def stop_by(self, deadline: float) -> None:
         """The stop must be over by ``deadline`` (time.monotonic()): every storage wait of
@@ -3005,6 +3127,15 @@ class SessionHub:
         )
         try:
             await self.storage.suspend_session(suspended)
+        except StorageError as exc:  # expected when the database is away: one line, no trace
+            log.error(
+                "stopping: session %s could not be handed over (%s); it ends server_shutdown "
+                "for both sides",
+                session_id,
+                exc,
+            )
+            machine.suspended = False
+            return
         except Exception:
             log.exception("session %s could not be handed over; it ends", session_id)
             machine.suspended = False
@@ -3019,15 +3150,18 @@ class SessionHub:
             self.fanout.publish(topic, notice)
             self.fanout.publish(topic, close)
         metrics.SESSIONS_HANDED_OVER.labels(outcome="suspended").inc()
-        await self.record(
-            "session_suspended",
-            actor="server",
-            org=live.org_id,
-            subject=session_id,
-            reason="server_restart",
-            state=machine.state,
-            resume_by=round(suspended.expires_at),
-        )
+        # Done: its record is kept for the next start if storage does not take it in time (a
+        # stop cut while it is written included), never lost with the process.
+        with contextlib.suppress(StorageError):
+            await self.record_done(
+                "session_suspended",
+                actor="server",
+                org=live.org_id,
+                subject=session_id,
+                reason="server_restart",
+                state=machine.state,
+                resume_by=round(suspended.expires_at),
+            )
 
     async def _restore(
         self, session_id: str, proof: Callable[[SuspendedSession], bool]

@@ -42,6 +42,14 @@ class StoppableProxy:
         self.freeze_at: bytes | None = None
         """Set by :meth:`freeze_on`: bytes a client sends that freeze the proxy (held, with
         them) the moment they pass: a database that stalls at a chosen point of a conversation."""
+        self.hold_after: list[bytes] = []
+        """Set by :meth:`hold_replies_after`: what a client sends, in turn, on one connection,
+        after which the database's answers to it are held (its last statement reaches the
+        database, which takes it; the answer never comes back) until :meth:`thaw`."""
+        self.freeze_after_hold = False
+        """Whether :attr:`hold_after` freezes the proxy too when it holds a connection's answers."""
+        self.replies: set[asyncio.Event] = set()
+        """Each connection's answers flowing (set) or held: cleared by :attr:`hold_after`."""
         self._run(self._make_flowing())
         self.up()
 
@@ -53,11 +61,29 @@ class StoppableProxy:
         asyncio.run_coroutine_threadsafe(work, self.loop).result(10)  # type: ignore[arg-type]
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        replies: asyncio.Event,
+        upstream: bool = False,
     ) -> None:
+        seen = 0  # of hold_after, on this connection
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
                 assert self.flowing is not None
+                if upstream and seen < len(self.hold_after) and self.hold_after[seen] in data:
+                    seen += 1
+                    if seen == len(self.hold_after):  # forwarded; its answer held
+                        self.hold_after = []
+                        replies.clear()
+                        if self.freeze_after_hold:
+                            self.freeze_after_hold = False
+                            self.flowing.clear()  # every other byte held from now on
+                            writer.write(data)  # but these reach the database
+                            await writer.drain()
+                            continue
+                if not upstream:
+                    await replies.wait()
                 if upstream and self.freeze_at is not None and self.freeze_at in data:
                     self.freeze_at = None
                     self.flowing.clear()  # frozen before these bytes reach the database
@@ -106,9 +132,16 @@ class StoppableProxy:
             up_writer.transport.abort()
             return
         self.writers.add(up_writer)
-        await asyncio.gather(
-            self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer)
-        )
+        replies = asyncio.Event()
+        replies.set()
+        self.replies.add(replies)
+        try:
+            await asyncio.gather(
+                self._pipe(reader, up_writer, replies, upstream=True),
+                self._pipe(up_reader, writer, replies),
+            )
+        finally:
+            self.replies.discard(replies)
 
     def up(self) -> None:
         async def listen() -> None:
@@ -134,6 +167,19 @@ class StoppableProxy:
 
         self._run(arm())
 
+    def hold_replies_after(self, *sent: bytes, freeze: bool = False) -> None:
+        """Once a connection's client has sent each of ``sent`` in turn (the last one forwarded
+        to the database), hold every answer on that connection until :meth:`thaw`: a statement
+        the database took whose answer is lost in a partition (a COMMIT that lands while its
+        sender gives up). Other connections flow, unless ``freeze``: then the proxy freezes
+        (as :meth:`freeze`) the moment those last bytes have passed."""
+
+        async def arm() -> None:
+            self.hold_after = list(sent)
+            self.freeze_after_hold = freeze
+
+        self._run(arm())
+
     def thaw(self) -> None:
         """Let bytes flow again, and disarm a :meth:`freeze_on` that never fired: armed, it
         froze the next connection's conversation instead (the run meant to work once the
@@ -142,7 +188,11 @@ class StoppableProxy:
         async def release() -> None:
             assert self.flowing is not None
             self.freeze_at = None
+            self.hold_after = []
+            self.freeze_after_hold = False
             self.flowing.set()
+            for replies in self.replies:
+                replies.set()
 
         self._run(release())
 

@@ -43,12 +43,14 @@ stop waiting on the frozen database took: a statement alone waits database_timeo
 30 s by default, and the sessions were handed over one after another)."""
 
 
-async def closing(ws: ClientConnection) -> tuple[list[str], int, str]:
-    """The types of the control messages a socket gets until the server closes it; the close
-    code and reason."""
+async def closing(
+    ws: ClientConnection, seconds: float = STOP_TIMEOUT + EXIT_ROOM
+) -> tuple[list[str], int, str]:
+    """The types of the control messages a socket gets until the server closes it (within
+    ``seconds``); the close code and reason."""
     types: list[str] = []
     try:
-        async with asyncio.timeout(STOP_TIMEOUT + EXIT_ROOM):
+        async with asyncio.timeout(seconds):
             while True:
                 frame = await ws.recv()
                 if isinstance(frame, str):

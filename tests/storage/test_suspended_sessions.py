@@ -93,3 +93,22 @@ async def test_crash_recovery_spares_a_handed_over_session_until_its_window_pass
         record is not None and record.end_reason == "server_shutdown" and record.ended_at == 130.0
     )
     assert await storage.get_suspended("handed") is None
+
+
+async def test_a_hand_over_stored_after_its_stop_gave_up_is_withdrawn_once(
+    storage: Storage,
+) -> None:
+    """:meth:`Storage.withdraw_hand_over`: the stored hand-over goes and the session ends
+    ``server_shutdown``; a session with none (its hand-over never stored, or taken up since)
+    is left as it is."""
+    await live_session(storage, "late", "old")
+    await live_session(storage, "never", "old")
+    await storage.suspend_session(handed_over("late"))
+    assert await storage.withdraw_hand_over("late", 120.0) is True
+    assert await storage.get_suspended("late") is None
+    record = await storage.get_session("late")
+    assert record is not None and (record.ended_at, record.end_reason) == (120.0, "server_shutdown")
+    assert await storage.withdraw_hand_over("late", 130.0) is False
+    assert await storage.withdraw_hand_over("never", 130.0) is False
+    record = await storage.get_session("never")
+    assert record is not None and record.ended_at is None

@@ -60,7 +60,9 @@ from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
 from tandem import heap
+from tandem.exceptions import StorageError
 from tandem.lean import Flag, SingleReaderQueue
+from tandem.supervise import cancel_within
 
 try:  # websockets' C unmasking, as websockets itself imports it
     from websockets.speedups import apply_mask
@@ -295,6 +297,11 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
 
 UVICORN_SECONDS = 2.0
 """What a stop keeps, of its timeout, for uvicorn and the lifespan after Tandem's part."""
+HURRIED_STOP_SECONDS = 2.0
+"""What is left of a stop once Ctrl-C is pressed again (and of a longer --shutdown-timeout):
+the waits for sockets end at once, and a healthy database takes what the stop still writes (the
+hand-overs under way, the recordings' last frames, ``server_stopped``) in a small part of it;
+a frozen one is given up on sooner, what it did not take kept in the audit backlog."""
 
 
 class TandemServer(uvicorn.Server):
@@ -307,13 +314,80 @@ class TandemServer(uvicorn.Server):
         super().__init__(config)
         self.tandem_app = app
         self.stop_timeout = timeout
+        self.hurry_asked = False
+        """Whether Ctrl-C came during the stop: the next forces the exit."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hurried: asyncio.Event | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._hurried = asyncio.Event()
+        await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn forces the exit on a second Ctrl-C: its wait for the sockets and the
+        # lifespan's end are skipped, so the sessions still being handed over were never told,
+        # the recordings' last frames and server_stopped never written nor kept. Here a second
+        # one only hurries the stop (HURRIED_STOP_SECONDS); a third forces it, as uvicorn's
+        # second did. A repeated SIGTERM (a supervisor's) changes nothing.
+        if sig == signal.SIGINT:
+            if not self.should_exit:
+                self.should_exit = True
+            elif not self.hurry_asked:  # after an interrupt or a SIGTERM
+                self.hurry_asked = True
+                self._call_in_loop(self._hurry)
+            else:
+                self.force_exit = True
+                self._call_in_loop(self._forced)
+            self._captured_signals.append(sig)  # Ctrl-C stays an interrupt once stopped
+            return
         super().handle_exit(sig, frame)
         # uvicorn raises a captured signal again once it has stopped, so the process would die
-        # of SIGTERM; a stop Tandem completed is a clean exit (0). Ctrl+C stays an interrupt.
+        # of SIGTERM; a stop Tandem completed is a clean exit (0).
         if sig == signal.SIGTERM and sig in self._captured_signals:
             self._captured_signals.remove(sig)
+
+    def _call_in_loop(self, callback: Callable[[], None]) -> None:
+        """``callback`` soon, on the event loop (a signal handler may run in the middle of the
+        loop's own work: only this is safe there)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(callback)
+
+    def _hurry(self) -> None:
+        assert self._hurried is not None
+        if self._hurried.is_set():
+            return
+        self._hurried.set()
+        log.warning(
+            "second interrupt: the stop is cut to %.0f s (no more waiting for sockets); "
+            "sessions are still told, what cannot be written is kept for the next start; "
+            "press Ctrl-C again to force the exit (nothing more written nor kept)",
+            HURRIED_STOP_SECONDS,
+        )
+        services = getattr(self.tandem_app.state, "services", None)
+        if services is not None:
+            services.hub.hurry(HURRIED_STOP_SECONDS)
+
+    def _forced(self) -> None:
+        log.error(
+            "third interrupt: forcing the exit; what the stop had not done is left to the next "
+            "start (it ends this process's sessions server_lost)"
+        )
+
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn's wait for the sockets it closed, ended at once by a hurry (the sockets were
+        # told); uvicorn then cancels their tasks, as when its timeout passes.
+        assert self._hurried is not None
+        waiting = asyncio.ensure_future(super()._wait_tasks_to_complete())
+        hurried = asyncio.ensure_future(self._hurried.wait())
+        try:
+            await asyncio.wait({waiting, hurried}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurried.cancel()
+        if not waiting.done():
+            await cancel_within({waiting}, 0.0)
+            raise TimeoutError
+        waiting.result()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:  # stop accepting first
@@ -326,9 +400,15 @@ class TandemServer(uvicorn.Server):
         budget = max(self.stop_timeout - UVICORN_SECONDS, self.stop_timeout / 2)
         services = getattr(self.tandem_app.state, "services", None)
         if services is not None and not self.force_exit:
-            log.info("stopping: telling every socket, ending sessions")
+            log.info(
+                "stopping: telling every socket, ending sessions (within %g s; Ctrl-C again "
+                "shortens the stop)",
+                self.stop_timeout,
+            )
             # Leaving the hub and the services (the lifespan) is bounded by the same deadline.
             services.hub.stop_by(deadline)
+            if self._hurried is not None and self._hurried.is_set():  # before the stop began
+                services.hub.hurry(HURRIED_STOP_SECONDS)
             try:
                 if services.tunnels is not None:  # sockets carried to other processes' sessions
                     await asyncio.wait_for(services.tunnels.restart_edges(), budget / 2)
@@ -336,8 +416,11 @@ class TandemServer(uvicorn.Server):
                 await asyncio.wait_for(services.hub.shutdown(max(budget - spent, 0.0)), budget)
             except TimeoutError:
                 log.warning("sockets still open after %.1f s of the stop; closing them", budget)
+            except StorageError as exc:  # the database away: each loss is logged on its own
+                log.error("stopping: storage failed (%s); the stop goes on", exc)
             except Exception:  # uvicorn still closes the sockets, the lifespan still anchors
                 log.exception("graceful stop failed")
+            deadline = time.monotonic() + (services.hub.stop_left() or 0.0)  # hurried or not
         # What is left of the timeout, for uvicorn's wait for the sockets it closes now.
         self.config.timeout_graceful_shutdown = max(1, math.ceil(deadline - time.monotonic()))
         await super().shutdown(sockets)

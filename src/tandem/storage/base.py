@@ -956,6 +956,15 @@ class Storage(AuditStore, Protocol):
         and mark the session held by no process."""
         ...
 
+    async def withdraw_hand_over(
+        self, session_id: str, now: float, evidence: Evidence[bool] | None = None
+    ) -> bool:
+        """Withdraw ``session_id``'s hand-over if it is stored (a stop gave up on it, and told
+        both sides it ended, while its COMMIT was on its way): the stored row goes and the
+        session ends ``server_shutdown`` at ``now``, in one transaction with the records
+        ``evidence`` makes of the result. Whether there was one."""
+        ...
+
     async def get_suspended(self, session_id: str) -> SuspendedSession | None:
         """A handed-over session still waiting to be resumed (its window may have passed)."""
         ...

@@ -3336,6 +3336,27 @@ class SQLStorage:
 
         await self._transaction(work)
 
+    async def withdraw_hand_over(
+        self, session_id: str, now: float, evidence: Evidence[bool] | None = None
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            taken = db.execute(
+                suspended_sessions.delete().where(suspended_sessions.c.session_id == session_id)
+            ).rowcount
+            if not taken:
+                return False
+            self._deleted_from(suspended_sessions)
+            db.execute(
+                sessions.update()
+                .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
+                .values(ended_at=now, end_reason="server_shutdown")
+            )
+            db.execute(join_codes.delete().where(join_codes.c.session_id == session_id))
+            self._deleted_from(join_codes)
+            return True
+
+        return await self._with_evidence(work, evidence)
+
     async def get_suspended(self, session_id: str) -> SuspendedSession | None:
         row = await self._row(
             sa.select(*suspended_sessions.c).where(suspended_sessions.c.session_id == session_id)

@@ -1,0 +1,230 @@
+"""A hand-over whose COMMIT reaches PostgreSQL while the stop gives up on it (the answer lost in
+a partition that heals, or just late): the stop told both sides the session ended and kept
+``session_not_handed_over``, yet the database took the hand-over, leaving the session
+resumable. The next start reconciles: it withdraws such a hand-over (the session ends
+``server_shutdown``, as its sides were told) and says so in the trail
+(``session_hand_over_withdrawn``), before anyone can resume it. Real ``tandem serve``, SIGTERM,
+PostgreSQL behind tests.server.db_proxy holding the COMMIT's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import free_port
+from tests.server.db_proxy import StoppableProxy, proxied_url
+from tests.server.helpers import resume_on, sharing_session
+from tests.server.test_crash_recovery import ServeProcess
+from tests.server.test_frozen_database import seed_people
+from tests.server.test_frozen_stop import ENDED, STOP_TIMEOUT, kept_records_written, stopped
+from tests.server.test_stop_cut_writes import CUT
+from tests.storage.conftest import fresh_schema, pg_connect, tandem
+
+
+@pytest.mark.parametrize("then_frozen", [False, True], ids=["answering", "frozen"])
+async def test_a_hand_over_committed_after_the_stop_gave_up_is_withdrawn(
+    pg_proxy: StoppableProxy, tmp_path: Path, then_frozen: bool
+) -> None:
+    """``answering``: the database answers the stop's other connections, and the stopping
+    process withdraws the hand-over itself; ``frozen``: nothing after the COMMIT is answered,
+    and the next start withdraws it, before it serves."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key")},
+            )
+
+        server = serve()
+        try:
+            customer, agent, created = await sharing_session(server)
+        except BaseException:
+            server.stop()
+            raise
+        # The hand-over's transaction reaches the database whole; its COMMIT's answer does not.
+        pg_proxy.hold_replies_after(
+            b"INSERT INTO suspended_sessions", b"COMMIT", freeze=then_frozen
+        )
+        try:
+            stop = await stopped(server, [customer, agent])
+        finally:
+            pg_proxy.thaw()
+        assert stop.closed == [ENDED, ENDED], stop.closed
+        assert stop.log.count(CUT) == 1, stop.log
+        db = await pg_connect(schema)
+        try:
+            # The database took the hand-over: it was resumable, though both sides had been told
+            # the session ended (the stopping process withdraws it itself if the database
+            # answers it in time; else the next start does, before it serves).
+            if then_frozen:
+                assert await db.fetchval("SELECT count(*) FROM suspended_sessions") == 1
+            again = serve()
+            try:
+                await kept_records_written(db, 1)
+                assert await db.fetchval("SELECT count(*) FROM suspended_sessions") == 0
+                ended = await db.fetchrow(
+                    "SELECT end_reason FROM sessions WHERE session_id = $1", created["session_id"]
+                )
+                assert ended is not None and ended["end_reason"] == "server_shutdown"
+                rows = await db.fetch(
+                    "SELECT action, details FROM audit WHERE subject = $1 AND action IN "
+                    "('session_not_handed_over', 'session_hand_over_withdrawn', "
+                    "'session_suspended', 'session_restored') ORDER BY seq",
+                    created["session_id"],
+                )
+                # The withdrawal, in its own transaction, then the record the stop kept.
+                assert [row["action"] for row in rows] == [
+                    "session_hand_over_withdrawn",
+                    "session_not_handed_over",
+                ], rows
+                assert json.loads(rows[0]["details"])["ended"] == "server_shutdown"
+                # The page that kept its resume token is refused, as for any cut session.
+                with pytest.raises(ConnectionClosed) as refused:
+                    await resume_on(again, created)
+                assert refused.value.rcvd is not None
+                assert refused.value.rcvd.code == 4404
+            finally:
+                again.stop()
+        finally:
+            await db.close()
+
+
+async def test_a_server_stopped_committed_after_the_stop_gave_up_is_not_written_twice(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The stop's ``server_stopped`` reaches PostgreSQL, its answer does not (the database
+    freezes just after): kept in the backlog, it was written a second time by the next start.
+    Its line is noted with it, so the database refuses it then: on the trail once, and the
+    chain verifies."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+        audit_key = tmp_path / "seed" / "audit.key"
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(audit_key)},
+            )
+
+        server = serve()
+        pg_proxy.hold_replies_after(b"server_stopped", b"COMMIT", freeze=True)
+        try:
+            stop = await stopped(server, [])
+        finally:
+            pg_proxy.thaw()
+        assert "server_stopped not written" in stop.log, stop.log
+        db = await pg_connect(schema)
+        query = "SELECT count(*) FROM audit WHERE action = 'server_stopped'"
+        try:
+            assert await db.fetchval(query) == 1  # it landed
+            again = serve()
+            try:
+                await written_from_the_backlog(db)
+                assert await db.fetchval(query) == 1
+            finally:
+                again.stop()
+        finally:
+            await db.close()
+        verified = tandem(
+            "audit",
+            "verify",
+            "--data-dir",
+            str(tmp_path / "data"),
+            env={"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)},
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def written_from_the_backlog(db: Any) -> None:
+    """Wait until the next start took up the backlog (its ``server_started`` is written after
+    what was kept)."""
+    query = "SELECT count(*) FROM audit WHERE action = 'server_started'"
+    deadline = time.monotonic() + 60
+    while await db.fetchval(query) < 2:
+        assert time.monotonic() < deadline, "the next start wrote no server_started"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The hand-over is stored and both sides told to reconnect; then the database freezes
+    while its ``session_suspended`` is written, past the stop's share. The session was handed
+    over: it is not reported cut (no ``session_not_handed_over``, which would claim what did
+    not happen and have the next start withdraw a hand-over both sides were told to resume),
+    its record is kept for the next start, and it is taken up there."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key")},
+            )
+
+        server = serve()
+        try:
+            customer, agent, created = await sharing_session(server)
+        except BaseException:
+            server.stop()
+            raise
+        pg_proxy.freeze_on(b"session_suspended")
+        try:
+            stop = await stopped(server, [customer, agent])
+        finally:
+            # The frozen connections drop before the database sees what they held (thawed,
+            # the record's write would land after all: record_done's known double on
+            # PostgreSQL, docs/operations.md).
+            pg_proxy.down()
+            pg_proxy.thaw()
+            pg_proxy.up()
+        reconnect = (["restarting"], 1012, "server restarting: reconnect")
+        assert stop.closed == [reconnect, reconnect], stop.closed
+        assert CUT not in stop.log, stop.log
+        db = await pg_connect(schema)
+        try:
+            again = serve()
+            try:
+                await written_from_the_backlog(db)
+                _page, answer = await resume_on(again, created)
+                assert answer["type"] == "resumed", answer
+                rows = await db.fetch(
+                    "SELECT action FROM audit WHERE subject = $1 AND action IN "
+                    "('session_not_handed_over', 'session_hand_over_withdrawn', "
+                    "'session_suspended') ORDER BY seq",
+                    created["session_id"],
+                )
+                assert [row["action"] for row in rows] == ["session_suspended"], rows
+            finally:
+                again.stop()
+        finally:
+            await db.close()
