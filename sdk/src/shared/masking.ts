@@ -521,23 +521,96 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    if (!/\d/.test(value) || !isSplitNumberBox(el)) return maskLongDigitRuns(maskDetected(value));
-    // A piece of a code the site shows: its digits keep their shape (the box is not found as a
-    // copy of itself), and its copies (the page joining the code) are looked for as a hidden
-    // code's are.
+    if (!PIECE_CHARACTER.test(value) || !isSplitNumberBox(el)) return maskLongDigitRuns(maskDetected(value));
+    // A piece of a code the site shows: its letters and digits keep their shape (the box is not
+    // found as a copy of itself), and its copies (the page joining the code) are looked for as a
+    // hidden code's are.
     rememberSecret(value, el);
     // Its group's other boxes too: boxes typed in before the page added the rest (the group
     // grew to SPLIT_MIN_BOXES later) are pieces of the code the page joins now.
     for (const box of groupBoxesOf(el)) if (box !== el && isSplitNumberBox(box)) rememberField(box, "sensitive");
-    return maskDetected(value.replace(/\d/g, MASK));
+    return maskDetected(value.replace(PIECE_CHARACTERS, MASK));
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
   }
 }
 
+/** A letter or a digit: what a piece box the site shows shows of neither (codes are letters too). */
+const PIECE_CHARACTER = /[\p{L}\p{N}]/u;
+const PIECE_CHARACTERS = /[\p{L}\p{N}]/gu;
+
 /** How many boxes of at most SPLIT_PIECE_CHARS characters make a number typed in pieces. */
 const SPLIT_MIN_BOXES = 4;
+/** Fewer boxes make one only when something says so (isSmallCodeGroup): a date or a phone number
+ * is typed in two or three short boxes too. */
+const SPLIT_SMALL_MIN_BOXES = 2;
+/** Three boxes of one character each are a code's (no date's or phone number's part is one). */
+const SPLIT_ONE_CHAR_BOXES = 3;
+
+/** Words of a box's (or its wrapper's) `id`, `class`, `name` or `aria-label` that name a code's
+ * piece: react-otp-input's users' `otp-input`, `pin-digit`, `code[]`, `mfaCode`. */
+const CODE_WORDS = new Set([
+  "otp", "otc", "totp", "hotp", "mfa", "2fa", "tfa", "pin", "pins", "passcode", "code", "codes", "digit", "digits",
+]);
+/** Words that name what a short box holds that is no secret: a date's part, a postcode, a phone
+ * number's, a quantity. Beside a code word they win (`zip-code`, `promo-code`, `country-code`):
+ * such a box is no piece unless the page says it holds one character (saidToHoldOne). */
+const NOT_CODE_WORDS = new Set([
+  "day", "days", "month", "months", "year", "years", "dob", "birth", "birthday", "birthdate", "bday", "date", "age",
+  "dd", "mm", "yy", "yyyy", "hh", "zip", "zipcode", "post", "postal", "postcode", "plz", "promo", "promotion",
+  "coupon", "voucher", "discount", "gift", "referral", "invite", "invitation", "country", "area", "phone", "tel",
+  "telephone", "mobile", "dial", "qty", "quantity", "amount", "count", "price", "size", "sku", "item", "product",
+  "order", "tracking", "house", "flat", "apt", "apartment", "street", "unit", "floor", "room", "guests", "adults",
+  "rating", "score", "exp", "expiry", "expiration",
+]);
+/** The naming attributes CODE_WORDS and NOT_CODE_WORDS are looked for in. */
+const NAMING_ATTRIBUTES = ["id", "class", "name", "aria-label"];
+/** How many levels above a box its wrappers' names are read (the boxes' row, the form). */
+const NAMING_LEVELS = 3;
+
+/** The words of a name: split at anything but letters and digits, at camelCase and before a
+ * number (`otpInput2` is otp, input, 2). */
+function wordsOf(value: string): string[] {
+  return value.slice(0, LABEL_CHARS).replace(/(\p{Ll})(\p{Lu})/gu, "$1 $2").replace(/(\p{Lu}+)(\p{Lu}\p{Ll})/gu, "$1 $2")
+    .replace(/(\p{L})(\p{N})/gu, "$1 $2").toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+}
+
+/** What an element's naming attributes say: "code" (a code word, none of the other kind in the
+ * same attribute), "other" (a word of NOT_CODE_WORDS in any), or null. */
+function codeNaming(el: Element): "code" | "other" | null {
+  let code = false;
+  for (const name of NAMING_ATTRIBUTES) {
+    const value = attributeOf(el, name);
+    if (!value) continue;
+    const words = wordsOf(value);
+    if (words.some((word) => NOT_CODE_WORDS.has(word))) return "other";
+    if (words.some((word) => CODE_WORDS.has(word))) code = true;
+  }
+  return code ? "code" : null;
+}
+
+/** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
+ * is named a code's (codeNaming): the row or the form of boxes that say nothing themselves. */
+function namedCodeAbove(el: Element, around: Element): boolean {
+  let node = parentElementOf(el);
+  for (let level = 0; node && level < NAMING_LEVELS; level++) {
+    if (codeNaming(node) === "code") return true;
+    if (node === around) {
+      const outer = parentElementOf(node);
+      return outer !== null && codeNaming(outer) === "code";
+    }
+    node = parentElementOf(node);
+  }
+  return false;
+}
+
+/** Whether the page says a box holds more than SPLIT_PIECE_CHARS characters. */
+function saidToBeLong(el: Element): boolean {
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  const size = Number.parseInt(attributeOf(el, "size") ?? "", 10);
+  return max > SPLIT_PIECE_CHARS || size > SPLIT_PIECE_CHARS;
+}
 
 /** What the page says a box is that is not a secret: `autocomplete` field names (a birth date's
  * day, a phone number's area code, a postal code...), with or without a section, shipping or
@@ -591,6 +664,7 @@ function pieceCandidate(el: Element): boolean {
   // sloppy site names tel-local or bday-day (copied from another form) is a code's pieces.
   if (saidToHoldOne(el)) return true;
   if (tokens.some((token) => NOT_SECRET_AUTOCOMPLETE.test(token))) return false;
+  if (codeNaming(el) === "other") return false;
   return !DATE_PART_PLACEHOLDER.test((attributeOf(el, "placeholder") ?? "").trim());
 }
 
@@ -639,9 +713,14 @@ function marksCodeOrCard(el: Element): boolean {
     .some((token) => token === "one-time-code" || token === "cc-number" || token === "cc-csc");
 }
 
-/** Boxes alike: what a page writes the same on each box of one code (its look and keyboard). */
+/** Boxes alike: what a page writes the same on each box of one code (its look and keyboard, and
+ * its `id` and `name` but their numbers: `otp-1`, `otp-2`). A checkout's other fields beside its
+ * `cc-number` field (`name`, `email`, the same class) are not alike: their letters were masked as
+ * a code's. */
 function shapeOf(el: Element): string {
-  return [attributeOf(el, "type"), attributeOf(el, "class"), attributeOf(el, "inputmode")].map((v) => (v ?? "").trim().toLowerCase()).join("\n");
+  const stem = (name: string): string => wordsOf(attributeOf(el, name) ?? "").filter((word) => !/^\p{N}+$/u.test(word)).join(" ");
+  return [attributeOf(el, "type"), attributeOf(el, "class"), attributeOf(el, "inputmode")].map((v) => (v ?? "").trim().toLowerCase())
+    .concat(stem("id"), stem("name")).join("\n");
 }
 
 /** Boxes that were one piece of a value typed in pieces, from when the SDK first saw them so:
@@ -655,10 +734,13 @@ const everPiece = new WeakSet<Element>();
  * masked, and its value is looked for where the page copies it (joined with the other boxes'),
  * when it is among at least SPLIT_MIN_BOXES piece boxes at its own depth: its parent's children,
  * or its grandparent's grandchildren (a box per wrapper), at most WRAPPER_NODES elements read.
- * A piece box is an input (pieceCandidate) the page says is short (saidToBeShort), or any box
+ * A piece box is an input (pieceCandidate) the page says is short (saidToBeShort), any box
  * shaped alike (shapeOf) beside a box marked `one-time-code` (pages often mark the first box
- * only). A date or a phone number in three boxes stays shown, and so do boxes the page names as
- * a birth date or a phone number, however many. Once a piece box, always one (everPiece). */
+ * only), or a box not said to be long named a code's (codeNaming: `otp-input`). Two or three
+ * piece boxes are a code's only when the page says so (isSmallCodeGroup). A date or a phone
+ * number in three boxes stays shown, and so do boxes the page names as a birth date, a phone
+ * number, a postcode or a quantity, however many. Its letters are masked too (a code of
+ * letters). Once a piece box, always one (everPiece). */
 function isSplitNumberBox(el: Element): boolean {
   if (everPiece.has(el)) return true;
   if (!pieceCandidate(el)) return false;
@@ -684,16 +766,37 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
       if (pieceCandidate(child)) boxes.push(child);
       continue;
     }
+    // A box per wrapper: the fields of a wrapper holding several (a date's row, a postcode's
+    // two boxes) are a group of their own (depth 1), not pieces with the next row's.
+    let fields = 0;
+    let candidate: Element | null = null;
     for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
       seen++;
-      if (pieceCandidate(grandchild)) boxes.push(grandchild);
+      if (localNameOf(grandchild) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(grandchild, "type") ?? "").toLowerCase().trim())) continue;
+      fields++;
+      if (pieceCandidate(grandchild)) candidate = grandchild;
     }
+    if (fields === 1 && candidate) boxes.push(candidate);
     if (seen >= WRAPPER_NODES) break;
   }
-  if (boxes.length < SPLIT_MIN_BOXES || !boxes.includes(el)) return false;
+  if (boxes.length < SPLIT_SMALL_MIN_BOXES || !boxes.includes(el)) return false;
   const codes = boxes.filter(marksCodeOrCard).map(shapeOf);
-  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box));
-  return isPiece(el) && boxes.filter(isPiece).length >= SPLIT_MIN_BOXES;
+  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box)) ||
+    (!saidToBeLong(box) && codeNaming(box) === "code");
+  if (!isPiece(el)) return false;
+  const pieces = boxes.filter(isPiece);
+  if (pieces.length >= SPLIT_MIN_BOXES) return true;
+  return pieces.length >= SPLIT_SMALL_MIN_BOXES && isSmallCodeGroup(el, around, pieces, codes.length > 0);
+}
+
+/** Whether 2 or 3 piece boxes (fewer than SPLIT_MIN_BOXES) are a code's: a box among them is
+ * marked `one-time-code`, `cc-number` or `cc-csc` (`marked`), each is named a code's
+ * (codeNaming), their row or form is and each is said to be short, or there are 3 or more and
+ * each holds one character (saidToHoldOne). A date or a phone number in boxes is none of these. */
+function isSmallCodeGroup(el: Element, around: Element, pieces: Element[], marked: boolean): boolean {
+  if (marked || pieces.every((box) => codeNaming(box) === "code")) return true;
+  if (pieces.length >= SPLIT_ONE_CHAR_BOXES && pieces.every(saidToHoldOne)) return true;
+  return pieces.every(saidToBeShort) && namedCodeAbove(el, around);
 }
 
 /** The text of a slot of a code field drawn as slots (input-otp, shadcn/ui's InputOTP): one
@@ -1909,9 +2012,11 @@ function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: str
   try {
     const groups = new Map<Element, typeof pieces>();
     for (const piece of pieces) {
+      // Up to three levels: a code in two groups of three boxes, each box wrapped.
       const parent = parentElementOf(piece.el);
       const grandparent = parent ? parentElementOf(parent) : null;
-      for (const around of [parent, grandparent]) {
+      const above = grandparent ? parentElementOf(grandparent) : null;
+      for (const around of [parent, grandparent, above]) {
         if (!around) continue;
         const group = groups.get(around);
         if (group) group.push(piece);
