@@ -269,3 +269,43 @@ def test_an_agents_click_in_a_shadow_root_reaches_its_element_and_reveals_no_pas
     _assert_never_reached(agent, view, r"(?i)quartz|lamp-93")
     assert not re.search(r"(?i)quartz", view.locator("#secret").input_value())
     expect(customer.page.locator("#count")).to_have_text("1")
+
+
+SLOTTED = """<h1>Account</h1>
+<x-private id="p1"><span id="ssn">SSN 078-05-1120 Zebulon Quixote</span></x-private>
+<x-private id="p2">Marmalade Horizon</x-private>
+<x-plain><span id="plain">Visible Walrus</span></x-plain>
+<p>After the page</p>
+<script>
+customElements.define("x-private", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    this.attachShadow({ mode: "open" }).innerHTML =
+      '<div class="card"><b>Private</b><div class="rr-mask"><slot></slot></div></div>';
+  }
+});
+customElements.define("x-plain", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    this.attachShadow({ mode: "open" }).innerHTML = "<div><slot></slot></div>";
+  }
+});
+</script>"""
+
+
+def test_text_a_web_component_draws_in_its_masked_region_is_masked(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A web component marks the region of its shadow root that shows what it is given
+    (`<div class="rr-mask"><slot></slot></div>`): the customer sees the page's text there, in
+    the masked region. That text (an element slotted there, the host's own text, an element
+    slotted later) was sent as it is (it is the host's child in the DOM, not the region's)."""
+    view = _shared(live, other_origin, customer, agent, SLOTTED)
+    customer.page.evaluate(
+        """() => document.getElementById("p1").append(
+             Object.assign(document.createElement("em"), {textContent: " Pumpernickel"}))"""
+    )
+    expect(customer.page.locator("#p1 em")).to_have_count(1)
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, r"Zebulon", r"1120", r"Marmalade", r"Pumpernickel")
+    expect(view.locator("#plain")).to_have_text("Visible Walrus")

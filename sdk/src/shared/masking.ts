@@ -41,7 +41,7 @@
  */
 
 import {
-  asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  asElement, assignedSlotOf, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
   frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
@@ -118,6 +118,8 @@ interface PassMemo {
   blocked: Map<Element, boolean>;
   /** Whether an element holds a one-time-code field drawn as slots (isCodeSlot). */
   slots?: Map<Element, boolean>;
+  /** The slots each element is drawn in (slotsAbove). */
+  slotted?: Map<Element, Element[]>;
   /** By document or shadow root, once a second field of it asks (saidToBePassword): its elements
    * with `aria-controls` by each id they name, and its `<label>`s by the field each labels, in
    * tree order. One walk of the tree for all its fields, instead of one a field (`labels` and
@@ -163,19 +165,71 @@ export function composedParentElement(node: Node): Element | null {
 /**
  * `closest` that does not stop at a shadow root or a same-origin frame's document: it goes on
  * from the shadow host, or from the frame in the page around (`closest` alone let a masked or
- * hidden region's web components and frames out). Null only when no ancestor matches; throws
+ * hidden region's web components and frames out), and from the slot an element is drawn in (a
+ * component's masked region around its slot holds what the page gives it). Null only when no ancestor matches; throws
  * when the ancestry cannot be read (callers fail closed). Only for selectors that hide: a mark
  * that shows (`data-tandem-unmask`) reaches no further than `closest` does.
  */
 export function composedClosest(el: Element, selector: string): Element | null {
-  let current: Element | null = el;
-  for (let depth = 0; current; depth++) {
-    if (depth >= MAX_COMPOSED_DEPTH) return el;
-    const found = closestOf(current, selector);
-    if (found) return found;
-    current = outerElementOf(current);
+  // Content a web component draws in a slot lies where the slot is (its shadow root's region
+  // marked `mask` or `.rr-mask`): the slots' ancestors are looked at too, each slot once.
+  const starts: Element[] = [...slotsAbove(el, true)];
+  const seen = new Set<Element>(starts);
+  starts.unshift(el);
+  let depth = 0;
+  while (starts.length) {
+    let current: Element | null = starts.pop() as Element;
+    while (current) {
+      if (++depth >= MAX_COMPOSED_DEPTH) return el;
+      const found = closestOf(current, selector);
+      if (found) return found;
+      for (const slot of slotsAbove(current, false)) {
+        if (seen.has(slot)) continue;
+        seen.add(slot);
+        starts.push(slot);
+      }
+      current = outerElementOf(current);
+    }
   }
   return null;
+}
+
+/**
+ * The slots of open shadow roots that `el` or its ancestors in its own tree are drawn in (an
+ * element that is a shadow host's child, assigned to a slot), and (`ownText`, for the element a
+ * search starts from) when `el` is itself a host, its root's default slot (the host's own text
+ * is drawn there; a host met further up is not drawn in its own slot). Within a masking pass each
+ * element's answer is kept (memo.slots): the ancestors' are shared.
+ */
+function slotsAbove(el: Element, ownText: boolean): Element[] {
+  if (!ownText) return slotsOfAncestry(el);
+  const own = shadowRootOf(el);
+  const fallback = own ? queryAllIn(own, "slot:not([name])")[0] : undefined;
+  return fallback ? [fallback, ...slotsOfAncestry(el)] : slotsOfAncestry(el);
+}
+
+/** The slots `el` and its ancestors in its tree are assigned to; kept per element within a pass
+ * (memo.slotted), so a page's elements share their ancestors' answers. */
+function slotsOfAncestry(el: Element): Element[] {
+  const kept = memo ? (memo.slotted ??= new Map()) : null;
+  const chain: Element[] = [];
+  let above: Element[] = [];
+  for (let node: Element | null = el; node && chain.length < MAX_COMPOSED_DEPTH; node = parentElementOf(node)) {
+    const known = kept?.get(node);
+    if (known) {
+      above = known;
+      break;
+    }
+    chain.push(node);
+  }
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const node = chain[i];
+    const parent = parentElementOf(node);
+    const slot = parent && shadowRootOf(parent) ? assignedSlotOf(node) : null;
+    above = slot ? [slot, ...above] : above;
+    kept?.set(node, above);
+  }
+  return above;
 }
 
 export function luhnValid(digits: string): boolean {
