@@ -1257,6 +1257,8 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           if (hidden) {
             hideChoices(attrs);
             if (field && el) hideValueCopies(attrs, el);
+          } else if (field && el) {
+            hideValueCopies(attrs, el, true);
           }
           if (el && hiddenSelectOf(el)) {
             for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
@@ -1697,9 +1699,12 @@ const COPY_CHARS = 3;
  * attribute of the field itself for their styles or their framework (`data-value`, Angular's
  * `ng-reflect-model` in development builds, cut at 30 characters). Each attribute (but `value`,
  * masked on its own, the structural ones and the field's shape) that is the field's live value,
- * holds it, or is its start, becomes the hidden value's placeholder, as the value does.
+ * holds it, or is its start, becomes the hidden value's placeholder, as the value does. Of a
+ * field the site shows (`shown`), such a copy is masked as the value is (maskInputValue: a run of
+ * 7 or more digits, a card number, a piece box's characters): a card number typed key by key and
+ * copied into the field's `data-value` showed each prefix the value did not.
  */
-function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
+function hideValueCopies(attrs: Record<string, unknown>, el: Element, shown = false): void {
   if (localNameOf(el) === "input" && FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase())) return;
   const live = liveValueOf(el);
   if (!live) return;
@@ -1709,7 +1714,7 @@ function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
     if (FIELD_SHAPE.has(key) || STRUCTURAL_ATTRIBUTES.has(key)) continue;
     const copy = value === live || (live.length >= COPY_CHARS && value.includes(live)) ||
       (value.length >= COPY_CHARS && live.startsWith(value));
-    if (copy) attrs[name] = hideValue(value, el);
+    if (copy) attrs[name] = shown ? maskInputValue(value, el) : hideValue(value, el);
   }
 }
 
@@ -1836,6 +1841,8 @@ function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: El
     delete attrs.checked;
     delete attrs.selected;
     if (el && !isLabel) hideValueCopies(attrs, el);
+  } else if (!isLabel) {
+    hideValueCopies(attrs, el, true);
   }
   // The options of a hidden <select>: every label and value the same placeholder, so whichever
   // the mirror shows first tells nothing (an option's own `value` is not hidden otherwise).
