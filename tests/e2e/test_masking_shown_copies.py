@@ -15,12 +15,13 @@ from tests.e2e.test_masking_boxes import _assert_never_reached, _shared
 
 PAGE = """<h1>Payment</h1><form id="pay" data-tandem-unmask>
 <input id="card" name="card"><textarea id="note"></textarea>
-</form><p>After the form</p>
+</form><p id="preview"></p><p>After the form</p>
 <script>
 document.getElementById("pay").addEventListener("input", (e) => {
   e.target.dataset.value = e.target.value;
   e.target.setAttribute("aria-valuetext", "typed " + e.target.value);
   e.target.setAttribute("value", e.target.value);
+  document.getElementById("preview").textContent = "You entered " + e.target.value;
 });
 </script>"""
 
@@ -39,3 +40,18 @@ def test_a_shown_fields_value_copied_into_its_own_attributes_is_masked_there_too
     caught_up(customer, view)
     _assert_never_reached(agent, view, r"4929730", r"0712345", r"2345678")
     expect(view.locator("#note")).to_have_attribute("data-value", re.compile("call me on"))
+
+
+def test_a_shown_fields_long_number_is_masked_in_the_pages_preview_of_it(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The page previews what is typed into the shown field as page text ("You entered
+    4929730…"): the digits the field's value masks (a card's prefixes from the seventh digit, a
+    long number) are masked in the preview too."""
+    view = _shared(live, other_origin, customer, agent, PAGE)
+    customer.page.locator("#card").press_sequentially("4929730151826604")
+    customer.page.locator("#note").press_sequentially("call me on 0712345678")
+    expect(customer.page.locator("#preview")).to_have_text("You entered call me on 0712345678")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, r"4929730", r"0712345", r"2345678")
+    expect(view.locator("#preview")).to_contain_text("You entered call me on")

@@ -575,7 +575,7 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    if (!PIECE_CHARACTER.test(value) || !isSplitNumberBox(el)) return maskLongDigitRuns(maskDetected(value));
+    if (!PIECE_CHARACTER.test(value) || !isSplitNumberBox(el)) return maskShownValue(value);
     // A piece of a code the site shows: its letters and digits keep their shape (the box is not
     // found as a copy of itself), and its copies (the page joining the code) are looked for as a
     // hidden code's are.
@@ -588,6 +588,21 @@ export function maskInputValue(value: string, el: MaskableElement | null): strin
     failed(error);
     return hideValue(String(value), null);
   }
+}
+
+/**
+ * A value the site shows: card numbers and runs of 7 or more digits masked. The runs it masks are
+ * remembered as typed values (from their digits): a page's live preview of the field ("You
+ * entered 4929 7301 5", a card typed key by key) showed each prefix the field did not.
+ */
+function maskShownValue(value: string): string {
+  const detected = maskDetected(value);
+  const masked = maskLongDigitRuns(detected);
+  if (masked === detected) return masked;
+  for (const run of detected.match(DIGIT_RUN) ?? []) {
+    if (maskLongDigitRuns(run) !== run) rememberSecret(run.replace(/[ -]/g, ""), null, "typed");
+  }
+  return masked;
 }
 
 /** A letter or a digit: what a piece box the site shows shows of neither (codes are letters too). */
