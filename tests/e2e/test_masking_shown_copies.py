@@ -55,3 +55,26 @@ def test_a_shown_fields_long_number_is_masked_in_the_pages_preview_of_it(
     caught_up(customer, view)
     _assert_never_reached(agent, view, r"4929730", r"0712345", r"2345678")
     expect(view.locator("#preview")).to_contain_text("You entered call me on")
+
+
+EDITOR = """<h1>Notes</h1><div id="ed" contenteditable="true" data-tandem-unmask
+  style="min-height:2em;border:1px solid"></div><p id="preview"></p><p>After the form</p>
+<script>
+document.getElementById("ed").addEventListener("input", (e) => {
+  document.getElementById("preview").textContent = "Preview: " + e.target.textContent;
+});
+</script>"""
+
+
+def test_a_shown_editors_long_number_is_masked_in_the_pages_preview_of_it(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """An editor the site shows (`contenteditable`, `data-tandem-unmask`) masks a run of 7 or
+    more digits typed there; the page's preview of the editor's text masks it too."""
+    view = _shared(live, other_origin, customer, agent, EDITOR)
+    customer.page.locator("#ed").click()
+    customer.page.keyboard.type("call me on 0712345678")
+    expect(customer.page.locator("#preview")).to_have_text("Preview: call me on 0712345678")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, r"0712345", r"2345678")
+    expect(view.locator("#preview")).to_contain_text("Preview: call me on")

@@ -600,7 +600,7 @@ function maskShownValue(value: string): string {
   const masked = maskLongDigitRuns(detected);
   if (masked === detected) return masked;
   for (const run of detected.match(DIGIT_RUN) ?? []) {
-    if (maskLongDigitRuns(run) !== run) rememberSecret(run.replace(/[ -]/g, ""), null, "typed");
+    if (maskLongDigitRuns(run) !== run) rememberSecret(run.replace(/[ -]/g, ""), null, "typed", true);
   }
   return masked;
 }
@@ -975,9 +975,13 @@ function maskEditableText(text: string, el: MaskableElement): string {
     // Too long to look at whole: every digit of this text is masked (privacy wins over display).
     if (whole === null) return maskDetected(text).replace(/\d/g, MASK);
     const flat = whole.replace(/\s+/g, " ");
-    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text).replace(/\d/g, MASK);
+    if (maskLongDigitRuns(flat) !== flat) {
+      // The runs the editor's text masks are remembered, as a shown field's (maskShownValue).
+      maskShownValue(flat);
+      if (maskLongDigitRuns(text) === text) return maskDetected(text).replace(/\d/g, MASK);
+    }
   }
-  return maskLongDigitRuns(maskDetected(text));
+  return maskShownValue(text);
 }
 
 /**
@@ -2008,7 +2012,7 @@ function secretKindOf(el: Element): SecretKind | null {
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
-function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind): void {
+function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false): void {
   let kind: SecretKind = known ?? "typed";
   try {
     if (el && VALUE_FIELDS.has(localNameOf(el))) {
@@ -2026,7 +2030,9 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   const minimum = SECRET_MINIMUM[kind];
   const digits = value.replace(/\D/g, "");
   const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
-  const keepsText = lower.length >= minimum.chars && lower.length === value.length;
+  // A run of digits a shown value masks (maskShownValue) is looked for by its digits only: its
+  // copies keep their shape (one `•` a digit), as the run does in the value.
+  const keepsText = !digitsOnly && lower.length >= minimum.chars && lower.length === value.length;
   // A value's digits are looked for on their own when it is a number (a PIN, a card), or when
   // they are COPY_MIN_DIGITS or more ("Hunter2" does not make every "2" of the page a copy).
   const keepsDigits = digits.length >= Math.max(minimum.digits, /^[\d\s-]+$/.test(value) ? 0 : COPY_MIN_DIGITS);
