@@ -251,6 +251,35 @@ test("boxes the page names as a birth date or a phone number are no code's piece
   assert.equal(maskInputValue("7", o1), MASK);
 });
 
+test("fewer than four boxes are a code's only when the page says so; a checkout's fields beside cc-number are not", (t) => {
+  const form = html('<form data-tandem-unmask>' +
+    '<div id="three"><input id="t1" maxlength="1"><input maxlength="1"><input maxlength="1"></div>' +
+    '<div id="marked"><input id="m1" maxlength="3" autocomplete="one-time-code"><input id="m2" maxlength="3"></div>' +
+    '<div id="named"><input id="n1" class="otp-input"><input class="otp-input"><input class="otp-input"></div>' +
+    '<div id="pay"><input id="card" class="form-control" autocomplete="cc-number"><input id="holder" class="form-control">' +
+    '<input id="street" class="form-control"><input id="town" class="form-control"></div>' +
+    '<div id="dob"><input id="dob-day" maxlength="2"><input id="dob-month" maxlength="2"><input id="dob-year" maxlength="4"></div>' +
+    '<div id="two"><input id="x1" maxlength="1"><input maxlength="1"></div>' +
+    '<div id="cart"><p><input id="q1" class="qty" type="number" max="99"></p><p><input class="qty" type="number" max="99"></p>' +
+    '<p><input class="qty" type="number" max="99"></p><p><input class="qty" type="number" max="99"></p></div>' +
+    '<div id="rows"><p><input id="r1" maxlength="2"><input maxlength="2"></p><p><input maxlength="2"><input maxlength="2"></p>' +
+    '<p><input maxlength="2"></p></div></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const at = (s: string) => form.querySelector(s) as HTMLInputElement;
+  assert.equal(maskInputValue("Q", at("#t1")), MASK, "three boxes of one character; a letter too");
+  assert.equal(maskInputValue("518", at("#m2")), MASK.repeat(3), "beside a box marked one-time-code");
+  assert.equal(maskInputValue("7", at("#n1")), MASK, "named a code's by their class");
+  forgetSecrets();
+  assert.equal(maskInputValue("Ann Lee", at("#holder")), "Ann Lee", "a checkout's field is no piece of its card");
+  assert.equal(maskInputValue("12 High St", at("#street")), "12 High St");
+  assert.equal(maskInputValue("13", at("#dob-day")), "13", "a date's day, named so");
+  assert.equal(maskInputValue("1990", at("#dob-year")), "1990");
+  assert.equal(maskInputValue("8", at("#x1")), "8", "two boxes of one character say nothing");
+  assert.equal(maskInputValue("12", at("#q1")), "12", "quantities, named so");
+  assert.equal(maskInputValue("24", at("#r1")), "24", "rows of two fields are no boxes one per wrapper");
+});
+
 test("a code's box stays one when the page takes off its maxlength", (t) => {
   const form = html('<form data-tandem-unmask><div><input id="o1" maxlength="1"><input maxlength="1"><input maxlength="1">' +
     '<input maxlength="1"></div></form>');

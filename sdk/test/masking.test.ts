@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  luhnValid, maskCardNumbers, maskInputValue, maskLongDigitRuns, maskTextContent,
+  forgetSecrets, luhnValid, maskCardNumbers, maskInputValue, maskLongDigitRuns, maskTextContent,
   scrubEvent, type MaskableElement, MASK, MASK_PLACEHOLDER,
 } from "../src/shared/masking.ts";
 import { document } from "./dom.ts";
@@ -102,6 +102,10 @@ test("card numbers and partial card numbers in unmasked inputs are masked", () =
   // A card typed key by key: its 15-digit prefix is not Luhn-valid but must not show either.
   assert.equal(maskInputValue("424242424242424", unmasked), MASK.repeat(15));
   assert.equal(maskInputValue("4242 424", unmasked), `${MASK.repeat(4)} ${MASK.repeat(3)}`);
+  // The runs masked above are remembered (a page's preview of them is masked): "424242" is part
+  // of them. Typed afresh, six digits show.
+  assert.equal(maskInputValue("424242", unmasked), MASK.repeat(6));
+  forgetSecrets();
   assert.equal(maskInputValue("424242", unmasked), "424242");
   assert.equal(maskLongDigitRuns("qty 2, zip 90210"), "qty 2, zip 90210");
 });

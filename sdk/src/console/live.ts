@@ -109,6 +109,25 @@ function splitCode(text: string): { routing: string; secret: string } | null {
 }
 
 /** One joined session: the socket, the key exchange, the decryptor, the decoder, the replayer. */
+/** Shadow roots nest, but never this deep in a real page: the search stops there. */
+const MAX_SHADOW_DEPTH = 64;
+
+/**
+ * The element at (x, y) of the mirror's viewport, inside the open shadow roots rrweb replays: a
+ * document's `elementFromPoint` stops at a shadow host, so the agent's click on a web
+ * component's button was sent to the component (the page's button never saw it, and the
+ * customer's banner named the wrong element).
+ */
+function deepestAt(found: Element | null, x: number, y: number): Element | null {
+  let el = found;
+  for (let depth = 0; el?.shadowRoot && depth < MAX_SHADOW_DEPTH; depth++) {
+    const inner = el.shadowRoot.elementFromPoint(x, y);
+    if (!inner || inner === el) break;
+    el = inner;
+  }
+  return el;
+}
+
 export class LiveView {
   private ws: Connection;
   /** This tab's record of the joined session, for rejoining it (null: not resumable). */
@@ -799,7 +818,7 @@ export class LiveView {
     const rect = replayer.wrapper.getBoundingClientRect();
     const x = (event.clientX - rect.left) / this.scale;
     const y = (event.clientY - rect.top) / this.scale;
-    const el = replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null;
+    const el = deepestAt(replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null, x, y);
     const id = el ? replayer.getMirror().getId(el as unknown as Node) : -1;
     return { x, y, id: id > 0 ? id : null, el };
   }

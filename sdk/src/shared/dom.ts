@@ -183,6 +183,20 @@ export function shadowRootOf(el: Element): ShadowRoot | null {
   return shadowRootGetter(el) as ShadowRoot | null;
 }
 
+let assignedSlotGetter: ((this: Node) => unknown) | null | undefined;
+
+/** The slot of an open shadow root that `node` (an element or a text) is drawn in, or null (not
+ * slotted, a closed root's slot, a DOM without slots). */
+export function assignedSlotOf(node: Node): Element | null {
+  if (assignedSlotGetter === undefined) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto("Element"), "assignedSlot");
+    assignedSlotGetter = (descriptor?.get as ((this: Node) => unknown) | undefined) ?? null;
+  }
+  if (!assignedSlotGetter) return null;
+  const slot = assignedSlotGetter.call(node);
+  return nodeTypeOf(slot) === ELEMENT_NODE ? (slot as Element) : null;
+}
+
 /** A shadow root's host. Throws for anything else (a plain DocumentFragment too). */
 export function hostOf(root: Node): Element {
   const host = hostGetter(root);

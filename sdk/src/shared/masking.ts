@@ -41,7 +41,7 @@
  */
 
 import {
-  asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  asElement, assignedSlotOf, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
   frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
@@ -118,6 +118,8 @@ interface PassMemo {
   blocked: Map<Element, boolean>;
   /** Whether an element holds a one-time-code field drawn as slots (isCodeSlot). */
   slots?: Map<Element, boolean>;
+  /** The slots each element is drawn in (slotsAbove). */
+  slotted?: Map<Element, Element[]>;
   /** By document or shadow root, once a second field of it asks (saidToBePassword): its elements
    * with `aria-controls` by each id they name, and its `<label>`s by the field each labels, in
    * tree order. One walk of the tree for all its fields, instead of one a field (`labels` and
@@ -163,19 +165,71 @@ export function composedParentElement(node: Node): Element | null {
 /**
  * `closest` that does not stop at a shadow root or a same-origin frame's document: it goes on
  * from the shadow host, or from the frame in the page around (`closest` alone let a masked or
- * hidden region's web components and frames out). Null only when no ancestor matches; throws
+ * hidden region's web components and frames out), and from the slot an element is drawn in (a
+ * component's masked region around its slot holds what the page gives it). Null only when no ancestor matches; throws
  * when the ancestry cannot be read (callers fail closed). Only for selectors that hide: a mark
  * that shows (`data-tandem-unmask`) reaches no further than `closest` does.
  */
 export function composedClosest(el: Element, selector: string): Element | null {
-  let current: Element | null = el;
-  for (let depth = 0; current; depth++) {
-    if (depth >= MAX_COMPOSED_DEPTH) return el;
-    const found = closestOf(current, selector);
-    if (found) return found;
-    current = outerElementOf(current);
+  // Content a web component draws in a slot lies where the slot is (its shadow root's region
+  // marked `mask` or `.rr-mask`): the slots' ancestors are looked at too, each slot once.
+  const starts: Element[] = [...slotsAbove(el, true)];
+  const seen = new Set<Element>(starts);
+  starts.unshift(el);
+  let depth = 0;
+  while (starts.length) {
+    let current: Element | null = starts.pop() as Element;
+    while (current) {
+      if (++depth >= MAX_COMPOSED_DEPTH) return el;
+      const found = closestOf(current, selector);
+      if (found) return found;
+      for (const slot of slotsAbove(current, false)) {
+        if (seen.has(slot)) continue;
+        seen.add(slot);
+        starts.push(slot);
+      }
+      current = outerElementOf(current);
+    }
   }
   return null;
+}
+
+/**
+ * The slots of open shadow roots that `el` or its ancestors in its own tree are drawn in (an
+ * element that is a shadow host's child, assigned to a slot), and (`ownText`, for the element a
+ * search starts from) when `el` is itself a host, its root's default slot (the host's own text
+ * is drawn there; a host met further up is not drawn in its own slot). Within a masking pass each
+ * element's answer is kept (memo.slots): the ancestors' are shared.
+ */
+function slotsAbove(el: Element, ownText: boolean): Element[] {
+  if (!ownText) return slotsOfAncestry(el);
+  const own = shadowRootOf(el);
+  const fallback = own ? queryAllIn(own, "slot:not([name])")[0] : undefined;
+  return fallback ? [fallback, ...slotsOfAncestry(el)] : slotsOfAncestry(el);
+}
+
+/** The slots `el` and its ancestors in its tree are assigned to; kept per element within a pass
+ * (memo.slotted), so a page's elements share their ancestors' answers. */
+function slotsOfAncestry(el: Element): Element[] {
+  const kept = memo ? (memo.slotted ??= new Map()) : null;
+  const chain: Element[] = [];
+  let above: Element[] = [];
+  for (let node: Element | null = el; node && chain.length < MAX_COMPOSED_DEPTH; node = parentElementOf(node)) {
+    const known = kept?.get(node);
+    if (known) {
+      above = known;
+      break;
+    }
+    chain.push(node);
+  }
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const node = chain[i];
+    const parent = parentElementOf(node);
+    const slot = parent && shadowRootOf(parent) ? assignedSlotOf(node) : null;
+    above = slot ? [slot, ...above] : above;
+    kept?.set(node, above);
+  }
+  return above;
 }
 
 export function luhnValid(digits: string): boolean {
@@ -521,23 +575,111 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    if (!/\d/.test(value) || !isSplitNumberBox(el)) return maskLongDigitRuns(maskDetected(value));
-    // A piece of a code the site shows: its digits keep their shape (the box is not found as a
-    // copy of itself), and its copies (the page joining the code) are looked for as a hidden
-    // code's are.
+    if (!PIECE_CHARACTER.test(value) || !isSplitNumberBox(el)) return maskShownValue(value);
+    // A piece of a code the site shows: its letters and digits keep their shape (the box is not
+    // found as a copy of itself), and its copies (the page joining the code) are looked for as a
+    // hidden code's are.
     rememberSecret(value, el);
     // Its group's other boxes too: boxes typed in before the page added the rest (the group
     // grew to SPLIT_MIN_BOXES later) are pieces of the code the page joins now.
     for (const box of groupBoxesOf(el)) if (box !== el && isSplitNumberBox(box)) rememberField(box, "sensitive");
-    return maskDetected(value.replace(/\d/g, MASK));
+    return maskDetected(value.replace(PIECE_CHARACTERS, MASK));
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
   }
 }
 
+/**
+ * A value the site shows: card numbers and runs of 7 or more digits masked. The runs it masks are
+ * remembered as typed values (from their digits): a page's live preview of the field ("You
+ * entered 4929 7301 5", a card typed key by key) showed each prefix the field did not.
+ */
+function maskShownValue(value: string): string {
+  const detected = maskDetected(value);
+  const masked = maskLongDigitRuns(detected);
+  if (masked === detected) return masked;
+  for (const run of detected.match(DIGIT_RUN) ?? []) {
+    if (maskLongDigitRuns(run) !== run) rememberSecret(run.replace(/[ -]/g, ""), null, "typed", true);
+  }
+  return masked;
+}
+
+/** A letter or a digit: what a piece box the site shows shows of neither (codes are letters too). */
+const PIECE_CHARACTER = /[\p{L}\p{N}]/u;
+const PIECE_CHARACTERS = /[\p{L}\p{N}]/gu;
+
 /** How many boxes of at most SPLIT_PIECE_CHARS characters make a number typed in pieces. */
 const SPLIT_MIN_BOXES = 4;
+/** Fewer boxes make one only when something says so (isSmallCodeGroup): a date or a phone number
+ * is typed in two or three short boxes too. */
+const SPLIT_SMALL_MIN_BOXES = 2;
+/** Three boxes of one character each are a code's (no date's or phone number's part is one). */
+const SPLIT_ONE_CHAR_BOXES = 3;
+
+/** Words of a box's (or its wrapper's) `id`, `class`, `name` or `aria-label` that name a code's
+ * piece: react-otp-input's users' `otp-input`, `pin-digit`, `code[]`, `mfaCode`. */
+const CODE_WORDS = new Set([
+  "otp", "otc", "totp", "hotp", "mfa", "2fa", "tfa", "pin", "pins", "passcode", "code", "codes", "digit", "digits",
+]);
+/** Words that name what a short box holds that is no secret: a date's part, a postcode, a phone
+ * number's, a quantity. Beside a code word they win (`zip-code`, `promo-code`, `country-code`):
+ * such a box is no piece unless the page says it holds one character (saidToHoldOne). */
+const NOT_CODE_WORDS = new Set([
+  "day", "days", "month", "months", "year", "years", "dob", "birth", "birthday", "birthdate", "bday", "date", "age",
+  "dd", "mm", "yy", "yyyy", "hh", "zip", "zipcode", "post", "postal", "postcode", "plz", "promo", "promotion",
+  "coupon", "voucher", "discount", "gift", "referral", "invite", "invitation", "country", "area", "phone", "tel",
+  "telephone", "mobile", "dial", "qty", "quantity", "amount", "count", "price", "size", "sku", "item", "product",
+  "order", "tracking", "house", "flat", "apt", "apartment", "street", "unit", "floor", "room", "guests", "adults",
+  "rating", "score", "exp", "expiry", "expiration",
+]);
+/** The naming attributes CODE_WORDS and NOT_CODE_WORDS are looked for in. */
+const NAMING_ATTRIBUTES = ["id", "class", "name", "aria-label"];
+/** How many levels above a box its wrappers' names are read (the boxes' row, the form). */
+const NAMING_LEVELS = 3;
+
+/** The words of a name: split at anything but letters and digits, at camelCase and before a
+ * number (`otpInput2` is otp, input, 2). */
+function wordsOf(value: string): string[] {
+  return value.slice(0, LABEL_CHARS).replace(/(\p{Ll})(\p{Lu})/gu, "$1 $2").replace(/(\p{Lu}+)(\p{Lu}\p{Ll})/gu, "$1 $2")
+    .replace(/(\p{L})(\p{N})/gu, "$1 $2").toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+}
+
+/** What an element's naming attributes say: "code" (a code word, none of the other kind in the
+ * same attribute), "other" (a word of NOT_CODE_WORDS in any), or null. */
+function codeNaming(el: Element): "code" | "other" | null {
+  let code = false;
+  for (const name of NAMING_ATTRIBUTES) {
+    const value = attributeOf(el, name);
+    if (!value) continue;
+    const words = wordsOf(value);
+    if (words.some((word) => NOT_CODE_WORDS.has(word))) return "other";
+    if (words.some((word) => CODE_WORDS.has(word))) code = true;
+  }
+  return code ? "code" : null;
+}
+
+/** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
+ * is named a code's (codeNaming): the row or the form of boxes that say nothing themselves. */
+function namedCodeAbove(el: Element, around: Element): boolean {
+  let node = parentElementOf(el);
+  for (let level = 0; node && level < NAMING_LEVELS; level++) {
+    if (codeNaming(node) === "code") return true;
+    if (node === around) {
+      const outer = parentElementOf(node);
+      return outer !== null && codeNaming(outer) === "code";
+    }
+    node = parentElementOf(node);
+  }
+  return false;
+}
+
+/** Whether the page says a box holds more than SPLIT_PIECE_CHARS characters. */
+function saidToBeLong(el: Element): boolean {
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  const size = Number.parseInt(attributeOf(el, "size") ?? "", 10);
+  return max > SPLIT_PIECE_CHARS || size > SPLIT_PIECE_CHARS;
+}
 
 /** What the page says a box is that is not a secret: `autocomplete` field names (a birth date's
  * day, a phone number's area code, a postal code...), with or without a section, shipping or
@@ -591,6 +733,7 @@ function pieceCandidate(el: Element): boolean {
   // sloppy site names tel-local or bday-day (copied from another form) is a code's pieces.
   if (saidToHoldOne(el)) return true;
   if (tokens.some((token) => NOT_SECRET_AUTOCOMPLETE.test(token))) return false;
+  if (codeNaming(el) === "other") return false;
   return !DATE_PART_PLACEHOLDER.test((attributeOf(el, "placeholder") ?? "").trim());
 }
 
@@ -639,9 +782,14 @@ function marksCodeOrCard(el: Element): boolean {
     .some((token) => token === "one-time-code" || token === "cc-number" || token === "cc-csc");
 }
 
-/** Boxes alike: what a page writes the same on each box of one code (its look and keyboard). */
+/** Boxes alike: what a page writes the same on each box of one code (its look and keyboard, and
+ * its `id` and `name` but their numbers: `otp-1`, `otp-2`). A checkout's other fields beside its
+ * `cc-number` field (`name`, `email`, the same class) are not alike: their letters were masked as
+ * a code's. */
 function shapeOf(el: Element): string {
-  return [attributeOf(el, "type"), attributeOf(el, "class"), attributeOf(el, "inputmode")].map((v) => (v ?? "").trim().toLowerCase()).join("\n");
+  const stem = (name: string): string => wordsOf(attributeOf(el, name) ?? "").filter((word) => !/^\p{N}+$/u.test(word)).join(" ");
+  return [attributeOf(el, "type"), attributeOf(el, "class"), attributeOf(el, "inputmode")].map((v) => (v ?? "").trim().toLowerCase())
+    .concat(stem("id"), stem("name")).join("\n");
 }
 
 /** Boxes that were one piece of a value typed in pieces, from when the SDK first saw them so:
@@ -655,10 +803,13 @@ const everPiece = new WeakSet<Element>();
  * masked, and its value is looked for where the page copies it (joined with the other boxes'),
  * when it is among at least SPLIT_MIN_BOXES piece boxes at its own depth: its parent's children,
  * or its grandparent's grandchildren (a box per wrapper), at most WRAPPER_NODES elements read.
- * A piece box is an input (pieceCandidate) the page says is short (saidToBeShort), or any box
+ * A piece box is an input (pieceCandidate) the page says is short (saidToBeShort), any box
  * shaped alike (shapeOf) beside a box marked `one-time-code` (pages often mark the first box
- * only). A date or a phone number in three boxes stays shown, and so do boxes the page names as
- * a birth date or a phone number, however many. Once a piece box, always one (everPiece). */
+ * only), or a box not said to be long named a code's (codeNaming: `otp-input`). Two or three
+ * piece boxes are a code's only when the page says so (isSmallCodeGroup). A date or a phone
+ * number in three boxes stays shown, and so do boxes the page names as a birth date, a phone
+ * number, a postcode or a quantity, however many. Its letters are masked too (a code of
+ * letters). Once a piece box, always one (everPiece). */
 function isSplitNumberBox(el: Element): boolean {
   if (everPiece.has(el)) return true;
   if (!pieceCandidate(el)) return false;
@@ -684,16 +835,37 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
       if (pieceCandidate(child)) boxes.push(child);
       continue;
     }
+    // A box per wrapper: the fields of a wrapper holding several (a date's row, a postcode's
+    // two boxes) are a group of their own (depth 1), not pieces with the next row's.
+    let fields = 0;
+    let candidate: Element | null = null;
     for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
       seen++;
-      if (pieceCandidate(grandchild)) boxes.push(grandchild);
+      if (localNameOf(grandchild) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(grandchild, "type") ?? "").toLowerCase().trim())) continue;
+      fields++;
+      if (pieceCandidate(grandchild)) candidate = grandchild;
     }
+    if (fields === 1 && candidate) boxes.push(candidate);
     if (seen >= WRAPPER_NODES) break;
   }
-  if (boxes.length < SPLIT_MIN_BOXES || !boxes.includes(el)) return false;
+  if (boxes.length < SPLIT_SMALL_MIN_BOXES || !boxes.includes(el)) return false;
   const codes = boxes.filter(marksCodeOrCard).map(shapeOf);
-  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box));
-  return isPiece(el) && boxes.filter(isPiece).length >= SPLIT_MIN_BOXES;
+  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box)) ||
+    (!saidToBeLong(box) && codeNaming(box) === "code");
+  if (!isPiece(el)) return false;
+  const pieces = boxes.filter(isPiece);
+  if (pieces.length >= SPLIT_MIN_BOXES) return true;
+  return pieces.length >= SPLIT_SMALL_MIN_BOXES && isSmallCodeGroup(el, around, pieces, codes.length > 0);
+}
+
+/** Whether 2 or 3 piece boxes (fewer than SPLIT_MIN_BOXES) are a code's: a box among them is
+ * marked `one-time-code`, `cc-number` or `cc-csc` (`marked`), each is named a code's
+ * (codeNaming), their row or form is and each is said to be short, or there are 3 or more and
+ * each holds one character (saidToHoldOne). A date or a phone number in boxes is none of these. */
+function isSmallCodeGroup(el: Element, around: Element, pieces: Element[], marked: boolean): boolean {
+  if (marked || pieces.every((box) => codeNaming(box) === "code")) return true;
+  if (pieces.length >= SPLIT_ONE_CHAR_BOXES && pieces.every(saidToHoldOne)) return true;
+  return pieces.every(saidToBeShort) && namedCodeAbove(el, around);
 }
 
 /** The text of a slot of a code field drawn as slots (input-otp, shadcn/ui's InputOTP): one
@@ -803,9 +975,13 @@ function maskEditableText(text: string, el: MaskableElement): string {
     // Too long to look at whole: every digit of this text is masked (privacy wins over display).
     if (whole === null) return maskDetected(text).replace(/\d/g, MASK);
     const flat = whole.replace(/\s+/g, " ");
-    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text).replace(/\d/g, MASK);
+    if (maskLongDigitRuns(flat) !== flat) {
+      // The runs the editor's text masks are remembered, as a shown field's (maskShownValue).
+      maskShownValue(flat);
+      if (maskLongDigitRuns(text) === text) return maskDetected(text).replace(/\d/g, MASK);
+    }
   }
-  return maskLongDigitRuns(maskDetected(text));
+  return maskShownValue(text);
 }
 
 /**
@@ -1100,6 +1276,8 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           if (hidden) {
             hideChoices(attrs);
             if (field && el) hideValueCopies(attrs, el);
+          } else if (field && el) {
+            hideValueCopies(attrs, el, true);
           }
           if (el && hiddenSelectOf(el)) {
             for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
@@ -1540,9 +1718,12 @@ const COPY_CHARS = 3;
  * attribute of the field itself for their styles or their framework (`data-value`, Angular's
  * `ng-reflect-model` in development builds, cut at 30 characters). Each attribute (but `value`,
  * masked on its own, the structural ones and the field's shape) that is the field's live value,
- * holds it, or is its start, becomes the hidden value's placeholder, as the value does.
+ * holds it, or is its start, becomes the hidden value's placeholder, as the value does. Of a
+ * field the site shows (`shown`), such a copy is masked as the value is (maskInputValue: a run of
+ * 7 or more digits, a card number, a piece box's characters): a card number typed key by key and
+ * copied into the field's `data-value` showed each prefix the value did not.
  */
-function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
+function hideValueCopies(attrs: Record<string, unknown>, el: Element, shown = false): void {
   if (localNameOf(el) === "input" && FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase())) return;
   const live = liveValueOf(el);
   if (!live) return;
@@ -1552,7 +1733,7 @@ function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
     if (FIELD_SHAPE.has(key) || STRUCTURAL_ATTRIBUTES.has(key)) continue;
     const copy = value === live || (live.length >= COPY_CHARS && value.includes(live)) ||
       (value.length >= COPY_CHARS && live.startsWith(value));
-    if (copy) attrs[name] = hideValue(value, el);
+    if (copy) attrs[name] = shown ? maskInputValue(value, el) : hideValue(value, el);
   }
 }
 
@@ -1679,6 +1860,8 @@ function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: El
     delete attrs.checked;
     delete attrs.selected;
     if (el && !isLabel) hideValueCopies(attrs, el);
+  } else if (!isLabel) {
+    hideValueCopies(attrs, el, true);
   }
   // The options of a hidden <select>: every label and value the same placeholder, so whichever
   // the mirror shows first tells nothing (an option's own `value` is not hidden otherwise).
@@ -1829,7 +2012,7 @@ function secretKindOf(el: Element): SecretKind | null {
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
-function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind): void {
+function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false): void {
   let kind: SecretKind = known ?? "typed";
   try {
     if (el && VALUE_FIELDS.has(localNameOf(el))) {
@@ -1847,7 +2030,9 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   const minimum = SECRET_MINIMUM[kind];
   const digits = value.replace(/\D/g, "");
   const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
-  const keepsText = lower.length >= minimum.chars && lower.length === value.length;
+  // A run of digits a shown value masks (maskShownValue) is looked for by its digits only: its
+  // copies keep their shape (one `•` a digit), as the run does in the value.
+  const keepsText = !digitsOnly && lower.length >= minimum.chars && lower.length === value.length;
   // A value's digits are looked for on their own when it is a number (a PIN, a card), or when
   // they are COPY_MIN_DIGITS or more ("Hunter2" does not make every "2" of the page a copy).
   const keepsDigits = digits.length >= Math.max(minimum.digits, /^[\d\s-]+$/.test(value) ? 0 : COPY_MIN_DIGITS);
@@ -1909,9 +2094,11 @@ function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: str
   try {
     const groups = new Map<Element, typeof pieces>();
     for (const piece of pieces) {
+      // Up to three levels: a code in two groups of three boxes, each box wrapped.
       const parent = parentElementOf(piece.el);
       const grandparent = parent ? parentElementOf(parent) : null;
-      for (const around of [parent, grandparent]) {
+      const above = grandparent ? parentElementOf(grandparent) : null;
+      for (const around of [parent, grandparent, above]) {
         if (!around) continue;
         const group = groups.get(around);
         if (group) group.push(piece);
