@@ -132,6 +132,13 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const MAX_RESUME_LOOKS = 32;
 const STEADY_LOOKS = 100;
 
+/** How long the page's changes may wait for the cover watch to find Stop sharing shown (ui.ts,
+ * askShown(): a report comes a frame or two after it is asked) before sharing pauses as though
+ * it were covered: a page the browser does not draw while the customer is said to see it (an
+ * embedding frame kept off screen) has its changes held, never sent unseen. Not a setting: the
+ * server is not trusted with how long the customer may be shared without seeing Stop sharing. */
+export const SHOWN_WAIT_MS = 1000;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -251,6 +258,15 @@ export class Session {
    * place (./frames.ts). */
   private frameWatch: FramePrivacyWatch | null = null;
   private pending: unknown[] = [];
+  /** Changes that waited for their batch, now waiting for the cover watch to find Stop sharing
+   * shown at a frame drawn after them (ui.confirmsShown(); docs/threat-model.md, "The page can
+   * cover its widget"): `held` for the next question, `asked` for the one asked (askShown),
+   * since `askedAt`. `afresh`: changes were dropped under a cover, the page goes afresh (a full
+   * snapshot) once Stop sharing shows. */
+  private held: unknown[] = [];
+  private asked: unknown[] | null = null;
+  private askedAt = 0;
+  private afresh = false;
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
   private cancelBatch: (() => void) | undefined;
@@ -352,6 +368,7 @@ export class Session {
   constructor(private readonly ports: Ports) {
     this.ui = ports.ui;
     this.ui.whenOutOfReach(() => this.onOutOfReach());
+    this.ui.whenCoverReported({ shown: () => this.onShown(), covered: () => this.onCovered() });
   }
 
   get state(): Phase {
@@ -843,7 +860,7 @@ export class Session {
       // The recorded epoch ends here: what the page does from now on waits for the next epoch.
       this.stopRecording?.();
       this.stopRecording = undefined;
-      this.pending = [];
+      this.dropUnsent();
       this.sender = null;
     }
     const marker = running ? this.sendEndMarker(ws, sender, recording, reason) : Promise.resolve();
@@ -943,7 +960,7 @@ export class Session {
     if (this.state !== "sharing") return;
     this.stopRecording?.();
     this.stopRecording = undefined;
-    this.pending = [];
+    this.dropUnsent();
     this.sender = null;
     void this.beginSharing();
   }
@@ -1053,7 +1070,8 @@ export class Session {
   private echo(): void {
     if (this.pendingEchoes.size === 0 || !this.sender || this.state !== "sharing") return;
     this.flush(); // what waited for its batch goes first
-    if (this.backlogged || this.unsent) return;
+    // Changes held for the cover watch go first (onShown answers then).
+    if (this.backlogged || this.unsent || this.asked !== null || this.held.length) return;
     const nonces = [...this.pendingEchoes];
     this.pendingEchoes.clear();
     const sender = this.sender;
@@ -1261,7 +1279,7 @@ export class Session {
   private pause(why: "private_page" | "controls_hidden"): void {
     this.stopRecording?.();
     this.stopRecording = undefined;
-    this.pending = [];
+    this.dropUnsent();
     this.paused = true;
     this.pausedFor = why;
     if (why === "controls_hidden") this.hiddenPauses++;
@@ -1309,7 +1327,11 @@ export class Session {
    * goes and the agent's commands are not taken; it goes on once the customer can reach it. */
   private lookAtReach(): void {
     if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
-    const reachable = this.ui.reachable() !== false;
+    // Changes held for the cover watch: sent if it stopped watching (the tab hidden), else a
+    // pause if it has not answered for SHOWN_WAIT_MS (nothing is shown to the customer unseen).
+    if (this.asked !== null && !this.ui.confirmsShown()) this.flush();
+    const unanswered = this.asked !== null && this.ports.clock.now() - this.askedAt > SHOWN_WAIT_MS;
+    const reachable = this.ui.reachable() !== false && !unanswered;
     if (!reachable) {
       this.reachableLooks = 0;
       if (!this.paused) this.pause("controls_hidden");
@@ -1470,6 +1492,24 @@ export class Session {
     }
     const events = this.pending;
     this.pending = [];
+    // Promise 3: not before the customer could see Stop sharing over them (askShown).
+    if (this.ui.confirmsShown()) {
+      this.held = this.held.length ? this.held.concat(events) : events;
+      return this.askShown();
+    }
+    // The watch gone (the tab hidden): what waited for it goes first, or the page afresh.
+    const waited = [...(this.asked ?? []), ...this.held, ...events];
+    this.asked = null;
+    this.held = [];
+    if (this.afresh) {
+      this.afresh = false;
+      if (this.stopRecording && !this.paused && this.state === "sharing") record.takeFullSnapshot(true);
+      return;
+    }
+    this.sendNow(waited);
+  }
+
+  private sendNow(events: unknown[]): void {
     const ws = this.ws;
     const sender = this.sender;
     if (!events.length || !ws || !sender || !ws.isOpen || this.state !== "sharing") return;
@@ -1478,6 +1518,58 @@ export class Session {
       return;
     }
     this.sendEvents(scrubEvent(events)); // MASKING: the last pass before encryption
+  }
+
+  /** Ask the cover watch whether Stop sharing shows over what is held (none asked yet: what is
+   * held now waits for the answer to the question asked, then for the next). */
+  private askShown(): void {
+    if (this.asked !== null || !this.held.length) return;
+    this.asked = this.held;
+    this.held = [];
+    this.askedAt = this.ports.clock.now();
+    this.ui.askShown();
+  }
+
+  /** The cover watch found Stop sharing shown at a frame drawn after what was asked about: it
+   * goes (or, after changes were dropped under a cover, the page afresh); then what waited. */
+  private onShown(): void {
+    const events = this.asked;
+    this.asked = null;
+    if (events === null || this.paused || this.state !== "sharing") return;
+    if (this.afresh) {
+      this.afresh = false;
+      this.held = [];
+      // Recorded now, with Stop sharing shown: it waits for the next report as any change does.
+      if (this.stopRecording) record.takeFullSnapshot(true);
+    } else {
+      this.sendNow(events);
+    }
+    this.askShown();
+    this.echo(); // a challenge answered after what it waited for
+  }
+
+  /** The cover watch found Stop sharing covered at a frame: what the page changed before it (the
+   * customer saw it under the cover, not Stop sharing) is dropped, also what waits for its batch;
+   * the page goes afresh once Stop sharing shows (onShown). The question stays asked: the
+   * widget, raised, asks the watch again (ui.ts). */
+  private onCovered(): void {
+    if (this.state !== "sharing" || this.paused) return;
+    if (this.asked === null && !this.held.length && !this.pending.length) return;
+    this.afresh = true;
+    this.asked = [];
+    this.held = [];
+    this.pending = [];
+    this.cancelBatch?.();
+    this.cancelBatch = undefined;
+    this.askedAt = this.ports.clock.now();
+  }
+
+  /** What the page changed and did not send yet, dropped (a pause, an epoch ended). */
+  private dropUnsent(): void {
+    this.pending = [];
+    this.held = [];
+    this.asked = null;
+    this.afresh = false;
   }
 
   /** Events, after the same-origin assets they use (fetched meanwhile; ./assets.ts). The assets
@@ -1635,7 +1727,7 @@ export class Session {
     this.stopRecording = undefined;
     onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
     onMarkedLate(null);
-    this.pending = [];
+    this.dropUnsent();
     this.sender = null;
   }
 

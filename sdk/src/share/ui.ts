@@ -376,6 +376,9 @@ export class CustomerUI {
    * cover watch's last report: a cover it reports then is that popover's frame, counted only in a
    * row (a page's tooltips shown one after another are no page fighting the widget). */
   private heardPopover = false;
+  /** Told of each report of the cover watch that answers askShown() (session.ts holds the page's
+   * changes back until one finds Stop sharing shown). */
+  private coverHeard: { shown: () => void; covered: () => void } | null = null;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
   /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
@@ -710,6 +713,34 @@ export class CustomerUI {
     if (target) this.coverWatch.observe(target);
   }
 
+  /** Whether the page's changes must wait for the cover watch to find Stop sharing shown
+   * (askShown()) before they go: it runs (Chromium), watches a button on a page the customer sees
+   * (a hidden tab renders nothing and reports nothing; its customer sees no page to be covered),
+   * and the widget's own fullscreen notice (sharing paused meanwhile) is not shown. */
+  confirmsShown(): boolean {
+    return this.coverWatch !== null && this.coverTarget !== null && this.fullscreen === null && document.visibilityState === "visible";
+  }
+
+  /** `heard` is told of each report of the cover watch from now on: Stop sharing `shown` (not
+   * covered) or `covered`, as of a frame drawn after the call that asked (askShown()). */
+  whenCoverReported(heard: { shown: () => void; covered: () => void } | null): void {
+    this.coverHeard = heard;
+  }
+
+  /** Ask the cover watch for a fresh report on Stop sharing, made at a frame drawn after now (what
+   * the page changed up to now is painted in it): a target observed afresh is reported at the next
+   * frame, whatever the watch's `delay`. Reports already made and not yet delivered are taken
+   * first: they are of frames before now. */
+  askShown(): void {
+    const target = this.coverTarget;
+    if (!target || !this.coverWatch) return;
+    const stale = this.coverWatch.takeRecords();
+    if (stale.length) this.onCoverReport(stale);
+    if (this.coverTarget !== target || !this.coverWatch) return; // a report ended the watch
+    this.coverWatch.unobserve(target);
+    this.coverWatch.observe(target);
+  }
+
   /** Raise the widget, and ask the cover watch for a fresh report (it reports only changes: a
    * layer the page shows over it again before the next frame would be no change). */
   private raiseUncovered(): void {
@@ -729,8 +760,11 @@ export class CustomerUI {
       if (this.covered || !this.shownSince) this.shownSince = performance.now();
       this.covered = false;
       this.heardPopover = false;
+      this.coverHeard?.shown();
       return;
     }
+    // What the page changed before this frame was drawn under the cover: not to go (session.ts).
+    this.coverHeard?.covered();
     // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
     const heard = this.heardPopover;
     this.heardPopover = false;

@@ -1,0 +1,74 @@
+"""Sixth review of promise 3 (docs/threat-model.md, "The page can cover its widget"): what the
+page shares in the moment between covering Tandem's Stop sharing and the widget noticing.
+
+Got through, fixed: the cover watch (the browser's occlusion test, counted over a few raises)
+paused sharing only a few hundred milliseconds after the page covered Stop sharing: what the page
+showed in that moment, while the customer could not see that it was shared, went to the agent. The
+page's changes are now held back until the occlusion test, asked afresh after them, finds Stop
+sharing shown; what was held when it finds it covered is dropped (the page is sent afresh once
+Stop sharing shows again)."""
+
+from __future__ import annotations
+
+import secrets
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_widget_reach import stop_button
+from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
+from tests.e2e.test_widget_reach_covers import COVER
+from tests.e2e.test_workspace import wait_until
+
+# In the task that covers Stop sharing, and at each of the next `frames` animation frames, the page
+# types `marker` and the frame's number into a field of its own the site leaves unmasked (a search
+# box; typing goes at once, not after the page's other changes' batch): what it shows while the
+# customer cannot see Stop sharing.
+WHILE_COVERED = """([marker, frames]) => {
+    const field = Object.assign(document.createElement('input'), {id: 'made-while-covered'});
+    field.setAttribute('data-tandem-unmask', '');
+    document.body.append(field);
+    window.__madeWhileCovered = 0;
+    const type = () => {
+        field.value = `${marker}-${window.__madeWhileCovered++}`;
+        field.dispatchEvent(new Event('input', {bubbles: true}));
+        if (window.__madeWhileCovered < frames) requestAnimationFrame(type);
+    };
+    type();
+}"""
+
+
+def test_what_the_page_shows_as_it_covers_stop_sharing_never_reaches_the_agent(
+    joined: Joined,
+) -> None:
+    """A page covers Stop sharing (a layer of its closed shadow root, shown again at every frame)
+    and, in that very task and the frames after it, shows something: the cover watch needs a few
+    reports to be sure, and all that went meanwhile. Now none of it reaches the agent: held back
+    until the occlusion test finds Stop sharing shown, it never is, and sharing pauses."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    marker = f"made-while-covered-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, 30]
+    )
+    try:
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+    finally:
+        page.evaluate("() => document.getElementById('made-while-covered')?.remove()")
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    stop_button(page).click(trial=True, timeout=5000)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)
+
+
+def test_changes_go_on_reaching_the_agent_promptly_while_stop_sharing_shows(joined: Joined) -> None:
+    """The normal case: nothing covers Stop sharing, the page's changes reach the agent's mirror
+    as before (held only until the next occlusion report, a frame or two)."""
+    page = joined.customer.page
+    expect(stop_button(page)).to_be_visible()
+    for _ in range(5):
+        caught_up(joined.customer, joined.view)
+    expect(joined.agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
