@@ -6,7 +6,9 @@ paused sharing only a few hundred milliseconds after the page covered Stop shari
 showed in that moment, while the customer could not see that it was shared, went to the agent. The
 page's changes are now held back until the occlusion test, asked afresh after them, finds Stop
 sharing shown; what was held when it finds it covered is dropped (the page is sent afresh once
-Stop sharing shows again)."""
+Stop sharing shows again). A pause for the controls was not in the audit trail (the server was
+told nothing, only the agent's console, inside the encrypted channel): the customer's browser now
+reports `controls_hidden` and `controls_shown` as it reports a private page's pause."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import secrets
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, audit_records, caught_up
 from tests.e2e.test_widget_reach import stop_button
 from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
 from tests.e2e.test_widget_reach_covers import COVER
@@ -72,3 +74,28 @@ def test_changes_go_on_reaching_the_agent_promptly_while_stop_sharing_shows(join
     for _ in range(5):
         caught_up(joined.customer, joined.view)
     expect(joined.agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+
+
+def test_a_pause_for_a_covered_stop_sharing_is_in_the_audit_trail(joined: Joined) -> None:
+    """The page keeps Stop sharing covered, then lets go: the agent's console says sharing paused
+    and why, and the audit trail has that it paused for the controls and went on (names only:
+    nothing of the page, nor what covered it)."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    reported = ("controls_hidden", "controls_shown")
+    actions = lambda: [r["action"] for r in audit_records(joined.live) if r["action"] in reported]  # noqa: E731
+    before = len(actions())
+    page.evaluate(COVER, ["closed", True])
+    try:
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: len(actions()) > before, timeout=15)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    wait_until(page, lambda: len(actions()) >= before + 2, timeout=15)
+    assert actions()[before:] == list(reported)
+    records = [r for r in audit_records(joined.live) if r["action"] in reported][before:]
+    for record in records:
+        assert record["actor"] == "customer"
+        assert record["details"] == {"agent": "alice"}
+    stop_button(page).click(trial=True, timeout=5000)

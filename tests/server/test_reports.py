@@ -9,7 +9,15 @@ from tests.server.helpers import closed_with, pending_session, send, sharing_ses
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_organisations import api
 
-EVENTS = ("control_granted", "control_revoked", "control_refused", "page_paused", "page_resumed")
+EVENTS = (
+    "control_granted",
+    "control_revoked",
+    "control_refused",
+    "page_paused",
+    "page_resumed",
+    "controls_hidden",
+    "controls_shown",
+)
 
 
 async def test_reports_while_sharing_become_audit_records(orgs_server: RunningServer) -> None:

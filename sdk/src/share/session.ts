@@ -318,6 +318,9 @@ export class Session {
    * since within reach (paused: towards going on; sharing: towards steady). MAX_RESUME_LOOKS. */
   private hiddenPauses = 0;
   private reachableLooks = 0;
+  /** The audit trail was told (`controls_hidden`) that sharing paused for the controls, and not
+   * yet (`controls_shown`) that it went on: each change told once (reportControls). */
+  private toldHidden = false;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
   /** Whether the agent's console still answers (./silence.ts): its challenges, while sharing
@@ -1287,9 +1290,10 @@ export class Session {
       this.sendPayload({ k: "paused" });
       this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
     } else {
-      // The agent's console says so in its own words; the server is told nothing (it sees the
-      // page's frames stop, as it sees them stop for a private page).
+      // The agent's console says so in its own words, sealed; the audit trail that it paused
+      // for the controls (a name only: nothing of the page, nor what covered it).
       this.sendPayload({ k: "paused", why });
+      this.reportControls(true);
     }
     this.ui.point(null);
     this.annotations?.clear();
@@ -1371,8 +1375,17 @@ export class Session {
     this.cancelOverlay = this.ports.clock.every(250, draw);
   }
 
+  /** Tell the audit trail that sharing paused because the customer could not see or reach Stop
+   * sharing (`hidden`), or went on once they could; only at a change. */
+  private reportControls(hidden: boolean): void {
+    if (hidden === this.toldHidden) return;
+    this.toldHidden = hidden;
+    this.send({ type: "report", event: hidden ? "controls_hidden" : "controls_shown" });
+  }
+
   private record(): void {
     if (this.stopRecording) return;
+    this.reportControls(false); // sharing (again) with Stop sharing within reach
     this.showOverlay();
     // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
