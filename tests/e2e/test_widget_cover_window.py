@@ -14,9 +14,20 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, audit_records, caught_up
+from tests.conftest import RunningServer
+from tests.e2e.conftest import (
+    LIVE_STATUS,
+    Joined,
+    Party,
+    agent_plaintext,
+    audit_records,
+    caught_up,
+    get_help,
+    share,
+)
 from tests.e2e.test_widget_reach import stop_button
 from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
 from tests.e2e.test_widget_reach_covers import COVER
@@ -40,17 +51,28 @@ WHILE_COVERED = """([marker, frames]) => {
 }"""
 
 
+# The page says its tab is hidden (a property of its own over the browser's): a hidden tab draws
+# nothing, so the page's changes do not wait for the occlusion test there.
+SAYS_HIDDEN = """() => Object.defineProperty(document, 'visibilityState', {
+    get: () => 'hidden', configurable: true,
+})"""
+
+
+@pytest.mark.parametrize("says_hidden", [False, True], ids=["as_it_is", "saying_its_tab_hidden"])
 def test_what_the_page_shows_as_it_covers_stop_sharing_never_reaches_the_agent(
-    joined: Joined,
+    joined: Joined, says_hidden: bool
 ) -> None:
     """A page covers Stop sharing (a layer of its closed shadow root, shown again at every frame)
     and, in that very task and the frames after it, shows something: the cover watch needs a few
     reports to be sure, and all that went meanwhile. Now none of it reaches the agent: held back
-    until the occlusion test finds Stop sharing shown, it never is, and sharing pauses."""
+    until the occlusion test finds Stop sharing shown, it never is, and sharing pauses. A page
+    saying its tab is hidden (where nothing waits) is asked of the browser, not believed."""
     page, agent = joined.customer.page, joined.agent.page
     expect(stop_button(page)).to_be_visible()
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     marker = f"made-while-covered-{secrets.token_hex(4)}"
+    if says_hidden:
+        page.evaluate(SAYS_HIDDEN)
     page.evaluate(
         f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, 30]
     )
@@ -60,6 +82,7 @@ def test_what_the_page_shows_as_it_covers_stop_sharing_never_reaches_the_agent(
     finally:
         page.evaluate("() => document.getElementById('made-while-covered')?.remove()")
         page.evaluate("() => window.__stopCovering?.()")
+        page.evaluate("() => delete document.visibilityState")
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
     stop_button(page).click(trial=True, timeout=5000)
     caught_up(joined.customer, joined.view)
@@ -99,3 +122,40 @@ def test_a_pause_for_a_covered_stop_sharing_is_in_the_audit_trail(joined: Joined
         assert record["actor"] == "customer"
         assert record["details"] == {"agent": "alice"}
     stop_button(page).click(trial=True, timeout=5000)
+
+
+def test_a_page_changing_at_every_frame_stays_live_to_the_agent(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The console's freshness challenge is answered after the changes held when it came: it
+    waited for all that was held, and a page changing at every frame (a clock, an animation
+    drawn by script) always held more, so the echo never went and the console said "Not live"
+    while the page was shared. Now it goes right after what was held when it came."""
+    agent.page.add_init_script("window.__tandemFreshness = { challengeMs: 500, staleMs: 2000 };")
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    customer.page.evaluate("""() => {
+        const clock = document.body.appendChild(document.createElement('p'));
+        clock.id = 'frame-clock';
+        window.__frames = 0;
+        const tick = () => {
+            clock.textContent = `frame ${++window.__frames}`;
+            requestAnimationFrame(tick);
+        };
+        tick();
+    }""")
+    agent.page.evaluate("""() => {
+        window.__notLive = false;
+        const stage = document.getElementById('stage');
+        new MutationObserver(() => {
+            if (stage.classList.contains('not-live')) window.__notLive = true;
+        }).observe(stage, {attributes: true});
+    }""")
+    expect(view.locator("#frame-clock")).to_be_attached()
+    # Ten of the console's challenge rounds, past its 2 s bound several times over.
+    wait_until(
+        customer.page, lambda: customer.page.evaluate("() => window.__frames") >= 300, timeout=30
+    )
+    assert not agent.page.evaluate("() => window.__notLive")
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)

@@ -267,6 +267,8 @@ export class Session {
   private asked: unknown[] | null = null;
   private askedAt = 0;
   private afresh = false;
+  /** The held changes (the very array) after which the waiting echo goes (echo()). */
+  private echoAfter: unknown[] | null = null;
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
   private cancelBatch: (() => void) | undefined;
@@ -1073,8 +1075,18 @@ export class Session {
   private echo(): void {
     if (this.pendingEchoes.size === 0 || !this.sender || this.state !== "sharing") return;
     this.flush(); // what waited for its batch goes first
-    // Changes held for the cover watch go first (onShown answers then).
-    if (this.backlogged || this.unsent || this.asked !== null || this.held.length) return;
+    if (this.backlogged || this.unsent) return;
+    // Changes held for the cover watch go first: the echo goes right after the last of those
+    // held now (onShown), not after all that a page changing at every frame holds later.
+    if (this.held.length || this.asked !== null) {
+      this.echoAfter = this.held.length ? this.held : this.asked;
+      return;
+    }
+    this.sendEchoes();
+  }
+
+  private sendEchoes(): void {
+    if (!this.sender || this.state !== "sharing") return;
     const nonces = [...this.pendingEchoes];
     this.pendingEchoes.clear();
     const sender = this.sender;
@@ -1507,19 +1519,23 @@ export class Session {
     this.pending = [];
     // Promise 3: not before the customer could see Stop sharing over them (askShown).
     if (this.ui.confirmsShown()) {
-      this.held = this.held.length ? this.held.concat(events) : events;
+      if (this.held.length) for (const event of events) this.held.push(event);
+      else this.held = events;
       return this.askShown();
     }
     // The watch gone (the tab hidden): what waited for it goes first, or the page afresh.
     const waited = [...(this.asked ?? []), ...this.held, ...events];
+    const echoDue = this.echoAfter !== null;
     this.asked = null;
     this.held = [];
+    this.echoAfter = null;
     if (this.afresh) {
       this.afresh = false;
       if (this.stopRecording && !this.paused && this.state === "sharing") record.takeFullSnapshot(true);
       return;
     }
     this.sendNow(waited);
+    if (echoDue) this.echo();
   }
 
   private sendNow(events: unknown[]): void {
@@ -1549,16 +1565,22 @@ export class Session {
     const events = this.asked;
     this.asked = null;
     if (events === null || this.paused || this.state !== "sharing") return;
+    const echoDue = this.echoAfter === events;
     if (this.afresh) {
       this.afresh = false;
       this.held = [];
+      this.echoAfter = null;
       // Recorded now, with Stop sharing shown: it waits for the next report as any change does.
       if (this.stopRecording) record.takeFullSnapshot(true);
     } else {
       this.sendNow(events);
     }
+    if (echoDue) {
+      this.echoAfter = null;
+      if (!this.backlogged && !this.unsent) this.sendEchoes(); // right after what it waited for
+    }
     this.askShown();
-    this.echo(); // a challenge answered after what it waited for
+    if (this.echoAfter === null) this.echo(); // one that waited for changes dropped meanwhile
   }
 
   /** The cover watch found Stop sharing covered at a frame: what the page changed before it (the
@@ -1571,6 +1593,7 @@ export class Session {
     this.afresh = true;
     this.asked = [];
     this.held = [];
+    this.echoAfter = null;
     this.pending = [];
     this.cancelBatch?.();
     this.cancelBatch = undefined;
@@ -1583,6 +1606,7 @@ export class Session {
     this.held = [];
     this.asked = null;
     this.afresh = false;
+    this.echoAfter = null;
   }
 
   /** Events, after the same-origin assets they use (fetched meanwhile; ./assets.ts). The assets
