@@ -23,6 +23,7 @@ type Getter = (this: unknown) => unknown;
 interface Realm {
   apply: typeof Reflect.apply;
   now: Getter | null;
+  visibilityState: Getter | null;
   currentTarget: Getter;
   detail: Getter;
   entryTarget: Getter;
@@ -51,6 +52,7 @@ function take(win: typeof globalThis): Realm | null {
   const noEntry = () => undefined;
   return {
     apply, currentTarget, detail, now: typeof now === "function" ? (now as Getter) : null,
+    visibilityState: getter(win.Document?.prototype, "visibilityState"),
     entryTarget: entryTarget ?? noEntry, entryTime: entryTime ?? noEntry, isIntersecting: isIntersecting ?? noEntry,
     isVisible: getter(entry, "isVisible"),
   };
@@ -129,4 +131,12 @@ export function hasOcclusionTest(): boolean {
 export function pageNow(): number {
   const now = read(realm?.now, clock);
   return now.ok && typeof now.value === "number" ? now.value : performance.now();
+}
+
+/** Whether this page is shown (its tab in front), as the browser says: a page that defined its
+ * own `document.visibilityState` ("hidden") had the page's changes sent without waiting for the
+ * cover watch. */
+export function pageShown(): boolean {
+  const state = read(realm?.visibilityState, typeof document === "undefined" ? null : document);
+  return state.ok ? state.value === "visible" : document.visibilityState === "visible";
 }

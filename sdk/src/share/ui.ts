@@ -30,7 +30,7 @@ import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
-import { coverReport, customersClick, hasOcclusionTest, pageNow } from "./realm.ts";
+import { coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
 import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
@@ -734,7 +734,7 @@ export class CustomerUI {
    * (a hidden tab renders nothing and reports nothing; its customer sees no page to be covered),
    * and the widget's own fullscreen notice (sharing paused meanwhile) is not shown. */
   confirmsShown(): boolean {
-    return this.coverWatch !== null && this.coverTarget !== null && this.fullscreen === null && document.visibilityState === "visible";
+    return this.coverWatch !== null && this.coverTarget !== null && this.fullscreen === null && pageShown();
   }
 
   /** `heard` is told of each report of the cover watch from now on: Stop sharing `shown` (not
