@@ -56,7 +56,15 @@ from tandem.storage.base import (
 Recorded = Callable[..., Awaitable[None]]
 
 REPORT_ACTIONS = frozenset(
-    {"control_granted", "control_revoked", "control_refused", "page_paused", "page_resumed"}
+    {
+        "control_granted",
+        "control_revoked",
+        "control_refused",
+        "page_paused",
+        "page_resumed",
+        "controls_hidden",
+        "controls_shown",
+    }
 )
 """Audit actions that are the customer's own browser reporting its decisions."""
 WITHHELD_ACTIONS = frozenset({"legal_hold_placed", "legal_hold_lifted"})

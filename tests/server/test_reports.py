@@ -9,7 +9,15 @@ from tests.server.helpers import closed_with, pending_session, send, sharing_ses
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_organisations import api
 
-EVENTS = ("control_granted", "control_revoked", "control_refused", "page_paused", "page_resumed")
+EVENTS = (
+    "control_granted",
+    "control_revoked",
+    "control_refused",
+    "page_paused",
+    "page_resumed",
+    "controls_hidden",
+    "controls_shown",
+)
 
 
 async def test_reports_while_sharing_become_audit_records(orgs_server: RunningServer) -> None:
@@ -44,3 +52,19 @@ async def test_a_flood_of_reports_is_capped(orgs_server: RunningServer) -> None:
     await customer.send(b"\x01after")
     assert await alice.recv() == b"\x01after"
     assert audit_actions(orgs_server).count("page_paused") == MAX_REPORTS
+
+
+async def test_a_flood_of_pauses_leaves_room_for_control_decisions(
+    orgs_server: RunningServer,
+) -> None:
+    """A page that pauses sharing again and again (a cover over Stop sharing, private routes)
+    used up the session's reports: the control the customer gave afterwards went unrecorded."""
+    customer, alice, _ = await sharing_session(orgs_server)
+    for _ in range(MAX_REPORTS + 10):
+        await send(customer, type="report", event="controls_hidden")
+    await send(customer, type="report", event="control_granted")
+    await customer.send(b"\x01after")
+    assert await alice.recv() == b"\x01after"
+    actions = audit_actions(orgs_server)
+    assert actions.count("controls_hidden") == MAX_REPORTS
+    assert actions.count("control_granted") == 1

@@ -260,12 +260,14 @@ export interface RecordStop {
 
 /**
  * The customer's browser reports a decision for the audit trail: remote control granted,
- * refused or revoked, sharing paused on a private page or resumed. Names only: the server
+ * refused or revoked, sharing paused on a private page or resumed, sharing paused because the
+ * page kept Tandem's Stop sharing from the customer (covered it, hid it) or went on once the
+ * customer could see it again. Names only: the server
  * cannot see inside the encrypted channel, and learns no page, URL or content from this.
  */
 export interface Report {
   type: "report";
-  event: "control_granted" | "control_refused" | "control_revoked" | "page_paused" | "page_resumed";
+  event: "control_granted" | "control_refused" | "control_revoked" | "controls_hidden" | "controls_shown" | "page_paused" | "page_resumed";
   v: 1;
 }
 

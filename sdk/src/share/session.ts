@@ -132,6 +132,13 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const MAX_RESUME_LOOKS = 32;
 const STEADY_LOOKS = 100;
 
+/** How long the page's changes may wait for the cover watch to find Stop sharing shown (ui.ts,
+ * askShown(): a report comes a frame or two after it is asked) before sharing pauses as though
+ * it were covered: a page the browser does not draw while the customer is said to see it (an
+ * embedding frame kept off screen) has its changes held, never sent unseen. Not a setting: the
+ * server is not trusted with how long the customer may be shared without seeing Stop sharing. */
+export const SHOWN_WAIT_MS = 1000;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -251,6 +258,17 @@ export class Session {
    * place (./frames.ts). */
   private frameWatch: FramePrivacyWatch | null = null;
   private pending: unknown[] = [];
+  /** Changes that waited for their batch, now waiting for the cover watch to find Stop sharing
+   * shown at a frame drawn after them (ui.confirmsShown(); docs/threat-model.md, "The page can
+   * cover its widget"): `held` for the next question, `asked` for the one asked (askShown),
+   * since `askedAt`. `afresh`: changes were dropped under a cover, the page goes afresh (a full
+   * snapshot) once Stop sharing shows. */
+  private held: unknown[] = [];
+  private asked: unknown[] | null = null;
+  private askedAt = 0;
+  private afresh = false;
+  /** The held changes (the very array) after which the waiting echo goes (echo()). */
+  private echoAfter: unknown[] | null = null;
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
   private cancelBatch: (() => void) | undefined;
@@ -302,6 +320,9 @@ export class Session {
    * since within reach (paused: towards going on; sharing: towards steady). MAX_RESUME_LOOKS. */
   private hiddenPauses = 0;
   private reachableLooks = 0;
+  /** The audit trail was told (`controls_hidden`) that sharing paused for the controls, and not
+   * yet (`controls_shown`) that it went on: each change told once (reportControls). */
+  private toldHidden = false;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
   /** Whether the agent's console still answers (./silence.ts): its challenges, while sharing
@@ -352,6 +373,7 @@ export class Session {
   constructor(private readonly ports: Ports) {
     this.ui = ports.ui;
     this.ui.whenOutOfReach(() => this.onOutOfReach());
+    this.ui.whenCoverReported({ shown: () => this.onShown(), covered: () => this.onCovered() });
   }
 
   get state(): Phase {
@@ -843,7 +865,7 @@ export class Session {
       // The recorded epoch ends here: what the page does from now on waits for the next epoch.
       this.stopRecording?.();
       this.stopRecording = undefined;
-      this.pending = [];
+      this.dropUnsent();
       this.sender = null;
     }
     const marker = running ? this.sendEndMarker(ws, sender, recording, reason) : Promise.resolve();
@@ -943,7 +965,7 @@ export class Session {
     if (this.state !== "sharing") return;
     this.stopRecording?.();
     this.stopRecording = undefined;
-    this.pending = [];
+    this.dropUnsent();
     this.sender = null;
     void this.beginSharing();
   }
@@ -1054,6 +1076,17 @@ export class Session {
     if (this.pendingEchoes.size === 0 || !this.sender || this.state !== "sharing") return;
     this.flush(); // what waited for its batch goes first
     if (this.backlogged || this.unsent) return;
+    // Changes held for the cover watch go first: the echo goes right after the last of those
+    // held now (onShown), not after all that a page changing at every frame holds later.
+    if (this.held.length || this.asked !== null) {
+      this.echoAfter = this.held.length ? this.held : this.asked;
+      return;
+    }
+    this.sendEchoes();
+  }
+
+  private sendEchoes(): void {
+    if (!this.sender || this.state !== "sharing") return;
     const nonces = [...this.pendingEchoes];
     this.pendingEchoes.clear();
     const sender = this.sender;
@@ -1261,7 +1294,7 @@ export class Session {
   private pause(why: "private_page" | "controls_hidden"): void {
     this.stopRecording?.();
     this.stopRecording = undefined;
-    this.pending = [];
+    this.dropUnsent();
     this.paused = true;
     this.pausedFor = why;
     if (why === "controls_hidden") this.hiddenPauses++;
@@ -1269,9 +1302,10 @@ export class Session {
       this.sendPayload({ k: "paused" });
       this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
     } else {
-      // The agent's console says so in its own words; the server is told nothing (it sees the
-      // page's frames stop, as it sees them stop for a private page).
+      // The agent's console says so in its own words, sealed; the audit trail that it paused
+      // for the controls (a name only: nothing of the page, nor what covered it).
       this.sendPayload({ k: "paused", why });
+      this.reportControls(true);
     }
     this.ui.point(null);
     this.annotations?.clear();
@@ -1309,7 +1343,11 @@ export class Session {
    * goes and the agent's commands are not taken; it goes on once the customer can reach it. */
   private lookAtReach(): void {
     if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
-    const reachable = this.ui.reachable() !== false;
+    // Changes held for the cover watch: sent if it stopped watching (the tab hidden), else a
+    // pause if it has not answered for SHOWN_WAIT_MS (nothing is shown to the customer unseen).
+    if (this.asked !== null && !this.ui.confirmsShown()) this.flush();
+    const unanswered = this.asked !== null && this.ports.clock.now() - this.askedAt > SHOWN_WAIT_MS;
+    const reachable = this.ui.reachable() !== false && !unanswered;
     if (!reachable) {
       this.reachableLooks = 0;
       if (!this.paused) this.pause("controls_hidden");
@@ -1349,8 +1387,17 @@ export class Session {
     this.cancelOverlay = this.ports.clock.every(250, draw);
   }
 
+  /** Tell the audit trail that sharing paused because the customer could not see or reach Stop
+   * sharing (`hidden`), or went on once they could; only at a change. */
+  private reportControls(hidden: boolean): void {
+    if (hidden === this.toldHidden) return;
+    this.toldHidden = hidden;
+    this.send({ type: "report", event: hidden ? "controls_hidden" : "controls_shown" });
+  }
+
   private record(): void {
     if (this.stopRecording) return;
+    this.reportControls(false); // sharing (again) with Stop sharing within reach
     this.showOverlay();
     // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
@@ -1470,6 +1517,28 @@ export class Session {
     }
     const events = this.pending;
     this.pending = [];
+    // Promise 3: not before the customer could see Stop sharing over them (askShown).
+    if (this.ui.confirmsShown()) {
+      if (this.held.length) for (const event of events) this.held.push(event);
+      else this.held = events;
+      return this.askShown();
+    }
+    // The watch gone (the tab hidden): what waited for it goes first, or the page afresh.
+    const waited = [...(this.asked ?? []), ...this.held, ...events];
+    const echoDue = this.echoAfter !== null;
+    this.asked = null;
+    this.held = [];
+    this.echoAfter = null;
+    if (this.afresh) {
+      this.afresh = false;
+      if (this.stopRecording && !this.paused && this.state === "sharing") record.takeFullSnapshot(true);
+      return;
+    }
+    this.sendNow(waited);
+    if (echoDue) this.echo();
+  }
+
+  private sendNow(events: unknown[]): void {
     const ws = this.ws;
     const sender = this.sender;
     if (!events.length || !ws || !sender || !ws.isOpen || this.state !== "sharing") return;
@@ -1478,6 +1547,66 @@ export class Session {
       return;
     }
     this.sendEvents(scrubEvent(events)); // MASKING: the last pass before encryption
+  }
+
+  /** Ask the cover watch whether Stop sharing shows over what is held (none asked yet: what is
+   * held now waits for the answer to the question asked, then for the next). */
+  private askShown(): void {
+    if (this.asked !== null || !this.held.length) return;
+    this.asked = this.held;
+    this.held = [];
+    this.askedAt = this.ports.clock.now();
+    this.ui.askShown();
+  }
+
+  /** The cover watch found Stop sharing shown at a frame drawn after what was asked about: it
+   * goes (or, after changes were dropped under a cover, the page afresh); then what waited. */
+  private onShown(): void {
+    const events = this.asked;
+    this.asked = null;
+    if (events === null || this.paused || this.state !== "sharing") return;
+    const echoDue = this.echoAfter === events;
+    if (this.afresh) {
+      this.afresh = false;
+      this.held = [];
+      this.echoAfter = null;
+      // Recorded now, with Stop sharing shown: it waits for the next report as any change does.
+      if (this.stopRecording) record.takeFullSnapshot(true);
+    } else {
+      this.sendNow(events);
+    }
+    if (echoDue) {
+      this.echoAfter = null;
+      if (!this.backlogged && !this.unsent) this.sendEchoes(); // right after what it waited for
+    }
+    this.askShown();
+    if (this.echoAfter === null) this.echo(); // one that waited for changes dropped meanwhile
+  }
+
+  /** The cover watch found Stop sharing covered at a frame: what the page changed before it (the
+   * customer saw it under the cover, not Stop sharing) is dropped, also what waits for its batch;
+   * the page goes afresh once Stop sharing shows (onShown). The question stays asked: the
+   * widget, raised, asks the watch again (ui.ts). */
+  private onCovered(): void {
+    if (this.state !== "sharing" || this.paused) return;
+    if (this.asked === null && !this.held.length && !this.pending.length) return;
+    this.afresh = true;
+    this.asked = [];
+    this.held = [];
+    this.echoAfter = null;
+    this.pending = [];
+    this.cancelBatch?.();
+    this.cancelBatch = undefined;
+    this.askedAt = this.ports.clock.now();
+  }
+
+  /** What the page changed and did not send yet, dropped (a pause, an epoch ended). */
+  private dropUnsent(): void {
+    this.pending = [];
+    this.held = [];
+    this.asked = null;
+    this.afresh = false;
+    this.echoAfter = null;
   }
 
   /** Events, after the same-origin assets they use (fetched meanwhile; ./assets.ts). The assets
@@ -1635,7 +1764,7 @@ export class Session {
     this.stopRecording = undefined;
     onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
     onMarkedLate(null);
-    this.pending = [];
+    this.dropUnsent();
     this.sender = null;
   }
 

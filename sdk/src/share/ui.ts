@@ -30,6 +30,7 @@ import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
+import { coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
 import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
@@ -232,9 +233,14 @@ function allowingButton(label: string, onAllow: () => void, scripted: boolean): 
   wait();
   b.addEventListener("click", (event) => {
     if (scripted) return onAllow();
-    if (!event.isTrusted) return;
+    // The customer's own click on this button, read with the browser's own functions: a page
+    // that wrapped addEventListener before the SDK loaded holds this listener, and called it
+    // with an object saying `isTrusted: true`, or a real click of the customer's elsewhere
+    // (./realm.ts).
+    const click = customersClick(event, b);
+    if (!click) return;
     // detail 0: activated from the keyboard (Enter, Space) or by assistive technology.
-    if (!armed && event.detail !== 0) return wait();
+    if (!armed && click.detail !== 0) return wait();
     onAllow();
   });
   return b;
@@ -376,6 +382,15 @@ export class CustomerUI {
    * cover watch's last report: a cover it reports then is that popover's frame, counted only in a
    * row (a page's tooltips shown one after another are no page fighting the widget). */
   private heardPopover = false;
+  /** Told of each report of the cover watch that answers askShown() (session.ts holds the page's
+   * changes back until one finds Stop sharing shown). */
+  private coverHeard: { shown: () => void; covered: () => void } | null = null;
+  /** When the last askShown() asked (the page's performance clock): a report made before it
+   * answers nothing. */
+  private askedAt = -Infinity;
+  /** This browser has the occlusion test, and the page took away what the cover watch needs
+   * (its IntersectionObserver): Stop sharing counts as covered (./realm.ts). */
+  private coverBroken = false;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
   /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
@@ -632,8 +647,8 @@ export class CustomerUI {
     // (not at a report of it shown between two covers).
     const covered = this.coveredOften();
     if (covered) this.raiseUncovered();
-    if (this.hostInPlace() && this.hit() && !covered) return true;
-    return this.putBack() && !contested && !covered;
+    if (this.hostInPlace() && this.hit() && !covered && !this.coverBroken) return true;
+    return this.putBack() && !contested && !covered && !this.coverBroken;
   }
 
   /** `listener` is called as soon as a change of the page's takes the widget out of the customer's
@@ -694,11 +709,15 @@ export class CustomerUI {
     const target = this.reachTarget();
     if (target === this.coverTarget) return;
     if (!this.coverWatch) {
-      if (typeof IntersectionObserver !== "function" || !("isVisible" in IntersectionObserverEntry.prototype)) return;
+      // Asked of the browser, not of the page's prototype (a page that deleted `isVisible`
+      // turned the watch off): without the test (Firefox, Safari), the hit test alone.
+      if (!hasOcclusionTest()) return;
       try {
         const options = { trackVisibility: true, delay: 100 } as IntersectionObserverInit;
         this.coverWatch = new IntersectionObserver((entries) => this.onCoverReport(entries), options);
       } catch {
+        // The page took the watch away (replaced IntersectionObserver): out of reach, as covered.
+        this.coverBroken = true;
         return;
       }
     }
@@ -708,6 +727,35 @@ export class CustomerUI {
     this.coverStreak = 0;
     this.shownSince = 0;
     if (target) this.coverWatch.observe(target);
+  }
+
+  /** Whether the page's changes must wait for the cover watch to find Stop sharing shown
+   * (askShown()) before they go: it runs (Chromium), watches a button on a page the customer sees
+   * (a hidden tab renders nothing and reports nothing; its customer sees no page to be covered),
+   * and the widget's own fullscreen notice (sharing paused meanwhile) is not shown. */
+  confirmsShown(): boolean {
+    return this.coverWatch !== null && this.coverTarget !== null && this.fullscreen === null && pageShown();
+  }
+
+  /** `heard` is told of each report of the cover watch from now on: Stop sharing `shown` (not
+   * covered) or `covered`, as of a frame drawn after the call that asked (askShown()). */
+  whenCoverReported(heard: { shown: () => void; covered: () => void } | null): void {
+    this.coverHeard = heard;
+  }
+
+  /** Ask the cover watch for a fresh report on Stop sharing, made at a frame drawn after now (what
+   * the page changed up to now is painted in it): a target observed afresh is reported at the next
+   * frame, whatever the watch's `delay`. Reports already made and not yet delivered are taken
+   * first: they are of frames before now. */
+  askShown(): void {
+    const target = this.coverTarget;
+    if (!target || !this.coverWatch) return;
+    const stale = this.coverWatch.takeRecords();
+    if (stale.length) this.onCoverReport(stale);
+    if (this.coverTarget !== target || !this.coverWatch) return; // a report ended the watch
+    this.askedAt = pageNow();
+    this.coverWatch.unobserve(target);
+    this.coverWatch.observe(target);
   }
 
   /** Raise the widget, and ask the cover watch for a fresh report (it reports only changes: a
@@ -721,16 +769,25 @@ export class CustomerUI {
   }
 
   private onCoverReport(entries: IntersectionObserverEntry[]): void {
-    const entry = entries.filter((e) => e.target === this.coverTarget).at(-1);
-    if (!entry) return;
-    const visible = (entry as IntersectionObserverEntry & { isVisible?: boolean }).isVisible;
-    const covered = entry.isIntersecting && visible === false;
+    const target = this.coverTarget;
+    if (!target || !Array.isArray(entries)) return;
+    // Read with the browser's own getters (./realm.ts): a report that is not the browser's own
+    // (a page that replaced IntersectionObserver before the SDK loaded) counts as covered.
+    const reports = entries.map((entry) => coverReport(entry, target) ?? (entry?.target === target ? "forged" : null));
+    const report = reports.filter((r) => r !== null).at(-1);
+    if (!report) return;
+    const covered = report === "forged" || (report.intersecting && report.visible === false);
     if (!covered) {
       if (this.covered || !this.shownSince) this.shownSince = performance.now();
       this.covered = false;
       this.heardPopover = false;
+      // An answer to the question asked only if made after it (not a report kept from before).
+      if (report.time >= this.askedAt) this.coverHeard?.shown();
+      else this.askShown();
       return;
     }
+    // What the page changed before this frame was drawn under the cover: not to go (session.ts).
+    this.coverHeard?.covered();
     // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
     const heard = this.heardPopover;
     this.heardPopover = false;
@@ -759,6 +816,8 @@ export class CustomerUI {
   private unwatchCover(): void {
     this.coverWatch?.disconnect();
     this.coverWatch = null;
+    this.coverBroken = false;
+    this.askedAt = -Infinity;
     this.coverTarget = null;
     this.covered = false;
     this.coverStreak = 0;

@@ -138,13 +138,21 @@ class WatchAbort(Inbound, tag="watch_abort"):
 
 
 ReportedEvent = Literal[
-    "control_granted", "control_refused", "control_revoked", "page_paused", "page_resumed"
+    "control_granted",
+    "control_refused",
+    "control_revoked",
+    "page_paused",
+    "page_resumed",
+    "controls_hidden",
+    "controls_shown",
 ]
 
 
 class Report(Inbound, tag="report"):
     """The customer's browser reports a decision for the audit trail: remote control granted,
-    refused or revoked, sharing paused on a private page or resumed. Names only: the server
+    refused or revoked, sharing paused on a private page or resumed, sharing paused because the
+    page kept Tandem's Stop sharing from the customer (covered it, hid it) or went on once the
+    customer could see it again. Names only: the server
     cannot see inside the encrypted channel, and learns no page, URL or content from this."""
 
     event: ReportedEvent

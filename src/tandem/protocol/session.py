@@ -46,8 +46,13 @@ read them; it checks the kind and the size so that a supervisor sends nothing el
 MAX_WATCHER_FRAME_BYTES = 512
 """A challenge frame is under 100 bytes (kind, counter, a 16-byte nonce in JSON, the tag)."""
 MAX_REPORTS = 200
-"""Audit reports a customer may send per session (control and pause decisions); more are
-ignored, so a tampered SDK cannot flood the audit trail."""
+"""Audit reports a customer may send per session of each kind, control decisions and pauses;
+more are ignored, so a tampered SDK cannot flood the audit trail. Counted apart: a page that
+pauses and resumes sharing again and again (a single-page app's private routes, a cover over
+Stop sharing) used up the count, and the control the customer gave the agent after it went
+unrecorded."""
+PAUSE_REPORTS = frozenset({"page_paused", "page_resumed", "controls_hidden", "controls_shown"})
+"""Reports of sharing paused or going on, counted apart from control decisions (MAX_REPORTS)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,6 +181,7 @@ class Session:
     """The session ends as soon as its recording has (end marker or deadline): set by a
     graceful end (the agent left, timeouts) while the customer's browser records."""
     reports: int = 0
+    pause_reports: int = 0
     agent_resume_seconds: float = 0.0
     """How long a joined agent whose socket was lost (not closed on purpose) may take the
     session up again (``rejoin``) before it ends ``agent_lost``; 0: it ends at once."""
@@ -535,11 +541,17 @@ class Session:
         return effects
 
     def customer_reports(self, event: str) -> list[Effect]:
-        """A report for the audit trail (only while sharing), ignored once past MAX_REPORTS."""
+        """A report for the audit trail (only while sharing), ignored once past MAX_REPORTS of
+        its kind (pauses, control decisions)."""
         self._require("sharing", doing="reporting")
-        self.reports += 1
-        if self.reports > MAX_REPORTS:
-            return []
+        if event in PAUSE_REPORTS:
+            self.pause_reports += 1
+            if self.pause_reports > MAX_REPORTS:
+                return []
+        else:
+            self.reports += 1
+            if self.reports > MAX_REPORTS:
+                return []
         return [Audit(event, "customer", (("agent", self.agent_username),))]
 
     @property

@@ -1160,6 +1160,8 @@ export const ENUM_LABELS: Readonly<Record<string, string>> = {
   control_granted: "Customer gave control",
   control_refused: "Customer refused control",
   control_revoked: "Control taken back",
+  controls_hidden: "Sharing paused: the customer's page covered Tandem's controls",
+  controls_shown: "Sharing went on: Tandem's controls shown again",
   cross_site_refused: "Cross-site request refused",
   customer_lost: "Customer's connection lost",
   customer_origin_refused: "Page from an unregistered site refused",

@@ -1,0 +1,165 @@
+"""A script of the page's that ran before the SDK loaded (docs/threat-model.md, "A page script that
+ran first") replaced the browser functions the widget relies on for its own decisions.
+
+Got through, fixed: a page that wrapped `addEventListener` held the listener of the widget's
+Allow button and called it with an object saying `isTrusted: true`, or with a real click of the
+customer's made elsewhere on the page: the consent question was answered for the customer, and
+the page shared. A page that replaced `IntersectionObserver` with one handing the widget reports
+of its own (Stop sharing "shown") kept its cover over Stop sharing while everything was shared.
+The widget now reads clicks and the cover watch's reports with the browser's own getters, taken
+from a fresh realm as the SDK loads (./sdk/src/share/realm.ts): an object of the page's is no
+click and no report, and a real click counts only on the button it was dispatched to."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import (
+    LIVE_STATUS,
+    Party,
+    agent_plaintext,
+    allow,
+    get_help,
+    join,
+    share,
+    sign_in,
+)
+from tests.e2e.test_malicious_server import content_sent
+from tests.e2e.test_widget_cover_window import WHILE_COVERED
+from tests.e2e.test_widget_reach import stop_button
+from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
+from tests.e2e.test_widget_reach_covers import COVER
+from tests.e2e.test_workspace import wait_until
+
+# Before any script of the page's, the SDK's too: every click listener added to a button is kept
+# (the page's wrapper of addEventListener), and every click of the customer's on the page.
+HOLDS_LISTENERS = """(() => {
+    const add = EventTarget.prototype.addEventListener;
+    window.__clickListeners = [];
+    EventTarget.prototype.addEventListener = function (type, listener, options) {
+        if (type === 'click' && this instanceof HTMLButtonElement) {
+            window.__clickListeners.push([this, listener]);
+        }
+        return add.call(this, type, listener, options);
+    };
+    add.call(document, 'click', (event) => { window.__customersClick = event; }, true);
+})();"""
+
+# The page calls the Allow button's listener itself: with an object of its own that says it is
+# trusted and came from the keyboard (no wait), or with the customer's last real click.
+ANSWERS_WITH = """(how) => {
+    const [button, listener] = window.__clickListeners.find(([b]) => b.textContent === 'Allow');
+    const forged = {type: 'click', isTrusted: true, detail: 0, target: button,
+        currentTarget: button, preventDefault() {}, stopPropagation() {}};
+    const event = how === 'forged' ? forged : window.__customersClick;
+    if (typeof listener === 'function') listener.call(button, event);
+    else listener.handleEvent(event);
+}"""
+
+
+@pytest.mark.parametrize("how", ["forged", "customers_click_elsewhere"])
+def test_a_page_holding_the_widgets_listener_cannot_answer_allow(
+    live: RunningServer, customer: Party, agent: Party, how: str
+) -> None:
+    customer.page.add_init_script(HOLDS_LISTENERS)
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    allow = customer.page.get_by_role("dialog").get_by_role("button", name="Allow")
+    expect(allow).to_be_enabled()
+    customer.page.mouse.click(5, 5)  # the customer clicks somewhere on the page
+    assert customer.page.evaluate("() => !!window.__customersClick?.isTrusted")
+    customer.page.evaluate(ANSWERS_WITH, how)
+    assert customer.page.evaluate("() => window.Tandem.state") == "pending_consent"
+    assert content_sent(customer) == []
+    allow.click()  # the customer's own
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+
+
+# Before any script of the page's: IntersectionObserver replaced by one that observes nothing and
+# tells its callback, at each frame, that every target it was given shows.
+FAKE_OCCLUSION_TEST = """(() => {
+    const Real = window.IntersectionObserver;
+    window.IntersectionObserver = class {
+        constructor(callback) { this.callback = callback; this.targets = new Set(); this.tick(); }
+        tick() {
+            requestAnimationFrame(() => this.tick());
+            const entries = [...this.targets].map((target) => ({
+                target, isIntersecting: true, isVisible: true, time: performance.now(),
+                intersectionRatio: 1,
+            }));
+            if (entries.length) this.callback(entries, this);
+        }
+        observe(target) { this.targets.add(target); }
+        unobserve(target) { this.targets.delete(target); }
+        disconnect() { this.targets.clear(); }
+        takeRecords() { return []; }
+    };
+    window.__realIntersectionObserver = Real;
+})();"""
+
+
+def test_a_page_that_replaced_the_occlusion_test_cannot_cover_stop_sharing_unseen(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The page's own reports say Stop sharing shows while its cover is over it. They are not the
+    browser's: the widget cannot tell whether Stop sharing shows, so nothing of the page goes
+    (sharing paused, the agent told why), also what the page types under its cover."""
+    customer.page.add_init_script(FAKE_OCCLUSION_TEST)
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    allow(customer)
+    page = customer.page
+    expect(stop_button(page)).to_be_visible()
+    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, 30]
+    )
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
+# A wrapper of the page's framework (zone.js wraps IntersectionObserver and addEventListener so):
+# the browser's own observer and events, each callback run inside the framework's own function.
+WRAPS_LIKE_A_FRAMEWORK = """(() => {
+    const Real = window.IntersectionObserver;
+    window.IntersectionObserver = function (callback, options) {
+        return new Real((entries, observer) => callback(entries, observer), options);
+    };
+    const add = EventTarget.prototype.addEventListener;
+    EventTarget.prototype.addEventListener = function (type, listener, options) {
+        const wrapped = typeof listener === 'function'
+            ? function (event) { return listener.call(this, event); } : listener;
+        return add.call(this, type, wrapped, options);
+    };
+})();"""
+
+
+def test_a_page_whose_framework_wraps_those_functions_shares_as_before(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """Held: wrapped, not replaced (the browser's own events and reports passed on), they are
+    what the widget reads: the customer's Allow answers, sharing is live, Stop sharing shows."""
+    customer.page.add_init_script(WRAPS_LIKE_A_FRAMEWORK)
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    marker = f"shown-{secrets.token_hex(4)}"
+    customer.page.evaluate(
+        "(id) => document.body.append(Object.assign(document.createElement('p'), {id}))", marker
+    )
+    expect(view.locator(f"#{marker}")).to_be_attached()
+    stop_button(customer.page).click(trial=True, timeout=5000)
