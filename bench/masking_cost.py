@@ -176,12 +176,13 @@ MUTATIONS = """async () => {
         host.append(w);
       }
     }
+    // A small grid (`--cards 200`) would be emptied by the removals: keep one card.
     for (let i = 0; i < 25; i++) {
       const card = grid.children[(t * 25 + i) % grid.children.length];
       card.children[1].textContent += ' (updated)';
       card.setAttribute('data-seen', String(t));
     }
-    for (let i = 0; i < 25 && grid.lastElementChild; i++) grid.lastElementChild.remove();
+    for (let i = 0; i < 25 && grid.children.length > 1; i++) grid.lastElementChild.remove();
     await new Promise((r) => setTimeout(r, 20));
   }
 }"""
