@@ -47,6 +47,16 @@ if (!version) throw new Error("no __version__ in src/tandem/__init__.py");
 // about 10 ms each. Checked as methods (upstream's fix, rrweb-io/rrweb#1802), a page whose
 // Element is native uses its own prototype; a page that patched any of the three still gets the
 // iframe's.
+//
+// Children of an element in one insertion: the replayer rebuilds a full snapshot bottom-up
+// (buildNodeWithSN), appending each child to its parent as it is built. Chromium's form
+// association makes each insertion into a `<form>` cost in proportion to the controls already in
+// it, so a form of 5,000 fields took over 30 s to rebuild in the agent's mirror on a 2-core
+// machine (bench/RESULTS.md, "Large pages"), while the same children inserted at once, from a
+// fragment, take milliseconds. An element's children (not a shadow root's, not the document's)
+// are built into a fragment and appended to it at once; `afterAppend` is then called for each in
+// order, each in place as before (the replayer's only collects iframes, dialogs and media, and
+// attaches them after the whole rebuild).
 const ELEMENT_ACCESSORS = '\tElement: [\n\t\t"shadowRoot",\n\t\t"querySelector",\n\t\t"querySelectorAll"\n\t],\n';
 const ELEMENT_METHODS = '\tElement: [],\n\tMutationObserver: ["constructor"]\n';
 const RRWEB_PATCHES = [
@@ -59,6 +69,14 @@ const RRWEB_PATCHES = [
   ["Element accessors to check", new RegExp(ELEMENT_ACCESSORS.replace(/[[\]]/g, "\\$&"), "g"), 3, '\tElement: ["shadowRoot"],\n'],
   ["Element methods to check", new RegExp(ELEMENT_METHODS.replace(/[[\]]/g, "\\$&"), "g"), 3,
     '\tElement: ["querySelector", "querySelectorAll"],\n\tMutationObserver: ["constructor"]\n'],
+  ["Children of an element in one insertion", /^\t\t\} else node\.appendChild\(childNode\);\n\t\tif \(afterAppend\) afterAppend\(childNode, childN\.id\);\n\t\}\n\treturn node;\n\}\n/gm, 1,
+    "\t\t} else if (n.type === NodeType$3.Element) {\n" +
+    "\t\t\t(built ??= []).push([childNode, childN.id]);\n\t\t\t(fragment ??= doc.createDocumentFragment()).appendChild(childNode);\n" +
+    "\t\t\tcontinue;\n\t\t} else node.appendChild(childNode);\n\t\tif (afterAppend) afterAppend(childNode, childN.id);\n\t}\n" +
+    "\tif (fragment) node.appendChild(fragment);\n\tif (built && afterAppend) for (const [childNode, id] of built) afterAppend(childNode, id);\n" +
+    "\treturn node;\n}\n"],
+  ["Children's fragment", /^\tmirror\.add\(node, n\);\n\tif \(\(n\.type === NodeType\$3\.Document \|\| n\.type === NodeType\$3\.Element\) && !skipChild\) for/gm, 1,
+    "\tmirror.add(node, n);\n\tlet fragment = null, built = null;\n\tif ((n.type === NodeType$3.Document || n.type === NodeType$3.Element) && !skipChild) for"],
 ];
 const patchRrweb = {
   name: "patch-rrweb",
