@@ -683,17 +683,18 @@ that its owner is shown at sign-in: an admin can reset an agent's password and s
 or bind it to a provider account of the admin's, and sign in as the agent; the audit trail
 records it, but only auditors read the trail."""
 MAX_ACCOUNT_ACTIVITY = 50
-"""The most records of each kind :func:`account_activity` shows, newest first: of what was done
-in the account's name (a month of an agent's sign-ins on working days), and of the changes others
-made to it, each counted apart so that a flood of sign-ins (whoever took the account over,
-signing in again and again) cannot push a change out of the owner's sight."""
+"""The most records of each action :func:`account_activity` shows, newest first (50 sign-ins:
+a month of an agent's on working days), each action counted apart so that a flood of one
+(whoever took the account over, signing in again and again, or an admin changing its role back
+and forth) cannot push another (an authenticator enrolled, the reset that let it in) out of the
+owner's sight. At most 650 records (13 actions)."""
 
 
 async def account_activity(
     storage: Storage, agent: Principal, now: float, days: float
 ) -> list[AuditRecord]:
     """What happened to ``agent``'s account in the last ``days`` days, newest first (at most
-    :data:`MAX_ACCOUNT_ACTIVITY` of each kind): its sign-ins and other
+    :data:`MAX_ACCOUNT_ACTIVITY` of each action): its sign-ins and other
     :data:`ACCOUNT_OWN_ACTIONS`, and the :data:`ACCOUNT_CHANGES` others made to it, read from
     the audit trail (which nobody can rewrite: whoever signed in as the agent cannot take them
     out of the owner's sight). An owner back after longer than ``days`` (the newest sign-in

@@ -132,3 +132,45 @@ async def test_a_name_given_again_is_not_shown_its_former_holders_activity(
     await log.record(50 * DAY, "sign_in", actor="alice", org="default", ip="10.2.2.2")
     shown = await auth.account_activity(storage, agent("alice"), 50 * DAY, 30)
     assert [r.details.get("ip") for r in shown] == ["10.2.2.2", "10.2.2.2"]
+
+
+async def test_a_flood_of_sign_ins_does_not_push_the_accounts_own_changes_out(
+    storage: Storage,
+) -> None:
+    """Whoever holds the account (its password phished with a code, or set by an admin's reset)
+    enrols an authenticator of its own, makes new recovery codes and changes the password, then
+    signs in again and again from the owner's own network: the sign-ins are what was done in the
+    account's name as much as those changes, and pushed them out of the newest 50 of that kind.
+    Each action has its own limit."""
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(1.0, "second_factor_failed", actor="alice", org="default", ip="10.6.6.6")
+    await log.record(2.0, "sign_in_other_client", actor="alice", org="default", ip="10.6.6.6")
+    await log.record(3.0, "mfa_enrolled", actor="alice", org="default", ip="10.6.6.6")
+    await log.record(4.0, "recovery_codes_renewed", actor="alice", org="default", ip="10.6.6.6")
+    await log.record(5.0, "password_changed", actor="alice", org="default")
+    for i in range(2 * auth.MAX_ACCOUNT_ACTIVITY):
+        await log.record(10.0 + i, "sign_in", actor="alice", org="default", ip="10.0.0.1")
+    shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
+    assert [r.action for r in shown] == ["sign_in"] * auth.MAX_ACCOUNT_ACTIVITY + [
+        "password_changed",
+        "recovery_codes_renewed",
+        "mfa_enrolled",
+        "sign_in_other_client",
+        "second_factor_failed",
+    ]
+
+
+async def test_a_flood_of_one_change_does_not_push_another_change_out(storage: Storage) -> None:
+    """An admin resets the agent's password and signs in as the agent, then changes the agent's
+    role back and forth (or disables and enables it) until the reset is older than the newest 50
+    changes: the owner was shown role changes, not the reset that let the admin in."""
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(1.0, "password_reset", actor="ada", org="default", subject="alice")
+    await log.record(2.0, "mfa_reset", actor="ada", org="default", subject="alice")
+    for i in range(2 * auth.MAX_ACCOUNT_ACTIVITY):
+        await log.record(10.0 + i, "role_changed", actor="ada", org="default", subject="alice")
+    shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
+    assert [r.action for r in shown][-3:] == ["role_changed", "mfa_reset", "password_reset"]
+    assert sum(r.action == "role_changed" for r in shown) == auth.MAX_ACCOUNT_ACTIVITY
