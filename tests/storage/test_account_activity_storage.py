@@ -4,11 +4,20 @@ window, newest first, never another account's or another organisation's."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import pytest
+
 from tandem import auth
 from tandem.access import Principal
 from tandem.audit import AuditLog
+from tandem.storage import migrations
 from tandem.storage.base import OrgRecord, Storage, UserRecord
+from tandem.storage.sql import SQLStorage
+from tests.conftest import migrated_sqlite
 from tests.grants import of_org, owned
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 KEY = b"k" * 32
 DAY = 86400.0
@@ -174,3 +183,100 @@ async def test_a_flood_of_one_change_does_not_push_another_change_out(storage: S
     shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
     assert [r.action for r in shown][-3:] == ["role_changed", "mfa_reset", "password_reset"]
     assert sum(r.action == "role_changed" for r in shown) == auth.MAX_ACCOUNT_ACTIVITY
+
+
+AUDIT_COLUMNS = [
+    *("seq", "at", "action", "actor", "org", "subject", "details", "prev_hash", "hash", "org_seq")
+]
+ROWS_BEFORE_0017 = [
+    (1, 10.0, "sign_in", "alice", "default", "", '{"ip": "10.0.0.1"}', "", "h1", 1),
+    (2, 20.0, "mfa_reset", "ada", "default", "alice", "{}", "h1", "h2", 2),
+]
+
+
+@pytest.mark.parametrize("built_beforehand", [False, True])
+async def test_revision_0017_indexes_a_0016_trail_and_takes_indexes_built_beforehand_on_postgres(
+    built_beforehand: bool,
+) -> None:
+    """Upgrading from 0016 with records: they are read by account. Building an index blocks
+    every write to the audit table meanwhile (on PostgreSQL, a few seconds a million records:
+    the other servers of a rolling upgrade wait with their sign-ins), so an operator with a
+    large trail builds them beforehand, CONCURRENTLY, under their names (docs/operations.md):
+    the revision then takes them as they are. It stopped with 'relation already exists'."""
+    async with fresh_schema(migrated=True) as schema:
+        admin = await pg_connect(schema)
+        try:
+            await admin.execute("DROP INDEX audit_org_actor; DROP INDEX audit_org_subject")
+            await admin.execute("UPDATE alembic_version SET version_num = '0016'")
+            await admin.copy_records_to_table(
+                "audit",
+                records=ROWS_BEFORE_0017,
+                columns=AUDIT_COLUMNS,
+                schema_name=schema,
+            )
+            if built_beforehand:
+                for name, column in (
+                    ("audit_org_actor", "actor"),
+                    ("audit_org_subject", "subject"),
+                ):
+                    await admin.execute(
+                        f"CREATE INDEX CONCURRENTLY {name} ON audit (org, {column}, at)"
+                    )
+        finally:
+            await admin.close()
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        try:
+            assert await store.revision() == migrations.head_revision()
+            await account(store, "alice")
+            shown = await auth.account_activity(store, agent("alice"), 30.0, 30)
+            assert [(r.action, r.actor) for r in shown] == [
+                ("mfa_reset", "ada"),
+                ("sign_in", "alice"),
+            ]
+        finally:
+            await store.close()
+        admin = await pg_connect(schema)
+        try:
+            indexes = await admin.fetch(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'audit'",
+                schema,
+            )
+        finally:
+            await admin.close()
+        assert {"audit_org_actor", "audit_org_subject"} <= {row[0] for row in indexes}
+
+
+@pytest.mark.parametrize("built_beforehand", [False, True])
+async def test_revision_0017_indexes_a_0016_trail_and_takes_indexes_built_beforehand_on_sqlite(
+    tmp_path: Path, built_beforehand: bool
+) -> None:
+    path = migrated_sqlite(tmp_path / "db.sqlite3")
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP INDEX audit_org_actor; DROP INDEX audit_org_subject;"
+        " UPDATE alembic_version SET version_num = '0016';"
+    )
+    db.executemany(
+        "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash,"
+        " org_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ROWS_BEFORE_0017,
+    )
+    if built_beforehand:
+        db.execute("CREATE INDEX audit_org_actor ON audit (org, actor, at)")
+    db.commit()
+    db.close()
+    store = await SQLStorage.open_sqlite(path)
+    try:
+        assert await store.revision() == migrations.head_revision()
+        await account(store, "alice")
+        shown = await auth.account_activity(store, agent("alice"), 30.0, 30)
+        assert [(r.action, r.actor) for r in shown] == [("mfa_reset", "ada"), ("sign_in", "alice")]
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM audit WHERE org = 'default' AND actor = 'alice'"
+        " AND at >= 0 ORDER BY org_seq DESC LIMIT 50"
+    ).fetchall()
+    db.close()
+    assert "audit_org_actor" in str(plan)
