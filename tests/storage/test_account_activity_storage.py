@@ -280,3 +280,37 @@ async def test_revision_0017_indexes_a_0016_trail_and_takes_indexes_built_before
     ).fetchall()
     db.close()
     assert "audit_org_actor" in str(plan)
+
+
+async def test_a_binding_kept_longer_than_the_window_is_shown_with_the_sign_ins_it_lets_in(
+    storage: Storage,
+) -> None:
+    """The admin binds the agent, who signs in with a password, to a provider account of its own
+    and keeps the binding: its sign-ins through the provider go on after the binding is older
+    than the window. The agent was shown sign-ins through the provider and not who made them
+    possible (nor that changing the password does not stop them). An agent who signs in only
+    through the provider is not shown its binding at each sign-in."""
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(0.0, "sign_in", actor="alice", org="default", ip="10.0.0.1")
+    await log.record(DAY, "sso_identity_bound", actor="ada", org="default", subject="alice")
+    for day in (1, 33):
+        await log.record(
+            day * DAY + 60, "sign_in", actor="alice", org="default", method="oidc", ip="10.0.0.1"
+        )
+    now = 42 * DAY
+    await log.record(now, "sign_in", actor="alice", org="default", ip="10.0.0.1")
+    shown = await auth.account_activity(storage, agent("alice"), now, 30)
+    assert [(r.action, r.actor, r.details.get("method")) for r in shown] == [
+        ("sign_in", "alice", None),
+        ("sign_in", "alice", "oidc"),
+        ("sso_identity_bound", "ada", None),
+    ]
+    await account(storage, "sso")
+    await log.record(0.0, "sso_identity_bound", actor="ada", org="default", subject="sso")
+    for day in (35, 40):
+        await log.record(day * DAY, "sign_in", actor="sso", org="default", method="oidc")
+    assert [r.action for r in await auth.account_activity(storage, agent("sso"), 40 * DAY, 30)] == [
+        "sign_in",
+        "sign_in",
+    ]
