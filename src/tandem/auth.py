@@ -683,24 +683,27 @@ that its owner is shown at sign-in: an admin can reset an agent's password and s
 or bind it to a provider account of the admin's, and sign in as the agent; the audit trail
 records it, but only auditors read the trail."""
 MAX_ACCOUNT_ACTIVITY = 50
-"""The most records of each kind :func:`account_activity` shows, newest first: of what was done
-in the account's name (a month of an agent's sign-ins on working days), and of the changes others
-made to it, each counted apart so that a flood of sign-ins (whoever took the account over,
-signing in again and again) cannot push a change out of the owner's sight."""
+"""The most records of each action :func:`account_activity` shows, newest first (50 sign-ins:
+a month of an agent's on working days), each action counted apart so that a flood of one
+(whoever took the account over, signing in again and again, or an admin changing its role back
+and forth) cannot push another (an authenticator enrolled, the reset that let it in) out of the
+owner's sight. At most 650 records (13 actions)."""
 
 
 async def account_activity(
     storage: Storage, agent: Principal, now: float, days: float
 ) -> list[AuditRecord]:
     """What happened to ``agent``'s account in the last ``days`` days, newest first (at most
-    :data:`MAX_ACCOUNT_ACTIVITY` of each kind): its sign-ins and other
+    :data:`MAX_ACCOUNT_ACTIVITY` of each action): its sign-ins and other
     :data:`ACCOUNT_OWN_ACTIONS`, and the :data:`ACCOUNT_CHANGES` others made to it, read from
     the audit trail (which nobody can rewrite: whoever signed in as the agent cannot take them
     out of the owner's sight). An owner back after longer than ``days`` (the newest sign-in
     being this one) is shown the sign-in before it too, however old, and the changes of the
     ``days`` before that one: a takeover made while the owner was away does not age out of
-    the list before the owner is back. Nothing from before the account was made: a name
-    given again (after its account was removed) is not shown its former holder's sign-ins."""
+    the list before the owner is back. Sign-ins through the provider beside others bring the
+    newest binding to the provider, however old. Nothing from before the account was made: a
+    name given again (after its account was removed) is not shown its former holder's
+    sign-ins."""
     grant = authorize(agent, "self")
     user = await storage.get_user(agent.username)
     if user is None:
@@ -710,19 +713,30 @@ async def account_activity(
     found = await storage.account_activity(
         grant, agent.username, window, MAX_ACCOUNT_ACTIVITY, ACCOUNT_OWN_ACTIONS, ACCOUNT_CHANGES
     )
-    if sum(record.action == "sign_in" for record in found) >= 2:
-        return found
-    latest = await storage.account_activity(grant, agent.username, made, 2, ("sign_in",), ())
-    if len(latest) < 2:  # the account's first sign-in (or none): nothing before it
-        return found
-    previous = latest[1]
-    earlier = await storage.account_activity(
-        grant,
-        agent.username,
-        max(previous.at - days * 86400.0, made),
-        MAX_ACCOUNT_ACTIVITY,
-        (),
-        ACCOUNT_CHANGES,
-    )
-    merged = {record.seq: record for record in (*found, previous, *earlier)}
+    if sum(record.action == "sign_in" for record in found) < 2:
+        latest = await storage.account_activity(grant, agent.username, made, 2, ("sign_in",), ())
+        if len(latest) == 2:  # else the account's first sign-in (or none): nothing before it
+            previous = latest[1]
+            earlier = await storage.account_activity(
+                grant,
+                agent.username,
+                max(previous.at - days * 86400.0, made),
+                MAX_ACCOUNT_ACTIVITY,
+                (),
+                ACCOUNT_CHANGES,
+            )
+            found = [*found, previous, *earlier]
+    # Sign-ins through the provider beside others (an agent who types a password): the binding
+    # that lets them in is shown however old, with who made it. An admin who bound the account
+    # to a provider account of its own and kept the binding signs in through it after the
+    # binding left the window (and a new password does not stop it). An agent who signs in
+    # only through the provider is not shown its binding at each sign-in.
+    ways = {
+        record.details.get("method") == "oidc" for record in found if record.action == "sign_in"
+    }
+    if ways == {True, False} and not any(r.action == "sso_identity_bound" for r in found):
+        found += await storage.account_activity(
+            grant, agent.username, made, 1, (), ("sso_identity_bound",)
+        )
+    merged = {record.seq: record for record in found}
     return sorted(merged.values(), key=lambda record: record.org_seq, reverse=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
-from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
+from tandem.directory import Directory
+from tests.conftest import AGENT_PASSWORD, RunningServer, add_user, seed_directory
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Party
 from tests.e2e.test_passwords import sign_in
@@ -43,3 +44,30 @@ def test_an_admins_reset_is_shown_to_the_agent_at_each_sign_in_until_hidden(
     expect(activity).to_have_count(0)
     sign_in(live, agent, "kim", AGENT_PASSWORD)
     expect(activity.locator("li.warn")).to_have_count(1)
+
+
+HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+def test_hostile_names_and_addresses_in_the_activity_are_shown_as_text(
+    live: RunningServer, agent: Party
+) -> None:
+    """An address a proxy passed on, or a name the trail holds, carrying markup: the list shows
+    it as text, and nothing in it runs or is drawn."""
+    add_user(live.settings.data_dir, "lee", display_name="Lee")
+
+    async def hostile_records(directory: Directory) -> None:
+        await directory.record(
+            "sign_in", actor="lee", org="default", ip=HOSTILE, method="<b>bold</b>"
+        )
+        await directory.record("mfa_reset", actor=HOSTILE, org="default", subject="lee")
+
+    seed_directory(live.settings.data_dir, hostile_records)
+    sign_in(live, agent, "lee", AGENT_PASSWORD)
+    page = agent.page
+    activity = page.get_by_role("region", name="Recent activity on your account")
+    expect(activity.locator("li")).to_have_count(3)
+    expect(activity).to_contain_text(f"Signed in with <b>bold</b> from {HOSTILE}")
+    expect(activity.locator("li.warn")).to_contain_text(f"{HOSTILE} removed your authenticator")
+    assert activity.locator("img, b, script").count() == 0
+    assert page.title() != "pwned"

@@ -5,9 +5,13 @@ while signed in as the agent."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
+from tandem.config import Settings
+from tandem.directory import offline, operator
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.test_organisations import api
@@ -103,3 +107,39 @@ def test_an_account_is_not_shown_another_accounts_activity(orgs: RunningServer) 
 
 def test_signed_out_the_activity_is_not_shown(orgs: RunningServer) -> None:
     assert httpx.get(f"{orgs.base}/api/me/activity").status_code == 401
+
+
+def test_every_other_way_an_admin_or_the_operator_reaches_an_agents_account_is_shown(
+    orgs: RunningServer,
+) -> None:
+    """The other routes to an agent's account (disable then enable, a role given and taken back,
+    the authenticator removed, the operator's password reset from the command line) are shown
+    to the agent as what they are, naming who made them; a change of teams (no way into the
+    account) is not among them."""
+    with api(orgs, "ada") as ada:
+        assert ada.post("/api/users/alice/disable").is_success
+        assert ada.post("/api/users/alice/enable").is_success
+        assert ada.patch("/api/users/alice", json={"role": "supervisor"}).is_success
+        assert ada.patch("/api/users/alice", json={"role": "agent"}).is_success
+        assert ada.patch("/api/users/alice", json={"teams": ["billing"]}).is_success
+        assert ada.post("/api/users/alice/reset-mfa").status_code == 204
+
+    async def operator_resets() -> None:
+        settings = Settings.load(environ={}, data_dir=orgs.settings.data_dir)
+        async with offline(settings) as directory:  # `tandem user passwd alice`
+            await directory.reset_password(
+                operator("default"), "alice", AGENT_PASSWORD, change_required=False
+            )
+
+    asyncio.run(operator_resets())
+    with api(orgs, "alice") as alice:
+        shown = activity(alice)
+    assert shown == [
+        ("sign_in", "alice", "password"),
+        ("password_reset", "cli", None),
+        ("mfa_reset", "ada", None),
+        ("role_changed", "ada", None),
+        ("role_changed", "ada", None),
+        ("user_enabled", "ada", None),
+        ("user_disabled", "ada", None),
+    ]

@@ -1239,7 +1239,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/me/activity",
         "self",
         "What happened to your account lately (account_activity_days, newest first, at most "
-        "50 of each kind): its sign-ins, from where and how, and the resets, bindings and other "
+        "50 of each action): its sign-ins, from where and how, and the resets, bindings and other "
         "changes an admin or the operator made to it. The console shows it at sign-in.",
         _my_activity,
         returns=list[AccountEvent],

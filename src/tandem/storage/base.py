@@ -809,7 +809,8 @@ class Storage(AuditStore, Protocol):
     ) -> list[AuditRecord]:
         """The organisation's audit records from ``since`` (epoch seconds) about ``username``'s
         account: those of the ``own`` actions it made (its sign-ins) and of the ``changes``
-        others made to it (whose subject it is), newest first, at most ``limit`` of each."""
+        others made to it (whose subject it is), newest first, at most ``limit`` of each action
+        (a flood of one action does not push another out)."""
         ...
 
     async def audit_concerning(

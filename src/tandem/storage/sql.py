@@ -2922,23 +2922,31 @@ class SQLStorage:
         changes: Sequence[str],
     ) -> list[AuditRecord]:
         # Each half through its own index (audit_org_actor, audit_org_subject): a sign-in reads
-        # the account's records, never the organisation's whole trail of the window. Each half
-        # has its own limit: a flood of sign-ins in the account's name (the one who took it
-        # over, signing in again and again) cannot push a change made to it out of the list.
+        # the account's records, never the organisation's whole trail of the window. Each action
+        # has its own limit: a flood of one (the one who took the account over signing in again
+        # and again, or changing its role back and forth) cannot push another (its own
+        # authenticator enrolled, the reset that let it in) out of the list.
         found: list[AuditRecord] = []
         for column, actions in ((audit.c.actor, own), (audit.c.subject, changes)):
             if not actions:
                 continue
-            rows = await self._rows(
-                sa.select(*_AUDIT_COLUMNS)
+            rank = sa.func.row_number().over(
+                partition_by=audit.c.action, order_by=audit.c.org_seq.desc()
+            )
+            ranked = (
+                sa.select(*_AUDIT_COLUMNS, rank.label("rank"))
                 .where(
                     audit.c.org == grant.org_id,
                     column == username,
                     audit.c.at >= since,
                     audit.c.action.in_(list(actions)),
                 )
-                .order_by(audit.c.org_seq.desc())
-                .limit(limit)
+                .subquery()
+            )
+            rows = await self._rows(
+                sa.select(*(ranked.c[each.name] for each in _AUDIT_COLUMNS)).where(
+                    ranked.c.rank <= limit
+                )
             )
             found += (_audit_record(row) for row in rows)
         return sorted(found, key=lambda record: record.org_seq, reverse=True)
