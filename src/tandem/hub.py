@@ -1180,6 +1180,16 @@ class SessionHub:
         if self._unrecorded:
             await self._unrecorded.hold(at, action, fields)
             return
+        if self._stop_deadline is not None:
+            # Stopping: the write may be given up on (its task cancelled at the deadline) while
+            # its statement reaches PostgreSQL all the same, and a record kept then was written
+            # a second time by the next start (counted twice). Kept first, then written from
+            # the backlog with its line noted (as server_stopped): the second write is refused.
+            await self._unrecorded.hold(at, action, fields)
+            failed = await self._write_unrecorded()
+            if failed is not None:
+                raise failed
+            return
         try:
             await self.audit.record(at, action, **fields)
         except asyncio.CancelledError:

@@ -202,8 +202,8 @@ async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
             stop = await stopped(server, [customer, agent])
         finally:
             # The frozen connections drop before the database sees what they held (thawed,
-            # the record's write would land after all: record_done's known double on
-            # PostgreSQL, docs/operations.md).
+            # the record's write would land after all: refused when written again from the
+            # backlog, test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twice).
             pg_proxy.down()
             pg_proxy.thaw()
             pg_proxy.up()
@@ -228,3 +228,73 @@ async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
                 again.stop()
         finally:
             await db.close()
+
+
+@pytest.mark.parametrize(
+    "held_after",
+    [(b"session_suspended",), (b"session_suspended", b"COMMIT")],
+    ids=["statement", "commit"],
+)
+async def test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twice(
+    pg_proxy: StoppableProxy, tmp_path: Path, held_after: tuple[bytes, ...]
+) -> None:
+    """A hand-over stored, both sides told to reconnect; its ``session_suspended`` (written with
+    record_done) reaches PostgreSQL, its answer does not (frozen until the next start). Kept in
+    the backlog, it was written a second time by the next start (two hand-overs counted for
+    one). A stop's record_done is kept first and written with its backlog line noted: the
+    database refuses the second write, the trail holds it once and verifies. ``statement``: the
+    answer held once the record's statement has gone (before, alone, it committed itself);
+    ``commit``: once its transaction's COMMIT has gone (it is noted with its line now)."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+        audit_key = tmp_path / "seed" / "audit.key"
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(audit_key)},
+            )
+
+        server = serve()
+        try:
+            customer, agent, created = await sharing_session(server)
+        except BaseException:
+            server.stop()
+            raise
+        pg_proxy.hold_replies_after(*held_after, freeze=True)
+        try:
+            stop = await stopped(server, [customer, agent])
+        finally:
+            pg_proxy.thaw()
+        reconnect = (["restarting"], 1012, "server restarting: reconnect")
+        assert stop.closed == [reconnect, reconnect], stop.closed
+        db = await pg_connect(schema)
+        query = "SELECT count(*) FROM audit WHERE action = 'session_suspended' AND subject = $1"
+        try:
+            landed = await db.fetchval(query, created["session_id"])
+            assert landed == (1 if held_after[-1] == b"COMMIT" else landed), landed
+            again = serve()
+            try:
+                await written_from_the_backlog(db)
+                assert await db.fetchval(query, created["session_id"]) == 1
+                _page, answer = await resume_on(again, created)
+                assert answer["type"] == "resumed", answer
+            finally:
+                again.stop()
+        finally:
+            await db.close()
+        verified = tandem(
+            "audit",
+            "verify",
+            "--data-dir",
+            str(tmp_path / "data"),
+            env={"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)},
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
