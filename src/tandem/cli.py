@@ -439,6 +439,7 @@ def serve(
     """Run the server: customer SDK, agent console, demo shop."""
     serving: int | None = None  # the data directory's lock, on SQLite (startup.lock_sqlite)
     listening: socket.socket | None = None
+    before_serving = _stop_at_once_before_serving()  # until uvicorn takes the signals
     try:
         settings = Settings.load(
             host=host,
@@ -477,6 +478,8 @@ def serve(
         if listening is not None:
             listening.close()
         raise _fail(exc) from None
+    finally:
+        _serving(before_serving)  # uvicorn's graceful stop from now on (create_app: no I/O)
     try:
         from tandem import logs
         from tandem.server.app import create_app
@@ -501,6 +504,43 @@ def serve(
             os.close(serving)  # the lock goes with it
     if not server.started:  # the application did not start (logged): not a clean exit
         raise typer.Exit(code=3)
+
+
+def _stop_at_once_before_serving() -> dict[int, Any]:
+    """Until uvicorn serves (and takes the signals for its graceful stop), SIGTERM and Ctrl-C
+    end the start at once, with one line: SIGTERM killed the process with nothing said, and
+    Ctrl-C waited out the database's timeouts (tens of seconds on a frozen database: asyncio's
+    cancellation waits for the connections' closes) before failing with the database's error.
+    Nothing is lost by not waiting: nothing was served, and a migration under way is one
+    transaction, rolled back by the database when the connection goes with the process
+    (SQLite's journal does the same at the next open). The previous handlers, for
+    :func:`_serving`."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        # Written directly (a signal handler may interrupt a write to stderr), then the exit
+        # itself, without unwinding: the waits for a frozen database are what it must skip.
+        os.write(
+            2,
+            f"tandem: stopped during start-up ({name}), before serving: nothing was served; "
+            "a database migration under way is rolled back (it is one transaction)\n".encode(),
+        )
+        os._exit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # signals reach the main thread only (as uvicorn's capture_signals)
+    return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _serving(before: dict[int, Any]) -> None:
+    """The handlers :func:`_stop_at_once_before_serving` replaced, back (uvicorn saves them,
+    takes the signals while it serves, and puts them back when it stops)."""
+    import signal
+
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
 
 
 def _banner(settings: Settings, users: int, created: bool = False) -> None:

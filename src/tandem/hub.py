@@ -1180,6 +1180,16 @@ class SessionHub:
         if self._unrecorded:
             await self._unrecorded.hold(at, action, fields)
             return
+        if self._stop_deadline is not None:
+            # Stopping: the write may be given up on (its task cancelled at the deadline) while
+            # its statement reaches PostgreSQL all the same, and a record kept then was written
+            # a second time by the next start (counted twice). Kept first, then written from
+            # the backlog with its line noted (as server_stopped): the second write is refused.
+            await self._unrecorded.hold(at, action, fields)
+            failed = await self._write_unrecorded()
+            if failed is not None:
+                raise failed
+            return
         try:
             await self.audit.record(at, action, **fields)
         except asyncio.CancelledError:
@@ -2607,13 +2617,14 @@ class SessionHub:
                 # Its line is noted with it, so that the file put back later (or copied to
                 # another server's data directory) cannot write it again: known once on the disk.
                 line = await self._unrecorded.first_line()
+                found: dict[str, Any] = {}
                 if action == "session_not_handed_over":
                     try:
-                        await self._withdraw_late_hand_over(fields)
+                        found = await self._withdraw_late_hand_over(fields)
                     except StorageError as exc:  # tried again next time, before the record
                         return exc
                 try:
-                    await self.audit.record(at, action, backlog_line=line, **fields)
+                    await self.audit.record(at, action, backlog_line=line, **fields, **found)
                 except StorageError as exc:  # returned; tried again next time, in order
                     return exc
                 except BacklogLineWritten:  # on the trail already: reported below
@@ -2636,7 +2647,7 @@ class SessionHub:
                 )
         return None
 
-    async def _withdraw_late_hand_over(self, fields: dict[str, Any]) -> None:
+    async def _withdraw_late_hand_over(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Before a stop's ``session_not_handed_over`` is written: on PostgreSQL the hand-over's
         COMMIT may have reached the database after the stop gave up waiting for its answer
         (:meth:`_cut`: both sides told the session ended), and the session is then stored
@@ -2645,10 +2656,18 @@ class SessionHub:
         the trail says what storage did, and a page that kept its resume token is refused.
         Nothing is done when the hand-over was not stored (crash recovery ends the session
         ``server_lost``). Written before the server serves, at its start: on one server nobody
-        can resume the session first."""
+        can resume the session first.
+
+        In a cluster another process may have taken the hand-over up first (a side that missed
+        its ``ended`` resumed there): it is left to that process, never withdrawn from under it
+        (the row is gone: storage lets exactly one of the two win), since both sides may have
+        missed ``ended`` and be live there; a side told it ended is away, and the session ends
+        there by that side's window as for any side that does not come back. What the trail
+        would claim is corrected instead: the fields returned (``taken_up_by``, the process)
+        go into ``session_not_handed_over``, after that process's ``session_restored``."""
         session_id, org = str(fields.get("subject", "")), str(fields.get("org", DEFAULT_ORG))
         if not session_id:
-            return
+            return {}
 
         def entries(withdrawn: bool) -> list[Entry]:
             if not withdrawn:
@@ -2671,6 +2690,24 @@ class SessionHub:
                 "it (and told both sides it ended); withdrawn, the session ended server_shutdown",
                 session_id,
             )
+            return {}
+        record = await self.storage.get_session(session_id)
+        stopped = str(fields.get("process", ""))
+        if (
+            record is None
+            or record.ended_at is not None
+            or not stopped  # kept by an older version: not known
+            or record.node in ("", stopped, self.node or self.process_id)
+        ):
+            return {}  # never stored (still the stopped process's), or ended since
+        log.warning(
+            "session %s: its hand-over reached the database after the stop had given up on it, "
+            "and process %s took it up (a side that missed its ended resumed there) before it "
+            "could be withdrawn; left to that process (a side told it ended is away there)",
+            session_id,
+            record.node,
+        )
+        return {"taken_up_by": record.node}
 
     async def tick(self) -> None:
         """:meth:`meet_deadlines` (and its work), :meth:`upkeep`, :meth:`recheck_due` (the server
@@ -3007,6 +3044,9 @@ class SessionHub:
             "subject": session_id,
             "reason": "storage_unavailable",
             "state": machine.state,
+            # Which process gave up on it: another one holding it since took the hand-over up
+            # (:meth:`_withdraw_late_hand_over`).
+            "process": self.node or self.process_id,
         }
         if recording:
             fields.update(recording=recording, recording_bytes_dropped=dropped)

@@ -71,17 +71,22 @@ class StoppableProxy:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
                 assert self.flowing is not None
-                if upstream and seen < len(self.hold_after) and self.hold_after[seen] in data:
-                    seen += 1
-                    if seen == len(self.hold_after):  # forwarded; its answer held
-                        self.hold_after = []
-                        replies.clear()
-                        if self.freeze_after_hold:
-                            self.freeze_after_hold = False
-                            self.flowing.clear()  # every other byte held from now on
-                            writer.write(data)  # but these reach the database
-                            await writer.drain()
-                            continue
+                # Several in one read, in turn (a statement and its COMMIT sent together).
+                found, at = False, 0
+                while upstream and seen < len(self.hold_after):
+                    at = data.find(self.hold_after[seen], at)
+                    if at < 0:
+                        break
+                    seen, found, at = seen + 1, True, at + len(self.hold_after[seen])
+                if found and seen == len(self.hold_after):  # forwarded; its answer held
+                    self.hold_after = []
+                    replies.clear()
+                    if self.freeze_after_hold:
+                        self.freeze_after_hold = False
+                        self.flowing.clear()  # every other byte held from now on
+                        writer.write(data)  # but these reach the database
+                        await writer.drain()
+                        continue
                 if not upstream:
                     await replies.wait()
                 if upstream and self.freeze_at is not None and self.freeze_at in data:

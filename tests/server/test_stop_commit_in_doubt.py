@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,8 @@ async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
             stop = await stopped(server, [customer, agent])
         finally:
             # The frozen connections drop before the database sees what they held (thawed,
-            # the record's write would land after all: record_done's known double on
-            # PostgreSQL, docs/operations.md).
+            # the record's write would land after all: refused when written again from the
+            # backlog, test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twice).
             pg_proxy.down()
             pg_proxy.thaw()
             pg_proxy.up()
@@ -226,5 +227,150 @@ async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
                 assert [row["action"] for row in rows] == ["session_suspended"], rows
             finally:
                 again.stop()
+        finally:
+            await db.close()
+
+
+@pytest.mark.parametrize(
+    "held_after",
+    [(b"session_suspended",), (b"session_suspended", b"COMMIT")],
+    ids=["statement", "commit"],
+)
+async def test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twice(
+    pg_proxy: StoppableProxy, tmp_path: Path, held_after: tuple[bytes, ...]
+) -> None:
+    """A hand-over stored, both sides told to reconnect; its ``session_suspended`` (written with
+    record_done) reaches PostgreSQL, its answer does not (frozen until the next start). Kept in
+    the backlog, it was written a second time by the next start (two hand-overs counted for
+    one). A stop's record_done is kept first and written with its backlog line noted: the
+    database refuses the second write, the trail holds it once and verifies. ``statement``: the
+    answer held once the record's statement has gone (before, alone, it committed itself);
+    ``commit``: once its transaction's COMMIT has gone (it is noted with its line now)."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        port = free_port()
+        audit_key = tmp_path / "seed" / "audit.key"
+
+        def serve() -> ServeProcess:
+            return ServeProcess(
+                tmp_path / "data",
+                port,
+                "--database-url",
+                url,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": str(audit_key)},
+            )
+
+        server = serve()
+        try:
+            customer, agent, created = await sharing_session(server)
+        except BaseException:
+            server.stop()
+            raise
+        pg_proxy.hold_replies_after(*held_after, freeze=True)
+        try:
+            stop = await stopped(server, [customer, agent])
+        finally:
+            pg_proxy.thaw()
+        reconnect = (["restarting"], 1012, "server restarting: reconnect")
+        assert stop.closed == [reconnect, reconnect], stop.closed
+        db = await pg_connect(schema)
+        query = "SELECT count(*) FROM audit WHERE action = 'session_suspended' AND subject = $1"
+        try:
+            landed = await db.fetchval(query, created["session_id"])
+            assert landed == (1 if held_after[-1] == b"COMMIT" else landed), landed
+            again = serve()
+            try:
+                await written_from_the_backlog(db)
+                assert await db.fetchval(query, created["session_id"]) == 1
+                _page, answer = await resume_on(again, created)
+                assert answer["type"] == "resumed", answer
+            finally:
+                again.stop()
+        finally:
+            await db.close()
+        verified = tandem(
+            "audit",
+            "verify",
+            "--data-dir",
+            str(tmp_path / "data"),
+            env={"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)},
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def test_a_late_hand_over_taken_up_elsewhere_first_is_left_there_and_said(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """A cluster: the hand-over's COMMIT lands after the stop gave up on it (both sides told
+    the session ended), and before the stopped process starts again a page that missed its
+    ``ended`` resumes on another process (B, same database and keys). The stopped process's
+    next start does not withdraw it from under B (the stored row is gone: exactly one of the
+    take and the withdrawal wins), and its ``session_not_handed_over`` no longer claims alone
+    what did not happen: it names the process that took the session up."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        audit_key = str(tmp_path / "seed" / "audit.key")
+
+        def serve(data: str, database: str) -> ServeProcess:
+            return ServeProcess(
+                tmp_path / data,
+                free_port(),
+                "--database-url",
+                database,
+                "--shutdown-timeout",
+                str(STOP_TIMEOUT),
+                env={"TANDEM_AUDIT_KEY": audit_key},
+            )
+
+        server = serve("data", url)
+        try:
+            customer, agent, created = await sharing_session(server)
+        except BaseException:
+            server.stop()
+            raise
+        pg_proxy.hold_replies_after(b"INSERT INTO suspended_sessions", b"COMMIT", freeze=True)
+        try:
+            stop = await stopped(server, [customer, agent])
+        finally:
+            pg_proxy.thaw()
+        assert stop.closed == [ENDED, ENDED], stop.closed
+        # Process B: the same keys, its own data directory (not the stopped one's backlog).
+        shutil.copytree(
+            tmp_path / "data", tmp_path / "other", ignore=shutil.ignore_patterns("audit-backlog*")
+        )
+        db = await pg_connect(schema)
+        try:
+            assert await db.fetchval("SELECT count(*) FROM suspended_sessions") == 1
+            other = serve("other", url)
+            try:
+                page, answer = await resume_on(other, created)
+                assert answer["type"] == "resumed", answer
+                again = serve("data", url)
+                try:
+                    await kept_records_written(db, 1)
+                    ended = await db.fetchrow(
+                        "SELECT ended_at, node FROM sessions WHERE session_id = $1",
+                        created["session_id"],
+                    )
+                    assert ended is not None and ended["ended_at"] is None, ended  # left to B
+                    rows = await db.fetch(
+                        "SELECT action, details FROM audit WHERE subject = $1 AND action IN "
+                        "('session_not_handed_over', 'session_hand_over_withdrawn', "
+                        "'session_restored') ORDER BY seq",
+                        created["session_id"],
+                    )
+                    actions = [row["action"] for row in rows]
+                    assert actions == ["session_restored", "session_not_handed_over"], rows
+                    details = json.loads(rows[1]["details"])
+                    assert details.get("taken_up_by") == ended["node"], details
+                finally:
+                    again.stop()
+                await page.close()
+            finally:
+                other.stop()
         finally:
             await db.close()

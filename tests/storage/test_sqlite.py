@@ -122,6 +122,33 @@ async def test_an_sqlite_file_is_copied_before_it_is_upgraded(tmp_path: Path) ->
     assert len(list(tmp_path.glob("db.sqlite3.*.bak"))) == 1
 
 
+async def test_an_upgrade_copy_cut_short_is_never_left_under_a_copy_s_name(tmp_path: Path) -> None:
+    """A start stopped (SIGTERM or Ctrl-C end it at once, tandem.cli) or killed while it copies
+    the file before an upgrade: the copy is written under a ``.partial`` name and renamed once
+    whole, so no truncated file is named as a copy to restore from; the next open deletes the
+    leftover (customers' data nothing else would expire)."""
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:
+        for migration in SQLITE_MIGRATIONS[:10]:
+            db.executescript(migration)
+        db.execute("PRAGMA user_version=10")
+    db.close()
+    cut_short = tmp_path / "db.sqlite3.20200101T000000Z.bak.partial"
+    cut_short.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84)  # a copy's first page, no more
+    other = tmp_path / "other.sqlite3.20200101T000000Z.bak.partial"  # another file's: kept
+    other.write_bytes(b"")
+    await (await SQLStorage.open_sqlite(path)).close()
+    assert not cut_short.exists()
+    assert other.exists()
+    (backup,) = tmp_path.glob("db.sqlite3.*.bak")
+    assert list(tmp_path.glob("db.sqlite3.*.partial")) == []
+    old = sqlite3.connect(backup)
+    try:
+        assert old.execute("PRAGMA user_version").fetchone() == (10,)
+    finally:
+        old.close()
+
+
 async def test_two_processes_appending_to_one_file_keep_one_valid_chain(tmp_path: Path) -> None:
     # Two storages on one file are two servers' connections: neither locks the chain, so they
     # race for each record's number; the loser of each race reads the new head and goes on.

@@ -112,3 +112,30 @@ async def test_a_hand_over_stored_after_its_stop_gave_up_is_withdrawn_once(
     assert await storage.withdraw_hand_over("never", 130.0) is False
     record = await storage.get_session("never")
     assert record is not None and record.ended_at is None
+
+
+async def test_a_withdrawal_and_another_process_taking_the_hand_over_up_one_wins(
+    storage: Storage,
+) -> None:
+    """A stopped process's withdrawal (its next start) racing another process's take of the
+    same late hand-over (a page that missed its ``ended`` resuming there): exactly one wins,
+    each time. Taken up, the session is the other process's, live, never ended from under it;
+    withdrawn, the take finds nothing (the page is refused)."""
+    for n in range(8):
+        session_id = f"raced-{n}"
+        await live_session(storage, session_id, "old")
+        await storage.suspend_session(handed_over(session_id))
+        taking = storage.take_suspended(session_id, "other", 110.0)
+        withdrawing = storage.withdraw_hand_over(session_id, 110.0)
+        if n % 2:  # either one sent first
+            withdrawn, taken = await asyncio.gather(withdrawing, taking)
+        else:
+            taken, withdrawn = await asyncio.gather(taking, withdrawing)
+        assert (taken is not None) != withdrawn, (taken, withdrawn)
+        record = await storage.get_session(session_id)
+        assert record is not None
+        if withdrawn:
+            assert (record.end_reason, record.node) == ("server_shutdown", ""), record
+        else:
+            assert (record.ended_at, record.node) == (None, "other"), record
+        assert await storage.get_suspended(session_id) is None

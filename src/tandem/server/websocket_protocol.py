@@ -43,6 +43,7 @@ that stops gracefully.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import signal
@@ -304,6 +305,27 @@ hand-overs under way, the recordings' last frames, ``server_stopped``) in a smal
 a frozen one is given up on sooner, what it did not take kept in the audit backlog."""
 
 
+UVICORN_PRIVATE_PARTS = {
+    "_wait_tasks_to_complete": "uvicorn.Server.shutdown's wait for the sockets it closed, ended "
+    "at once by a second Ctrl-C (TandemServer._wait_tasks_to_complete)",
+    "_captured_signals": "the signals uvicorn raises again once stopped (TandemServer."
+    "handle_exit: Ctrl-C stays an interrupt, a SIGTERM whose stop completed a clean exit)",
+}
+"""What TandemServer relies on of uvicorn's private parts (requirements/*.txt pin uvicorn; a
+newer one that renamed them is reported at the start, tests/server/test_uvicorn_private.py)."""
+
+
+def uvicorn_private_parts_missing() -> list[str]:
+    """The parts of :data:`UVICORN_PRIVATE_PARTS` this uvicorn lacks (each with what it costs)."""
+    server = uvicorn.Server(uvicorn.Config(app=None))  # type: ignore[arg-type]  # never served
+    return [
+        f"{name} ({why})"
+        for name, why in UVICORN_PRIVATE_PARTS.items()
+        if not hasattr(server, name)
+        or (name.startswith("_wait") and not inspect.iscoroutinefunction(getattr(server, name)))
+    ]
+
+
 class TandemServer(uvicorn.Server):
     """uvicorn's server, with Tandem's graceful stop before uvicorn closes the sockets.
 
@@ -318,6 +340,13 @@ class TandemServer(uvicorn.Server):
         """Whether Ctrl-C came during the stop: the next forces the exit."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hurried: asyncio.Event | None = None
+        for missing in uvicorn_private_parts_missing():
+            log.error(
+                "uvicorn %s has no %s: the stop works without it, less well (pin the uvicorn "
+                "of requirements/runtime.txt)",
+                uvicorn.__version__,
+                missing,
+            )
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()

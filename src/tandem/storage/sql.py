@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import glob
 import json
 import logging
 import os
@@ -3692,8 +3693,18 @@ def expire_upgrade_copies(path: Path, before: float) -> list[Path]:
     return expired
 
 
+PARTIAL_COPY = ".partial"
+"""The suffix of an upgrade copy being written (:func:`_backup_before_upgrade`): renamed to its
+``.bak`` name once whole, so that a start stopped (SIGTERM, Ctrl-C: ended at once, tandem.cli)
+or killed mid-copy never leaves a truncated file named as a copy to restore from. The next open
+deletes such a leftover (it holds customers' data, and nothing would expire it)."""
+
+
 def _backup_before_upgrade(path: Path) -> Path | None:
     """Copy an existing SQLite file that an upgrade would change; return the copy's path."""
+    for leftover in path.parent.glob(f"{glob.escape(path.name)}.*.bak{PARTIAL_COPY}"):
+        leftover.unlink(missing_ok=True)  # an earlier copy cut short
+        log.warning("database upgrade: removed %s, a copy cut short", leftover)
     if not path.exists() or path.stat().st_size == 0:
         return None
     db = sqlite3.connect(path)
@@ -3713,12 +3724,16 @@ def _backup_before_upgrade(path: Path) -> Path | None:
                 raise ConfigError("the database was written by a newer Tandem; upgrade first")
         stamp = time.strftime(_UPGRADE_STAMP, time.gmtime())
         target = path.with_name(f"{path.name}.{stamp}.bak")
-        target.touch(mode=0o600, exist_ok=False)  # it holds what the database holds
-        copy = sqlite3.connect(target)
+        if target.exists():
+            raise FileExistsError(f"{target} exists")
+        partial = target.with_name(target.name + PARTIAL_COPY)
+        partial.touch(mode=0o600, exist_ok=False)  # it holds what the database holds
+        copy = sqlite3.connect(partial)
         try:
             db.backup(copy)
         finally:
             copy.close()
+        os.replace(partial, target)  # whole, under its name
     finally:
         db.close()
     log.warning("database upgrade: a copy of the old database is at %s", target)
