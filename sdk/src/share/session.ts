@@ -132,12 +132,15 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const MAX_RESUME_LOOKS = 32;
 const STEADY_LOOKS = 100;
 
-/** How long the page's changes may wait for the cover watch to find Stop sharing shown (ui.ts,
- * askShown(): a report comes a frame or two after it is asked) before sharing pauses as though
- * it were covered: a page the browser does not draw while the customer is said to see it (an
- * embedding frame kept off screen) has its changes held, never sent unseen. Not a setting: the
- * server is not trusted with how long the customer may be shared without seeing Stop sharing. */
-export const SHOWN_WAIT_MS = 1000;
+/** How many of the page's changes may wait for the cover watch to find Stop sharing shown (ui.ts,
+ * askShown(): a report comes a frame or two after it is asked, and later on a loaded device,
+ * which draws its frames late). Past them what waits is dropped and the page goes afresh (one
+ * full snapshot) once Stop sharing shows: a page the browser does not draw while the customer is
+ * said to see it (an embedding frame kept off screen), changing all the while, has nothing sent
+ * unseen and holds no more than this. A watch that is only slow is no cover: sharing paused after
+ * a second unanswered had a busy phone (and a loaded 2-core test machine) pause, take a snapshot
+ * on resuming, wait over a second for it to be drawn, and pause again, never live. */
+export const MAX_HELD_EVENTS = 2000;
 
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
@@ -260,12 +263,11 @@ export class Session {
   private pending: unknown[] = [];
   /** Changes that waited for their batch, now waiting for the cover watch to find Stop sharing
    * shown at a frame drawn after them (ui.confirmsShown(); docs/threat-model.md, "The page can
-   * cover its widget"): `held` for the next question, `asked` for the one asked (askShown),
-   * since `askedAt`. `afresh`: changes were dropped under a cover, the page goes afresh (a full
+   * cover its widget"): `held` for the next question, `asked` for the one asked (askShown).
+   * `afresh`: changes were dropped under a cover, the page goes afresh (a full
    * snapshot) once Stop sharing shows. */
   private held: unknown[] = [];
   private asked: unknown[] | null = null;
-  private askedAt = 0;
   private afresh = false;
   /** The held changes (the very array) after which the waiting echo goes (echo()). */
   private echoAfter: unknown[] | null = null;
@@ -1343,12 +1345,10 @@ export class Session {
    * goes and the agent's commands are not taken; it goes on once the customer can reach it. */
   private lookAtReach(): void {
     if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
-    // Changes held for the cover watch: sent if it stopped watching (the tab hidden), else a
-    // pause if it has not answered for SHOWN_WAIT_MS (nothing is shown to the customer unseen).
+    // Changes held for the cover watch: sent if it stopped watching (the tab hidden); else they
+    // wait for its answer, however late (MAX_HELD_EVENTS bounds them).
     if (this.asked !== null && !this.ui.confirmsShown()) this.flush();
-    const unanswered = this.asked !== null && this.ports.clock.now() - this.askedAt > SHOWN_WAIT_MS;
-    const reachable = this.ui.reachable() !== false && !unanswered;
-    if (!reachable) {
+    if (this.ui.reachable() === false) {
       this.reachableLooks = 0;
       if (!this.paused) this.pause("controls_hidden");
       return;
@@ -1521,6 +1521,7 @@ export class Session {
     if (this.ui.confirmsShown()) {
       if (this.held.length) for (const event of events) this.held.push(event);
       else this.held = events;
+      if (this.held.length + (this.asked?.length ?? 0) > MAX_HELD_EVENTS) this.dropHeld();
       return this.askShown();
     }
     // The watch gone (the tab hidden): what waited for it goes first, or the page afresh.
@@ -1555,7 +1556,20 @@ export class Session {
     if (this.asked !== null || !this.held.length) return;
     this.asked = this.held;
     this.held = [];
-    this.askedAt = this.ports.clock.now();
+    this.ui.askShown();
+  }
+
+  /** More changes wait for the cover watch than MAX_HELD_EVENTS: they are dropped, and the page
+   * goes afresh (a full snapshot) once it finds Stop sharing shown, as after a cover (onCovered). */
+  private dropHeld(): void {
+    this.afresh = true;
+    this.held = [];
+    this.echoAfter = null;
+    if (this.asked !== null) {
+      this.asked = [];
+      return;
+    }
+    this.asked = [];
     this.ui.askShown();
   }
 
@@ -1597,7 +1611,6 @@ export class Session {
     this.pending = [];
     this.cancelBatch?.();
     this.cancelBatch = undefined;
-    this.askedAt = this.ports.clock.now();
   }
 
   /** What the page changed and did not send yet, dropped (a pause, an epoch ended). */
