@@ -139,6 +139,13 @@ const STEADY_LOOKS = 100;
  * server is not trusted with how long the customer may be shared without seeing Stop sharing. */
 export const SHOWN_WAIT_MS = 1000;
 
+/** How often (ms) the session looks at the page: its address (a private page), its frames, and
+ * whether Stop sharing is within reach (lookAtReach). Changes held for the cover watch are kept at
+ * most SHOWN_WAIT_MS + PAGE_LOOK_MS (then sharing pauses and drops them): what bounds what a page
+ * changing at every frame makes the SDK hold while the watch does not answer
+ * (tests/e2e/test_widget_realm_pages.py). */
+export const PAGE_LOOK_MS = 300;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -1051,7 +1058,7 @@ export class Session {
     usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
     this.watchedHref = this.ports.page.href();
     this.cancelPageWatch?.();
-    this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
+    this.cancelPageWatch = this.ports.clock.every(PAGE_LOOK_MS, () => this.onPageChange());
     if (this.isPrivatePage()) this.pause("private_page");
     else if (this.ui.reachable() === false) this.pause("controls_hidden");
     else this.record(); // its full snapshot is recorded now, and goes before the echo below
