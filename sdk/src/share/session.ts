@@ -142,6 +142,13 @@ const STEADY_LOOKS = 100;
  * on resuming, wait over a second for it to be drawn, and pause again, never live. */
 export const MAX_HELD_EVENTS = 2000;
 
+/** How often (ms) the session looks at the page: its address (a private page), its frames, and
+ * whether Stop sharing is within reach (lookAtReach). Changes held for the cover watch are kept at
+ * most SHOWN_WAIT_MS + PAGE_LOOK_MS (then sharing pauses and drops them): what bounds what a page
+ * changing at every frame makes the SDK hold while the watch does not answer
+ * (tests/e2e/test_widget_realm_pages.py). */
+export const PAGE_LOOK_MS = 300;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -1053,7 +1060,7 @@ export class Session {
     usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
     this.watchedHref = this.ports.page.href();
     this.cancelPageWatch?.();
-    this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
+    this.cancelPageWatch = this.ports.clock.every(PAGE_LOOK_MS, () => this.onPageChange());
     if (this.isPrivatePage()) this.pause("private_page");
     else if (this.ui.reachable() === false) this.pause("controls_hidden");
     else this.record(); // its full snapshot is recorded now, and goes before the echo below
