@@ -132,20 +132,30 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const MAX_RESUME_LOOKS = 32;
 const STEADY_LOOKS = 100;
 
-/** How many of the page's changes may wait for the cover watch to find Stop sharing shown (ui.ts,
- * askShown(): a report comes a frame or two after it is asked, and later on a loaded device,
- * which draws its frames late). Past them what waits is dropped and the page goes afresh (one
- * full snapshot) once Stop sharing shows: a page the browser does not draw while the customer is
- * said to see it (an embedding frame kept off screen), changing all the while, has nothing sent
- * unseen and holds no more than this. A watch that is only slow is no cover: sharing paused after
- * a second unanswered had a busy phone (and a loaded 2-core test machine) pause, take a snapshot
- * on resuming, wait over a second for it to be drawn, and pause again, never live. */
+/** How long the page's changes may wait for the cover watch to find Stop sharing shown (ui.ts,
+ * askShown(): a report comes a frame or two after it is asked, later on a busy device, which
+ * draws its frames late) before they are dropped, the page to go afresh (one full snapshot) once
+ * Stop sharing is found shown: the longer of this and LATE_ANSWERS times the watch's last answer
+ * took. Nothing goes unseen meanwhile, and a page changing at every frame that the browser does
+ * not draw (an embedding frame kept off screen) holds no more than that much of its changes. */
+export const SHOWN_WAIT_MS = 1000;
+const LATE_ANSWERS = 4;
+
+/** How long a cover watch may leave a question unanswered before sharing pauses as for a cover:
+ * one that never answers cannot tell the customer sees Stop sharing. A watch that is only slow is
+ * no cover: sharing paused after one second unanswered had a busy phone (and a loaded 2-core
+ * test machine) pause, take a snapshot on resuming, wait over a second for it to be drawn, and
+ * pause again, never live (tests/e2e/test_widget_slow_watch.py). */
+export const SILENT_WATCH_MS = 5000;
+
+/** How many of the page's changes may wait for the cover watch (as SHOWN_WAIT_MS, past them they
+ * are dropped and the page goes afresh): a burst within the wait. */
 export const MAX_HELD_EVENTS = 2000;
 
 /** How often (ms) the session looks at the page: its address (a private page), its frames, and
  * whether Stop sharing is within reach (lookAtReach). Changes held for the cover watch are kept at
- * most SHOWN_WAIT_MS + PAGE_LOOK_MS (then sharing pauses and drops them): what bounds what a page
- * changing at every frame makes the SDK hold while the watch does not answer
+ * most SHOWN_WAIT_MS + PAGE_LOOK_MS while it never answered (then they are dropped; sharing pauses
+ * after SILENT_WATCH_MS): what bounds what a page changing at every frame makes the SDK hold
  * (tests/e2e/test_widget_realm_pages.py). */
 export const PAGE_LOOK_MS = 300;
 
@@ -275,6 +285,9 @@ export class Session {
    * snapshot) once Stop sharing shows. */
   private held: unknown[] = [];
   private asked: unknown[] | null = null;
+  /** When the question asked was asked, and how long the watch's last answer took. */
+  private askedAt = 0;
+  private answerTook = 0;
   private afresh = false;
   /** The held changes (the very array) after which the waiting echo goes (echo()). */
   private echoAfter: unknown[] | null = null;
@@ -1353,9 +1366,12 @@ export class Session {
   private lookAtReach(): void {
     if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
     // Changes held for the cover watch: sent if it stopped watching (the tab hidden); else they
-    // wait for its answer, however late (MAX_HELD_EVENTS bounds them).
+    // wait for its answer, dropped past SHOWN_WAIT_MS (or as long as its answers take: the page
+    // goes afresh once it answers), and sharing pauses past SILENT_WATCH_MS without one.
     if (this.asked !== null && !this.ui.confirmsShown()) this.flush();
-    if (this.ui.reachable() === false) {
+    const waited = this.asked === null ? 0 : this.ports.clock.now() - this.askedAt;
+    if (waited > Math.max(SHOWN_WAIT_MS, LATE_ANSWERS * this.answerTook)) this.dropHeld();
+    if (this.ui.reachable() === false || waited > SILENT_WATCH_MS) {
       this.reachableLooks = 0;
       if (!this.paused) this.pause("controls_hidden");
       return;
@@ -1563,6 +1579,7 @@ export class Session {
     if (this.asked !== null || !this.held.length) return;
     this.asked = this.held;
     this.held = [];
+    this.askedAt = this.ports.clock.now();
     this.ui.askShown();
   }
 
@@ -1573,10 +1590,11 @@ export class Session {
     this.held = [];
     this.echoAfter = null;
     if (this.asked !== null) {
-      this.asked = [];
+      this.asked = []; // still asked, since askedAt
       return;
     }
     this.asked = [];
+    this.askedAt = this.ports.clock.now();
     this.ui.askShown();
   }
 
@@ -1584,6 +1602,7 @@ export class Session {
    * goes (or, after changes were dropped under a cover, the page afresh); then what waited. */
   private onShown(): void {
     const events = this.asked;
+    if (events !== null) this.answerTook = this.ports.clock.now() - this.askedAt;
     this.asked = null;
     if (events === null || this.paused || this.state !== "sharing") return;
     const echoDue = this.echoAfter === events;
@@ -1611,6 +1630,8 @@ export class Session {
   private onCovered(): void {
     if (this.state !== "sharing" || this.paused) return;
     if (this.asked === null && !this.held.length && !this.pending.length) return;
+    const now = this.ports.clock.now();
+    if (this.asked !== null) this.answerTook = now - this.askedAt;
     this.afresh = true;
     this.asked = [];
     this.held = [];
@@ -1618,6 +1639,7 @@ export class Session {
     this.pending = [];
     this.cancelBatch?.();
     this.cancelBatch = undefined;
+    this.askedAt = now;
   }
 
   /** What the page changed and did not send yet, dropped (a pause, an epoch ended). */
