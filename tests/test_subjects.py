@@ -414,10 +414,13 @@ async def test_an_export_holds_recordings_up_to_its_limit_and_lists_the_rest(
     frames_of = world.storage.read_for_export
 
     async def counted(
-        session_ids: Sequence[str], recording_ids: Sequence[str], evidence: Any = None
+        session_ids: Sequence[str],
+        recording_ids: Sequence[str],
+        evidence: Any = None,
+        linked_ids: Sequence[str] = (),
     ) -> list[list[bytes]] | None:
         read.extend(recording_ids)
-        return await frames_of(session_ids, recording_ids, evidence)
+        return await frames_of(session_ids, recording_ids, evidence, linked_ids)
 
     world.storage.read_for_export = counted  # type: ignore[method-assign]
     small = Subjects(world.storage, world.record, world.clock, max_export_bytes=r1.size - 1)
@@ -478,3 +481,29 @@ def test_what_the_commands_write_about_people_only_their_owner_may_read(
         "cart",
         "checkout",
     ]
+
+
+async def test_an_erasure_inside_an_exports_look_up_leaves_it_nothing_to_give(
+    world: World,
+) -> None:
+    """The customer is erased after the export's look-up read their links, before it read
+    their session (SQLite here; PostgreSQL in tests/server/test_recording_lock_races.py). The
+    export found no session and no recording to hold and went out, recorded after the
+    erasure, with the pseudonym the erasure had unlinked from the customer. The links are
+    held in the export's transaction too: it finds them gone, and gives and records nothing."""
+    session_of = world.storage.get_session
+    erased: list[dict[str, object]] = []
+
+    async def erased_first(session_id: str) -> Any:
+        if not erased:  # the look-up's first read of the session: the erasure lands before it
+            erased.append({})
+            erased[0] = await world.subjects.erase(ADMIN, SUB)
+        return await session_of(session_id)
+
+    world.storage.get_session = erased_first  # type: ignore[method-assign]
+    with pytest.raises(ConflictError, match="erased meanwhile"):
+        await world.subjects.export(ADMIN, SUB, by="sub")
+    assert erased[0]["session_records"] == 1
+    actions = [r.action for r in await world.storage.audit_records()]
+    assert "subject_exported" not in actions
+    assert actions[-1] == "subject_erased"

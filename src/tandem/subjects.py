@@ -331,14 +331,21 @@ class Subjects:
         # Read and recorded in one transaction, what it names held against an erasure: read,
         # then recorded apart, an erasure of the customer between the two was followed by the
         # record of an export of what it had erased.
+        # The customer's links are held too: an erasure between find's read of them and its
+        # read of the sessions left no session, recording or link to hold, and the export went
+        # out (and was recorded) after the erasure with the pseudonym it had unlinked from the
+        # customer and the trail's records of them.
         session_ids = [session.session_id for session in findings.sessions]
         recording_ids = [recording.recording_id for recording in included]
+        linked = findings.session_ids if findings.pseudonym is not None else ()
         if self.witness is not None:
             frames = await self.storage.read_for_export(
-                session_ids, recording_ids, self.witness(entries)
+                session_ids, recording_ids, self.witness(entries), linked_ids=linked
             )
         else:
-            frames = await self.storage.read_for_export(session_ids, recording_ids)
+            frames = await self.storage.read_for_export(
+                session_ids, recording_ids, linked_ids=linked
+            )
             for entry in entries(frames is not None):
                 await self.record(
                     entry.action,

@@ -643,12 +643,14 @@ class Storage(AuditStore, Protocol):
         session_ids: Sequence[str],
         recording_ids: Sequence[str],
         evidence: Evidence[bool] | None = None,
+        linked_ids: Sequence[str] = (),
     ) -> list[list[bytes]] | None:
         """Every frame of each of ``recording_ids`` (in that order), read in one transaction
         with the records ``evidence`` makes (a customer's export) appended in it, the sessions
-        ``session_ids`` and those recordings held against an erasure meanwhile; None (and
-        ``evidence`` given False: nothing recorded) if one of them is no longer there (erased
-        since the caller found it)."""
+        ``session_ids``, those recordings and the customer's links to the sessions
+        ``linked_ids`` held against an erasure meanwhile; None (and ``evidence`` given False:
+        nothing recorded) if one of them is no longer there (erased since the caller found
+        it)."""
         ...
 
     async def delete_recording(

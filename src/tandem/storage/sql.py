@@ -2374,11 +2374,14 @@ class SQLStorage:
         def work(db: _Db) -> RecordingRecord | None:
             read.clear()  # run again when another writer took the audit trail's next number
             # Its row held against an erasure (or a purge) until the record is committed:
-            # PostgreSQL's share lock; SQLite's transaction holds the write lock already.
+            # PostgreSQL's key share lock, which only a DELETE waits for (a share lock held a
+            # running recording's frames and its end, an UPDATE of the row, until the playback
+            # was read: back-to-back playbacks kept them waiting until storage gave up on them);
+            # SQLite's transaction holds the write lock already.
             row = db.execute(
                 sa.select(*_RECORDING_COLUMNS)
                 .where(recordings.c.recording_id == recording_id)
-                .with_for_update(read=True)
+                .with_for_update(read=True, key_share=True)
             ).first()
             if row is None:
                 return None
@@ -2402,30 +2405,35 @@ class SQLStorage:
         session_ids: Sequence[str],
         recording_ids: Sequence[str],
         evidence: Evidence[bool] | None = None,
+        linked_ids: Sequence[str] = (),
     ) -> list[list[bytes]] | None:
         read: list[list[bytes]] = []
 
+        def held(db: _Db, column: sa.Column[Any], wanted: Sequence[str]) -> bool:
+            """Whether every row whose ``column`` is one of ``wanted`` is still there, each
+            held against a DELETE until the export's record is committed."""
+            ids = sorted(set(wanted))
+            if not ids:
+                return True
+            found = db.execute(
+                sa.select(column).where(column.in_(ids)).with_for_update(read=True, key_share=True)
+            ).rows
+            return len(found) == len(ids)
+
         def work(db: _Db) -> bool:
             read.clear()  # run again when another writer took the audit trail's next number
-            # Held against an erasure until the export's record is committed (PostgreSQL's
-            # share locks; SQLite's transaction holds the write lock already), or found gone.
-            sessions_wanted, recordings_wanted = set(session_ids), set(recording_ids)
-            if sessions_wanted:
-                held = db.execute(
-                    sa.select(sessions.c.session_id)
-                    .where(sessions.c.session_id.in_(sorted(sessions_wanted)))
-                    .with_for_update(read=True)
-                ).rows
-                if len(held) != len(sessions_wanted):
-                    return False
-            if recordings_wanted:
-                held = db.execute(
-                    sa.select(recordings.c.recording_id)
-                    .where(recordings.c.recording_id.in_(sorted(recordings_wanted)))
-                    .with_for_update(read=True)
-                ).rows
-                if len(held) != len(recordings_wanted):
-                    return False
+            # Held against an erasure until the export's record is committed (PostgreSQL's key
+            # share locks, which only a DELETE waits for; SQLite's transaction holds the write
+            # lock already), or found gone. In the order an erasure deletes them (recordings,
+            # sessions, then the customer's links): taken the other way round, an export
+            # holding a session while the erasure held its recording waited for each other
+            # until PostgreSQL broke the deadlock by failing one of them.
+            if not (
+                held(db, recordings.c.recording_id, recording_ids)
+                and held(db, sessions.c.session_id, session_ids)
+                and held(db, subject_sessions.c.session_id, linked_ids)
+            ):
+                return False
             for recording_id in recording_ids:
                 rows = db.execute(
                     sa.select(recording_frames.c.data)
