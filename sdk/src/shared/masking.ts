@@ -877,14 +877,20 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
   const codes = boxes.filter(marksCodeOrCard).map(shapeOf);
   // Boxes all alike in a row or form named a code's (`<div class="otp-inputs">`), their length
   // kept by script: pieces too (a checkout's name and email fields are not alike).
-  const shape = shapeOf(el);
-  const alikeInCode = boxes.every((box) => shapeOf(box) === shape) && namedCodeAbove(el, around);
-  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box)) ||
+  // The names above first (a few attributes): most rows are named nothing.
+  const alikeInCode = namedCodeAbove(el, around) && allAlike(boxes);
+  const isPiece = (box: Element): boolean => saidToBeShort(box) || (codes.length > 0 && codes.includes(shapeOf(box))) ||
     (!saidToBeLong(box) && (alikeInCode || codeNaming(box) === "code"));
   if (!isPiece(el)) return false;
   const pieces = boxes.filter(isPiece);
   if (pieces.length >= SPLIT_MIN_BOXES) return true;
   return pieces.length >= SPLIT_SMALL_MIN_BOXES && isSmallCodeGroup(el, around, pieces, codes.length > 0 || alikeInCode);
+}
+
+/** Whether the boxes are all shaped alike (shapeOf). */
+function allAlike(boxes: Element[]): boolean {
+  const shape = shapeOf(boxes[0]);
+  return boxes.every((box) => shapeOf(box) === shape);
 }
 
 /** Whether 2 or 3 piece boxes (fewer than SPLIT_MIN_BOXES) are a code's: a box among them is
@@ -2012,7 +2018,8 @@ const MAX_SECRETS = 32;
 /** Values longer than this are a text's, not a field's: only their digits are looked for. */
 const MAX_SECRET_CHARS = 256;
 /** The hidden values remembered, newest last, each with its digits (or "" under 3 of them). */
-let secrets: { value: string; lower: string; digits: string }[] = [];
+/** `whole`: a piece box's single letter, looked for only as a whole string (maskCopies). */
+let secrets: { value: string; lower: string; digits: string; whole: boolean }[] = [];
 /** The fields they came from (whether each is a password, PIN or card field), whose live values
  * are read again at each recorded event. */
 let secretFields = new Map<Element, SecretKind>();
@@ -2041,13 +2048,14 @@ function secretKindOf(el: Element): SecretKind | null {
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
-function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false): void {
+function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false, piece = false): void {
   let kind: SecretKind = known ?? "typed";
   try {
     if (el && VALUE_FIELDS.has(localNameOf(el))) {
       const found = secretKindOf(el);
       if (found === null) return;
       kind = found;
+      piece ||= isSplitNumberBox(el);
       rememberField(el, kind);
     }
   } catch (error) {
@@ -2066,7 +2074,9 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   // they are COPY_MIN_DIGITS or more ("Hunter2" does not make every "2" of the page a copy).
   const keepsDigits = digits.length >= Math.max(minimum.digits, /^[\d\s-]+$/.test(value) ? 0 : COPY_MIN_DIGITS);
   if (!keepsText && !keepsDigits) return;
-  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "" };
+  // A piece box's single letter: a code of letters' `A` masked the word "a" across the page.
+  const whole = piece && value.length === 1 && !/\d/.test(value);
+  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "", whole };
   // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
   secrets = secrets.filter((known) => known.value !== value && !value.startsWith(known.value));
   secrets.push(entry);
@@ -2118,7 +2128,7 @@ function refreshSecrets(): void {
     }
   }
   if (joined.length > 1) rememberSplitValues(joined);
-  for (const piece of pieces) rememberSecret(piece.value, null, piece.kind);
+  for (const piece of pieces) rememberSecret(piece.value, null, piece.kind, false, true);
 }
 
 /** What a hidden short box holds to be joined with its neighbours (refreshSecrets): letters and
@@ -2188,8 +2198,8 @@ export function maskCopies(text: string, markup = false): string {
   let lower = out.toLowerCase();
   for (const secret of secrets) {
     if (!secret.lower || lower.length !== out.length || (markup && secret.lower.length < COPY_MIN_CHARS)) continue;
-    if (secret.lower.length === 1 && !/\d/.test(secret.lower)) {
-      // One letter (a code's piece box): a string that is just it (the page's echo of the box)
+    if (secret.whole) {
+      // One letter of a code's piece box: a string that is just it (the page's echo of the box)
       // is a copy, not the word it makes in a sentence ("a", "I" masked across the page).
       if (lower.trim() === secret.lower) return MASK_PLACEHOLDER;
       continue;
