@@ -614,8 +614,9 @@ const SPLIT_MIN_BOXES = 4;
 /** Fewer boxes make one only when something says so (isSmallCodeGroup): a date or a phone number
  * is typed in two or three short boxes too. */
 const SPLIT_SMALL_MIN_BOXES = 2;
-/** Three boxes of one character each are a code's (no date's or phone number's part is one). */
-const SPLIT_ONE_CHAR_BOXES = 3;
+/** Two boxes of one character each are a code's (no date's or phone number's part is one; a
+ * two-digit PIN in two such boxes showed both digits). */
+const SPLIT_ONE_CHAR_BOXES = 2;
 
 /** Words of a box's (or its wrapper's) `id`, `class`, `name` or `aria-label` that name a code's
  * piece: react-otp-input's users' `otp-input`, `pin-digit`, `code[]`, `mfaCode`. */
@@ -631,7 +632,9 @@ const NOT_CODE_WORDS = new Set([
   "coupon", "voucher", "discount", "gift", "referral", "invite", "invitation", "country", "area", "phone", "tel",
   "telephone", "mobile", "dial", "qty", "quantity", "amount", "count", "price", "size", "sku", "item", "product",
   "order", "tracking", "house", "flat", "apt", "apartment", "street", "unit", "floor", "room", "guests", "adults",
-  "rating", "score", "exp", "expiry", "expiration",
+  "rating", "score", "exp", "expiry", "expiration", "sort", "bank", "branch", "routing", "iban", "swift", "bic",
+  "currency", "language", "lang", "locale", "color", "colour", "tax", "vat", "booking", "qr", "bar", "barcode",
+  "ean", "upc", "isbn", "gtin", "serial",
 ]);
 /** The naming attributes CODE_WORDS and NOT_CODE_WORDS are looked for in. */
 const NAMING_ATTRIBUTES = ["id", "class", "name", "aria-label"];
@@ -645,18 +648,31 @@ function wordsOf(value: string): string[] {
     .replace(/(\p{L})(\p{N})/gu, "$1 $2").toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
 }
 
-/** What an element's naming attributes say: "code" (a code word, none of the other kind in the
- * same attribute), "other" (a word of NOT_CODE_WORDS in any), or null. */
+/** What an element's naming attributes say, by whole words (wordsOf: `postcode`, `spinner`,
+ * `opinion` hold none): "other" when one name holds words of both kinds (`zip-code`,
+ * `promo-code`, `sort-code-1`) or the `id`, `name` or `aria-label` holds a word of
+ * NOT_CODE_WORDS; else "code" when any holds a code word; else "other" when a class holds a word
+ * of NOT_CODE_WORDS; else null. Each class is read on its own: a utility class beside `otp`
+ * (Tailwind's `size-10`, `order-1`) does not make a code's box an ordinary one. */
 function codeNaming(el: Element): "code" | "other" | null {
   let code = false;
+  let other = false;
+  let classOther = false;
   for (const name of NAMING_ATTRIBUTES) {
     const value = attributeOf(el, name);
     if (!value) continue;
-    const words = wordsOf(value);
-    if (words.some((word) => NOT_CODE_WORDS.has(word))) return "other";
-    if (words.some((word) => CODE_WORDS.has(word))) code = true;
+    for (const part of name === "class" ? value.slice(0, LABEL_CHARS).split(/\s+/) : [value]) {
+      const words = wordsOf(part);
+      const isOther = words.some((word) => NOT_CODE_WORDS.has(word));
+      const isCode = words.some((word) => CODE_WORDS.has(word));
+      if (isOther && isCode) return "other";
+      if (isOther && name === "class") classOther = true;
+      else if (isOther) other = true;
+      if (isCode) code = true;
+    }
   }
-  return code ? "code" : null;
+  if (other) return "other";
+  return code ? "code" : classOther ? "other" : null;
 }
 
 /** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
@@ -729,12 +745,21 @@ function pieceCandidate(el: Element): boolean {
   if (localNameOf(el) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase().trim())) return false;
   const tokens = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim().split(/\s+/);
   if (tokens.some((token) => SENSITIVE_AUTOCOMPLETE.test(token))) return true;
+  // A number box from 1 up is a quantity (a cart's stepper of one digit): a code's digit may be 0.
+  if (saidToStartAtOne(el)) return false;
   // One character a box is no part of a birth date or a phone number: an SMS code in boxes a
   // sloppy site names tel-local or bday-day (copied from another form) is a code's pieces.
   if (saidToHoldOne(el)) return true;
   if (tokens.some((token) => NOT_SECRET_AUTOCOMPLETE.test(token))) return false;
   if (codeNaming(el) === "other") return false;
   return !DATE_PART_PLACEHOLDER.test((attributeOf(el, "placeholder") ?? "").trim());
+}
+
+/** Whether a `type="number"` box's `min` is 1 or more. */
+function saidToStartAtOne(el: Element): boolean {
+  if ((attributeOf(el, "type") ?? "").toLowerCase().trim() !== "number") return false;
+  const min = (attributeOf(el, "min") ?? "").trim();
+  return min !== "" && Number(min) >= 1;
 }
 
 /** Whether the page says a box holds one character: `maxlength="1"`, `size="1"`, a number box's
@@ -850,18 +875,28 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
   }
   if (boxes.length < SPLIT_SMALL_MIN_BOXES || !boxes.includes(el)) return false;
   const codes = boxes.filter(marksCodeOrCard).map(shapeOf);
-  const isPiece = (box: Element): boolean => saidToBeShort(box) || codes.includes(shapeOf(box)) ||
-    (!saidToBeLong(box) && codeNaming(box) === "code");
+  // Boxes all alike in a row or form named a code's (`<div class="otp-inputs">`), their length
+  // kept by script: pieces too (a checkout's name and email fields are not alike).
+  // The names above first (a few attributes): most rows are named nothing.
+  const alikeInCode = namedCodeAbove(el, around) && allAlike(boxes);
+  const isPiece = (box: Element): boolean => saidToBeShort(box) || (codes.length > 0 && codes.includes(shapeOf(box))) ||
+    (!saidToBeLong(box) && (alikeInCode || codeNaming(box) === "code"));
   if (!isPiece(el)) return false;
   const pieces = boxes.filter(isPiece);
   if (pieces.length >= SPLIT_MIN_BOXES) return true;
-  return pieces.length >= SPLIT_SMALL_MIN_BOXES && isSmallCodeGroup(el, around, pieces, codes.length > 0);
+  return pieces.length >= SPLIT_SMALL_MIN_BOXES && isSmallCodeGroup(el, around, pieces, codes.length > 0 || alikeInCode);
+}
+
+/** Whether the boxes are all shaped alike (shapeOf). */
+function allAlike(boxes: Element[]): boolean {
+  const shape = shapeOf(boxes[0]);
+  return boxes.every((box) => shapeOf(box) === shape);
 }
 
 /** Whether 2 or 3 piece boxes (fewer than SPLIT_MIN_BOXES) are a code's: a box among them is
- * marked `one-time-code`, `cc-number` or `cc-csc` (`marked`), each is named a code's
- * (codeNaming), their row or form is and each is said to be short, or there are 3 or more and
- * each holds one character (saidToHoldOne). A date or a phone number in boxes is none of these. */
+ * marked `one-time-code`, `cc-number` or `cc-csc`, or they are all alike in a row or form named
+ * a code's (`marked`), each is named a code's (codeNaming), their row or form is and each is
+ * said to be short, or each holds one character (saidToHoldOne). A date or a phone number in boxes is none of these. */
 function isSmallCodeGroup(el: Element, around: Element, pieces: Element[], marked: boolean): boolean {
   if (marked || pieces.every((box) => codeNaming(box) === "code")) return true;
   if (pieces.length >= SPLIT_ONE_CHAR_BOXES && pieces.every(saidToHoldOne)) return true;
@@ -1983,7 +2018,8 @@ const MAX_SECRETS = 32;
 /** Values longer than this are a text's, not a field's: only their digits are looked for. */
 const MAX_SECRET_CHARS = 256;
 /** The hidden values remembered, newest last, each with its digits (or "" under 3 of them). */
-let secrets: { value: string; lower: string; digits: string }[] = [];
+/** `whole`: a piece box's single letter, looked for only as a whole string (maskCopies). */
+let secrets: { value: string; lower: string; digits: string; whole: boolean }[] = [];
 /** The fields they came from (whether each is a password, PIN or card field), whose live values
  * are read again at each recorded event. */
 let secretFields = new Map<Element, SecretKind>();
@@ -2012,13 +2048,14 @@ function secretKindOf(el: Element): SecretKind | null {
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
-function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false): void {
+function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false, piece = false): void {
   let kind: SecretKind = known ?? "typed";
   try {
     if (el && VALUE_FIELDS.has(localNameOf(el))) {
       const found = secretKindOf(el);
       if (found === null) return;
       kind = found;
+      piece ||= isSplitNumberBox(el);
       rememberField(el, kind);
     }
   } catch (error) {
@@ -2037,7 +2074,9 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   // they are COPY_MIN_DIGITS or more ("Hunter2" does not make every "2" of the page a copy).
   const keepsDigits = digits.length >= Math.max(minimum.digits, /^[\d\s-]+$/.test(value) ? 0 : COPY_MIN_DIGITS);
   if (!keepsText && !keepsDigits) return;
-  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "" };
+  // A piece box's single letter: a code of letters' `A` masked the word "a" across the page.
+  const whole = piece && value.length === 1 && !/\d/.test(value);
+  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "", whole };
   // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
   secrets = secrets.filter((known) => known.value !== value && !value.startsWith(known.value));
   secrets.push(entry);
@@ -2056,7 +2095,8 @@ const SPLIT_PIECE_CHARS = 4;
 /** Read again the live values of the hidden fields seen (what the page may copy at this event),
  * and remember the values typed in pieces (SPLIT_PIECE_CHARS). */
 function refreshSecrets(): void {
-  const pieces: { el: Element; kind: SecretKind; value: string }[] = [];
+  const joined: { el: Element; kind: SecretKind; value: string }[] = [];
+  const pieces: { kind: SecretKind; value: string }[] = [];
   for (const [el, kind] of [...secretFields]) {
     try {
       if (!isConnectedNode(el)) {
@@ -2065,9 +2105,14 @@ function refreshSecrets(): void {
       }
       // A piece of a code the site shows is looked for as a hidden one (maskInputValue).
       const hidden = valueHidden(el);
-      if (!hidden && !isSplitNumberBox(el)) continue;
+      const piece = isSplitNumberBox(el);
+      if (!hidden && !piece) continue;
       const live = liveValueOf(el);
-      if (live) rememberSecret(live, null, kind);
+      // A piece box's own value is remembered after the joined ones (below): the joined code
+      // starting with it replaced it (rememberSecret), and the page's echo of the first box
+      // alone was shown.
+      if (live && piece) pieces.push({ kind, value: live });
+      else if (live) rememberSecret(live, null, kind);
       const value = live ? live.trim() : "";
       if (!value || value.length > SPLIT_PIECE_CHARS) continue;
       // Boxes made for pieces; and hidden short boxes of digits (and letters) typed by the
@@ -2076,13 +2121,14 @@ function refreshSecrets(): void {
       // hidden like the boxes. Not other short values (a password's first keys, a hidden
       // input's flag): they would churn the remembered values on every event, pushing real
       // ones out of MAX_SECRETS.
-      if (isSplitNumberBox(el)) pieces.push({ el, kind, value });
-      else if (hidden && kind === "typed" && HIDDEN_PIECE.test(value)) pieces.push({ el, kind, value });
+      if (piece) joined.push({ el, kind, value });
+      else if (hidden && kind === "typed" && HIDDEN_PIECE.test(value)) joined.push({ el, kind, value });
     } catch (error) {
       failed(error);
     }
   }
-  if (pieces.length > 1) rememberSplitValues(pieces);
+  if (joined.length > 1) rememberSplitValues(joined);
+  for (const piece of pieces) rememberSecret(piece.value, null, piece.kind, false, true);
 }
 
 /** What a hidden short box holds to be joined with its neighbours (refreshSecrets): letters and
@@ -2152,6 +2198,12 @@ export function maskCopies(text: string, markup = false): string {
   let lower = out.toLowerCase();
   for (const secret of secrets) {
     if (!secret.lower || lower.length !== out.length || (markup && secret.lower.length < COPY_MIN_CHARS)) continue;
+    if (secret.whole) {
+      // One letter of a code's piece box: a string that is just it (the page's echo of the box)
+      // is a copy, not the word it makes in a sentence ("a", "I" masked across the page).
+      if (lower.trim() === secret.lower) return MASK_PLACEHOLDER;
+      continue;
+    }
     let at = lower.indexOf(secret.lower);
     while (at !== -1) {
       const end = at + secret.lower.length;
