@@ -7,7 +7,7 @@
  * 5,000-field form. Done at every tick of the overlay (four times a second) it took a third of
  * such a page's main thread for as long as it was shared, in long tasks. So the search runs again
  * only once `SEARCH_COST_FACTOR` times its last cost has passed since it ended (a normal page
- * still every tick; the large form about every 1.3 s, under a tenth of its main thread), while the
+ * still every tick; the 5,000-field form about every 1.5 s, under a tenth of its main thread), while the
  * boxes of what it found are measured at every tick (cheap: scrolls and layout follow at once),
  * and an element taken out of the page loses its outline at the next tick.
  *
