@@ -177,6 +177,68 @@ def test_the_customer_sees_what_is_hidden_and_the_agent_does_not(
     expect(customer.page.locator("[data-tandem-ui]")).to_have_count(0)
 
 
+# How many outlines the SDK draws (in its shadow roots), counted like OUTLINED finds them.
+OUTLINE_COUNT = """() => {
+    let n = 0;
+    const search = (root) => {
+        n += root.querySelectorAll(".masked-outline").length;
+        for (const el of root.querySelectorAll("*")) if (el.shadowRoot) search(el.shadowRoot);
+    };
+    const host = document.querySelector("[data-tandem-ui]");
+    if (host && host.shadowRoot) search(host.shadowRoot);
+    return n;
+}"""
+
+# 2,000 shown fields: finding what is hidden costs tens of ms a search, so the overlay searches
+# again only after ten times that (sdk/src/share/outlines.ts), not at every tick.
+MANY_SHOWN_FIELDS = """() => {
+    const box = document.createElement("div");
+    box.id = "many";
+    box.setAttribute("data-tandem-unmask", "");
+    const fields = document.createDocumentFragment();
+    for (let i = 0; i < 2000; i++) {
+        const input = document.createElement("input");
+        input.name = `shown${i}`;
+        input.setAttribute("aria-label", `Shown ${i}`);
+        fields.append(input);
+    }
+    box.append(fields);
+    document.body.append(box);
+}"""
+
+
+def test_a_hidden_field_added_while_sharing_is_outlined_and_a_removed_one_loses_it(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    customer.page.evaluate(MANY_SHOWN_FIELDS)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    page = customer.page
+    expect(page.locator("[data-tandem-ui] .masked-outline").first).to_be_attached()
+    before = page.evaluate(OUTLINE_COUNT)
+    page.evaluate("""() => {
+        const pw = document.createElement("input");
+        pw.type = "password";
+        pw.id = "late-pw";
+        pw.setAttribute("aria-label", "Late password");
+        document.body.prepend(pw);
+    }""")
+    field = page.locator("#late-pw").element_handle()
+    page.wait_for_function(OUTLINED, arg=field, timeout=15_000)
+    expect(view.locator("#late-pw")).to_be_attached()  # it was sent, masked
+    # Taken out of the page: its outline goes, the others stay.
+    page.evaluate("() => document.getElementById('late-pw').remove()")
+    page.wait_for_function(f"() => ({OUTLINE_COUNT})() === {before}", timeout=15_000)
+    # A shown field made hidden (a mask mark added later) gets its outline too.
+    # (Only what is on the screen is outlined.)
+    shown = page.locator("#many input").nth(5)
+    shown.scroll_into_view_if_needed()
+    assert not page.evaluate(OUTLINED, shown.element_handle()), "a shown field was outlined"
+    shown.evaluate("(el) => el.setAttribute('type', 'password')")
+    page.wait_for_function(OUTLINED, arg=shown.element_handle(), timeout=15_000)
+
+
 CHOICES = """
 <h1>Delivery</h1>
 <label for="country">Country</label>

@@ -42,6 +42,7 @@ import { type OutgoingMessage, control, parseServerMessage, type ServerMessage }
 import { BrandError, type BrandOptions, validateBrand } from "./brand.ts";
 import { RemoteControl } from "./control.ts";
 import { Bucket } from "./bucket.ts";
+import { HiddenOutlines } from "./outlines.ts";
 import { Annotations, forgetAnnotationChoice } from "./annotations.ts";
 import { watchContext } from "./context.ts";
 import { pageLocale } from "../shared/i18n.ts";
@@ -1400,10 +1401,15 @@ export class Session {
 
   /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */
   private showOverlay(): void {
+    // MASKING: what the agent cannot see, outlined for the customer (searched at a bounded cost,
+    // boxes measured at every tick: ./outlines.ts)
+    const outlines = new HiddenOutlines(() => hiddenFromAgent(document));
     const draw = () => {
-      if (this.state !== "sharing" || this.paused) return this.ui.setOverlay(null);
-      // MASKING: what the agent cannot see, outlined for the customer
-      this.ui.setOverlay(hiddenFromAgent(document).map((el) => el.getBoundingClientRect()));
+      if (this.state !== "sharing" || this.paused) {
+        outlines.reset(); // back to sharing: searched afresh at once
+        return this.ui.setOverlay(null);
+      }
+      this.ui.setOverlay(outlines.current().map((el) => el.getBoundingClientRect()));
     };
     draw();
     this.cancelOverlay?.();
