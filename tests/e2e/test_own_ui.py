@@ -198,6 +198,9 @@ def modified_console_click(agent: Party, pick: str) -> None:
             const target = ({pick})(doc);
             if (!target) throw new Error("nothing to aim at");
             doc.elementFromPoint = () => target;
+            // The console looks into open shadow roots at the point too (a web component's own
+            // button): not into this one, the node picked is the one sent.
+            if (target.shadowRoot) target.shadowRoot.elementFromPoint = () => null;
             document.querySelector('[role=status]').textContent = "";
         }}"""
     )
