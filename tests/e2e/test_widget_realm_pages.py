@@ -176,8 +176,9 @@ def test_changes_held_for_an_occlusion_test_that_never_answers_are_bounded(
 ) -> None:
     """The occlusion test never answers and the page changes at every frame: the held changes
     are not kept waiting for ever (dropped after SHOWN_WAIT_MS; sharing pauses after
-    SILENT_WATCH_MS, and again each time it would go on), nothing of them reaches the agent, and the customer's heap does not grow
-    with them (100 kB a frame, 30 MB over the five seconds, were it kept)."""
+    SILENT_WATCH_MS, and again each time it would go on), nothing of them reaches the agent,
+    and the customer's heap does not grow with them (100 kB a frame, 30 MB over the five
+    seconds, were it kept)."""
     customer.page.add_init_script(SILENT_OCCLUSION_TEST)
     url = _site(customer, live, other_origin, None)
     share(customer, agent, live, start_on(customer, url))
