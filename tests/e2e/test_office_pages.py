@@ -274,6 +274,8 @@ def test_office_screenshots(live: RunningServer, agent: Party, tmp_path: Path) -
     page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(out / "admin-users-phone.png"))
     page.get_by_role("button", name="Sign out", exact=True).click()
+    # Signed out (its answer clears the cookie): before the auditor's cookie is set, not after.
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.set_viewport_size({"width": 1440, "height": 900})
     open_console_as(agent, live, "aud")
     page.goto(f"{live.base}/console/#audit")

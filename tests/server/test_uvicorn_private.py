@@ -38,5 +38,5 @@ def test_a_uvicorn_without_them_is_reported_at_the_start(
     missing = uvicorn_private_parts_missing()
     assert len(missing) == 1 and missing[0].startswith("_wait_tasks_to_complete"), missing
     with caplog.at_level(logging.ERROR, logger=websocket_protocol.log.name):
-        TandemServer(uvicorn.Config(app=None), None, 5.0)  # type: ignore[arg-type]
+        TandemServer(uvicorn.Config(app=None, log_config=None), None, 5.0)  # type: ignore[arg-type]
     assert any("_wait_tasks_to_complete" in r.getMessage() for r in caplog.records), caplog.text
