@@ -93,8 +93,13 @@ def serving(
     )
 
 
-def audit_verifies(data_dir: Path, env: dict[str, str] | None = None) -> None:
-    """``tandem audit verify`` on ``data_dir`` (with ``env``) passes."""
+def trail_verifies(data_dir: Path, url: str | None = None) -> None:
+    """``tandem audit verify`` on ``data_dir`` passes; on the database ``url`` if given (with
+    the audit key seeded beside ``data_dir``, as for :func:`serving`)."""
+    env = None
+    if url is not None:
+        audit_key = data_dir.parent / "seed" / "audit.key"
+        env = {"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)}
     verified = tandem("audit", "verify", "--data-dir", str(data_dir), env=env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

@@ -21,13 +21,13 @@ from tests.server.test_frozen_stop import (
     EXIT_ROOM,
     LOBBY,
     RECONNECT,
-    audit_verifies,
     closing,
     opened,
     reap,
     serving,
     sessions,
     stopped,
+    trail_verifies,
 )
 from tests.server.test_stop_cut_writes import (
     CUT,
@@ -77,7 +77,7 @@ async def test_a_second_ctrl_c_shortens_the_stop_but_still_tells_and_keeps(
     ended, actions = kept_actions(data_dir, port)
     assert ended == [("server_lost", 3)], ended
     assert actions == {"session_not_handed_over": 3, "server_stopped": 1}, actions
-    audit_verifies(data_dir)
+    trail_verifies(data_dir)
 
 
 async def test_two_ctrl_c_at_once_still_tell_every_socket(tmp_path: Path) -> None:

@@ -26,11 +26,11 @@ from tests.server.test_frozen_stop import (
     ENDED,
     RECONNECT,
     audit_reaches,
-    audit_verifies,
     kept_records_written,
     opened,
     serving,
     stopped,
+    trail_verifies,
 )
 from tests.server.test_stop_cut_writes import CUT
 from tests.storage.conftest import fresh_schema, pg_connect
@@ -129,13 +129,7 @@ async def test_a_server_stopped_committed_after_the_stop_gave_up_is_not_written_
                 again.stop()
         finally:
             await db.close()
-        audit_verifies(
-            tmp_path / "data",
-            env={
-                "TANDEM_DATABASE_URL": url,
-                "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
-            },
-        )
+        trail_verifies(tmp_path / "data", url)
 
 
 async def written_from_the_backlog(db: Any) -> None:
@@ -234,13 +228,7 @@ async def test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twi
                 again.stop()
         finally:
             await db.close()
-        audit_verifies(
-            tmp_path / "data",
-            env={
-                "TANDEM_DATABASE_URL": url,
-                "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
-            },
-        )
+        trail_verifies(tmp_path / "data", url)
 
 
 async def test_a_late_hand_over_taken_up_elsewhere_first_is_left_there_and_said(

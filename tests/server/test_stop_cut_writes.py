@@ -28,12 +28,12 @@ from tests.server.test_frozen_stop import (
     LOBBY,
     RECONNECT,
     STOP_TIMEOUT,
-    audit_verifies,
     closing,
     opened,
     reap,
     sessions,
     stopped,
+    trail_verifies,
 )
 
 CUT = "could not be handed over nor its end stored in time"
@@ -140,7 +140,7 @@ async def test_a_hand_over_cut_at_the_deadline_is_not_stored_when_the_lock_goes(
     ended, actions = kept_actions(data_dir, port)
     assert ended == [("server_lost", 3)], ended
     assert actions == {"session_not_handed_over": 3, "server_stopped": 1}, actions
-    audit_verifies(data_dir)
+    trail_verifies(data_dir)
 
 
 async def test_a_second_sigterm_during_a_frozen_stop_changes_nothing(tmp_path: Path) -> None:
