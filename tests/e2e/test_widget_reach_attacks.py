@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
 from tests.e2e.test_control import agent_click, grant
@@ -31,6 +31,31 @@ from tests.e2e.test_widget_reach import PUT_BACK, TAKES_THE_WIDGET, WIDGET_TEXTS
 from tests.e2e.test_workspace import wait_until
 
 PAUSED_STATUS = "cannot see Tandem's controls"
+
+
+def record_statuses(agent: Page) -> None:
+    """From now on, each text the agent console's status line shows is kept, in order, for
+    :func:`statuses`."""
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+
+
+def statuses(agent: Page) -> list[str]:
+    """What the agent console's status line showed since :func:`record_statuses`."""
+    seen: list[str] = agent.evaluate("() => window.__statuses")
+    return seen
+
+
+def paused_statuses(agent: Page) -> list[str]:
+    """Those of :func:`statuses` saying sharing paused (the widget out of the customer's
+    reach)."""
+    return [s for s in statuses(agent) if PAUSED_STATUS in s]
+
 
 # The page's own observer takes the widget's host out each time it is put back (`at_once`: in the
 # same round of microtasks; `next_task`: from a task of its own), up to `limit` times (a bound for
@@ -152,13 +177,7 @@ def test_a_burst_of_the_pages_tooltips_does_not_pause_sharing(joined: Joined) ->
     on (held: the bound on put-backs between two looks pauses only a page that keeps the widget
     covered or out of place at the look itself)."""
     page, agent = joined.customer.page, joined.agent.page
-    agent.evaluate("""() => {
-        window.__statuses = [];
-        new MutationObserver(() => window.__statuses.push(
-            document.getElementById('status').textContent)).observe(
-            document.getElementById('status'), {subtree: true, childList: true,
-            characterData: true});
-    }""")
+    record_statuses(agent)
     # The widget's looks, counted where it asks the browser's hit test.
     page.evaluate("""() => {
         window.__looks = 0;
@@ -187,7 +206,7 @@ def test_a_burst_of_the_pages_tooltips_does_not_pause_sharing(joined: Joined) ->
     looks = page.evaluate("() => window.__looks")
     wait_until(page, lambda: page.evaluate("() => window.__looks") >= looks + 2, timeout=15)
     caught_up(joined.customer, joined.view)
-    assert not [s for s in agent.evaluate("() => window.__statuses") if PAUSED_STATUS in s]
+    assert not paused_statuses(agent)
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
 
 

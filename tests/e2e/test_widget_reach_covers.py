@@ -22,7 +22,12 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
 from tests.e2e.test_widget_reach import PUT_BACK, change_the_page, stop_button
-from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
+from tests.e2e.test_widget_reach_attacks import (
+    PAUSED_STATUS,
+    paused_statuses,
+    record_statuses,
+    statuses,
+)
 from tests.e2e.test_workspace import wait_until
 
 # A white popover over the whole page that lets every click through, in a shadow root of the
@@ -122,13 +127,7 @@ def test_a_dialog_opened_in_the_pages_open_shadow_root_takes_the_widget_in_at_on
     handler of it, a microtask later, finds it there), and sharing goes on."""
     page, agent = joined.customer.page, joined.agent.page
     expect(stop_button(page)).to_be_visible()
-    agent.evaluate("""() => {
-        window.__statuses = [];
-        new MutationObserver(() => window.__statuses.push(
-            document.getElementById('status').textContent)).observe(
-            document.getElementById('status'), {subtree: true, childList: true,
-            characterData: true});
-    }""")
+    record_statuses(agent)
     page.evaluate("""() => {
         const host = Object.assign(document.createElement('div'), {id: 'page-layer'});
         const dialog = document.createElement('dialog');
@@ -156,7 +155,7 @@ def test_a_dialog_opened_in_the_pages_open_shadow_root_takes_the_widget_in_at_on
         }""")
         wait_until(page, lambda: page.evaluate("() => window.__looks") >= 2, timeout=15)
         caught_up(joined.customer, joined.view)
-        assert not [s for s in agent.evaluate("() => window.__statuses") if PAUSED_STATUS in s]
+        assert not paused_statuses(agent)
         expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     finally:
         page.evaluate(PUT_BACK)
@@ -207,15 +206,9 @@ def test_a_page_that_covers_stop_sharing_again_after_each_raise_pauses_sharing(
     steadily for a while: sharing pauses within a few raises, and goes on once the page lets go."""
     page, agent = joined.customer.page, joined.agent.page
     expect(stop_button(page)).to_be_visible()
-    agent.evaluate("""() => {
-        window.__statuses = [];
-        new MutationObserver(() => window.__statuses.push(
-            document.getElementById('status').textContent)).observe(
-            document.getElementById('status'), {subtree: true, childList: true,
-            characterData: true});
-    }""")
+    record_statuses(agent)
     page.evaluate(FLICKER)
-    paused = lambda: any(PAUSED_STATUS in s for s in agent.evaluate("() => window.__statuses"))  # noqa: E731
+    paused = lambda: bool(paused_statuses(agent))  # noqa: E731
     try:
         # Raised again and again: paused within a few raises, not never.
         wait_until(
@@ -309,24 +302,18 @@ def test_a_cover_flipped_on_and_off_pauses_sharing_once_not_in_a_loop(joined: Jo
     resume at each flip to the agent), and goes on once the page stops."""
     page, agent = joined.customer.page, joined.agent.page
     expect(stop_button(page)).to_be_visible()
-    agent.evaluate("""() => {
-        window.__statuses = [];
-        new MutationObserver(() => window.__statuses.push(
-            document.getElementById('status').textContent)).observe(
-            document.getElementById('status'), {subtree: true, childList: true,
-            characterData: true});
-    }""")
+    record_statuses(agent)
     page.evaluate(FLIP, [6, 6])
     try:
         wait_until(page, lambda: page.evaluate("() => window.__frames") >= 600, timeout=120)
-        statuses = agent.evaluate("() => window.__statuses")
+        seen = statuses(agent)
         pauses = [
             now
-            for before, now in zip(["", *statuses], statuses, strict=False)
+            for before, now in zip(["", *seen], seen, strict=False)
             if PAUSED_STATUS in now and PAUSED_STATUS not in before
         ]
-        assert len(pauses) == 1, statuses
-        assert PAUSED_STATUS in statuses[-1]
+        assert len(pauses) == 1, seen
+        assert PAUSED_STATUS in seen[-1]
     finally:
         page.evaluate(PUT_BACK)
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)

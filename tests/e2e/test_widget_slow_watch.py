@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer
 from tests.e2e.conftest import LIVE_STATUS, Party, audit_actions, get_help, share
 from tests.e2e.test_widget_reach import stop_button
-from tests.e2e.test_widget_reach_attacks import PAUSED_STATUS
+from tests.e2e.test_widget_reach_attacks import paused_statuses, record_statuses, statuses
 
 # The browser's own observer and its own reports, each handed to the widget 1.5 s late: a frame
 # drawn that late (the reports are as of the frame the browser drew; nothing of them is forged).
@@ -52,17 +52,10 @@ def test_a_late_cover_watch_neither_pauses_sharing_nor_holds_without_bound(
     code = get_help(customer)
     view = share(customer, agent, live, code)
     expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30_000)
-    agent.page.evaluate("""() => {
-        window.__statuses = [];
-        new MutationObserver(() => window.__statuses.push(
-            document.getElementById('status').textContent)).observe(
-            document.getElementById('status'), {subtree: true, childList: true,
-            characterData: true});
-    }""")
+    record_statuses(agent.page)
     marker = f"after-many-{secrets.token_hex(4)}"
     customer.page.evaluate(MANY_CHANGES, [2500, marker])
     expect(view.locator(f"#{marker}")).to_be_attached(timeout=60_000)
     expect(stop_button(customer.page)).to_be_visible()
-    statuses = agent.page.evaluate("() => window.__statuses")
-    assert not [s for s in statuses if PAUSED_STATUS in s], statuses
+    assert not paused_statuses(agent.page), statuses(agent.page)
     assert "controls_hidden" not in audit_actions(live)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import signal
 import sqlite3
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -27,7 +28,9 @@ from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import login_cookie, open_agent, sharing_session, start_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import recording_seed, seed_people
-from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect, tandem
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -60,9 +63,56 @@ async def closing(
         return types, exc.rcvd.code, exc.rcvd.reason
 
 
-async def opened(
-    server: ServeProcess, make: Callable[[Any], Awaitable[list[ClientConnection]]]
-) -> list[ClientConnection]:
+def serving(
+    tmp_path: Path,
+    url: str,
+    port: int,
+    *options: str,
+    data: str = "data",
+    redis: PrivateRedis | None = None,
+    env: dict[str, str] | None = None,
+) -> ServeProcess:
+    """``tandem serve`` on the database ``url`` (data directory ``tmp_path / data``, the audit
+    key seeded in ``tmp_path / "seed"``), fanning out through ``redis`` (a prefix of its own)
+    if given, stopping within STOP_TIMEOUT; ``options`` and ``env`` added."""
+    fan_out: tuple[str, ...] = ()
+    environ = {"TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key")}
+    if redis is not None:
+        fan_out = ("--redis-url", redis.url)
+        environ["TANDEM_REDIS_PREFIX"] = f"tandem-test-{uuid.uuid4().hex}:"
+    return ServeProcess(
+        tmp_path / data,
+        port,
+        "--database-url",
+        url,
+        *fan_out,
+        *options,
+        "--shutdown-timeout",
+        str(STOP_TIMEOUT),
+        env={**environ, **(env or {})},
+    )
+
+
+def trail_verifies(data_dir: Path, url: str | None = None) -> None:
+    """``tandem audit verify`` on ``data_dir`` passes; on the database ``url`` if given (with
+    the audit key seeded beside ``data_dir``, as for :func:`serving`)."""
+    env = None
+    if url is not None:
+        audit_key = data_dir.parent / "seed" / "audit.key"
+        env = {"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)}
+    verified = tandem("audit", "verify", "--data-dir", str(data_dir), env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def reap(server: ServeProcess) -> None:
+    """After a stop: ``server`` killed if it still runs, its log closed."""
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait(timeout=10)
+    server.log.close()
+
+
+async def opened(server: ServeProcess, make: Callable[[Any], Awaitable[T]]) -> T:
     """``make(server)``'s sockets; the server stopped if that fails."""
     try:
         return await make(server)
@@ -104,10 +154,7 @@ async def stopped(server: ServeProcess, sockets: list[ClientConnection]) -> Stop
         server.log.flush()
         log = Path(server.log.name).read_text(errors="replace")
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=10)
-        server.log.close()
+        reap(server)
     assert exited == 0, log
     assert took < STOP_TIMEOUT + EXIT_ROOM, (took, log)
     return Stopped(closed, log)
@@ -124,16 +171,26 @@ ENDED = (["restarting", "ended"], 1000, "session ended: server_shutdown")
 """How a socket of a session whose hand-over could not be stored is closed."""
 LOBBY = (["restarting"], 1012, "server restarting")
 """How an agent's socket in no session is closed."""
+RECONNECT = (["restarting"], 1012, "server restarting: reconnect")
+"""How a socket of a session handed over to the next process is closed."""
+
+
+async def audit_reaches(db: Any, action: str, count: int, what: str) -> None:
+    """Wait until the audit trail holds ``count`` records of ``action`` (failing with ``what``
+    after a minute)."""
+    query = "SELECT count(*) FROM audit WHERE action = $1"
+    deadline = time.monotonic() + 60
+    while await db.fetchval(query, action) < count:
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
 
 
 async def kept_records_written(db: Any, count: int) -> None:
     """Wait until the next start wrote the ``count`` ``session_not_handed_over`` records the
     stop kept in the audit backlog."""
-    query = "SELECT count(*) FROM audit WHERE action = 'session_not_handed_over'"
-    deadline = time.monotonic() + 60
-    while await db.fetchval(query) < count:
-        assert time.monotonic() < deadline, "the kept audit records were not written"
-        await asyncio.sleep(0.1)
+    await audit_reaches(
+        db, "session_not_handed_over", count, "the kept audit records were not written"
+    )
 
 
 async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
@@ -142,18 +199,13 @@ async def test_a_stop_with_the_database_frozen_keeps_to_the_shutdown_timeout(
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         audit_key = recording_seed(tmp_path, url)
-        port = free_port()
-
-        def serve() -> ServeProcess:
-            return ServeProcess(
-                tmp_path / "data",
-                port,
-                "--database-url",
-                url,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={"TANDEM_AUDIT_KEY": str(audit_key), "TANDEM_RECORDING_FLUSH_BYTES": "1024"},
-            )
+        serve = functools.partial(
+            serving,
+            tmp_path,
+            url,
+            free_port(),
+            env={"TANDEM_AUDIT_KEY": str(audit_key), "TANDEM_RECORDING_FLUSH_BYTES": "1024"},
+        )
 
         server = serve()
         sockets = await opened(server, live_sockets)
@@ -219,29 +271,15 @@ async def test_a_stop_with_redis_frozen_keeps_to_the_shutdown_timeout(
     async with fresh_schema() as schema:
         url = f"{PG_DSN}?search_path={schema}"
         seed_people(tmp_path / "seed", url)
-        server = ServeProcess(
-            tmp_path / "data",
-            free_port(),
-            "--database-url",
-            url,
-            "--redis-url",
-            private_redis.url,
-            "--shutdown-timeout",
-            str(STOP_TIMEOUT),
-            env={
-                "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
-                "TANDEM_REDIS_PREFIX": f"tandem-test-{uuid.uuid4().hex}:",
-            },
-        )
+        server = serving(tmp_path, url, free_port(), redis=private_redis)
         sockets = await opened(server, sessions)
         private_redis.pause()
         try:
             stop = await stopped(server, sockets)
         finally:
             private_redis.resume()
-        reconnect = (["restarting"], 1012, "server restarting: reconnect")
         # The waiting customer's session is handed over too.
-        assert stop.closed == [reconnect] * (len(sockets) - 1) + [LOBBY], stop.closed
+        assert stop.closed == [RECONNECT] * (len(sockets) - 1) + [LOBBY], stop.closed
 
 
 async def test_a_stop_with_the_database_and_redis_frozen_together_keeps_to_the_timeout(
@@ -254,24 +292,8 @@ async def test_a_stop_with_the_database_and_redis_frozen_together_keeps_to_the_t
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         seed_people(tmp_path / "seed", url)
-        port = free_port()
-
-        def serve(*redis: str) -> ServeProcess:
-            return ServeProcess(
-                tmp_path / "data",
-                port,
-                "--database-url",
-                url,
-                *redis,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={
-                    "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
-                    "TANDEM_REDIS_PREFIX": f"tandem-test-{uuid.uuid4().hex}:",
-                },
-            )
-
-        server = serve("--redis-url", private_redis.url)
+        serve = functools.partial(serving, tmp_path, url, free_port())
+        server = serve(redis=private_redis)
         sockets = await opened(server, sessions)
         private_redis.pause()
         try:

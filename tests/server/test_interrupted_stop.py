@@ -7,30 +7,36 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import add_user, free_port
+from tests.conftest import free_port
 from tests.private_redis import PrivateRedis, running_private_redis
-from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import seed_people
 from tests.server.test_frozen_stop import (
     ENDED,
     EXIT_ROOM,
     LOBBY,
-    STOP_TIMEOUT,
+    RECONNECT,
     closing,
     opened,
+    reap,
+    serving,
     sessions,
     stopped,
+    trail_verifies,
 )
-from tests.server.test_stop_cut_writes import CUT, log_of
-from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect, tandem
+from tests.server.test_stop_cut_writes import (
+    CUT,
+    kept_actions,
+    locked,
+    sqlite_server,
+    wait_for_log,
+)
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 
 @pytest.fixture
@@ -44,64 +50,23 @@ HURRIED_ROOM = 2.0 + EXIT_ROOM
 """What a stop may take after the second Ctrl-C: HURRIED_STOP_SECONDS, then the exit."""
 
 
-async def wait_for_log(server: ServeProcess, text: str, count: int = 1) -> None:
-    deadline = time.monotonic() + LONG_STOP
-    while log_of(server).count(text) < count:
-        assert server.process.poll() is None, log_of(server)
-        assert time.monotonic() < deadline, log_of(server)
-        await asyncio.sleep(0.05)
-
-
-def kept_actions(data_dir: Path, port: int) -> tuple[list[tuple[str, int]], dict[str, int]]:
-    """What the next start on ``port`` found: the sessions' ends (it ends those the stopped
-    process still held server_lost), and the stop's audit records (written by that start from
-    the backlog)."""
-    again = ServeProcess(data_dir, port, env={})
-    try:
-        with sqlite3.connect(data_dir / "tandem.sqlite3") as db:
-            ended = db.execute(
-                "SELECT end_reason, count(*) FROM sessions GROUP BY end_reason"
-            ).fetchall()
-            actions = dict(
-                db.execute(
-                    "SELECT action, count(*) FROM audit WHERE action IN "
-                    "('session_not_handed_over', 'session_suspended', 'server_stopped') "
-                    "GROUP BY action"
-                ).fetchall()
-            )
-    finally:
-        again.stop()
-    return ended, actions
-
-
 async def test_a_second_ctrl_c_shortens_the_stop_but_still_tells_and_keeps(
     tmp_path: Path,
 ) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_user(data_dir, "alice", display_name="Alice")
-    port = free_port()
-    server = ServeProcess(data_dir, port, "--shutdown-timeout", str(LONG_STOP), env={})
+    data_dir, port, server = sqlite_server(tmp_path, LONG_STOP)
     sockets = await opened(server, sessions)
-    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
-    try:
-        shell.execute("BEGIN EXCLUSIVE")  # every hand-over waits for the file
+    with locked(data_dir):  # every hand-over waits for the file
         server.process.send_signal(signal.SIGINT)
         closed = asyncio.gather(*(closing(ws, LONG_STOP) for ws in sockets))
-        await wait_for_log(server, "stopping: telling every socket")
+        await wait_for_log(server, "stopping: telling every socket", seconds=LONG_STOP)
         hurried = time.monotonic()
         server.process.send_signal(signal.SIGINT)
         try:
             assert await closed == [ENDED] * (len(sockets) - 1) + [LOBBY]
             await asyncio.to_thread(server.process.wait, LONG_STOP)
         finally:
-            if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait(timeout=10)
-            server.log.close()
+            reap(server)
         took = time.monotonic() - hurried
-    finally:
-        shell.close()
     log = Path(server.log.name).read_text(errors="replace")
     assert took < HURRIED_ROOM, (took, log)
     assert "second interrupt" in log, log
@@ -112,62 +77,44 @@ async def test_a_second_ctrl_c_shortens_the_stop_but_still_tells_and_keeps(
     ended, actions = kept_actions(data_dir, port)
     assert ended == [("server_lost", 3)], ended
     assert actions == {"session_not_handed_over": 3, "server_stopped": 1}, actions
-    verified = tandem("audit", "verify", "--data-dir", str(data_dir))
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    trail_verifies(data_dir)
 
 
 async def test_two_ctrl_c_at_once_still_tell_every_socket(tmp_path: Path) -> None:
     """Both interrupts land before the stop began (one keypress bouncing, or an impatient
     operator): the stop is hurried from its start, never skipped."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_user(data_dir, "alice", display_name="Alice")
-    port = free_port()
-    server = ServeProcess(data_dir, port, "--shutdown-timeout", str(LONG_STOP), env={})
+    data_dir, port, server = sqlite_server(tmp_path, LONG_STOP)
     sockets = await opened(server, sessions)
     try:
         closed = asyncio.gather(*(closing(ws, LONG_STOP) for ws in sockets))
         server.process.send_signal(signal.SIGINT)
         server.process.send_signal(signal.SIGINT)
         # The database answers: handed over, as with one interrupt.
-        reconnect = (["restarting"], 1012, "server restarting: reconnect")
-        assert await closed == [reconnect] * (len(sockets) - 1) + [LOBBY]
+        assert await closed == [RECONNECT] * (len(sockets) - 1) + [LOBBY]
         await asyncio.to_thread(server.process.wait, LONG_STOP)
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=10)
-        server.log.close()
+        reap(server)
     _ended, actions = kept_actions(data_dir, port)
     assert actions == {"session_suspended": 3, "server_stopped": 1}, actions
 
 
 async def test_a_third_ctrl_c_forces_the_exit(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_user(data_dir, "alice", display_name="Alice")
-    port = free_port()
-    server = ServeProcess(data_dir, port, "--shutdown-timeout", str(LONG_STOP), env={})
+    data_dir, _port, server = sqlite_server(tmp_path, LONG_STOP)
     sockets = await opened(server, sessions)
-    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
     try:
-        shell.execute("BEGIN EXCLUSIVE")
-        server.process.send_signal(signal.SIGINT)
-        await wait_for_log(server, "stopping: telling every socket")
-        server.process.send_signal(signal.SIGINT)
-        await wait_for_log(server, "second interrupt")
-        forced = time.monotonic()
-        server.process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.to_thread(server.process.wait, LONG_STOP)
-        finally:
-            if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait(timeout=10)
-            server.log.close()
-        took = time.monotonic() - forced
+        with locked(data_dir):
+            server.process.send_signal(signal.SIGINT)
+            await wait_for_log(server, "stopping: telling every socket", seconds=LONG_STOP)
+            server.process.send_signal(signal.SIGINT)
+            await wait_for_log(server, "second interrupt", seconds=LONG_STOP)
+            forced = time.monotonic()
+            server.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.to_thread(server.process.wait, LONG_STOP)
+            finally:
+                reap(server)
+            took = time.monotonic() - forced
     finally:
-        shell.close()
         for ws in sockets:
             await ws.close()
     log = Path(server.log.name).read_text(errors="replace")
@@ -179,27 +126,16 @@ async def test_a_stop_whose_storage_fails_still_keeps_server_stopped(tmp_path: P
     """One SIGTERM, a long --shutdown-timeout, the SQLite file locked: the hand-overs and ends
     fail (``database is locked``, an error, not only a late answer) within the stop's time.
     What the stop writes after them (``server_stopped``) was skipped with them; it is kept."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_user(data_dir, "alice", display_name="Alice")
-    port = free_port()
-    server = ServeProcess(data_dir, port, "--shutdown-timeout", str(LONG_STOP), env={})
+    data_dir, port, server = sqlite_server(tmp_path, LONG_STOP)
     sockets = await opened(server, sessions)
-    shell = sqlite3.connect(data_dir / "tandem.sqlite3", isolation_level=None)
-    try:
-        shell.execute("BEGIN EXCLUSIVE")
+    with locked(data_dir):
         server.process.send_signal(signal.SIGTERM)
         closed = asyncio.gather(*(closing(ws, LONG_STOP) for ws in sockets))
         try:
             assert await closed == [ENDED] * (len(sockets) - 1) + [LOBBY]
             exited = await asyncio.to_thread(server.process.wait, LONG_STOP + EXIT_ROOM)
         finally:
-            if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait(timeout=10)
-            server.log.close()
-    finally:
-        shell.close()
+            reap(server)
     log = Path(server.log.name).read_text(errors="replace")
     assert exited == 0, log
     _ended, actions = kept_actions(data_dir, port)
@@ -220,26 +156,11 @@ async def test_a_stop_with_redis_gone_hands_the_sessions_over_in_time(
     async with fresh_schema() as schema:
         url = f"{PG_DSN}?search_path={schema}"
         seed_people(tmp_path / "seed", url)
-        port = free_port()
-        server = ServeProcess(
-            tmp_path / "data",
-            port,
-            "--database-url",
-            url,
-            "--redis-url",
-            private_redis.url,
-            "--shutdown-timeout",
-            str(STOP_TIMEOUT),
-            env={
-                "TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key"),
-                "TANDEM_REDIS_PREFIX": f"tandem-test-{uuid.uuid4().hex}:",
-            },
-        )
+        server = serving(tmp_path, url, free_port(), redis=private_redis)
         sockets = await opened(server, sessions)
         private_redis.stop()
         stop = await stopped(server, sockets)
-        reconnect = (["restarting"], 1012, "server restarting: reconnect")
-        assert stop.closed == [reconnect] * (len(sockets) - 1) + [LOBBY], stop.closed
+        assert stop.closed == [RECONNECT] * (len(sockets) - 1) + [LOBBY], stop.closed
         assert "audit record(s) kept" not in stop.log, stop.log
         summary = "stopping: 3 session(s) handed over to the next process, 0 ended for both"
         assert summary in stop.log, stop.log

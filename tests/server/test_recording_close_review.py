@@ -101,8 +101,8 @@ async def test_a_recording_closing_on_a_process_taken_for_dead_writes_nothing_af
             "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}",
             "TANDEM_AUDIT_KEY": str(tmp_path / "keys" / "audit.key"),
         }
-        erase = ["subject", "erase", session_id, "--by", "session", "--yes"]
-        erase += ["--data-dir", str(tmp_path / "erasing")]
+        erase = ["subject", "erase", "--by", "session", "--yes"]
+        erase += ["--data-dir", str(tmp_path / "erasing"), "--", session_id]  # may begin with -
         erased = await asyncio.to_thread(run, *erase, env=environ)
         assert erased.returncode == 0, erased.stdout + erased.stderr
         assert "Erased 1 session(s) and 1 recording(s)" in erased.stdout

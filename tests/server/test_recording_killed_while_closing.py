@@ -26,13 +26,14 @@ import pytest
 
 from tandem.config import Settings
 from tandem.recordings import read_container
-from tests.conftest import AGENT_PASSWORD, DataTemplates, free_port, mark_trained, two_organisations
+from tests.conftest import DataTemplates, free_port, two_organisations
 from tests.server.helpers import recv_json, send
 from tests.server.test_crash_recovery import ServeProcess, serve_processes  # noqa: F401
 from tests.server.test_organisations import api
 from tests.server.test_recording_races import TOLD, status
 from tests.server.test_recordings import KEY, recording, recordings_of, with_recording_key
 from tests.server.test_scale_out import run_in_thread
+from tests.server.test_session_clearing import alice_of_support
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 SETTLED = 60.0
@@ -105,16 +106,7 @@ async def seed_postgres(seed_dir: Path, url: str) -> None:
     settings = Settings.load(environ={}, data_dir=seed_dir, database_url=url)
     async with offline(settings) as directory:
         await two_organisations(directory)
-        await directory.add_user(
-            operator("default"),
-            "alice",
-            AGENT_PASSWORD,
-            "agent",
-            "Alice",
-            ("support",),
-            mfa_exempt=True,
-        )
-        await mark_trained(directory.storage, "alice")
+        await alice_of_support(directory)
         await directory.set_recording_key(operator("default"), KEY)
 
 

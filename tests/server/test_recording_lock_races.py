@@ -20,7 +20,6 @@ committed (docs/recordings.md). Found by review:
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,22 @@ from tandem.recordings import read_container
 from tests.conftest import RunningServer, ServerFactory
 from tests.conftest import tandem_in_process as run
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import login_cookie, recv_json, send
+from tests.server.helpers import recv_json, send
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_frozen_database import recording_seed
 from tests.server.test_organisations import api
-from tests.server.test_recording_playback_races import add_admin, add_auditor, until
-from tests.server.test_recording_races import SETTLED, TOLD
+from tests.server.test_recording_playback_races import (
+    add_admin,
+    add_auditor,
+    client_of,
+    cluster_peer,
+    ended_recording,
+    session_ended,
+    until,
+)
+from tests.server.test_recording_races import SETTLED, TOLD, cli_environ, erase_command
 from tests.server.test_recordings import recording
-from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+from tests.storage.conftest import fresh_schema, pg_connect
 
 GET_SESSION = b"sessions.state \nFROM sessions \nWHERE sessions.session_id = "
 """The text of storage's get_session statement (what the look-up reads after the links)."""
@@ -74,27 +81,6 @@ def recording_server(server_factory: ServerFactory, tmp_path: Path, url: str) ->
     )
 
 
-def cli_environ(schema: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}",
-        "TANDEM_DATABASE_TIMEOUT_SECONDS": str(SETTLED),
-    }
-
-
-def erase_command(tmp_path: Path, identifier: str, by: str) -> list[str]:
-    return [
-        "subject",
-        "erase",
-        identifier,
-        "--by",
-        by,
-        "--yes",
-        "--data-dir",
-        str(tmp_path / "seed"),
-    ]
-
-
 async def nothing_after(db: Any, action: str, *needles: str) -> None:
     """No audit record after the first ``action`` one names any of ``needles``."""
     after = await db.fetchval("SELECT min(seq) FROM audit WHERE action = $1", action)
@@ -108,34 +94,18 @@ async def nothing_after(db: Any, action: str, *needles: str) -> None:
     assert later == [], later
 
 
-async def ended_recording(server: RunningServer, db: Any) -> tuple[str, str, list[bytes]]:
-    """A recording of three frames whose session has ended in storage: (session, recording,
-    frames)."""
-    customer, alice, created = await recording(server)
-    frames = [b"\x01locked-%03d" % i for i in range(3)]
-    for frame in frames:
-        await customer.send(frame)
-        assert await asyncio.wait_for(alice.recv(), TOLD) == frame
-    await send(alice, type="leave")
-    assert (await recv_json(customer))["reason"] == "session_ending"
-    await send(customer, type="record_stop")
-    session_id = created["session_id"]
+async def playback_held(db: Any, client: httpx.AsyncClient, recording_id: str) -> Any:
+    """``client``'s playback of the recording, under way: its transaction in, its read of the
+    frames taken by the database and the answer held (the proxy holding replies after
+    READ_FRAMES); the task of its answer."""
+    playing = asyncio.create_task(client.get(f"/api/recordings/{recording_id}/content"))
 
-    async def session_ended() -> bool:
-        query = "SELECT ended_at FROM sessions WHERE session_id = $1"
-        return await db.fetchval(query, session_id) is not None
+    async def reading() -> bool:
+        assert not playing.done(), playing.result().text
+        return bool(await db.fetchval(IN_TRANSACTION))
 
-    await until(session_ended, "the session was never ended in storage")
-    return session_id, await db.fetchval("SELECT recording_id FROM recordings"), frames
-
-
-def client_of(server: RunningServer, username: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=server.base,
-        cookies={"tandem_agent": login_cookie(server, username)},
-        headers={"origin": server.origin},
-        timeout=SETTLED,
-    )
+    await until(reading, "the playback never read the frames")
+    return playing
 
 
 async def test_an_export_and_the_customers_erasure_at_once_never_deadlock(
@@ -220,12 +190,7 @@ async def test_an_erasure_inside_an_exports_look_up_leaves_the_export_nothing_to
         assert (await recv_json(customer))["type"] == "ended"
         db = await pg_connect(schema)
         try:
-
-            async def session_ended() -> bool:
-                query = "SELECT ended_at FROM sessions WHERE session_id = $1"
-                return await db.fetchval(query, session_id) is not None
-
-            await until(session_ended, "the session was never ended in storage")
+            await session_ended(db, session_id)
             pseudonym = await db.fetchval("SELECT pseudonym FROM subject_sessions")
             assert pseudonym
             async with client_of(server, "ada") as client:
@@ -290,15 +255,7 @@ async def test_a_playback_under_way_never_holds_a_running_recordings_frames_or_i
             async with client_of(server, "aud") as client:
                 pg_proxy.hold_replies_after(READ_FRAMES)
                 try:
-                    playing = asyncio.create_task(
-                        client.get(f"/api/recordings/{recording_id}/content")
-                    )
-
-                    async def reading() -> bool:
-                        assert not playing.done(), playing.result().text
-                        return bool(await db.fetchval(IN_TRANSACTION))
-
-                    await until(reading, "the playback never read the frames")
+                    playing = await playback_held(db, client, recording_id)
                     second = b"\x01during-" + b"b" * 1100
                     await customer.send(second)
                     assert await asyncio.wait_for(alice.recv(), TOLD) == second
@@ -345,23 +302,12 @@ async def test_a_retention_purge_racing_a_playback_never_names_the_recording_aft
         other = None
         try:
             _, recording_id, frames = await ended_recording(server, db)
-            other = server_factory(  # another server of the cluster, its purge every 0.2 s
-                database_url=f"{PG_DSN}?search_path={schema}",
-                audit_key_file=tmp_path / "seed" / "audit.key",
-                purge_interval_seconds=0.2,
-            )
+            # Another server of the cluster, its purge every 0.2 s.
+            other = cluster_peer(server_factory, tmp_path, schema, purge_interval_seconds=0.2)
             async with client_of(server, "aud") as client:
                 pg_proxy.hold_replies_after(READ_FRAMES)
                 try:
-                    playing = asyncio.create_task(
-                        client.get(f"/api/recordings/{recording_id}/content")
-                    )
-
-                    async def reading() -> bool:
-                        assert not playing.done(), playing.result().text
-                        return bool(await db.fetchval(IN_TRANSACTION))
-
-                    await until(reading, "the playback never read the frames")
+                    playing = await playback_held(db, client, recording_id)
                     other.clock.advance(2 * 86400)  # past the retention, for its purge
 
                     async def purged_or_waiting() -> bool:
@@ -416,10 +362,7 @@ async def test_two_playbacks_and_an_erasure_at_once_all_end_in_turn(
         other = None
         try:
             _, recording_id, frames = await ended_recording(server, db)
-            other = server_factory(
-                database_url=f"{PG_DSN}?search_path={schema}",
-                audit_key_file=tmp_path / "seed" / "audit.key",
-            )
+            other = cluster_peer(server_factory, tmp_path, schema)
             content = f"/api/recordings/{recording_id}/content"
             async with client_of(server, "aud") as first, client_of(other, "aud") as second:
                 pg_proxy.hold_replies_after(READ_FRAMES)

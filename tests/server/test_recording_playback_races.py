@@ -13,7 +13,6 @@ erasure."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,13 @@ import httpx
 import pytest
 
 from tandem.recordings import read_container
-from tests.conftest import AGENT_PASSWORD, ServerFactory, mark_trained
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
 from tests.conftest import tandem_in_process as run
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import login_cookie, recv_json, send
 from tests.server.test_frozen_database import recording_server
 from tests.server.test_organisations import api
-from tests.server.test_recording_races import SETTLED, TOLD
+from tests.server.test_recording_races import SETTLED, TOLD, cli_environ, erase_command
 from tests.server.test_recordings import recording
 from tests.server.test_scale_out import run_in_thread
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
@@ -64,6 +63,56 @@ async def until(condition: Any, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def session_ended(db: Any, session_id: str) -> None:
+    """Wait until the session is ended in storage."""
+
+    async def ended() -> bool:
+        query = "SELECT ended_at FROM sessions WHERE session_id = $1"
+        return await db.fetchval(query, session_id) is not None
+
+    await until(ended, "the session was never ended in storage")
+
+
+async def ended_recording(
+    server: RunningServer, db: Any, label: bytes = b"locked"
+) -> tuple[str, str, list[bytes]]:
+    """A recording of three frames (named ``label``) whose session has ended in storage:
+    (session, recording, frames)."""
+    customer, alice, created = await recording(server)
+    frames = [b"\x01" + label + b"-%03d" % i for i in range(3)]
+    for frame in frames:
+        await customer.send(frame)
+        assert await asyncio.wait_for(alice.recv(), TOLD) == frame
+    await send(alice, type="leave")  # the customer's browser ends the recording
+    assert (await recv_json(customer))["reason"] == "session_ending"
+    await send(customer, type="record_stop")
+    session_id = created["session_id"]
+    await session_ended(db, session_id)
+    return session_id, await db.fetchval("SELECT recording_id FROM recordings"), frames
+
+
+def client_of(server: RunningServer, username: str) -> httpx.AsyncClient:
+    """``username``'s browser on ``server`` (signed in), waiting up to SETTLED for answers."""
+    return httpx.AsyncClient(
+        base_url=server.base,
+        cookies={"tandem_agent": login_cookie(server, username)},
+        headers={"origin": server.origin},
+        timeout=SETTLED,
+    )
+
+
+def cluster_peer(
+    server_factory: ServerFactory, tmp_path: Path, schema: str, **settings: Any
+) -> RunningServer:
+    """Another server of the cluster: the schema's database straight (not behind the proxy),
+    the seed's audit key; ``settings`` added."""
+    return server_factory(
+        database_url=f"{PG_DSN}?search_path={schema}",
+        audit_key_file=tmp_path / "seed" / "audit.key",
+        **settings,
+    )
+
+
 @pytest.mark.parametrize("reader", ["playback", "subject_export"])
 async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it(
     reader: str, server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
@@ -77,31 +126,10 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
         server = recording_server(server_factory, tmp_path, url)
         add_auditor(tmp_path / "seed", url)
         add_admin(tmp_path / "seed", url)
-        customer, alice, created = await recording(server)
-        session_id = created["session_id"]
-        frames = [b"\x01played-%03d" % i for i in range(3)]
-        for frame in frames:
-            await customer.send(frame)
-            assert await asyncio.wait_for(alice.recv(), TOLD) == frame
-        await send(alice, type="leave")  # the customer's browser ends the recording
-        assert (await recv_json(customer))["reason"] == "session_ending"
-        await send(customer, type="record_stop")
         db = await pg_connect(schema)
         try:
-
-            async def session_ended() -> bool:
-                query = "SELECT ended_at FROM sessions WHERE session_id = $1"
-                return await db.fetchval(query, session_id) is not None
-
-            await until(session_ended, "the session was never ended in storage")
-            recording_id = await db.fetchval("SELECT recording_id FROM recordings")
-            cookie = login_cookie(server, "aud" if reader == "playback" else "ada")
-            async with httpx.AsyncClient(
-                base_url=server.base,
-                cookies={"tandem_agent": cookie},
-                headers={"origin": server.origin},
-                timeout=SETTLED,
-            ) as client:
+            session_id, recording_id, frames = await ended_recording(server, db, b"played")
+            async with client_of(server, "aud" if reader == "playback" else "ada") as client:
                 # The read stalls at the frames (the database answers no more).
                 pg_proxy.freeze_on(b"recording_frames")
                 try:
@@ -117,21 +145,8 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
                         return pg_proxy.held > 0
 
                     await until(stalled, "the playback never read the frames")
-                    environ = {
-                        **os.environ,
-                        "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}",
-                        "TANDEM_DATABASE_TIMEOUT_SECONDS": str(SETTLED),
-                    }
-                    erase = [
-                        "subject",
-                        "erase",
-                        session_id,
-                        "--by",
-                        "session",
-                        "--yes",
-                        "--data-dir",
-                        str(tmp_path / "seed"),
-                    ]
+                    environ = cli_environ(schema)
+                    erase = erase_command(tmp_path, session_id, "session")
                     erasing = asyncio.create_task(asyncio.to_thread(run, *erase, env=environ))
 
                     async def erased_or_waiting() -> bool:
@@ -196,10 +211,7 @@ async def test_a_recordings_end_and_its_record_are_stored_together_never_after_i
         url = proxied_url(pg_proxy, schema)
         server = recording_server(server_factory, tmp_path, url)
         add_admin(tmp_path / "seed", url)
-        other = server_factory(
-            database_url=f"{PG_DSN}?search_path={schema}",
-            audit_key_file=tmp_path / "seed" / "audit.key",
-        )
+        other = cluster_peer(server_factory, tmp_path, schema)
         customer, alice, _ = await recording(server)
         db = await pg_connect(schema)
         try:

@@ -44,6 +44,32 @@ def status(on: bool, reason: str | None) -> dict[str, Any]:
     return {"v": 1, "type": "recording", "on": on, "reason": reason}
 
 
+def cli_environ(schema: str, timeout: float = SETTLED) -> dict[str, str]:
+    """The environment of a ``tandem`` command on the schema's database (storage waits bounded
+    by ``timeout``)."""
+    return {
+        **os.environ,
+        "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}",
+        "TANDEM_DATABASE_TIMEOUT_SECONDS": str(timeout),
+    }
+
+
+def erase_command(tmp_path: Path, identifier: str, by: str) -> list[str]:
+    """``tandem subject erase`` of ``identifier`` (``--by``), run against the seed's data; the
+    identifier after ``--``, as a session id may begin with ``-`` (taken for an option)."""
+    return [
+        "subject",
+        "erase",
+        "--by",
+        by,
+        "--yes",
+        "--data-dir",
+        str(tmp_path / "seed"),
+        "--",
+        identifier,
+    ]
+
+
 class Backend:
     """A recording server on one backend, what it stored, and a way to hold its storage."""
 
@@ -216,21 +242,8 @@ async def test_a_subject_erasure_never_meets_a_recording_whose_frames_are_being_
         holder = await pg_connect(schema)
         try:
             recording_id = await db.fetchval("SELECT recording_id FROM recordings")
-            erase = [
-                "subject",
-                "erase",
-                session_id,
-                "--by",
-                "session",
-                "--yes",
-                "--data-dir",
-                str(tmp_path / "seed"),
-            ]
-            environ = {
-                **os.environ,
-                "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}",
-                "TANDEM_DATABASE_TIMEOUT_SECONDS": "3",
-            }
+            erase = erase_command(tmp_path, session_id, "session")
+            environ = cli_environ(schema, timeout=3)
             held = holder.transaction()
             await held.start()
             await holder.execute(

@@ -31,10 +31,8 @@ from tandem.exceptions import ConfigError, ConflictError, ForbiddenError
 from tandem.server.services import register_allowed_origins
 from tandem.storage.base import SiteRecord
 from tests.conftest import (
-    AGENT_PASSWORD,
     RunningServer,
     ServerFactory,
-    mark_trained,
     tandem_in_process,
     two_organisations,
 )
@@ -50,6 +48,7 @@ from tests.server.helpers import (
 )
 from tests.server.test_organisations import api, approve
 from tests.server.test_scale_out import run_in_thread
+from tests.server.test_session_clearing import alice_of_support
 from tests.storage.conftest import PG_DSN, fresh_schema
 
 
@@ -410,16 +409,7 @@ async def test_a_squat_does_not_keep_the_owner_from_its_origin_on_postgresql(
         async def seed() -> None:
             settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
             async with offline(settings) as directory:
-                await directory.add_user(
-                    operator("default"),
-                    "alice",
-                    AGENT_PASSWORD,
-                    "agent",
-                    "Alice",
-                    ("support",),
-                    mfa_exempt=True,
-                )
-                await mark_trained(directory.storage, "alice")
+                await alice_of_support(directory)
                 await two_organisations(directory)
 
         run_in_thread(seed)

@@ -8,10 +8,9 @@ PostgreSQL behind tests.server.db_proxy holding the COMMIT's answer."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,18 @@ from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import resume_on, sharing_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import seed_people
-from tests.server.test_frozen_stop import ENDED, STOP_TIMEOUT, kept_records_written, stopped
+from tests.server.test_frozen_stop import (
+    ENDED,
+    RECONNECT,
+    audit_reaches,
+    kept_records_written,
+    opened,
+    serving,
+    stopped,
+    trail_verifies,
+)
 from tests.server.test_stop_cut_writes import CUT
-from tests.storage.conftest import fresh_schema, pg_connect, tandem
+from tests.storage.conftest import fresh_schema, pg_connect
 
 
 @pytest.mark.parametrize("then_frozen", [False, True], ids=["answering", "frozen"])
@@ -38,25 +46,10 @@ async def test_a_hand_over_committed_after_the_stop_gave_up_is_withdrawn(
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         seed_people(tmp_path / "seed", url)
-        port = free_port()
-
-        def serve() -> ServeProcess:
-            return ServeProcess(
-                tmp_path / "data",
-                port,
-                "--database-url",
-                url,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={"TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key")},
-            )
+        serve = functools.partial(serving, tmp_path, url, free_port())
 
         server = serve()
-        try:
-            customer, agent, created = await sharing_session(server)
-        except BaseException:
-            server.stop()
-            raise
+        customer, agent, created = await opened(server, sharing_session)
         # The hand-over's transaction reaches the database whole; its COMMIT's answer does not.
         pg_proxy.hold_replies_after(
             b"INSERT INTO suspended_sessions", b"COMMIT", freeze=then_frozen
@@ -115,19 +108,7 @@ async def test_a_server_stopped_committed_after_the_stop_gave_up_is_not_written_
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         seed_people(tmp_path / "seed", url)
-        port = free_port()
-        audit_key = tmp_path / "seed" / "audit.key"
-
-        def serve() -> ServeProcess:
-            return ServeProcess(
-                tmp_path / "data",
-                port,
-                "--database-url",
-                url,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={"TANDEM_AUDIT_KEY": str(audit_key)},
-            )
+        serve = functools.partial(serving, tmp_path, url, free_port())
 
         server = serve()
         pg_proxy.hold_replies_after(b"server_stopped", b"COMMIT", freeze=True)
@@ -148,24 +129,13 @@ async def test_a_server_stopped_committed_after_the_stop_gave_up_is_not_written_
                 again.stop()
         finally:
             await db.close()
-        verified = tandem(
-            "audit",
-            "verify",
-            "--data-dir",
-            str(tmp_path / "data"),
-            env={"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)},
-        )
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        trail_verifies(tmp_path / "data", url)
 
 
 async def written_from_the_backlog(db: Any) -> None:
     """Wait until the next start took up the backlog (its ``server_started`` is written after
     what was kept)."""
-    query = "SELECT count(*) FROM audit WHERE action = 'server_started'"
-    deadline = time.monotonic() + 60
-    while await db.fetchval(query) < 2:
-        assert time.monotonic() < deadline, "the next start wrote no server_started"
-        await asyncio.sleep(0.1)
+    await audit_reaches(db, "server_started", 2, "the next start wrote no server_started")
 
 
 async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
@@ -179,25 +149,10 @@ async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         seed_people(tmp_path / "seed", url)
-        port = free_port()
-
-        def serve() -> ServeProcess:
-            return ServeProcess(
-                tmp_path / "data",
-                port,
-                "--database-url",
-                url,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={"TANDEM_AUDIT_KEY": str(tmp_path / "seed" / "audit.key")},
-            )
+        serve = functools.partial(serving, tmp_path, url, free_port())
 
         server = serve()
-        try:
-            customer, agent, created = await sharing_session(server)
-        except BaseException:
-            server.stop()
-            raise
+        customer, agent, created = await opened(server, sharing_session)
         pg_proxy.freeze_on(b"session_suspended")
         try:
             stop = await stopped(server, [customer, agent])
@@ -208,8 +163,7 @@ async def test_a_hand_over_stored_whose_record_is_late_is_not_cut(
             pg_proxy.down()
             pg_proxy.thaw()
             pg_proxy.up()
-        reconnect = (["restarting"], 1012, "server restarting: reconnect")
-        assert stop.closed == [reconnect, reconnect], stop.closed
+        assert stop.closed == [RECONNECT, RECONNECT], stop.closed
         assert CUT not in stop.log, stop.log
         db = await pg_connect(schema)
         try:
@@ -249,33 +203,16 @@ async def test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twi
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         seed_people(tmp_path / "seed", url)
-        port = free_port()
-        audit_key = tmp_path / "seed" / "audit.key"
-
-        def serve() -> ServeProcess:
-            return ServeProcess(
-                tmp_path / "data",
-                port,
-                "--database-url",
-                url,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={"TANDEM_AUDIT_KEY": str(audit_key)},
-            )
+        serve = functools.partial(serving, tmp_path, url, free_port())
 
         server = serve()
-        try:
-            customer, agent, created = await sharing_session(server)
-        except BaseException:
-            server.stop()
-            raise
+        customer, agent, created = await opened(server, sharing_session)
         pg_proxy.hold_replies_after(*held_after, freeze=True)
         try:
             stop = await stopped(server, [customer, agent])
         finally:
             pg_proxy.thaw()
-        reconnect = (["restarting"], 1012, "server restarting: reconnect")
-        assert stop.closed == [reconnect, reconnect], stop.closed
+        assert stop.closed == [RECONNECT, RECONNECT], stop.closed
         db = await pg_connect(schema)
         query = "SELECT count(*) FROM audit WHERE action = 'session_suspended' AND subject = $1"
         try:
@@ -291,14 +228,7 @@ async def test_a_record_done_committed_after_the_stop_gave_up_is_not_written_twi
                 again.stop()
         finally:
             await db.close()
-        verified = tandem(
-            "audit",
-            "verify",
-            "--data-dir",
-            str(tmp_path / "data"),
-            env={"TANDEM_DATABASE_URL": url, "TANDEM_AUDIT_KEY": str(audit_key)},
-        )
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        trail_verifies(tmp_path / "data", url)
 
 
 async def test_a_late_hand_over_taken_up_elsewhere_first_is_left_there_and_said(
@@ -313,25 +243,12 @@ async def test_a_late_hand_over_taken_up_elsewhere_first_is_left_there_and_said(
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         seed_people(tmp_path / "seed", url)
-        audit_key = str(tmp_path / "seed" / "audit.key")
 
-        def serve(data: str, database: str) -> ServeProcess:
-            return ServeProcess(
-                tmp_path / data,
-                free_port(),
-                "--database-url",
-                database,
-                "--shutdown-timeout",
-                str(STOP_TIMEOUT),
-                env={"TANDEM_AUDIT_KEY": audit_key},
-            )
+        def serve(data: str) -> ServeProcess:
+            return serving(tmp_path, url, free_port(), data=data)
 
-        server = serve("data", url)
-        try:
-            customer, agent, created = await sharing_session(server)
-        except BaseException:
-            server.stop()
-            raise
+        server = serve("data")
+        customer, agent, created = await opened(server, sharing_session)
         pg_proxy.hold_replies_after(b"INSERT INTO suspended_sessions", b"COMMIT", freeze=True)
         try:
             stop = await stopped(server, [customer, agent])
@@ -345,11 +262,11 @@ async def test_a_late_hand_over_taken_up_elsewhere_first_is_left_there_and_said(
         db = await pg_connect(schema)
         try:
             assert await db.fetchval("SELECT count(*) FROM suspended_sessions") == 1
-            other = serve("other", url)
+            other = serve("other")
             try:
                 page, answer = await resume_on(other, created)
                 assert answer["type"] == "resumed", answer
-                again = serve("data", url)
+                again = serve("data")
                 try:
                     await kept_records_written(db, 1)
                     ended = await db.fetchrow(
