@@ -1589,8 +1589,10 @@ export class Session {
     this.ui.askShown();
   }
 
-  /** More changes wait for the cover watch than MAX_HELD_EVENTS: they are dropped, and the page
-   * goes afresh (a full snapshot) once it finds Stop sharing shown, as after a cover (onCovered). */
+  /** What waits for the cover watch, past MAX_HELD_EVENTS changes (flush) or SHOWN_WAIT_MS
+   * (lookAtReach), is dropped, and the page goes afresh (a full snapshot) once the watch finds
+   * Stop sharing shown, as after a cover (onCovered): the question asked stays asked (since
+   * askedAt), or one is asked now. */
   private dropHeld(): void {
     this.afresh = true;
     this.held = [];
