@@ -8,7 +8,10 @@ the page shared. A page that replaced `IntersectionObserver` with one handing th
 of its own (Stop sharing "shown") kept its cover over Stop sharing while everything was shared.
 The widget now reads clicks and the cover watch's reports with the browser's own getters, taken
 from a fresh realm as the SDK loads (./sdk/src/share/realm.ts): an object of the page's is no
-click and no report, and a real click counts only on the button it was dispatched to."""
+click and no report, and a real click counts only on the button it was dispatched to. A report
+the browser made before the widget's question, kept back by a page wrapping the browser's own
+observer and handed over after it, answers nothing: set against the browser's own clock (a page's
+fake timers replace `performance`, which put every report before the question)."""
 
 from __future__ import annotations
 
@@ -125,6 +128,56 @@ def test_a_page_that_replaced_the_occlusion_test_cannot_cover_stop_sharing_unsee
     try:
         expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
         wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
+# The browser's own observer, wrapped by the page before the SDK: each report of Stop sharing
+# shown is kept, and handed to the widget in place of every later report finding it covered (the
+# browser's own report, made before the page's cover).
+KEEPS_SHOWN_REPORTS = """(() => {
+    const Real = window.IntersectionObserver;
+    const swap = (entries, kept) => entries.map((entry) => {
+        if (entry.isVisible || !entry.isIntersecting) { kept.shown = entry; return entry; }
+        window.__keptBackHanded = (window.__keptBackHanded || 0) + 1;
+        return kept.shown || entry;
+    });
+    window.IntersectionObserver = function (callback, options) {
+        const kept = {shown: null};
+        const real = new Real(
+            (entries, observer) => callback(swap(entries, kept), observer), options);
+        const takeRecords = real.takeRecords.bind(real);
+        real.takeRecords = () => swap(takeRecords(), kept);
+        return real;
+    };
+})();"""
+
+
+def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_stop_sharing_unseen(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The page's wrapper hands the widget the browser's own report of Stop sharing shown, made
+    before its cover, in place of each one that finds it covered. A report made before the
+    widget's question answers nothing (its `time`, against the browser's own clock, not the
+    page's): nothing of the page goes (sharing paused), also what the page types under its
+    cover."""
+    customer.page.add_init_script(KEEPS_SHOWN_REPORTS)
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, 30]
+    )
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+        assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
         expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
     finally:
         page.evaluate("() => window.__stopCovering?.()")

@@ -7,7 +7,14 @@ takes a full snapshot, which waited over a second for its report too, and sharin
 on a loaded 2-core machine the agent's view said "Not live" for the whole session (the widget
 tour at 320 x 568), and a cover flipped on and off paused it more than once. A slow watch is no
 cover: the changes wait for its answer, however late, and at most MAX_HELD_EVENTS of them (past
-that the page goes afresh, one full snapshot, once Stop sharing is found shown)."""
+that the page goes afresh, one full snapshot, once Stop sharing is found shown).
+
+Got through, fixed: the widget told a report made after its question from one made before by
+the report's `time` against the page's `performance.now()`. A page with fake timers (Playwright's
+`page.clock`, Sinon's) has its own `performance.now()`, ahead of the browser's: every report was
+"before" the question, asked again, never answered, and the agent's view stayed "Not live" (the
+widget tour's fixed clock on a loaded machine). A report delivered after the question is fresh
+whatever the clocks say: the ones made before it are taken at the question."""
 
 from __future__ import annotations
 
@@ -29,6 +36,16 @@ LATE_WATCH = """(() => {
             setTimeout(() => callback(entries, observer), 1500);
         }, options);
     };
+})();"""
+
+# A page's fake timers, installed before the SDK: its `performance` a minute ahead of the browser's
+# (Playwright's `page.clock` runs a few milliseconds ahead; Sinon's starts wherever it is told).
+FAKE_TIMERS = """(() => {
+    const real = window.performance;
+    const fake = Object.create(null);
+    fake.now = () => real.now() + 60000;
+    fake.timeOrigin = real.timeOrigin - 60000;
+    window.performance = fake;
 })();"""
 
 # More separate changes than MAX_HELD_EVENTS (sdk/src/share/session.ts), each its own mutation
@@ -59,3 +76,21 @@ def test_a_late_cover_watch_neither_pauses_sharing_nor_holds_without_bound(
     expect(stop_button(customer.page)).to_be_visible()
     assert not paused_statuses(agent.page), statuses(agent.page)
     assert "controls_hidden" not in audit_actions(live)
+
+
+def test_a_page_with_fake_timers_is_shared_live(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.add_init_script(FAKE_TIMERS)
+    customer.page.goto(f"{live.base}/demo/")
+    assert customer.page.evaluate("() => performance.now() > 60000")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30_000)
+    record_statuses(agent.page)
+    marker = f"typed-{secrets.token_hex(4)}"
+    customer.page.evaluate(
+        "(id) => document.body.append(Object.assign(document.createElement('p'), {id}))", marker
+    )
+    expect(view.locator(f"#{marker}")).to_be_attached()
+    assert not paused_statuses(agent.page), statuses(agent.page)

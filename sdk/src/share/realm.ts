@@ -23,6 +23,9 @@ type Getter = (this: unknown) => unknown;
 interface Realm {
   apply: typeof Reflect.apply;
   now: Getter | null;
+  performance: Getter | null;
+  timeline: Getter | null;
+  timelineTime: Getter | null;
   visibilityState: Getter | null;
   currentTarget: Getter;
   detail: Getter;
@@ -53,6 +56,11 @@ function take(win: typeof globalThis): Realm | null {
   return {
     apply, currentTarget, detail, now: typeof now === "function" ? (now as Getter) : null,
     visibilityState: getter(win.Document?.prototype, "visibilityState"),
+    // The window's own `performance` (a [Global]'s attribute: on the window itself), and the
+    // document's animation clock, which a page's fake timers leave alone.
+    performance: getter(win, "performance"),
+    timeline: getter(win.Document?.prototype, "timeline"),
+    timelineTime: getter(win.AnimationTimeline?.prototype, "currentTime"),
     entryTarget: entryTarget ?? noEntry, entryTime: entryTime ?? noEntry, isIntersecting: isIntersecting ?? noEntry,
     isVisible: getter(entry, "isVisible"),
   };
@@ -78,8 +86,6 @@ function freshRealm(): Realm | null {
 }
 
 const realm: Realm | null = freshRealm() ?? (typeof document === "undefined" ? null : take(globalThis));
-/** This page's clock, as the SDK loads (a page may put another object in its place later). */
-const clock: unknown = typeof performance === "undefined" ? null : performance;
 
 function read(get: Getter | null | undefined, object: unknown): { ok: true; value: unknown } | { ok: false } {
   if (!realm || !get) return { ok: false };
@@ -127,10 +133,19 @@ export function hasOcclusionTest(): boolean {
 }
 
 /** Now on this page's performance clock (a cover report's `time` is on it), read with the
- * browser's own function on the page's clock as it was when the SDK loaded. */
-export function pageNow(): number {
-  const now = read(realm?.now, clock);
-  return now.ok && typeof now.value === "number" ? now.value : performance.now();
+ * browser's own functions, from the browser's own `performance` of this window: a page's fake
+ * timers (Playwright's `page.clock`, Sinon's) put another object in its place, whose `now()` ran
+ * ahead of the reports, and every report was "made before" the question (sharing never went
+ * live). Where that cannot be read (the fake timers installed in every frame, the fresh one too),
+ * the start of the frame last drawn (the document's animation clock), a little before now; null
+ * where neither can be read (no report is then set against a time). */
+export function pageNow(): number | null {
+  const own = read(realm?.performance, globalThis);
+  const now = own.ok ? read(realm?.now, own.value) : own;
+  if (now.ok && typeof now.value === "number") return now.value;
+  const timeline = typeof document === "undefined" ? { ok: false as const } : read(realm?.timeline, document);
+  const frame = timeline.ok ? read(realm?.timelineTime, timeline.value) : timeline;
+  return frame.ok && typeof frame.value === "number" ? frame.value : null;
 }
 
 /** Whether this page is shown (its tab in front), as the browser says: a page that defined its

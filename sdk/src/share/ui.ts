@@ -139,6 +139,12 @@ const COVERED_REPORTS = 3;
  * those reports are forgotten and sharing that paused for them goes on (watchCover). */
 const COVER_FORGET_MS = 1000;
 
+/** The cover watch's clock: the browser's own (a page's fake timers, frozen, kept sharing paused
+ * for a cover long gone: COVER_FORGET_MS never passed). */
+function watchNow(): number {
+  return pageNow() ?? performance.now();
+}
+
 /** The fullscreen notice's own styles (fullscreenNotice: a shadow root of its own). */
 const FULLSCREEN_CSS = `
 dialog { font: 15px/1.4 system-ui, sans-serif; color: #111; background: #fff; border: 0;
@@ -385,9 +391,9 @@ export class CustomerUI {
   /** Told of each report of the cover watch that answers askShown() (session.ts holds the page's
    * changes back until one finds Stop sharing shown). */
   private coverHeard: { shown: () => void; covered: () => void } | null = null;
-  /** When the last askShown() asked (the page's performance clock): a report made before it
-   * answers nothing. */
-  private askedAt = -Infinity;
+  /** When the last askShown() asked (pageNow()): a report made before it, handed over late by a
+   * page's own observer wrapping the browser's (one kept from before its cover), answers nothing. */
+  private askedAt: number | null = null;
   /** This browser has the occlusion test, and the page took away what the cover watch needs
    * (its IntersectionObserver): Stop sharing counts as covered (./realm.ts). */
   private coverBroken = false;
@@ -746,12 +752,16 @@ export class CustomerUI {
   /** Ask the cover watch for a fresh report on Stop sharing, made at a frame drawn after now (what
    * the page changed up to now is painted in it): a target observed afresh is reported at the next
    * frame, whatever the watch's `delay`. Reports already made and not yet delivered are taken
-   * first: they are of frames before now. */
+   * first: they are of frames before now, so one of them finding it covered counts, and one
+   * finding it shown answers nothing (it was made before the changes asked about). Every report
+   * the browser delivers later was made after this call (the queue is empty now); one made
+   * before it can only come from a page's observer wrapping the browser's, which kept it back
+   * (its `time` says so, against the browser's own clock: realm.ts, pageNow()). */
   askShown(): void {
     const target = this.coverTarget;
     if (!target || !this.coverWatch) return;
     const stale = this.coverWatch.takeRecords();
-    if (stale.length) this.onCoverReport(stale);
+    if (stale.length) this.onCoverReport(stale, false);
     if (this.coverTarget !== target || !this.coverWatch) return; // a report ended the watch
     this.askedAt = pageNow();
     this.coverWatch.unobserve(target);
@@ -768,7 +778,9 @@ export class CustomerUI {
     this.coverWatch.observe(target);
   }
 
-  private onCoverReport(entries: IntersectionObserverEntry[]): void {
+  /** `answers`: whether a report of Stop sharing shown answers the question asked (askShown()),
+   * false for the reports made before it was asked. */
+  private onCoverReport(entries: IntersectionObserverEntry[], answers = true): void {
     const target = this.coverTarget;
     if (!target || !Array.isArray(entries)) return;
     // Read with the browser's own getters (./realm.ts): a report that is not the browser's own
@@ -778,12 +790,12 @@ export class CustomerUI {
     if (!report) return;
     const covered = report === "forged" || (report.intersecting && report.visible === false);
     if (!covered) {
-      if (this.covered || !this.shownSince) this.shownSince = performance.now();
+      if (this.covered || !this.shownSince) this.shownSince = watchNow();
       this.covered = false;
       this.heardPopover = false;
-      // An answer to the question asked only if made after it (not a report kept from before).
-      if (report.time >= this.askedAt) this.coverHeard?.shown();
-      else this.askShown();
+      // A report kept back from before the question by a page's observer answers nothing (the
+      // question stays asked: the browser's own report still comes, if the page passes it on).
+      if (answers && (this.askedAt === null || report.time >= this.askedAt)) this.coverHeard?.shown();
       return;
     }
     // What the page changed before this frame was drawn under the cover: not to go (session.ts).
@@ -791,7 +803,7 @@ export class CustomerUI {
     // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
     const heard = this.heardPopover;
     this.heardPopover = false;
-    if (!this.covered && (heard || (this.shownSince && performance.now() - this.shownSince >= COVER_FORGET_MS))) this.coverStreak = 0;
+    if (!this.covered && (heard || (this.shownSince && watchNow() - this.shownSince >= COVER_FORGET_MS))) this.coverStreak = 0;
     this.covered = true;
     // Under the widget's own fullscreen notice: paused for it already, and not to be covered.
     if (this.fullscreen) return;
@@ -808,7 +820,7 @@ export class CustomerUI {
    * shown for COVER_FORGET_MS on end since (then the count is forgotten). */
   private coveredOften(): boolean {
     if (this.coverStreak < COVERED_REPORTS) return false;
-    if (this.covered || performance.now() - this.shownSince < COVER_FORGET_MS) return true;
+    if (this.covered || watchNow() - this.shownSince < COVER_FORGET_MS) return true;
     this.coverStreak = 0;
     return false;
   }
@@ -817,7 +829,7 @@ export class CustomerUI {
     this.coverWatch?.disconnect();
     this.coverWatch = null;
     this.coverBroken = false;
-    this.askedAt = -Infinity;
+    this.askedAt = null;
     this.coverTarget = null;
     this.covered = false;
     this.coverStreak = 0;
