@@ -87,6 +87,25 @@ finish before the test fails: only a hang should reach it. On two cores busy wit
 runs (load 18), a fresh interpreter importing the CLI and the server took 110 s to open a new
 SQLite file and exit; the 60 s and 120 s bounds of those tests failed with the work done."""
 
+HTTP_SECONDS = 60.0
+"""How long a test's HTTP request waits for the server unless the test sets its own bound:
+httpx's own default, 5 s, failed requests a server answered later on two cores busy with other
+test runs (load 26: a signed-in ``GET /api/me``, an erasure after a stalled database)."""
+for _function in (
+    httpx.Client.__init__,
+    httpx.AsyncClient.__init__,
+    httpx.request,
+    httpx.get,
+    httpx.options,
+    httpx.head,
+    httpx.post,
+    httpx.put,
+    httpx.patch,
+    httpx.delete,
+):
+    assert _function.__kwdefaults__ is not None and "timeout" in _function.__kwdefaults__
+    _function.__kwdefaults__["timeout"] = httpx.Timeout(HTTP_SECONDS)
+
 
 REQUIRE_SERVICES = os.environ.get("TANDEM_REQUIRE_SERVICES") == "1"
 """Set by .ci/run where PostgreSQL and Redis run beside the tests: there a test that cannot

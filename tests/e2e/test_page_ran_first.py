@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     Party,
     agent_plaintext,
     allow,
+    caught_up,
     get_help,
     join,
     share,
@@ -180,7 +181,11 @@ def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_sto
         assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
         expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
     finally:
+        # What it typed goes before the cover does (once Stop sharing shows, the page is shared).
+        page.evaluate("() => document.getElementById('made-while-covered')?.remove()")
         page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    caught_up(customer, view)
     assert marker not in agent_plaintext(agent)
 
 
