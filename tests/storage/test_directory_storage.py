@@ -244,13 +244,13 @@ async def test_a_reset_whose_account_went_to_another_organisation_meanwhile_writ
     reset = asyncio.create_task(attackers.reset_password(max_, "x", "attackers-phrase-9"))
     await held.started.wait()
     await directory.delete_user(max_, "x")
-    await directory.add_user(ada, "x", "victims-own-phrase-3", "agent", None, ())
+    made, _ = await directory.add_user(ada, "x", "victims-own-phrase-3", "agent", None, ())
     held.release.set()
     with pytest.raises(NotFoundError, match="'x'"):
         await reset
     victim = await storage.get_user("x")
     assert victim is not None and victim.org_id == "default"
-    assert not victim.password_change_required
+    assert victim.password_hash == made.password_hash  # as its own admin made it
     assert crypto.verify_password(victim.password_hash, "victims-own-phrase-3")
     assert not crypto.verify_password(victim.password_hash, "attackers-phrase-9")
     assert "password_reset" not in records
