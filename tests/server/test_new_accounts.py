@@ -119,10 +119,14 @@ async def test_before_the_agents_first_sign_in_the_admins_can_only_change_the_pa
         socket = await open_agent(orgs, admin.cookies["tandem_agent"])
         code, reason = await closed_with(socket)
         assert code == 4403 and "password" in reason
+        admins_cookie = admin.cookies["tandem_agent"]
     with first_sign_in(orgs, ADMINS_CHOICE, NINAS_OWN) as nina:
         shown = activity(nina)
         setup = nina.post("/api/mfa/setup")
         assert setup.status_code == 200, setup.text  # hers to set up, now
+    # Her choice ended the admin's sign-in: it cannot wait for her to finish and go on.
+    ended = httpx.get(f"{orgs.base}/api/me", cookies={"tandem_agent": admins_cookie})
+    assert ended.status_code == 401
     assert shown == [
         ("password_changed", "nina"),
         ("sign_in", "nina"),  # hers
