@@ -47,6 +47,7 @@ def add_alice(data: str, env: dict[str, str] | None = None) -> None:
             "--display-name",
             "Alice",
             "--no-mfa",
+            "--own-account",  # the benchmark signs in as alice: its password, not temporary
             "--init",  # the first account makes the database (a second call finds it)
         ],
         input=PASSWORD + "\n",

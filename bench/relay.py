@@ -138,7 +138,8 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 def add_user(data: str, name: str, role: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "tandem", "user", "add", name, "--role", role,
-         "--data-dir", data, "--display-name", name.title(), "--no-mfa", "--init"],
+         "--data-dir", data, "--display-name", name.title(), "--no-mfa", "--own-account",
+         "--init"],
         input=PASSWORD + "\n", text=True, check=True, capture_output=True,
     )  # fmt: skip
     subprocess.run(  # agents join sessions only once trained (tandem.training)

@@ -672,7 +672,14 @@ async def two_organisations(directory: Directory) -> None:
         ("bob", "agent", ("billing",)),
     ):
         await directory.add_user(
-            default, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True
+            default,
+            username,
+            AGENT_PASSWORD,
+            role,
+            None,
+            teams,
+            mfa_exempt=True,
+            change_required=False,
         )
     await directory.add_org("acme", "Acme Bank")
     acme = operator("acme")
@@ -684,7 +691,16 @@ async def two_organisations(directory: Directory) -> None:
         ("max", "admin", ()),
         ("mo", "auditor", ()),
     ):
-        await directory.add_user(acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True)
+        await directory.add_user(
+            acme,
+            username,
+            AGENT_PASSWORD,
+            role,
+            None,
+            teams,
+            mfa_exempt=True,
+            change_required=False,
+        )
     for org, usernames in (("default", ("sam", "aud", "bob")), ("acme", ("mallory", "mary", "mo"))):
         for username in usernames:
             await mark_trained(directory.storage, username, org)

@@ -221,7 +221,24 @@ def test_no_second_factor_secret_is_stored_in_the_clear(
         assert code.encode() not in raw
 
 
-def test_user_add_enrols_a_second_factor_by_default(tmp_path: Path) -> None:
+def stored_account(data: Path, username: str) -> tuple[bool, str | None, str | None]:
+    """What the database holds of ``username``: a password to change at the next sign-in, its
+    second factor's seed, one pending (both sealed)."""
+    with sqlite3.connect(data / "tandem.sqlite3") as db:
+        row = db.execute(
+            "SELECT password_change_required, totp_secret, pending_totp FROM users"
+            " WHERE username = ?",
+            (username,),
+        ).fetchone()
+    db.close()
+    return bool(row[0]), row[1], row[2]
+
+
+def test_user_add_leaves_the_password_and_the_second_factor_to_the_owner(
+    tmp_path: Path,
+) -> None:
+    """The operator types a temporary password and is shown no authenticator: the owner
+    chooses a password and sets up the authenticator at the first sign-in."""
     result = tandem_in_process(
         "user",
         "add",
@@ -232,13 +249,46 @@ def test_user_add_enrols_a_second_factor_by_default(tmp_path: Path) -> None:
         stdin="blue-kettle-orbit-42\n",
     )
     assert result.returncode == 0, result.stderr
+    assert "temporary" in result.stdout and "two-step sign-in" in result.stdout
+    assert "otpauth" not in result.stdout and "secret:" not in result.stdout
+    assert not [line for line in result.stdout.splitlines() if line.strip().count("-") == 2]
+    assert stored_account(tmp_path, "carol") == (True, None, None)
+    [created] = [r for r in asyncio.run(trail(tmp_path))[0] if r.action == "user_created"]
+    assert created.details["password"] == "temporary"
+    assert created.details["second_factor"] == "owner_at_first_sign_in"
+
+
+def test_user_add_own_account_prints_the_operators_own_authenticator(tmp_path: Path) -> None:
+    """The server's first admin, made by its operator for itself (the bootstrap): the password
+    stays, the authenticator's secret and recovery codes are printed once, and the trail says
+    the creator holds them."""
+    result = tandem_in_process(
+        "user",
+        "add",
+        "carol",
+        "--role",
+        "admin",
+        "--own-account",
+        "--data-dir",
+        str(tmp_path),
+        "--init",
+        stdin="blue-kettle-orbit-42\n",
+    )
+    assert result.returncode == 0, result.stderr
     assert "otpauth://totp/Tandem:carol?secret=" in result.stdout
+    assert "temporary" not in result.stdout
     codes = [
         line.strip()
         for line in result.stdout.splitlines()
         if line.count("-") == 2 and len(line.strip()) == 14
     ]
     assert len(codes) == 10
+    changed, seed, pending = stored_account(tmp_path, "carol")
+    assert not changed and seed is not None and pending is None
+    [created] = [r for r in asyncio.run(trail(tmp_path))[0] if r.action == "user_created"]
+    assert created.details["password"] == "kept_by_creator"
+    assert created.details["second_factor"] == "shown_to_creator"
+    assert not any(code in str(created.details) for code in codes)
 
 
 def test_no_mfa_is_loudly_warned(tmp_path: Path) -> None:

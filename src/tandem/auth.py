@@ -225,11 +225,16 @@ async def create_user(
     mfa_exempt: bool = False,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
+    password_change_required: bool = False,
 ) -> tuple[UserRecord, Enrolment | None]:
     """Validate and store a new user (argon2id hash). With ``box``, the account gets a TOTP second
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
-    returned to be shown once. The account joins ``grant``'s organisation (there is no default).
-    Raises ConfigError, WeakPasswordError, UserExistsError (and, with ``hashing``, BusyError)."""
+    returned to be shown once (to whoever creates the account: its owner only, see
+    :meth:`tandem.directory.Directory.add_user`). With ``password_change_required``, ``password``
+    is temporary: the account's first password sign-in may only choose its own
+    (:func:`change_password`, which refuses the same one). The account joins ``grant``'s
+    organisation (there is no default). Raises ConfigError, WeakPasswordError, UserExistsError
+    (and, with ``hashing``, BusyError)."""
     validate_username(username)
     if username in RESERVED_USERNAMES:
         raise name_unavailable(username)
@@ -250,6 +255,7 @@ async def create_user(
         else (),
         org_id=grant.org_id,
         mfa_exempt=mfa_exempt,
+        password_change_required=password_change_required,
     )
     if await storage.get_org(grant) is None:
         raise NotFoundError(f"no organisation named {grant.org_id!r}")

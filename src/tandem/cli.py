@@ -566,7 +566,14 @@ def _banner(settings: Settings, users: int, created: bool = False) -> None:
         typer.echo("No agent account yet. Create one in another terminal:")
         typer.echo(f"  .venv/bin/tandem user add alice --role agent --data-dir {settings.data_dir}")
         typer.echo("  (.venv/bin/tandem, or plain tandem in an activated virtualenv)")
-        typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
+        typer.echo(
+            "  (the password is temporary: the account chooses its own and sets up an "
+            "authenticator at first sign-in;"
+        )
+        typer.echo(
+            "   --own-account keeps it and prints the authenticator here; --no-mfa only for a "
+            "local demo)"
+        )
         if settings.database_url:
             typer.echo("  with TANDEM_DATABASE_URL set to this server's database URL")
 
@@ -662,6 +669,16 @@ def user_add(
         bool,
         typer.Option("--no-mfa", help="No second factor: for local demos only (warned loudly)."),
     ] = False,
+    own_account: Annotated[
+        bool,
+        typer.Option(
+            "--own-account",
+            help="The account is yours, the operator's (the server's first admin): it keeps "
+            "the password you type, and its authenticator secret and recovery codes are "
+            "printed here, once. Without it the password is temporary and the owner sets up "
+            "the authenticator at first sign-in.",
+        ),
+    ] = False,
     org: OrgOption = DEFAULT_ORG,
     team: Annotated[
         list[str] | None,
@@ -674,10 +691,14 @@ def user_add(
     data_dir: DataDir = None,
     init: Init = False,
 ) -> None:
-    """Create an account with a password and, by default, an authenticator (TOTP) second factor.
-    The password is read from stdin when it is not a terminal, else asked for twice. Weak
-    passwords are refused. The authenticator secret and recovery codes are printed once. Nothing
-    is created when anything is wrong (organisation, team, name, password)."""
+    """Create an account for its owner: the password typed here is temporary (tell it to the
+    owner another way), so the account's first sign-in chooses its own password (not the same
+    one) and then sets up its authenticator (TOTP) second factor in the console: nobody else
+    ever sees its secret. With --own-account (your own account, e.g. the server's first admin)
+    the password stays and the authenticator secret and recovery codes are printed once. The
+    password is read from stdin when it is not a terminal, else asked for twice. Weak passwords
+    are refused. Nothing is created when anything is wrong (organisation, team, name,
+    password)."""
     try:
         settings = _load(data_dir, init=init)
         existed = settings.database_path.is_file()
@@ -686,17 +707,32 @@ def user_add(
         _run(_check_new_user(settings, name, org, team))  # before asking the password
         password = _read_password(password_stdin)
         auth.check_password_strength(password, name)
-        enrolment = _run(_add_user(settings, name, password, role, display_name, no_mfa, org, team))
+        enrolment = _run(
+            _add_user(settings, name, password, role, display_name, no_mfa, own_account, org, team)
+        )
     except TandemError as exc:
         raise _fail(exc) from None
     _created(settings, existed)
     typer.echo(f"Created {role} {name!r} in organisation {org!r}.")
-    if enrolment is None:
+    if not own_account:
+        typer.echo(
+            "Its password is temporary: tell it to its owner another way (phone, in person). "
+            "At the first sign-in in the console the owner chooses a new password"
+            + (
+                "."
+                if no_mfa
+                else ", then sets up two-step sign-in with an authenticator app (its secret "
+                "and recovery codes are shown to the owner only)."
+            )
+        )
+    if no_mfa:
         typer.echo(
             f"WARNING: {name!r} signs in with a password alone (--no-mfa). "
             "Use this only for a local demo, never in production.",
             err=True,
         )
+        return
+    if enrolment is None:
         return
     typer.echo("Second factor: add this account to an authenticator app (TOTP), e.g. by QR code:")
     typer.echo(f"  {enrolment.uri}")
@@ -744,6 +780,7 @@ async def _add_user(
     role: str,
     display_name: str | None,
     no_mfa: bool,
+    own_account: bool,
     org: str,
     teams: list[str] | None,
 ) -> auth.Enrolment | None:
@@ -755,8 +792,9 @@ async def _add_user(
             role,
             display_name,
             tuple(teams) if teams is not None else None,
-            enrol_now=not no_mfa,
+            enrol_now=own_account and not no_mfa,
             mfa_exempt=no_mfa,
+            change_required=not own_account,
         )
         return enrolment
 

@@ -468,11 +468,25 @@ class Directory:
         *,
         enrol_now: bool = False,
         mfa_exempt: bool = False,
+        change_required: bool = True,
     ) -> tuple[UserRecord, auth.Enrolment | None]:
-        """A new account of the actor's organisation. Its second factor is set up now
-        (``enrol_now``, the CLI prints it) or at first sign-in in the console."""
+        """A new account of the actor's organisation, the owner's and not its creator's:
+        ``password`` is temporary (``change_required``), so the account's first password
+        sign-in may do nothing but choose its own (not the same one), and its second factor is
+        set up by the owner at that sign-in, after the new password, in the console: its
+        creator never sees the seed nor the recovery codes. Only the operator may make an
+        account of its own (the server's first admin, ``tandem user add --own-account``): the
+        password it typed stays (``change_required`` False) and the second factor is made now
+        and returned to be shown once (``enrol_now``). An admin's new account is always so
+        (ForbiddenError otherwise). Audited (``user_created``: what the creator was left
+        with, never a secret)."""
         grant = authorize(actor, "users.manage", Resource(actor.org))
         _guard_auditors(actor, role)
+        if (enrol_now or not change_required) and not actor.operator:
+            raise ForbiddenError(
+                "an account an admin creates has a temporary password and sets up its own "
+                "second factor at first sign-in"
+            )
         if display_name is not None:  # checked as a change of it is (it was stored as given)
             display_name = _label(display_name, "display name")
         user, enrolment = await auth.create_user(
@@ -482,14 +496,21 @@ class Directory:
             role,
             display_name,
             self.clock(),
-            box=self.box if enrol_now else None,
+            box=self.box if enrol_now and not mfa_exempt else None,
             entropy=self.entropy,
             grant=grant,
             teams=teams,
             mfa_exempt=mfa_exempt,
             hashing=self.hashing,
             client=f"user:{actor.username}",
+            password_change_required=change_required,
         )
+        if mfa_exempt:
+            second_factor = "none"
+        elif enrolment is not None:
+            second_factor = "shown_to_creator"
+        else:
+            second_factor = "owner_at_first_sign_in"
         await self.record(
             "user_created",
             actor=actor.username,
@@ -498,6 +519,8 @@ class Directory:
             role=user.role,
             teams=list(user.teams),
             mfa_exempt=mfa_exempt,
+            password="temporary" if change_required else "kept_by_creator",
+            second_factor=second_factor,
         )
         return user, enrolment
 

@@ -3,6 +3,7 @@ that needs the authenticator."""
 
 from __future__ import annotations
 
+import httpx
 import pyotp
 from playwright.sync_api import expect
 
@@ -79,15 +80,15 @@ def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(
     expect(page.get_by_role("cell", name="alice", exact=True)).to_be_visible()
 
     page.get_by_label("New account").fill("Nina!")
-    page.get_by_label("Initial password").fill("short")
+    page.get_by_label("Temporary password").fill("short")
     page.get_by_role("button", name="Add account").click()
     expect(page.get_by_text("Use at least 12 characters")).to_be_visible()  # before sending
     expect(page.get_by_text("Use 1 to 64 lower-case letters")).to_be_visible()
     page.get_by_label("New account").fill("nina")
-    page.get_by_label("Initial password").fill("passwordpassword")  # long, but common
+    page.get_by_label("Temporary password").fill("passwordpassword")  # long, but common
     page.get_by_role("button", name="Add account").click()
     expect(status).to_contain_text("password")  # the server's reason
-    page.get_by_label("Initial password").fill(AGENT_PASSWORD)
+    page.get_by_label("Temporary password").fill(AGENT_PASSWORD)
     page.get_by_label("Teams (comma separated)").fill("support")
     page.get_by_role("button", name="Add account").click()
     expect(status).to_contain_text("Added nina")
@@ -112,6 +113,60 @@ def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(
     page.get_by_role("button", name="Add site").click()
     expect(status).to_contain_text("Added site shop")
     expect(page.get_by_role("cell", name="https://shop.example")).to_be_visible()
+
+
+def test_a_new_account_chooses_its_own_password_then_its_authenticator_in_the_console(
+    live: RunningServer, agent: Party
+) -> None:
+    """The admin adds nina in the console and is told the password is temporary; nina's first
+    sign-in shows only the form to choose her own (the admin's refused), then the two-step
+    set-up, whose secret and codes only nina's browser gets; the admin's password is then
+    refused."""
+    temporary = "admins-choice-pass-4821"
+    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
+    console_sign_in(live, agent, "ada")
+    page = agent.page
+    expect(page.get_by_role("heading", level=1, name="Users")).to_be_visible()
+    expect(page.get_by_text("Tell the temporary password to the account's owner")).to_be_visible()
+    page.get_by_label("New account").fill("nina")
+    page.get_by_label("Temporary password").fill(temporary)
+    page.get_by_role("button", name="Add account").click()
+    expect(page.get_by_role("status", name="Users")).to_contain_text(
+        "Added nina with a temporary password"
+    )
+    row = page.get_by_role("row").filter(has_text="nina")
+    expect(row).to_contain_text("Temporary password")
+    expect(row).to_contain_text("Set up at next sign-in")
+    assert_accessible(page)
+    shown_to_the_admin = page.content()
+    page.get_by_role("button", name="Sign out", exact=True).click()
+
+    page.get_by_label("Username").fill("nina")
+    page.get_by_label("Password", exact=True).fill(temporary)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    page.get_by_label("Password you were given").fill(temporary)
+    page.get_by_label("New password", exact=True).fill(temporary)  # keeping the admin's
+    page.get_by_label("New password again").fill(temporary)
+    page.get_by_role("button", name="Change password").last.click()
+    expect(page.get_by_role("alert")).to_contain_text("other than the current one")
+    page.get_by_label("Password you were given").fill(temporary)
+    page.get_by_label("New password", exact=True).fill("her-own-phrase-9163")
+    page.get_by_label("New password again").fill("her-own-phrase-9163")
+    page.get_by_role("button", name="Change password").last.click()
+
+    expect(page.get_by_role("heading", name="Set up two-step sign-in")).to_be_visible()
+    page.get_by_role("button", name="Show my code").click()
+    secret = page.locator("#mfa-secret").inner_text().replace(" ", "")
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).at(live.clock()))
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.locator("#mfa-recovery li")).to_have_count(10)
+    codes = page.locator("#mfa-recovery li").all_inner_texts()
+    for secret_of_ninas in (secret, *codes):
+        assert secret_of_ninas not in shown_to_the_admin
+    refused = httpx.post(f"{live.base}/api/login", json={"username": "nina", "password": temporary})
+    assert refused.status_code == 401
 
 
 def test_an_auditor_reads_the_trail_in_the_console(live: RunningServer, agent: Party) -> None:

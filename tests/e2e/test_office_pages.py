@@ -83,6 +83,7 @@ async def acme_staff(directory: Directory) -> None:
             None,
             None,
             mfa_exempt=True,
+            change_required=False,
         )
 
 

@@ -36,6 +36,21 @@ def login_cookie(
     return response.cookies["tandem_agent"]
 
 
+def own_password(server: RunningServer, username: str, given: str, chosen: str) -> str:
+    """The owner's first sign-in to an account made with a temporary password ``given`` (an
+    admin's new account, or a reset): signs in, chooses ``chosen``; returns the cookie of the
+    sign-in the change opened."""
+    with httpx.Client(base_url=server.base, headers={"origin": server.origin}) as owner:
+        signed = owner.post("/api/login", json={"username": username, "password": given})
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["must_change_password"] is True
+        changed = owner.post(
+            "/api/me/password", json={"current_password": given, "new_password": chosen}
+        )
+        assert changed.status_code == 200, changed.text
+        return changed.cookies["tandem_agent"]
+
+
 async def open_customer(server: RunningServer, origin: str | None = None) -> ClientConnection:
     return await _tracked(
         f"{server.ws_base}/ws/customer",

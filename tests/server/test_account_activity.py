@@ -86,8 +86,15 @@ def test_an_admin_who_reset_an_agents_password_and_signed_in_is_shown_to_the_age
         assert alice.post(
             "/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
         ).is_success
+        # Not with the password the admin gave: the account's own first.
+        assert alice.get("/api/me/activity").status_code == 403
+        assert alice.post(
+            "/api/me/password",
+            json={"current_password": AGENT_PASSWORD, "new_password": "her very own phrase 77"},
+        ).is_success
         shown = activity(alice)
     assert shown == [
+        ("password_changed", "alice", None),
         ("sign_in", "alice", "password"),
         ("password_reset", "ada", None),
         ("password_changed", "alice", None),

@@ -16,11 +16,14 @@ from tests.server.helpers import (
     login_cookie,
     open_agent,
     open_customer,
+    own_password,
     recv_json,
     send,
     start_session,
 )
 from tests.server.test_organisations import api
+
+NINAS_OWN = "her-own-phrase-9163"
 
 
 def audit_actions(server: RunningServer) -> list[str]:
@@ -38,8 +41,10 @@ async def test_a_new_account_must_set_up_two_step_sign_in_before_anything_else(
         )
     assert created.status_code == 201, created.text
     assert created.json()["teams"] == ["support"] and not created.json()["second_factor"]
+    assert created.json()["password_change_required"] is True  # the admin's is temporary
+    own_password(orgs_server, "nina", AGENT_PASSWORD, NINAS_OWN)  # her first sign-in
 
-    with api(orgs_server, "nina") as nina:
+    with api(orgs_server, "nina", NINAS_OWN) as nina:
         assert nina.get("/api/me").json()["needs_second_factor"] is True
         socket = await open_agent(orgs_server, nina.cookies["tandem_agent"])
         code, reason = await closed_with(socket)
@@ -69,7 +74,7 @@ async def test_a_new_account_must_set_up_two_step_sign_in_before_anything_else(
 
     # Sign-in now needs the code.
     password_only = httpx.post(
-        f"{orgs_server.base}/api/login", json={"username": "nina", "password": AGENT_PASSWORD}
+        f"{orgs_server.base}/api/login", json={"username": "nina", "password": NINAS_OWN}
     )
     assert password_only.status_code == 401
     actions = audit_actions(orgs_server)

@@ -34,7 +34,14 @@ from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 async def seed(directory: Directory) -> None:
     default = operator("default")
     await directory.add_user(
-        default, "alice", AGENT_PASSWORD, "agent", "Alice", ("support",), mfa_exempt=True
+        default,
+        "alice",
+        AGENT_PASSWORD,
+        "agent",
+        "Alice",
+        ("support",),
+        mfa_exempt=True,
+        change_required=False,
     )
     await mark_trained(directory.storage, "alice")
     await two_organisations(directory)

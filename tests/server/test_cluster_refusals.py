@@ -48,7 +48,14 @@ def with_auditor(server: RunningServer, tmp_path: Path) -> None:
 
     async def add(directory: Directory) -> None:
         await directory.add_user(
-            operator("default"), "aud", AGENT_PASSWORD, "auditor", None, (), mfa_exempt=True
+            operator("default"),
+            "aud",
+            AGENT_PASSWORD,
+            "auditor",
+            None,
+            (),
+            mfa_exempt=True,
+            change_required=False,
         )
         await mark_trained(directory.storage, "aud")
 

@@ -45,7 +45,16 @@ async def seed(directory: Directory) -> None:
     """Two auditors and two admins of the default organisation, and one large recording."""
     default = operator("default")
     for username, role in PEOPLE:
-        await directory.add_user(default, username, AGENT_PASSWORD, role, None, (), mfa_exempt=True)
+        await directory.add_user(
+            default,
+            username,
+            AGENT_PASSWORD,
+            role,
+            None,
+            (),
+            mfa_exempt=True,
+            change_required=False,
+        )
         await mark_trained(directory.storage, username)
     await directory.set_recording_key(default, KEY)
     storage, now = directory.storage, time.time()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import AGENT_PASSWORD, RunningServer
 from tests.server.faults import FailingCall
+from tests.server.helpers import own_password
 from tests.server.test_organisations import api
 
 CONFIRMING = "_confirm_mfa"
@@ -26,14 +27,19 @@ def faults(orgs_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield FailingCall(orgs_server.server.config.app.state.services.storage, monkeypatch, CONFIRMING)
 
 
+OWN_PASSWORD = "her-own-phrase-9163"
+
+
 def new_account(server: RunningServer, username: str) -> httpx.Client:
-    """An account an admin just made (no second factor yet), signed in with its password."""
+    """An account an admin just made (no second factor yet), signed in with the password its
+    owner chose at the first sign-in."""
     with api(server, "ada") as ada:
         made = ada.post(
             "/api/users", json={"username": username, "password": AGENT_PASSWORD, "role": "agent"}
         )
         assert made.status_code == 201, made.text
-    return api(server, username)
+    own_password(server, username, AGENT_PASSWORD, OWN_PASSWORD)
+    return api(server, username, OWN_PASSWORD)
 
 
 def confirm(client: httpx.Client, secret: str, at: float) -> httpx.Response:

@@ -76,7 +76,14 @@ async def test_nul_in_text_is_bad_input_on_postgresql(
                 default = operator("default")
                 for name, role, teams in (("ada", "admin", ()), ("alice", "agent", ("support",))):
                     await directory.add_user(
-                        default, name, AGENT_PASSWORD, role, name.title(), teams, mfa_exempt=True
+                        default,
+                        name,
+                        AGENT_PASSWORD,
+                        role,
+                        name.title(),
+                        teams,
+                        mfa_exempt=True,
+                        change_required=False,
                     )
 
         run_in_thread(seed)

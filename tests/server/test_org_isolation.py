@@ -685,7 +685,14 @@ async def _add_acme(settings: Settings, data_dir: Path) -> None:
         for username, role in (("mallory", "agent"), ("mary", "supervisor"), ("mo", "auditor")):
             teams = ("support",) if role != "auditor" else ()
             await directory.add_user(
-                acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True
+                acme,
+                username,
+                AGENT_PASSWORD,
+                role,
+                None,
+                teams,
+                mfa_exempt=True,
+                change_required=False,
             )
             await mark_trained(directory.storage, username, "acme")
 

@@ -32,11 +32,11 @@ from tests.server.helpers import (
 )
 
 
-def api(server: RunningServer, username: str) -> httpx.Client:
+def api(server: RunningServer, username: str, password: str = AGENT_PASSWORD) -> httpx.Client:
     """A signed-in client that sends the server's own Origin (as the console does)."""
     return httpx.Client(
         base_url=server.base,
-        cookies={"tandem_agent": login_cookie(server, username)},
+        cookies={"tandem_agent": login_cookie(server, username, password)},
         headers={"origin": server.origin},
     )
 

@@ -41,7 +41,14 @@ def add_account(seed_dir: Path, url: str, username: str, role: str) -> None:
         settings = Settings.load(environ={}, data_dir=seed_dir, database_url=url)
         async with offline(settings) as directory:
             await directory.add_user(
-                operator("default"), username, AGENT_PASSWORD, role, None, (), mfa_exempt=True
+                operator("default"),
+                username,
+                AGENT_PASSWORD,
+                role,
+                None,
+                (),
+                mfa_exempt=True,
+                change_required=False,
             )
             await mark_trained(directory.storage, username)
 

@@ -13,7 +13,7 @@ import pyotp
 from tandem.access import ROLES, allowed
 from tandem.server import admin, app, http
 from tests.conftest import AGENT_PASSWORD, RunningServer
-from tests.server.helpers import closed_with, open_customer, send
+from tests.server.helpers import closed_with, open_customer, own_password, send
 from tests.server.test_customer_tokens import sign
 from tests.server.test_organisations import api as signed_in
 from tests.server.test_recordings import new_public_key, rec_server, recording
@@ -62,6 +62,9 @@ async def test_every_read_answers_in_its_declared_type(rec_server: RunningServer
     await customer.close()
 
 
+NINAS_OWN = "her-own-phrase-9163"
+
+
 def test_every_change_answers_in_its_declared_type(rec_server: RunningServer) -> None:
     def call(client: Any, method: str, path: str, body: object | None = None) -> None:
         op = app.operation_for(method, path)
@@ -89,7 +92,8 @@ def test_every_change_answers_in_its_declared_type(rec_server: RunningServer) ->
         )
         call(ada, "PATCH", "/api/sites/{site_id}", {"require_token": False})
         call(ada, "POST", "/api/sites/{site_id}/token-key")
-    with signed_in(rec_server, "nina") as nina:
+    own_password(rec_server, "nina", AGENT_PASSWORD, NINAS_OWN)  # her first sign-in
+    with signed_in(rec_server, "nina", NINAS_OWN) as nina:
         setup = answers(nina.post("/api/mfa/setup"), admin.SecondFactorSetup)
         code = pyotp.TOTP(setup.secret).now()
         answers(nina.post("/api/mfa/confirm", json={"code": code}), admin.RecoveryCodes)

@@ -33,6 +33,7 @@ from tests.server.helpers import (
     closed_with,
     login_cookie,
     open_agent,
+    own_password,
     recv_json,
     send,
     sharing_session,
@@ -277,23 +278,28 @@ def test_a_half_sign_in_ends_after_the_set_up_time_however_used(orgs: RunningSer
     assert (me(half), me(full)) == (401, 200)
 
 
+NINAS_OWN = "her-own-phrase-9163"
+
+
 async def test_a_sign_in_made_with_the_password_alone_ends_when_the_owner_enrols(
     orgs: RunningServer,
 ) -> None:
-    """An attacker who has the password of an account without a second factor yet (new, or
-    just reset) signs in first: restricted. The owner then enrols an authenticator in her own
-    browser. The attacker's sign-in never showed the new factor, so it ends, not upgrades: no
-    console, no socket, no password change; the owner's browser gets a new, full sign-in."""
+    """An attacker who has the password of an account without a second factor yet (new, once
+    its owner chose her password, or just reset) signs in first: restricted. The owner then
+    enrols an authenticator in her own browser. The attacker's sign-in never showed the new
+    factor, so it ends, not upgrades: no console, no socket, no password change; the owner's
+    browser gets a new, full sign-in."""
     with api(orgs, "ada") as ada:
         made = ada.post(
             "/api/users", json={"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
         )
         assert made.status_code == 201, made.text
-    attacker = login_cookie(orgs, "nina")
+    own_password(orgs, "nina", AGENT_PASSWORD, NINAS_OWN)  # her first sign-in
+    attacker = login_cookie(orgs, "nina", NINAS_OWN)
     with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as mallory:
         mallory.cookies.set("tandem_agent", attacker)
         assert mallory.get("/api/me").json()["needs_second_factor"] is True
-        owner_cookie = login_cookie(orgs, "nina")
+        owner_cookie = login_cookie(orgs, "nina", NINAS_OWN)
         with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as nina:
             nina.cookies.set("tandem_agent", owner_cookie)
             secret = nina.post("/api/mfa/setup").json()["secret"]
@@ -315,15 +321,13 @@ async def test_a_sign_in_made_with_the_password_alone_ends_when_the_owner_enrols
         assert mallory.get("/api/me").status_code == 401
         changed = mallory.post(
             "/api/me/password",
-            json={"current_password": AGENT_PASSWORD, "new_password": "taken-over-pass-5521"},
+            json={"current_password": NINAS_OWN, "new_password": "taken-over-pass-5521"},
         )
         assert changed.status_code == 401, changed.text
         for old in (attacker, owner_cookie):  # both ended: a socket is refused at the door
             assert await closed_with(await open_agent(orgs, old)) == (4401, "sign in first")
     # A password sign-in now asks for the factor, as before.
-    no_code = httpx.post(
-        f"{orgs.base}/api/login", json={"username": "nina", "password": AGENT_PASSWORD}
-    )
+    no_code = httpx.post(f"{orgs.base}/api/login", json={"username": "nina", "password": NINAS_OWN})
     assert no_code.status_code == 401
     await customer.close()
 
@@ -484,7 +488,14 @@ async def test_a_site_change_on_one_server_closes_a_tunnelled_agent_on_another(
             default = operator("default")
             await directory.add_team(default, "billing")
             await directory.add_user(
-                default, "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+                default,
+                "ada",
+                AGENT_PASSWORD,
+                "admin",
+                None,
+                (),
+                mfa_exempt=True,
+                change_required=False,
             )
 
     run_in_thread(add_admin)
@@ -509,7 +520,14 @@ async def test_turning_the_provider_off_on_one_server_closes_its_sign_ins_socket
     async def add_admin() -> None:
         async with offline(a.settings) as directory:
             await directory.add_user(
-                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+                operator("default"),
+                "ada",
+                AGENT_PASSWORD,
+                "admin",
+                None,
+                (),
+                mfa_exempt=True,
+                change_required=False,
             )
 
     run_in_thread(add_admin)

@@ -86,7 +86,14 @@ def add_billing_and_an_admin(server: RunningServer) -> None:
             default = operator("default")
             await directory.add_team(default, "billing")
             await directory.add_user(
-                default, "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+                default,
+                "ada",
+                AGENT_PASSWORD,
+                "admin",
+                None,
+                (),
+                mfa_exempt=True,
+                change_required=False,
             )
 
     run_in_thread(add)

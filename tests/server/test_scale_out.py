@@ -147,11 +147,19 @@ async def add_people(directory: Directory) -> None:
             username.title(),
             ("support",),
             mfa_exempt=True,
+            change_required=False,
         )
         await mark_trained(directory.storage, username)
     for username, role in (("newbie", "agent"), ("newsup", "supervisor")):  # never trained
         await directory.add_user(
-            default, username, AGENT_PASSWORD, role, None, ("support",), mfa_exempt=True
+            default,
+            username,
+            AGENT_PASSWORD,
+            role,
+            None,
+            ("support",),
+            mfa_exempt=True,
+            change_required=False,
         )
 
 
@@ -388,7 +396,14 @@ def add_to_cluster(
         settings = Settings.load(environ={}, data_dir=tmp_path / "cli", **shared)
         async with offline(settings) as directory:
             await directory.add_user(
-                operator("default"), username, AGENT_PASSWORD, role, None, (), mfa_exempt=True
+                operator("default"),
+                username,
+                AGENT_PASSWORD,
+                role,
+                None,
+                (),
+                mfa_exempt=True,
+                change_required=False,
             )
             if trained:
                 await mark_trained(directory.storage, username)

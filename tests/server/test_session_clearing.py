@@ -75,6 +75,7 @@ async def alice_of_support(directory: Directory) -> None:
         "Alice",
         ("support",),
         mfa_exempt=True,
+        change_required=False,
     )
     await mark_trained(directory.storage, "alice")
 

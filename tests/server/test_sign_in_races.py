@@ -50,6 +50,7 @@ def enrolled(server: RunningServer, username: str) -> auth.Enrolment:
                 None,
                 ("support",),
                 enrol_now=True,
+                change_required=False,
             )
             assert enrolment is not None
             result.append(enrolment)
@@ -64,7 +65,14 @@ def admin_cookie(server: RunningServer) -> str:
     async def work() -> None:
         async with offline(server.settings) as directory:
             await directory.add_user(
-                operator("default"), "boss", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+                operator("default"),
+                "boss",
+                AGENT_PASSWORD,
+                "admin",
+                None,
+                (),
+                mfa_exempt=True,
+                change_required=False,
             )
 
     run_in_thread(work)
@@ -227,7 +235,13 @@ async def test_an_enrolment_under_way_when_the_password_changes_turns_nothing_on
     async def add_victim() -> None:
         async with offline(a.settings) as directory:
             await directory.add_user(
-                operator("default"), "victim", AGENT_PASSWORD, "agent", None, ("support",)
+                operator("default"),
+                "victim",
+                AGENT_PASSWORD,
+                "agent",
+                None,
+                ("support",),
+                change_required=False,
             )
 
     run_in_thread(add_victim)

@@ -11,8 +11,8 @@ import pytest
 
 from tandem import auth, crypto
 from tandem.access import Principal
-from tandem.directory import Directory
-from tandem.exceptions import ConflictError, NotFoundError
+from tandem.directory import Directory, operator
+from tandem.exceptions import ConflictError, ForbiddenError, NotFoundError
 from tandem.storage.base import (
     LoginRecord,
     OrgRecord,
@@ -244,13 +244,13 @@ async def test_a_reset_whose_account_went_to_another_organisation_meanwhile_writ
     reset = asyncio.create_task(attackers.reset_password(max_, "x", "attackers-phrase-9"))
     await held.started.wait()
     await directory.delete_user(max_, "x")
-    await directory.add_user(ada, "x", "victims-own-phrase-3", "agent", None, ())
+    made, _ = await directory.add_user(ada, "x", "victims-own-phrase-3", "agent", None, ())
     held.release.set()
     with pytest.raises(NotFoundError, match="'x'"):
         await reset
     victim = await storage.get_user("x")
     assert victim is not None and victim.org_id == "default"
-    assert not victim.password_change_required
+    assert victim.password_hash == made.password_hash  # as its own admin made it
     assert crypto.verify_password(victim.password_hash, "victims-own-phrase-3")
     assert not crypto.verify_password(victim.password_hash, "attackers-phrase-9")
     assert "password_reset" not in records
@@ -311,3 +311,45 @@ async def test_a_throttled_attempt_reads_two_organisations_at_most(storage: Stor
     assert await auth.organisation_of(storage, "nobody") is None
     await storage.add_user(*owned(UserRecord("u", "U", "agent", "hash", 0.0, org_id="org-1")))
     assert await auth.organisation_of(storage, "u") == "org-1"
+
+
+async def test_only_the_operator_makes_an_account_whose_password_or_authenticator_it_keeps(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """An admin's new account is always temporary and enrols its own second factor: asking
+    for the operator's bootstrap (``--own-account``) as an admin is refused, nothing made."""
+    records: list[dict[str, Any]] = []
+
+    async def record(action: str, **fields: Any) -> None:
+        records.append({"action": action, **fields})
+
+    box = crypto.SecretBox(tmp_path / "secrets.key")
+    directory = Directory(storage, record, lambda: 100.0, box)
+    ada = Principal("ada", "Ada", "admin", "default")
+    for kept in ({"change_required": False}, {"enrol_now": True}):
+        with pytest.raises(ForbiddenError, match="temporary password"):
+            await directory.add_user(ada, "x", "a-long-pass-phrase-7", "agent", None, (), **kept)
+    assert await storage.get_user("x") is None and records == []
+    made, enrolment = await directory.add_user(ada, "x", "a-long-pass-phrase-7", "agent", None, ())
+    assert made.password_change_required and made.totp_secret is None and enrolment is None
+    own, shown = await directory.add_user(
+        operator("default"),
+        "me",
+        "a-long-pass-phrase-7",
+        "admin",
+        None,
+        (),
+        enrol_now=True,
+        change_required=False,
+    )
+    assert not own.password_change_required and own.totp_secret and shown is not None
+    created = {r["subject"]: r for r in records if r["action"] == "user_created"}
+    assert (created["x"]["password"], created["x"]["second_factor"]) == (
+        "temporary",
+        "owner_at_first_sign_in",
+    )
+    assert (created["me"]["password"], created["me"]["second_factor"]) == (
+        "kept_by_creator",
+        "shown_to_creator",
+    )
+    assert shown.secret not in str(records)

@@ -406,7 +406,10 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
             say(error.message);
           });
       });
-      const state = el("span", u.disabled ? t("state.disabled") : t("state.active"), u.disabled ? "pill bad" : "pill good");
+      const state = el("span", "", "pills");
+      state.append(el("span", u.disabled ? t("state.disabled") : t("state.active"), u.disabled ? "pill bad" : "pill good"));
+      // Its password is the one an admin typed until its owner signs in and chooses another.
+      if (u.password_change_required) state.append(" ", el("span", t("state.temporaryPassword"), "pill warn"));
       const tools = el("div", "", "row-actions");
       const toggle = button(u.disabled ? t("action.enable") : t("action.disable"));
       toggle.setAttribute("aria-label", `${toggle.textContent} ${u.username}`);
@@ -498,7 +501,7 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
   const newRole = field(form, t("col.role"), el("select"));
   for (const r of ROLES) if (r !== "auditor") newRole.append(new Option(t(`role.${r}`), r));
   const newTeams = field(form, t("users.teams"), el("input"));
-  form.append(button(t("users.add"), "submit", "primary"));
+  form.append(el("p", t("users.newHelp"), "muted wide"), button(t("users.add"), "submit", "primary"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const name = username.value.trim();

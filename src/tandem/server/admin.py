@@ -22,6 +22,7 @@ from tandem.exceptions import (
     AuthenticationError,
     BusyError,
     ConfigError,
+    ForbiddenError,
     NotFoundError,
     SecondFactorError,
 )
@@ -50,6 +51,8 @@ Teams = Annotated[list[Name], msgspec.Meta(max_length=100)]
 class NewUser(msgspec.Struct, forbid_unknown_fields=True):
     username: Name
     password: Annotated[str, msgspec.Meta(max_length=auth.MAX_PASSWORD_LENGTH)]
+    """A temporary password, told to the account's owner out of band: its first sign-in may
+    only choose its own (not this one)."""
     role: Name
     display_name: Label | None = None
     teams: Teams | None = None
@@ -365,7 +368,17 @@ def _account_event(record: audit.AuditRecord) -> dict[str, object]:
     }
 
 
+def _own_password_first(call: Call) -> None:
+    """Refuse a sign-in made with a password someone else chose (an admin's new account, or
+    its reset) anything of the owner's but choosing its own: it may not set up the account's
+    second factor (the owner does, after choosing the password) nor read what happened to
+    the account (the owner's sign-ins, from where)."""
+    if call.principal.must_change_password:
+        raise ForbiddenError("choose a new password first (console: Security)")
+
+
 async def _my_activity(call: Call) -> object:
+    _own_password_first(call)
     services = call.services
     records = await auth.account_activity(
         services.storage,
@@ -754,6 +767,7 @@ async def _audit_counts(call: Call) -> object:
 
 
 async def _begin_mfa(call: Call) -> object:
+    _own_password_first(call)
     services = call.services
     user = await services.storage.get_user(call.principal.username)
     if user is None:
@@ -769,6 +783,7 @@ async def _begin_mfa(call: Call) -> object:
 
 
 async def _confirm_mfa(call: Call) -> object:
+    _own_password_first(call)
     services = call.services
     assert call.request is not None
     username = call.principal.username
@@ -964,7 +979,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/users",
         "users.manage",
-        "Create an account; it sets up two-step sign-in at first sign-in.",
+        "Create an account with a temporary password (tell it to its owner another way): its "
+        "first sign-in may only choose its own password (not the same one), then set up "
+        "two-step sign-in; you never see its authenticator's secret nor its recovery codes.",
         _add_user,
         NewUser,
         201,
@@ -1208,7 +1225,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/mfa/setup",
         "self",
-        "Start setting up an authenticator: a secret, its otpauth link and a QR code.",
+        "Start setting up an authenticator: a secret, its otpauth link and a QR code (once "
+        "the account chose its own password: not with one an admin gave it).",
         _begin_mfa,
         returns=SecondFactorSetup,
     ),
@@ -1240,7 +1258,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "self",
         "What happened to your account lately (account_activity_days, newest first, at most "
         "50 of each action): its sign-ins, from where and how, and the resets, bindings and other "
-        "changes an admin or the operator made to it. The console shows it at sign-in.",
+        "changes an admin or the operator made to it. The console shows it at sign-in (not to "
+        "a sign-in with a password an admin gave: choose your own first).",
         _my_activity,
         returns=list[AccountEvent],
     ),

@@ -1,0 +1,235 @@
+"""An account an admin creates is its owner's, not the admin's: the password the admin chose
+is temporary (the first sign-in may only choose the account's own, not the same one), the
+owner sets up the second factor after that, and the admin never sees its secrets. What the
+admin can still do (sign in first with the password it chose, or take the account over) is
+shown to the owner. On a real server, through the HTTP API the console uses."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+import pyotp
+import pytest
+
+from tests.conftest import RunningServer, ServerFactory, two_organisations
+from tests.oidc_provider import OidcProvider, use_provider
+from tests.server.helpers import closed_with, open_agent
+from tests.server.test_organisations import api
+from tests.server.test_sso import sign_in as sso_sign_in
+
+ADMINS_CHOICE = "admins-choice-pass-4821"
+"""The password the admin types when it creates nina."""
+NINAS_OWN = "her-own-phrase-9163"
+ADMINS_OWN = "admins-own-takeover-7730"
+
+
+@pytest.fixture
+def orgs(server_factory: ServerFactory) -> RunningServer:
+    return server_factory(seed=two_organisations, test_private_network=True)
+
+
+def create_nina(server: RunningServer) -> dict[str, object]:
+    """Ada, the default organisation's admin, creates the agent nina through the API."""
+    with api(server, "ada") as ada:
+        made = ada.post(
+            "/api/users", json={"username": "nina", "password": ADMINS_CHOICE, "role": "agent"}
+        )
+    assert made.status_code == 201, made.text
+    answer: dict[str, object] = made.json()
+    return answer
+
+
+def browser(server: RunningServer) -> httpx.Client:
+    return httpx.Client(base_url=server.base, headers={"origin": server.origin})
+
+
+@contextlib.contextmanager
+def first_sign_in(server: RunningServer, password: str, chosen: str) -> Iterator[httpx.Client]:
+    """Nina's first sign-in, as the console drives it: with the password she was told, and
+    her own chosen when the server asks for one (and only then)."""
+    with browser(server) as nina:
+        signed = nina.post("/api/login", json={"username": "nina", "password": password})
+        assert signed.status_code == 200, signed.text
+        if signed.json()["must_change_password"]:
+            changed = nina.post(
+                "/api/me/password", json={"current_password": password, "new_password": chosen}
+            )
+            assert changed.status_code == 200, changed.text
+        yield nina
+
+
+def activity(client: httpx.Client) -> list[tuple[str, str]]:
+    answer = client.get("/api/me/activity")
+    assert answer.status_code == 200, answer.text
+    return [(event["action"], event["by"]) for event in answer.json()]
+
+
+def test_the_password_an_admin_chose_stops_working_once_the_agent_chose_its_own(
+    orgs: RunningServer,
+) -> None:
+    made = create_nina(orgs)
+    assert made["password_change_required"] is True
+    with browser(orgs) as nina:
+        signed = nina.post("/api/login", json={"username": "nina", "password": ADMINS_CHOICE})
+        assert signed.status_code == 200 and signed.json()["must_change_password"] is True
+        # The admin's password cannot be kept as the agent's own, as after a reset.
+        kept = nina.post(
+            "/api/me/password",
+            json={"current_password": ADMINS_CHOICE, "new_password": ADMINS_CHOICE},
+        )
+        assert kept.status_code == 400 and "other than the current one" in kept.json()["detail"]
+    with first_sign_in(orgs, ADMINS_CHOICE, NINAS_OWN):
+        pass
+    # The admin tries the password it chose: refused, however often.
+    for _ in range(2):
+        admins = httpx.post(
+            f"{orgs.base}/api/login", json={"username": "nina", "password": ADMINS_CHOICE}
+        )
+        assert admins.status_code == 401, admins.text
+    with api(orgs, "ada") as ada:
+        [listed] = [u for u in ada.get("/api/users").json() if u["username"] == "nina"]
+    assert listed["password_change_required"] is False
+
+
+async def test_before_the_agents_first_sign_in_the_admins_can_only_change_the_password(
+    orgs: RunningServer,
+) -> None:
+    """The admin signs in as nina first, with the password it chose: the sign-in can do
+    nothing of hers (no second factor of the admin's set up in her account, no session, not
+    her activity) but choose a password. The admin leaves it; nina's first sign-in shows her
+    the sign-in before hers."""
+    create_nina(orgs)
+    with browser(orgs) as admin:
+        signed = admin.post("/api/login", json={"username": "nina", "password": ADMINS_CHOICE})
+        assert signed.status_code == 200
+        me = admin.get("/api/me").json()
+        assert me["must_change_password"] is True and me["needs_second_factor"] is True
+        for method, path, body in (
+            ("POST", "/api/mfa/setup", None),
+            ("POST", "/api/mfa/confirm", {"code": "123456"}),
+            ("GET", "/api/me/activity", None),
+            ("POST", "/api/training/practice", None),
+        ):
+            refused = admin.request(method, path, json=body)
+            assert refused.status_code == 403, (path, refused.text)
+            assert "choose a new password first" in refused.json()["detail"], path
+        socket = await open_agent(orgs, admin.cookies["tandem_agent"])
+        code, reason = await closed_with(socket)
+        assert code == 4403 and "password" in reason
+        admins_cookie = admin.cookies["tandem_agent"]
+    with first_sign_in(orgs, ADMINS_CHOICE, NINAS_OWN) as nina:
+        shown = activity(nina)
+        setup = nina.post("/api/mfa/setup")
+        assert setup.status_code == 200, setup.text  # hers to set up, now
+    # Her choice ended the admin's sign-in: it cannot wait for her to finish and go on.
+    ended = httpx.get(f"{orgs.base}/api/me", cookies={"tandem_agent": admins_cookie})
+    assert ended.status_code == 401
+    assert shown == [
+        ("password_changed", "nina"),
+        ("sign_in", "nina"),  # hers
+        ("sign_in", "nina"),  # the admin's, before her first: not hers
+    ]
+
+
+def test_an_admin_who_takes_a_new_account_first_locks_its_owner_out_and_is_shown(
+    orgs: RunningServer,
+) -> None:
+    """The admin chooses nina's password before she does: she cannot sign in (she notices
+    and asks), and once an admin's reset lets her in, she is shown what was done."""
+    create_nina(orgs)
+    with first_sign_in(orgs, ADMINS_CHOICE, ADMINS_OWN):  # the admin, as nina
+        pass
+    refused = httpx.post(
+        f"{orgs.base}/api/login", json={"username": "nina", "password": ADMINS_CHOICE}
+    )
+    assert refused.status_code == 401
+    with api(orgs, "ada") as ada:
+        assert ada.post(
+            "/api/users/nina/reset-password", json={"password": ADMINS_CHOICE}
+        ).is_success
+    with first_sign_in(orgs, ADMINS_CHOICE, NINAS_OWN) as nina:
+        shown = activity(nina)
+    assert shown == [
+        ("password_changed", "nina"),
+        ("sign_in", "nina"),
+        ("password_reset", "ada"),
+        ("password_changed", "nina"),  # the admin's choice
+        ("sign_in", "nina"),  # the admin's
+    ]
+
+
+def test_the_admin_never_receives_the_new_accounts_second_factor(orgs: RunningServer) -> None:
+    made = create_nina(orgs)
+    assert set(made) == {
+        "username",
+        "display_name",
+        "role",
+        "teams",
+        "second_factor",
+        "mfa_exempt",
+        "sso_bound",
+        "password_change_required",
+        "disabled",
+    }
+    assert made["second_factor"] is False
+    with first_sign_in(orgs, ADMINS_CHOICE, NINAS_OWN) as nina:
+        setup = nina.post("/api/mfa/setup").json()
+        secret = setup["secret"]
+        confirmed = nina.post("/api/mfa/confirm", json={"code": pyotp.TOTP(secret).at(time.time())})
+        assert confirmed.status_code == 200, confirmed.text
+        codes = confirmed.json()["recovery_codes"]
+    with api(orgs, "ada") as ada:
+        seen = "".join(
+            ada.get(path).text for path in ("/api/users", "/api/users/nina", "/api/openapi.json")
+        )
+        [listed] = [u for u in ada.get("/api/users").json() if u["username"] == "nina"]
+    assert listed["second_factor"] is True
+    for shown_to_nina_only in (secret, *codes):
+        assert shown_to_nina_only not in seen
+    with api(orgs, "aud") as aud:
+        records = aud.get("/api/audit").json()
+    [created] = [r for r in records if (r["action"], r["subject"]) == ("user_created", "nina")]
+    assert created["actor"] == "ada" and created["subject"] == "nina"
+    assert created["details"]["password"] == "temporary"
+    assert created["details"]["second_factor"] == "owner_at_first_sign_in"
+    assert ADMINS_CHOICE not in str(created)
+
+
+def test_an_account_an_admin_made_signs_in_through_the_provider_without_a_password(
+    orgs: RunningServer,
+) -> None:
+    """Bound to the organisation's provider, the new account signs in through it as before:
+    no password of its own to choose (the provider's sign-in is its own); the admin's password
+    still reaches only the page that chooses one."""
+    create_nina(orgs)
+    provider = OidcProvider().start()
+    try:
+        provider.redirect_uris.add(f"{orgs.base}/api/sso/callback")
+        with api(orgs, "ada") as ada:
+            use_provider(ada, provider, {"nina": "u-7"})
+        provider.user = {"sub": "u-7", "preferred_username": "nina"}
+        with httpx.Client() as sso:
+            assert sso_sign_in(orgs, sso).headers["location"] == "/console/"
+            me = sso.get(f"{orgs.base}/api/me").json()
+        assert me["username"] == "nina" and me["must_change_password"] is False
+    finally:
+        provider.stop()
+    with browser(orgs) as admin:
+        signed = admin.post("/api/login", json={"username": "nina", "password": ADMINS_CHOICE})
+        assert signed.json()["must_change_password"] is True
+        assert admin.get("/api/me/activity").status_code == 403
+
+
+def test_an_admin_cannot_create_an_account_whose_password_it_keeps(
+    orgs: RunningServer,
+) -> None:
+    """The body has no way to say so: an unknown field is refused, nothing created."""
+    with api(orgs, "ada") as ada:
+        for extra in ({"password_change_required": False}, {"enrol_now": True}):
+            body = {"username": "nina", "password": ADMINS_CHOICE, "role": "agent", **extra}
+            refused = ada.post("/api/users", json=body)
+            assert refused.status_code == 400, refused.text
+        assert "nina" not in {u["username"] for u in ada.get("/api/users").json()}
