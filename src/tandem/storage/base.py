@@ -631,11 +631,14 @@ class Storage(AuditStore, Protocol):
         self,
         recording_id: str,
         evidence: Evidence[RecordingRecord | None] | None = None,
+        now: float | None = None,
     ) -> tuple[RecordingRecord, list[bytes]] | None:
         """A recording and every frame of it, in order, read in one transaction with the audit
         records ``evidence`` makes of it (its playback, its export) appended in it: None (and
-        no record) if it is not there. Its erasure waits for this, or this finds it gone: a
-        playback is never recorded after the erasure of what it gave out."""
+        no record) if it is not there, or, given ``now``, if it is past its organisation's
+        retention then and under no legal hold (what :meth:`purge_recordings` erases). Its
+        erasure waits for this, or this finds it gone: a playback is never recorded after the
+        erasure of what it gave out."""
         ...
 
     async def read_for_export(
@@ -667,6 +670,8 @@ class Storage(AuditStore, Protocol):
     ) -> list[RecordingRecord]:
         """Erase ended recordings older than their organisation's retention (``ended_at`` before
         ``now - retention_days * 86400``) and return what was erased (for the audit trail).
+        Never waits for a reader: one a playback or an export holds now is left to the next
+        purge (none starts on a recording past its retention: :meth:`read_recording`).
         ``evidence`` (if any): its audit records, appended in the same transaction
         (tandem.audit.Evidence)."""
         ...

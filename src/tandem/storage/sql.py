@@ -2368,6 +2368,7 @@ class SQLStorage:
         self,
         recording_id: str,
         evidence: Evidence[RecordingRecord | None] | None = None,
+        now: float | None = None,
     ) -> tuple[RecordingRecord, list[bytes]] | None:
         read: list[tuple[RecordingRecord, list[bytes]]] = []
 
@@ -2378,9 +2379,16 @@ class SQLStorage:
             # running recording's frames and its end, an UPDATE of the row, until the playback
             # was read: back-to-back playbacks kept them waiting until storage gave up on them);
             # SQLite's transaction holds the write lock already.
+            wanted = recordings.c.recording_id == recording_id
+            if now is not None:
+                # Past its retention (and not held) it is as gone: never given out, and never
+                # locked, so the purge that takes it waits for no playback begun after its
+                # retention ended (back-to-back playbacks kept their key share locks on it
+                # while the purge's DELETE waited, until the purge's own database timeout).
+                wanted = sa.and_(wanted, ~_expired(recordings, now, _held_forms(db)))
             row = db.execute(
                 sa.select(*_RECORDING_COLUMNS)
-                .where(recordings.c.recording_id == recording_id)
+                .where(wanted)
                 .with_for_update(read=True, key_share=True)
             ).first()
             if row is None:
@@ -2485,21 +2493,23 @@ class SQLStorage:
     async def purge_recordings(
         self, now: float, evidence: Evidence[list[RecordingRecord]] | None = None
     ) -> list[RecordingRecord]:
-        retention = (
-            sa.select(orgs.c.retention_days)
-            .where(orgs.c.org_id == recordings.c.org_id)
-            .scalar_subquery()
-        )
+        expired = recordings.alias("expired")
 
         def work(db: _Db) -> list[RecordingRecord]:
+            # PostgreSQL: those a playback, an export or an erasure holds now are skipped, left
+            # to the next purge (no playback starts on a recording past its retention, so the
+            # next finds it free). Waiting for them, the DELETE waited behind every playback's
+            # key share lock: back-to-back playbacks (an auditor's console replaying, anyone
+            # with playback rights) kept taking the row ahead of it until the purge's database
+            # timeout failed it, every minute. (SQLite: one writer at a time; nothing to skip.)
+            free = (
+                sa.select(expired.c.recording_id)
+                .where(_expired(expired, now, _held_forms(db)))
+                .with_for_update(skip_locked=True, of=expired)
+            )
             rows = db.execute(
                 recordings.delete()
-                .where(
-                    recordings.c.ended_at.isnot(None),
-                    recordings.c.ended_at < sa.literal(now) - DAY * retention,
-                    ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
-                    ~_session_held(recordings.c.org_id, recordings.c.session_id, _held_forms(db)),
-                )
+                .where(recordings.c.recording_id.in_(free))
                 .returning(*_RECORDING_COLUMNS)
             ).rows
             return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
@@ -3419,6 +3429,23 @@ def _recording_held(
         legal_holds.c.org_id == org_id,
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recording_id,
+    )
+
+
+def _expired(
+    table: sa.FromClause, now: float, forms: Sequence[tuple[str, str]]
+) -> sa.ColumnElement[bool]:
+    """The recordings of ``table`` (``recordings`` or an alias of it) past their organisation's
+    retention at ``now`` and under no legal hold (``forms``: :func:`_held_forms`): what the
+    retention purge erases, and what is given out no more meanwhile."""
+    retention = (
+        sa.select(orgs.c.retention_days).where(orgs.c.org_id == table.c.org_id).scalar_subquery()
+    )
+    return sa.and_(
+        table.c.ended_at.isnot(None),
+        table.c.ended_at < sa.literal(now) - DAY * retention,
+        ~_recording_held(table.c.org_id, table.c.recording_id),
+        ~_customer_held(table.c.org_id, table.c.session_id, forms),
     )
 
 
