@@ -2462,12 +2462,12 @@ class SQLStorage:
             return ExportRead(frames, trail)
 
         def seen_again(db: _Db, view: ExportView) -> tuple[AuditRecord, ...]:
-            """The customer's trail, read now; then their links, sessions and recordings (the
-            order find read them in), which must be what ``view`` found (ViewChanged). Only
-            new rows, ends and the trail's new records change what concerns the customer
-            (what was found is held against a DELETE): found before the trail was first read
-            and the same after it is read now, the rest was so when it was read (SQLite: no
-            writer at all meanwhile)."""
+            """The customer's trail, read now; then their links, sessions and recordings,
+            which must be what ``view`` found (else ViewChanged). What was found is held
+            against a DELETE, so only a new row or an end changes them, and neither undoes
+            another: the same when the look-up read them (before this) and now (after this
+            read of the trail), they were so at this read of the trail too, and the trail is
+            theirs at that moment. (SQLite: no writer at all meanwhile.)"""
             subjects, actors = view.audit_subjects, view.audit_actors
             trail = (
                 db.execute(_audit_about(view.org_id, subjects, actors)).rows
