@@ -418,9 +418,10 @@ async def test_an_export_holds_recordings_up_to_its_limit_and_lists_the_rest(
         recording_ids: Sequence[str],
         evidence: Any = None,
         linked_ids: Sequence[str] = (),
+        **held: Any,
     ) -> list[list[bytes]] | None:
         read.extend(recording_ids)
-        return await frames_of(session_ids, recording_ids, evidence, linked_ids)
+        return await frames_of(session_ids, recording_ids, evidence, linked_ids, **held)
 
     world.storage.read_for_export = counted  # type: ignore[method-assign]
     small = Subjects(world.storage, world.record, world.clock, max_export_bytes=r1.size - 1)

@@ -827,7 +827,7 @@ class SessionHub:
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
         self.recordings = Recordings(
-            storage, self.record, settings.max_recording_downloads, self.witness
+            storage, self.record, settings.max_recording_downloads, self.witness, clock
         )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.server_policy = (

@@ -335,6 +335,7 @@ class Recordings:
         record: Recorded,
         max_downloads: int = 2,
         witness: Witness | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.storage = storage
         self.record = record
@@ -343,6 +344,10 @@ class Recordings:
         """Makes the records of an erasure or a purge, written in its transaction: the
         recording goes with its record or not at all (SessionHub.witness). Without one (unit
         tests), they are appended with ``record`` after it."""
+        self.clock = clock
+        """The server's clock, as its purge reads it: a recording past its organisation's
+        retention is played and exported no more, whether or not a purge has erased it yet.
+        Without one (unit tests), retention is the purge's alone."""
 
     async def _get(self, actor: Principal, recording_id: str, action: Any) -> RecordingRecord:
         authorize(actor, action)
@@ -366,7 +371,9 @@ class Recordings:
         self, actor: Principal, recording_id: str, purpose: Literal["play", "export"]
     ) -> tuple[RecordingRecord, bytes]:
         """The container of a recording, for the console's player or as a download. Audited
-        before anything is returned."""
+        before anything is returned. NotFoundError (as for one never made) when it is past its
+        organisation's retention, even before the purge has erased it (under a legal hold, it
+        is kept, and given out)."""
         action = "recording.play" if purpose == "play" else "recording.export"
         await self._get(actor, recording_id, action)  # authorised, and recorded if refused
 
@@ -386,10 +393,11 @@ class Recordings:
         # Read and recorded in one transaction: an erasure committed between the read and its
         # record gave out the erased recording's header and recorded its playback after the
         # erasure, naming the erased customer's session in the trail again.
+        now = self.clock() if self.clock is not None else None
         if self.witness is not None:
-            found = await self.storage.read_recording(recording_id, self.witness(entries))
+            found = await self.storage.read_recording(recording_id, self.witness(entries), now)
         else:
-            found = await self.storage.read_recording(recording_id)
+            found = await self.storage.read_recording(recording_id, now=now)
             for entry in entries(found[0] if found else None):
                 await self.record(
                     entry.action,

@@ -28,6 +28,7 @@ Everything here acts for an organisation's admin (action ``org.manage``) and is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import json
@@ -44,11 +45,14 @@ from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, NotFoundError
 from tandem.recordings import container, recording_json
 from tandem.storage.base import (
+    ExportRead,
+    ExportView,
     HoldRecord,
     RecordingRecord,
     SessionRecord,
     Storage,
     SubjectErasure,
+    ViewChanged,
     canonical_forms,
     subject_key,
 )
@@ -84,6 +88,9 @@ PSEUDONYM_SHAPE = re.compile(r"p-[A-Za-z0-9_-]{16}")
 """What :func:`new_pseudonym` makes (12 random bytes, URL-safe base64), and has since pseudonyms
 were introduced: an identifier of this shape never matches legacy ``customer:<sub>`` records."""
 MAX_SUBJECT_LENGTH = 256
+EXPORT_ATTEMPTS = 3
+"""How many times an export finds the customer again when what concerns them changed while
+it was exported (:class:`~tandem.storage.base.ViewChanged`), before it answers 409."""
 MAX_REASON_LENGTH = 500
 MAX_EXPORT_BYTES: int = next(
     f.default for f in dataclasses.fields(Settings) if f.name == "max_subject_export_bytes"
@@ -136,6 +143,13 @@ class Findings:
     recordings: tuple[RecordingRecord, ...]
     audit: tuple[AuditRecord, ...]
     reports: tuple[AuditRecord, ...]
+    looked_up: tuple[str, ...] = ()
+    """The spellings whose links were read (:attr:`links`)."""
+    links: tuple[tuple[str, str], ...] = ()
+    """(session id, pseudonym) of each link found."""
+    actors: tuple[str, ...] = ()
+    """Whose records (besides those concerning the sessions and recordings) were read: the
+    customer's pseudonyms, as the trail names them."""
 
     @property
     def empty(self) -> bool:
@@ -220,6 +234,7 @@ class Subjects:
         forms = await self._spellings(grant, subject) if subject else ()
         pairs: list[tuple[str, str]] = []
         stored: list[str] = []
+        looked_up = forms
         for form in forms:
             links = await self.storage.subject_sessions(grant, form)
             if links:
@@ -266,6 +281,9 @@ class Subjects:
             recordings=tuple(recordings),
             audit=tuple(r for r in records if not _is_report(r)),
             reports=reports,
+            looked_up=tuple(looked_up),
+            links=tuple(pairs),
+            actors=tuple(actors),
         )
 
     async def look_up(
@@ -289,17 +307,36 @@ class Subjects:
         self, actor: Principal, identifier: str, by: NamedBy | None = None
     ) -> tuple[Findings, bytes]:
         """A zip archive of everything concerning the subject (Art. 15), audited before it is
-        returned. Raises NotFoundError when nothing concerns ``identifier``; ConflictError as
-        :meth:`find` does."""
+        returned: one moment's view (the trail it hands out is every record then concerning
+        the sessions and recordings it lists, as they were then). Raises NotFoundError when
+        nothing concerns ``identifier``; ConflictError as :meth:`find` does, or when what
+        concerns the customer was erased meanwhile, or kept changing while it was exported
+        (EXPORT_ATTEMPTS times: a live customer's page reporting again and again)."""
+        for _ in range(EXPORT_ATTEMPTS - 1):
+            with contextlib.suppress(ViewChanged):
+                return await self._export(actor, identifier, by)
+        return await self._export(actor, identifier, by)
+
+    async def _export(
+        self, actor: Principal, identifier: str, by: NamedBy | None
+    ) -> tuple[Findings, bytes]:
         findings = await self.find(actor, identifier, by)
         if findings.empty:
             raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
-        # A hold on the customer's recording named the recording, so its records (reason and
-        # all) went to the customer, who may be the one under investigation; holds on the
-        # customer or a tokenless session did not. None goes now, whatever it is placed on.
-        withheld = [r for r in findings.audit if r.action in WITHHELD_ACTIONS]
-        findings = dataclasses.replace(
-            findings, audit=tuple(r for r in findings.audit if r.action not in WITHHELD_ACTIONS)
+        # The trail is read in the export's transaction, what was found read again after it
+        # and the same, or nothing goes: read apart, outside any transaction, after the
+        # sessions and recordings, a recording ended, erased or started, or a session of the
+        # customer begun, between the reads went out listed one way and told the other way in
+        # the trail.
+        view = ExportView(
+            org_id=findings.org_id,
+            forms=findings.looked_up,
+            links=findings.links,
+            session_ids=findings.session_ids,
+            sessions=findings.sessions,
+            recordings=findings.recordings,
+            audit_subjects=(*findings.session_ids, *(r.recording_id for r in findings.recordings)),
+            audit_actors=findings.actors,
         )
         now = self.clock()
         # Every recording was read into memory, then copied into the archive: a customer with
@@ -312,21 +349,35 @@ class Subjects:
                 included.append(recording)
             else:
                 left_out.append(recording)
-        details: dict[str, object] = {
-            "sessions": len(findings.session_ids),
-            "recordings": len(findings.recordings),
-            # Named, as a playback or an export names its recording: the trail says which
-            # recordings went out in it, not only how many.
-            "recording_ids": [r.recording_id for r in included],
-            **({"recordings_left_out": [r.recording_id for r in left_out]} if left_out else {}),
-            "audit_records": len(findings.audit) + len(findings.reports),
-            **({"audit_records_withheld": len(withheld)} if withheld else {}),
-        }
 
-        def entries(complete: bool) -> list[Entry]:
-            if not complete:  # erased meanwhile: nothing goes out, nothing is recorded
+        def handed_out(read: ExportRead) -> tuple[Findings, int]:
+            """The findings with the trail the transaction read, as the archive gives it; and
+            how many records it withholds. A hold on the customer's recording named the
+            recording, so its records (reason and all) went to the customer, who may be the
+            one under investigation; holds on the customer or a tokenless session did not.
+            None goes now, whatever it is placed on."""
+            kept = [r for r in read.audit if r.action not in WITHHELD_ACTIONS]
+            return dataclasses.replace(
+                findings,
+                audit=tuple(r for r in kept if not _is_report(r)),
+                reports=tuple(r for r in kept if _is_report(r)),
+            ), len(read.audit) - len(kept)
+
+        def entries(read: ExportRead | None) -> list[Entry]:
+            if read is None:  # erased meanwhile: nothing goes out, nothing is recorded
                 return []
-            return [Entry("subject_exported", actor.org, actor.username, findings.label, details)]
+            out, withheld = handed_out(read)
+            details: dict[str, object] = {
+                "sessions": len(out.session_ids),
+                "recordings": len(out.recordings),
+                # Named, as a playback or an export names its recording: the trail says which
+                # recordings went out in it, not only how many.
+                "recording_ids": [r.recording_id for r in included],
+                **({"recordings_left_out": [r.recording_id for r in left_out]} if left_out else {}),
+                "audit_records": len(out.audit) + len(out.reports),
+                **({"audit_records_withheld": withheld} if withheld else {}),
+            }
+            return [Entry("subject_exported", actor.org, actor.username, out.label, details)]
 
         # Read and recorded in one transaction, what it names held against an erasure: read,
         # then recorded apart, an erasure of the customer between the two was followed by the
@@ -335,18 +386,26 @@ class Subjects:
         # read of the sessions left no session, recording or link to hold, and the export went
         # out (and was recorded) after the erasure with the pseudonym it had unlinked from the
         # customer and the trail's records of them.
+        # The recordings left out are held too: the archive lists them, and its record names
+        # them.
         session_ids = [session.session_id for session in findings.sessions]
         recording_ids = [recording.recording_id for recording in included]
+        listed = [recording.recording_id for recording in left_out]
         linked = findings.session_ids if findings.pseudonym is not None else ()
         if self.witness is not None:
-            frames = await self.storage.read_for_export(
-                session_ids, recording_ids, self.witness(entries), linked_ids=linked
+            read = await self.storage.read_for_export(
+                session_ids,
+                recording_ids,
+                self.witness(entries),
+                linked_ids=linked,
+                listed_ids=listed,
+                view=view,
             )
         else:
-            frames = await self.storage.read_for_export(
-                session_ids, recording_ids, linked_ids=linked
+            read = await self.storage.read_for_export(
+                session_ids, recording_ids, linked_ids=linked, listed_ids=listed, view=view
             )
-            for entry in entries(frames is not None):
+            for entry in entries(read):
                 await self.record(
                     entry.action,
                     actor=entry.actor,
@@ -354,12 +413,13 @@ class Subjects:
                     subject=entry.subject,
                     **entry.details,
                 )
-        if frames is None:
+        if read is None:
             raise ConflictError(
                 f"what concerns {identifier!r} changed while it was exported (erased meanwhile?):"
                 " nothing was exported; ask again"
             )
-        stored = list(zip(included, frames, strict=True))
+        findings = handed_out(read)[0]
+        stored = list(zip(included, read.frames, strict=True))
         # Built in a worker thread: deflating recordings (up to max_recording_bytes each) on
         # the event loop held every live session of the process for seconds.
         archive = await asyncio.to_thread(_archive, findings, stored, now, actor.username, left_out)

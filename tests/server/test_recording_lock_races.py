@@ -284,67 +284,6 @@ async def test_a_playback_under_way_never_holds_a_running_recordings_frames_or_i
         server.stop()  # before its schema goes
 
 
-async def test_a_retention_purge_racing_a_playback_never_names_the_recording_after_it(
-    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
-) -> None:
-    """An auditor plays a recording past its organisation's retention; the playback's
-    transaction waits (its read of the frames taken, the answer held) as another server of the
-    cluster purges. The purge waits for the playback: the auditor gets the whole recording,
-    recorded before ``recording_expired``, and nothing names the recording after it."""
-    async with fresh_schema() as schema:
-        url = proxied_url(pg_proxy, schema)
-        server = recording_server(server_factory, tmp_path, url)
-        add_auditor(tmp_path / "seed", url)
-        add_admin(tmp_path / "seed", url)
-        with api(server, "ada") as ada:
-            assert ada.patch("/api/org", json={"retention_days": 1}).status_code == 200
-        db = await pg_connect(schema)
-        other = None
-        try:
-            _, recording_id, frames = await ended_recording(server, db)
-            # Another server of the cluster, its purge every 0.2 s.
-            other = cluster_peer(server_factory, tmp_path, schema, purge_interval_seconds=0.2)
-            async with client_of(server, "aud") as client:
-                pg_proxy.hold_replies_after(READ_FRAMES)
-                try:
-                    playing = await playback_held(db, client, recording_id)
-                    other.clock.advance(2 * 86400)  # past the retention, for its purge
-
-                    async def purged_or_waiting() -> bool:
-                        assert not playing.done(), playing.result().text
-                        gone = not await db.fetchval(
-                            "SELECT count(*) FROM recordings WHERE recording_id = $1",
-                            recording_id,
-                        )
-                        return gone or bool(await db.fetchval(WAITING_ON_A_LOCK))
-
-                    await until(purged_or_waiting, "the purge neither ran nor waited")
-                finally:
-                    pg_proxy.thaw()
-                played = await playing
-            assert played.status_code == 200, played.text
-            header, got = read_container(played.content)
-            assert header["recording_id"] == recording_id and got[: len(frames)] == frames
-
-            async def expired() -> bool:
-                query = "SELECT count(*) FROM audit WHERE action = 'recording_expired'"
-                return bool(await db.fetchval(query))
-
-            await until(expired, "the recording was never purged")
-            await nothing_after(db, "recording_expired", recording_id)
-            played_before = await db.fetchval(
-                "SELECT count(*) FROM audit WHERE action = 'recording_played' AND subject = $1"
-                " AND seq < (SELECT min(seq) FROM audit WHERE action = 'recording_expired')",
-                recording_id,
-            )
-            assert played_before == 1
-        finally:
-            await db.close()
-            if other is not None:
-                other.stop()
-        server.stop()  # before its schema goes
-
-
 async def test_two_playbacks_and_an_erasure_at_once_all_end_in_turn(
     server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:

@@ -357,3 +357,33 @@ async def test_a_hold_placed_after_the_check_keeps_the_recording(
     assert await storage.recording_frames("r1") == [b"kept"]
     await storage.delete_hold(of_org("default"), hold_kind, target)
     assert await storage.delete_recording("r1")
+
+
+@pytest.mark.parametrize("hold", [None, "recording", "sub"])
+async def test_a_recording_past_its_retention_is_read_no_more_before_its_purge(
+    storage: Storage, hold: str | None
+) -> None:
+    # A playback (read_recording, given the server's clock) read a recording past its
+    # retention until a purge erased it: back-to-back playbacks held it from the purge. Past
+    # its retention it is read no more, as if erased; under a legal hold it is kept, and read.
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    await storage.record_session_start(of_org("acme"), "s-r1", 10.0, "demo")
+    await storage.link_subject(of_org("acme"), "c-1", "s-r1", "p-1")
+    await storage.add_recording(*owned(recording("r1", "acme")))
+    await storage.append_recording_frames("r1", 0, [b"one"])
+    await storage.end_recording("r1", 1000.0, "stopped")
+    if hold is not None:
+        target = "r1" if hold == "recording" else "c-1"
+        kind = "recording" if hold == "recording" else "subject"
+        held = HoldRecord("acme", kind, target, "case", "ada", 30.0)
+        assert await storage.put_hold(of_org("acme"), held)
+    found = await storage.read_recording("r1", now=1000.0 + DAY)  # its last moment
+    assert found is not None and found[1] == [b"one"]
+    late = await storage.read_recording("r1", now=1000.0 + DAY + 1)
+    if hold is None:
+        assert late is None
+        assert await storage.get_recording("r1") is not None  # not yet purged
+        assert [r.recording_id for r in await storage.purge_recordings(1000.0 + DAY + 1)] == ["r1"]
+    else:
+        assert late is not None and late[1] == [b"one"]
+        assert await storage.purge_recordings(1000.0 + DAY + 1) == []

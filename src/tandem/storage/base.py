@@ -13,6 +13,7 @@ from typing import Protocol
 
 from tandem.access import Grant
 from tandem.audit import AuditRecord, AuditStore, Evidence
+from tandem.exceptions import ConflictError
 
 DEFAULT_ORG = "default"
 """The organisation every installation starts with (team ``support``, site ``demo``)."""
@@ -193,6 +194,90 @@ class HoldRecord:
     reason: str
     placed_by: str
     placed_at: float
+
+
+class ViewChanged(ConflictError):
+    """What a customer's export found changed before its transaction read it again
+    (:meth:`Storage.read_for_export`): nothing was given out or recorded; find it again."""
+
+
+def _exported_session(session: SessionRecord) -> tuple[object, ...]:
+    """What an export says of a session (tandem.subjects.session_json), and whose it is."""
+    return (
+        session.session_id,
+        session.org_id,
+        session.site_id,
+        session.created_at,
+        session.ended_at,
+        session.end_reason,
+        session.agent,
+    )
+
+
+def _exported_recording(recording: RecordingRecord) -> RecordingRecord:
+    """A recording as an export gives it out: a running one's growing frame count and size
+    left out (the export reads the frames its header counts, not those added since)."""
+    if recording.ended_at is None:
+        return dataclasses.replace(recording, frames=0, size=0)
+    return recording
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExportView:
+    """What a customer's export found (tandem.subjects.Subjects.find), and how it read it:
+    :meth:`Storage.read_for_export` reads, in its transaction once it holds what was found,
+    the trail concerning it, then the customer's links, sessions and recordings again, and
+    gives out nothing (:class:`ViewChanged`) unless those are what was found. So the archive
+    is one moment's view: the trail it hands out is every record concerning what it lists, as
+    it was when that trail was read. (Read apart and outside any transaction, as they were, a
+    recording ended, erased or started, or a session of the customer begun, between the reads
+    went out listed one way and told the other way in the trail.)"""
+
+    org_id: str
+    forms: tuple[str, ...]
+    """The spellings of the customer's ``sub`` whose links were read."""
+    links: tuple[tuple[str, str], ...]
+    """(session id, pseudonym) of every link found under ``forms``."""
+    session_ids: tuple[str, ...]
+    sessions: tuple[SessionRecord, ...]
+    recordings: tuple[RecordingRecord, ...]
+    audit_subjects: tuple[str, ...]
+    """The trail's records concerning these (the sessions' and recordings' ids) ..."""
+    audit_actors: tuple[str, ...]
+    """... or written by these (the customer's pseudonyms) are the customer's."""
+
+    def frames_of(self, recording_id: str) -> int | None:
+        """How many frames of the recording the export gives out (those its header counts)."""
+        for recording in self.recordings:
+            if recording.recording_id == recording_id:
+                return recording.frames
+        return None
+
+    def same(
+        self,
+        links: Sequence[tuple[str, str]],
+        sessions: Sequence[SessionRecord],
+        recordings: Sequence[RecordingRecord],
+    ) -> bool:
+        """Whether what the transaction read is what was found."""
+        mine = [s for s in sessions if s.org_id == self.org_id]
+        return (
+            sorted(links) == sorted(self.links)
+            and sorted(map(_exported_session, mine), key=repr)
+            == sorted(map(_exported_session, self.sessions), key=repr)
+            and sorted(map(_exported_recording, recordings), key=repr)
+            == sorted(map(_exported_recording, self.recordings), key=repr)
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExportRead:
+    """What a customer's export read in its transaction (:meth:`Storage.read_for_export`)."""
+
+    frames: list[list[bytes]]
+    """Every frame of each recording read, in the order asked."""
+    audit: tuple[AuditRecord, ...] = ()
+    """The trail concerning the customer (:class:`ExportView`), in the organisation's order."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -631,26 +716,35 @@ class Storage(AuditStore, Protocol):
         self,
         recording_id: str,
         evidence: Evidence[RecordingRecord | None] | None = None,
+        now: float | None = None,
     ) -> tuple[RecordingRecord, list[bytes]] | None:
         """A recording and every frame of it, in order, read in one transaction with the audit
         records ``evidence`` makes of it (its playback, its export) appended in it: None (and
-        no record) if it is not there. Its erasure waits for this, or this finds it gone: a
-        playback is never recorded after the erasure of what it gave out."""
+        no record) if it is not there, or, given ``now``, if it is past its organisation's
+        retention then and under no legal hold (what :meth:`purge_recordings` erases). Its
+        erasure waits for this, or this finds it gone: a playback is never recorded after the
+        erasure of what it gave out."""
         ...
 
     async def read_for_export(
         self,
         session_ids: Sequence[str],
         recording_ids: Sequence[str],
-        evidence: Evidence[bool] | None = None,
+        evidence: Evidence[ExportRead | None] | None = None,
         linked_ids: Sequence[str] = (),
-    ) -> list[list[bytes]] | None:
+        *,
+        listed_ids: Sequence[str] = (),
+        view: ExportView | None = None,
+    ) -> ExportRead | None:
         """Every frame of each of ``recording_ids`` (in that order), read in one transaction
         with the records ``evidence`` makes (a customer's export) appended in it, the sessions
-        ``session_ids``, those recordings and the customer's links to the sessions
-        ``linked_ids`` held against an erasure meanwhile; None (and ``evidence`` given False:
-        nothing recorded) if one of them is no longer there (erased since the caller found
-        it)."""
+        ``session_ids``, those recordings and ``listed_ids`` (listed, not read: too large for
+        the archive) and the customer's links to the sessions ``linked_ids`` held against an
+        erasure meanwhile; None (and ``evidence`` given None: nothing recorded) if one of them
+        is no longer there (erased since the caller found it). With ``view``: the trail
+        concerning the customer read too, and what was found read again after it, and the
+        same, or :class:`ViewChanged` (nothing read out, nothing recorded); a running
+        recording's frames up to the count ``view`` gives it."""
         ...
 
     async def delete_recording(
@@ -667,6 +761,8 @@ class Storage(AuditStore, Protocol):
     ) -> list[RecordingRecord]:
         """Erase ended recordings older than their organisation's retention (``ended_at`` before
         ``now - retention_days * 86400``) and return what was erased (for the audit trail).
+        Never waits for a reader: one a playback or an export holds now is left to the next
+        purge (none starts on a recording past its retention: :meth:`read_recording`).
         ``evidence`` (if any): its audit records, appended in the same transaction
         (tandem.audit.Evidence)."""
         ...

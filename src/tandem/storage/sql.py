@@ -63,6 +63,8 @@ from tandem.storage import migrations
 from tandem.storage.base import (
     VACUUM_NOTE,
     AuditCount,
+    ExportRead,
+    ExportView,
     HoldRecord,
     Inventory,
     LoginRecord,
@@ -78,6 +80,7 @@ from tandem.storage.base import (
     TakenCode,
     TrainingRecord,
     UserRecord,
+    ViewChanged,
     canonical_forms,
     subject_key,
 )
@@ -2368,6 +2371,7 @@ class SQLStorage:
         self,
         recording_id: str,
         evidence: Evidence[RecordingRecord | None] | None = None,
+        now: float | None = None,
     ) -> tuple[RecordingRecord, list[bytes]] | None:
         read: list[tuple[RecordingRecord, list[bytes]]] = []
 
@@ -2378,9 +2382,16 @@ class SQLStorage:
             # running recording's frames and its end, an UPDATE of the row, until the playback
             # was read: back-to-back playbacks kept them waiting until storage gave up on them);
             # SQLite's transaction holds the write lock already.
+            wanted = recordings.c.recording_id == recording_id
+            if now is not None:
+                # Past its retention (and not held) it is as gone: never given out, and never
+                # locked, so the purge that takes it waits for no playback begun after its
+                # retention ended (back-to-back playbacks kept their key share locks on it
+                # while the purge's DELETE waited, until the purge's own database timeout).
+                wanted = sa.and_(wanted, ~_expired(recordings, now, _held_forms(db)))
             row = db.execute(
                 sa.select(*_RECORDING_COLUMNS)
-                .where(recordings.c.recording_id == recording_id)
+                .where(wanted)
                 .with_for_update(read=True, key_share=True)
             ).first()
             if row is None:
@@ -2404,11 +2415,12 @@ class SQLStorage:
         self,
         session_ids: Sequence[str],
         recording_ids: Sequence[str],
-        evidence: Evidence[bool] | None = None,
+        evidence: Evidence[ExportRead | None] | None = None,
         linked_ids: Sequence[str] = (),
-    ) -> list[list[bytes]] | None:
-        read: list[list[bytes]] = []
-
+        *,
+        listed_ids: Sequence[str] = (),
+        view: ExportView | None = None,
+    ) -> ExportRead | None:
         def held(db: _Db, column: sa.Column[Any], wanted: Sequence[str]) -> bool:
             """Whether every row whose ``column`` is one of ``wanted`` is still there, each
             held against a DELETE until the export's record is committed."""
@@ -2420,8 +2432,8 @@ class SQLStorage:
             ).rows
             return len(found) == len(ids)
 
-        def work(db: _Db) -> bool:
-            read.clear()  # run again when another writer took the audit trail's next number
+        def work(db: _Db) -> ExportRead | None:
+            # (Run again whole when another writer took the audit trail's next number.)
             # Held against an erasure until the export's record is committed (PostgreSQL's key
             # share locks, which only a DELETE waits for; SQLite's transaction holds the write
             # lock already), or found gone. In the order an erasure deletes them (recordings,
@@ -2429,25 +2441,68 @@ class SQLStorage:
             # holding a session while the erasure held its recording waited for each other
             # until PostgreSQL broke the deadlock by failing one of them.
             if not (
-                held(db, recordings.c.recording_id, recording_ids)
+                held(db, recordings.c.recording_id, [*recording_ids, *listed_ids])
                 and held(db, sessions.c.session_id, session_ids)
                 and held(db, subject_sessions.c.session_id, linked_ids)
             ):
-                return False
+                return None
+            trail = seen_again(db, view) if view is not None else ()
+            frames = []
             for recording_id in recording_ids:
+                wanted = recording_frames.c.recording_id == recording_id
+                counted = view.frames_of(recording_id) if view is not None else None
+                if counted is not None:  # a running recording's, as its header counts them
+                    wanted = sa.and_(wanted, recording_frames.c.seq < counted)
                 rows = db.execute(
                     sa.select(recording_frames.c.data)
-                    .where(recording_frames.c.recording_id == recording_id)
+                    .where(wanted)
                     .order_by(recording_frames.c.seq)
                 ).rows
-                read.append([bytes(row[0]) for row in rows])
-            return True
+                frames.append([bytes(row[0]) for row in rows])
+            return ExportRead(frames, trail)
+
+        def seen_again(db: _Db, view: ExportView) -> tuple[AuditRecord, ...]:
+            """The customer's trail, read now; then their links, sessions and recordings,
+            which must be what ``view`` found (else ViewChanged). What was found is held
+            against a DELETE, so only a new row or an end changes them, and neither undoes
+            another: the same when the look-up read them (before this) and now (after this
+            read of the trail), they were so at this read of the trail too, and the trail is
+            theirs at that moment. (SQLite: no writer at all meanwhile.)"""
+            subjects, actors = view.audit_subjects, view.audit_actors
+            trail = (
+                db.execute(_audit_about(view.org_id, subjects, actors)).rows
+                if subjects or actors
+                else []
+            )
+            links = [
+                (str(row[0]), str(row[1]))
+                for form in view.forms
+                for row in db.execute(_links_of(view.org_id, form)).rows
+            ]
+            stored = (
+                db.execute(
+                    sa.select(*sessions.c).where(sessions.c.session_id.in_(list(view.session_ids)))
+                ).rows
+                if view.session_ids
+                else []
+            )
+            found = (
+                db.execute(_recordings_of(view.org_id, view.session_ids)).rows
+                if view.session_ids
+                else []
+            )
+            if not view.same(
+                links, [_session(row) for row in stored], [_recording(row) for row in found]
+            ):
+                raise ViewChanged(
+                    "what concerns the customer changed while it was exported (a session or "
+                    "recording begun or ended meanwhile): nothing was exported; ask again"
+                )
+            return tuple(_audit_record(row) for row in trail)
 
         if evidence is None:
-            complete = await self._transaction(work)
-        else:
-            complete = await self._with_evidence(work, evidence)
-        return read if complete else None
+            return await self._transaction(work)
+        return await self._with_evidence(work, evidence)
 
     async def delete_recording(
         self, recording_id: str, evidence: Evidence[bool] | None = None
@@ -2485,21 +2540,23 @@ class SQLStorage:
     async def purge_recordings(
         self, now: float, evidence: Evidence[list[RecordingRecord]] | None = None
     ) -> list[RecordingRecord]:
-        retention = (
-            sa.select(orgs.c.retention_days)
-            .where(orgs.c.org_id == recordings.c.org_id)
-            .scalar_subquery()
-        )
+        expired = recordings.alias("expired")
 
         def work(db: _Db) -> list[RecordingRecord]:
+            # PostgreSQL: those a playback, an export or an erasure holds now are skipped, left
+            # to the next purge (no playback starts on a recording past its retention, so the
+            # next finds it free). Waiting for them, the DELETE waited behind every playback's
+            # key share lock: back-to-back playbacks (an auditor's console replaying, anyone
+            # with playback rights) kept taking the row ahead of it until the purge's database
+            # timeout failed it, every minute. (SQLite: one writer at a time; nothing to skip.)
+            free = (
+                sa.select(expired.c.recording_id)
+                .where(_expired(expired, now, _held_forms(db)))
+                .with_for_update(skip_locked=True, of=expired)
+            )
             rows = db.execute(
                 recordings.delete()
-                .where(
-                    recordings.c.ended_at.isnot(None),
-                    recordings.c.ended_at < sa.literal(now) - DAY * retention,
-                    ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
-                    ~_session_held(recordings.c.org_id, recordings.c.session_id, _held_forms(db)),
-                )
+                .where(recordings.c.recording_id.in_(free))
                 .returning(*_RECORDING_COLUMNS)
             ).rows
             return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
@@ -2871,17 +2928,7 @@ class SQLStorage:
         return await self._transaction(work)
 
     async def subject_sessions(self, grant: Grant, subject: str) -> list[tuple[str, str]]:
-        org_id = grant.org_id
-        rows = await self._rows(
-            sa.select(subject_sessions.c.session_id, subject_sessions.c.pseudonym)
-            .select_from(
-                subject_sessions.outerjoin(
-                    sessions, sessions.c.session_id == subject_sessions.c.session_id
-                )
-            )
-            .where(subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject)
-            .order_by(sessions.c.created_at, subject_sessions.c.session_id)
-        )
+        rows = await self._rows(_links_of(grant.org_id, subject))
         return [(str(row[0]), str(row[1])) for row in rows]
 
     async def stored_forms(self, grant: Grant, subject: str) -> tuple[str, ...]:
@@ -2911,14 +2958,9 @@ class SQLStorage:
     async def recordings_of_sessions(
         self, grant: Grant, session_ids: Sequence[str]
     ) -> list[RecordingRecord]:
-        org_id = grant.org_id
         if not session_ids:
             return []
-        rows = await self._rows(
-            sa.select(*_RECORDING_COLUMNS)
-            .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
-            .order_by(recordings.c.started_at, recordings.c.recording_id)
-        )
+        rows = await self._rows(_recordings_of(grant.org_id, session_ids))
         return [_recording(row) for row in rows]
 
     async def account_activity(
@@ -2963,17 +3005,9 @@ class SQLStorage:
     async def audit_concerning(
         self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
     ) -> list[AuditRecord]:
-        org = grant.org_id
         if not subjects and not actors:
             return []
-        rows = await self._rows(
-            sa.select(*_AUDIT_COLUMNS)
-            .where(
-                audit.c.org == org,
-                sa.or_(audit.c.subject.in_(list(subjects)), audit.c.actor.in_(list(actors))),
-            )
-            .order_by(audit.c.org_seq)
-        )
+        rows = await self._rows(_audit_about(grant.org_id, subjects, actors))
         return [_audit_record(row) for row in rows]
 
     async def erase_subject(
@@ -3411,6 +3445,40 @@ def _practice(row: Any) -> PracticeRecord:
     )
 
 
+def _links_of(org_id: str, subject: str) -> sa.Select[Any]:
+    """(session id, pseudonym) of the customer ``subject``'s links, oldest session first."""
+    return (
+        sa.select(subject_sessions.c.session_id, subject_sessions.c.pseudonym)
+        .select_from(
+            subject_sessions.outerjoin(
+                sessions, sessions.c.session_id == subject_sessions.c.session_id
+            )
+        )
+        .where(subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject)
+        .order_by(sessions.c.created_at, subject_sessions.c.session_id)
+    )
+
+
+def _recordings_of(org_id: str, session_ids: Sequence[str]) -> sa.Select[Any]:
+    return (
+        sa.select(*_RECORDING_COLUMNS)
+        .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+        .order_by(recordings.c.started_at, recordings.c.recording_id)
+    )
+
+
+def _audit_about(org_id: str, subjects: Sequence[str], actors: Sequence[str]) -> sa.Select[Any]:
+    """The organisation's records concerning ``subjects`` or by ``actors``, in its order."""
+    return (
+        sa.select(*_AUDIT_COLUMNS)
+        .where(
+            audit.c.org == org_id,
+            sa.or_(audit.c.subject.in_(list(subjects)), audit.c.actor.in_(list(actors))),
+        )
+        .order_by(audit.c.org_seq)
+    )
+
+
 def _recording_held(
     org_id: sa.ColumnElement[Any], recording_id: sa.ColumnElement[Any]
 ) -> sa.ColumnElement[bool]:
@@ -3419,6 +3487,23 @@ def _recording_held(
         legal_holds.c.org_id == org_id,
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recording_id,
+    )
+
+
+def _expired(
+    table: sa.FromClause, now: float, forms: Sequence[tuple[str, str]]
+) -> sa.ColumnElement[bool]:
+    """The recordings of ``table`` (``recordings`` or an alias of it) past their organisation's
+    retention at ``now`` and under no legal hold (``forms``: :func:`_held_forms`): what the
+    retention purge erases, and what is given out no more meanwhile."""
+    retention = (
+        sa.select(orgs.c.retention_days).where(orgs.c.org_id == table.c.org_id).scalar_subquery()
+    )
+    return sa.and_(
+        table.c.ended_at.isnot(None),
+        table.c.ended_at < sa.literal(now) - DAY * retention,
+        ~_recording_held(table.c.org_id, table.c.recording_id),
+        ~_customer_held(table.c.org_id, table.c.session_id, forms),
     )
 
 
