@@ -873,7 +873,14 @@ function isSplitNumberBox(el: Element): boolean {
   const kept = keptEntry(rootNodeOf(el));
   const known = kept?.split.get(el);
   if (known !== undefined) return known;
-  const found = !inDateRow(el) && (splitBoxAtDepth(el, 1) || splitBoxAtDepth(el, 2));
+  let found = splitBoxAtDepth(el, 1) || splitBoxAtDepth(el, 2);
+  // Only a piece is asked whether it is a date's box (most fields are neither); a date's row is
+  // read once: its other boxes are no pieces either (until the tree changes).
+  const date = found ? dateRowOf(el) : null;
+  if (date) {
+    found = false;
+    for (const field of date) if (!everPiece.has(field)) kept?.split.set(field, false);
+  }
   kept?.split.set(el, found);
   if (found) everPiece.add(el);
   return found;
@@ -957,8 +964,8 @@ const DATE_ROW_LEVELS = 3;
 const DATE_ROW_BOXES = 8;
 
 /**
- * Whether `el` is a box of a date typed one character (or one part) per box: DD MM YYYY, the
- * site's ordinary data, no code. A row (an element at most DATE_ROW_LEVELS above the box) whose
+ * The fields of the date `el` is a box of, or null: a date typed one character (or one part) per
+ * box, DD MM YYYY, is the site's ordinary data, no code. A row (an element at most DATE_ROW_LEVELS above the box) whose
  * fields are all boxes the page names as a date's parts (datePartOf), each part's boxes one after
  * the other, holding a day's, a month's and a year's characters (DATE_PART_CHARS, by their
  * `maxlength`, or one for a box said to hold one: saidToHoldOne), and nothing around them that
@@ -967,17 +974,17 @@ const DATE_ROW_BOXES = 8;
  * stated length, a `one-time-code` or a code word on any box or above the row all stay a code's
  * (the safe side: only the digits are hidden).
  */
-function inDateRow(el: Element): boolean {
-  if (datePartOf(el) === null) return false;
+function dateRowOf(el: Element): Element[] | null {
+  if (datePartOf(el) === null) return null;
   let row = parentElementOf(el);
   for (let level = 0; row && level < DATE_ROW_LEVELS; level++, row = parentElementOf(row)) {
     const fields = fieldsUnder(row);
-    if (fields === null || fields.length > DATE_ROW_BOXES) return false;
+    if (fields === null || fields.length > DATE_ROW_BOXES) return null;
     const parts = fields.map(datePartOf);
-    if (parts.some((p) => p === null)) return false; // a field that is no date's part
-    if (isDateShape(fields, parts as DatePart[])) return !codeSaidAround(fields, row);
+    if (parts.some((p) => p === null)) return null; // a field that is no date's part
+    if (isDateShape(fields, parts as DatePart[])) return codeSaidAround(fields, row) ? null : fields;
   }
-  return false;
+  return null;
 }
 
 /** The fields under `row` (inputs that take a value, selects, textareas), DATE_ROW_LEVELS deep,
