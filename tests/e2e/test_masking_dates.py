@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
@@ -74,24 +75,26 @@ def test_a_date_of_birth_typed_one_digit_per_box_is_shown_and_a_code_calling_its
 
 
 # Six boxes with no name, id, class or length, the page keeping one character in each by
-# script, under a legend that says what they are.
-UNNAMED_PAGE = (
-    "<h1>Verify</h1><form data-tandem-unmask>"
-    '<fieldset id="verify" class="row"><legend>Verification code</legend>'
-    + '<input type="text" inputmode="numeric">'
-    * 6
-    + '</fieldset><output id="verify-out"></output></form>'
-    f"<p>After the code</p>{ADVANCE}"
-)
+# script, under a legend that says what they are; in a form the site shows, or not.
+def _unnamed_page(shown: bool) -> str:
+    unmask = " data-tandem-unmask" if shown else ""
+    boxes = '<input type="text" inputmode="numeric">' * 6
+    return (
+        f"<h1>Verify</h1><form{unmask}>"
+        f'<fieldset id="verify" class="row"><legend>Verification code</legend>{boxes}</fieldset>'
+        f'<output id="verify-out"></output></form><p>After the code</p>{ADVANCE}'
+    )
 
 
+@pytest.mark.parametrize("shown", [True, False], ids=["shown form", "masked form"])
 def test_boxes_that_say_nothing_under_a_legend_naming_a_code_are_hidden(
-    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party, shown: bool
 ) -> None:
     """Six identical boxes with nothing of their own that names them or their length, under the
-    legend "Verification code", in a form the site shows: no box's digit and not the code the
-    page joins into an `<output>` reach the agent (all reached it: nothing read the legend)."""
-    view = _shared(live, other_origin, customer, agent, UNNAMED_PAGE)
+    legend "Verification code": no box's digit and not the code the page joins into an
+    `<output>` reach the agent. In a form the site shows, all reached it (nothing read the
+    legend); in a form masked by default (each value hidden), the joined code was held."""
+    view = _shared(live, other_origin, customer, agent, _unnamed_page(shown))
     boxes = customer.page.locator("#verify input")
     for n, digit in enumerate("730518"):
         boxes.nth(n).press_sequentially(digit)
@@ -100,6 +103,6 @@ def test_boxes_that_say_nothing_under_a_legend_naming_a_code_are_hidden(
     _assert_never_reached(
         agent, view, r"\"(?:text|value)\":\"\d\"", r"(?<![\w-])7305", r"(?<![\w-])0518"
     )
-    shown = view.locator("#verify input")
+    mirrored = view.locator("#verify input")
     for n in range(6):
-        assert not re.search(r"\d", shown.nth(n).input_value())
+        assert not re.search(r"\d", mirrored.nth(n).input_value())
