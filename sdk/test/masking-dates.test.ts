@@ -4,7 +4,7 @@
 // themselves, under a container or label that names a code: masked as a code's pieces.
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
-import { forgetSecrets, maskInputValue } from "../src/shared/masking.ts";
+import { MASK_PLACEHOLDER, forgetSecrets, maskCopies, maskFormState, maskInputValue } from "../src/shared/masking.ts";
 import { document, html } from "./dom.ts";
 
 afterEach(() => forgetSecrets());
@@ -106,4 +106,20 @@ test("a row a legend names something else, or a promo code, is not a code's", (t
   t.after(() => at("#address").closest("form")?.remove());
   assert.equal(maskInputValue("12 High St", at("#address input")), "12 High St");
   assert.equal(maskInputValue("SPRING", at("#promo input")), "SPRING");
+});
+
+test("a date of birth in boxes of a masked form: each box hidden, the page's copy of the whole date masked, its digits not as words across the page", (t) => {
+  const form = html(`<form><div id="dob">${boxes(8, (n) => `maxlength="1" autocomplete="bday-${part(n)}"`)}</div></form>`);
+  document.body.append(form);
+  t.after(() => form.remove());
+  const all = Array.from(form.querySelectorAll("input")) as HTMLInputElement[];
+  all.forEach((box, i) => {
+    box.value = "13031990"[i];
+    assert.equal(maskInputValue(box.value, box), MASK_PLACEHOLDER);
+  });
+  maskFormState({ type: 3, data: { source: 0, texts: [], removes: [], adds: [], attributes: [] } }, () => null);
+  assert.equal(maskCopies("Born 13031990"), `Born ${MASK_PLACEHOLDER}`);
+  // A code's box's digit is looked for as a word of its own (the page's echo of that box); a
+  // date's part's digit is not: "1" and "3" masked every such word of the page.
+  assert.equal(maskCopies("Step 1 of 3"), "Step 1 of 3");
 });
