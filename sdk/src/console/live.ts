@@ -109,23 +109,57 @@ function splitCode(text: string): { routing: string; secret: string } | null {
 }
 
 /** One joined session: the socket, the key exchange, the decryptor, the decoder, the replayer. */
-/** Shadow roots nest, but never this deep in a real page: the search stops there. */
+/** Shadow roots and frames nest, but never this deep in a real page: the search stops there. */
 const MAX_SHADOW_DEPTH = 64;
 
+/** What deepestAt found: the element, and where its document's viewport starts in the mirror's
+ * (a same-origin frame's content box; 0, 0 for the mirror's own document). */
+interface Hit { el: Element | null; left: number; top: number }
+
 /**
- * The element at (x, y) of the mirror's viewport, inside the open shadow roots rrweb replays: a
- * document's `elementFromPoint` stops at a shadow host, so the agent's click on a web
- * component's button was sent to the component (the page's button never saw it, and the
- * customer's banner named the wrong element).
+ * The element at (x, y) of the mirror's viewport, inside the open shadow roots and the
+ * same-origin frames rrweb replays: a document's `elementFromPoint` stops at a shadow host and at
+ * a frame, so the agent's click on a web component's button was sent to the component, and a
+ * click on a button in a frame was sent to the `<iframe>` (the page's button never saw it, and
+ * the customer's banner named the wrong element). A frame is entered only when the element found
+ * in it is one the mirror knows (`known`: recorded, with a node id): a frame rrweb could not
+ * record (another origin's) stays the element clicked.
  */
-function deepestAt(found: Element | null, x: number, y: number): Element | null {
-  let el = found;
-  for (let depth = 0; el?.shadowRoot && depth < MAX_SHADOW_DEPTH; depth++) {
-    const inner = el.shadowRoot.elementFromPoint(x, y);
-    if (!inner || inner === el) break;
-    el = inner;
+function deepestAt(found: Element | null, x: number, y: number, known: (el: Element) => boolean): Hit {
+  const hit: Hit = { el: found, left: 0, top: 0 };
+  for (let depth = 0; hit.el && depth < MAX_SHADOW_DEPTH; depth++) {
+    const el: Element = hit.el;
+    const shadowed = el.shadowRoot?.elementFromPoint(x - hit.left, y - hit.top) ?? null;
+    if (shadowed && shadowed !== el) {
+      hit.el = shadowed;
+      continue;
+    }
+    const framed = frameContent(el);
+    if (!framed) break;
+    const inner = framed.doc.elementFromPoint(x - hit.left - framed.left, y - hit.top - framed.top);
+    if (!inner || !known(inner)) break;
+    hit.el = inner;
+    hit.left += framed.left;
+    hit.top += framed.top;
   }
-  return el;
+  return hit;
+}
+
+/** A frame element's document (when the mirror can read it) and where its viewport starts in
+ * the frame's own document: its box, within its border and padding. */
+function frameContent(el: Element): { doc: Document; left: number; top: number } | null {
+  if (el.localName !== "iframe" && el.localName !== "frame") return null;
+  let doc: Document | null = null;
+  try {
+    doc = (el as HTMLIFrameElement).contentDocument;
+  } catch {
+    return null;
+  }
+  if (!doc) return null;
+  const box = el.getBoundingClientRect();
+  const style = el.ownerDocument.defaultView?.getComputedStyle(el);
+  const padding = (side: "Left" | "Top"): number => parseFloat(style?.[`padding${side}`] ?? "") || 0;
+  return { doc, left: box.left + el.clientLeft + padding("Left"), top: box.top + el.clientTop + padding("Top") };
 }
 
 export class LiveView {
@@ -812,15 +846,17 @@ export class LiveView {
   }
 
   /** Where an agent's mouse event lands in the customer's page: viewport point and node id. */
-  private target(event: MouseEvent): { x: number; y: number; id: number | null; el: Element | null } | null {
+  private target(event: MouseEvent): { x: number; y: number; id: number | null; el: Element | null; left: number; top: number } | null {
     const replayer = this.replayer;
     if (!replayer) return null;
     const rect = replayer.wrapper.getBoundingClientRect();
     const x = (event.clientX - rect.left) / this.scale;
     const y = (event.clientY - rect.top) / this.scale;
-    const el = deepestAt(replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null, x, y);
-    const id = el ? replayer.getMirror().getId(el as unknown as Node) : -1;
-    return { x, y, id: id > 0 ? id : null, el };
+    const mirror = replayer.getMirror();
+    const known = (node: Element): boolean => mirror.getId(node as unknown as Node) > 0;
+    const { el, left, top } = deepestAt(replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null, x, y, known);
+    const id = el ? mirror.getId(el as unknown as Node) : -1;
+    return { x, y, id: id > 0 ? id : null, el, left, top };
   }
 
   onLayerMove(event: MouseEvent): void {
@@ -841,8 +877,10 @@ export class LiveView {
     if (field && wrapper) {
       this.typingTarget = t.id;
       this.ui.report({ type: "typing", on: true });
-      // The box sits over the mirrored field: the agent types where the customer's field is.
-      const box = field.getBoundingClientRect();
+      // The box sits over the mirrored field: the agent types where the customer's field is
+      // (a field in a frame: its box within the frame's viewport, moved by where that starts).
+      const inFrame = field.getBoundingClientRect();
+      const box = { left: inFrame.left + t.left, top: inFrame.top + t.top, width: inFrame.width, height: inFrame.height };
       const size = parseFloat(field.ownerDocument.defaultView?.getComputedStyle(field).fontSize ?? "") || 15;
       this.ui.focusTyping({
         left: wrapper.left + box.left * this.scale, top: wrapper.top + box.top * this.scale,

@@ -8,11 +8,13 @@
  */
 
 import { record } from "rrweb";
+import { ELEMENT_NODE, frameElementOf, isConnectedNode, nodeTypeOf } from "../shared/dom.ts";
 import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
 import type { ActionRefusal, ControlState, Payload } from "../shared/payload.ts";
 import type { CustomerView } from "./ports.ts";
 import { CONTROL_QUESTION } from "./ui.ts";
 import { Bucket } from "./bucket.ts";
+import { inPrivateFrame } from "./frames.ts";
 
 /** Clicks and scrolls per second. Typing (each command sets the whole value) and pointer moves
  * have their own, larger allowances. */
@@ -31,6 +33,7 @@ export interface ControlHost {
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const XLINK_NS = "http://www.w3.org/1999/xlink";
+const XHTML_NS = "http://www.w3.org/1999/xhtml";
 
 /** An address the browser could not parse: off the pages (its origin is "null"). */
 const UNPARSABLE = "about:invalid";
@@ -44,13 +47,15 @@ function parsed(href: string, base?: string): URL {
 }
 
 /** The element a click's event goes through after `node`, as the browser dispatches it: a
- * slotted element's slot, a shadow root's host, otherwise the parent element. */
+ * slotted element's slot, a shadow root's host, otherwise the parent element. By node type, not
+ * `instanceof`: an element of a same-origin frame's document is of the frame's realm (its links
+ * went unread, and a click on a link's text in a frame was not checked). */
 function composedParent(node: Element): Element | null {
   if (node.assignedSlot) return node.assignedSlot;
   const parent = node.parentNode;
-  if (parent instanceof Element) return parent;
+  if (nodeTypeOf(parent) === ELEMENT_NODE) return parent as Element;
   const host = (parent as ShadowRoot | null)?.host;
-  return host instanceof Element ? host : null;
+  return nodeTypeOf(host) === ELEMENT_NODE ? (host as Element) : null;
 }
 
 /** A GET form loads its action with its fields as the query, as the browser builds it (a submit
@@ -129,16 +134,60 @@ function describe(el: Element): string {
   return text.trim().replace(/\s+/g, " ").slice(0, 40);
 }
 
+/** Frames nest, but never this deep in a real page. */
+const MAX_FRAME_DEPTH = 16;
+
+/**
+ * The frames between an element of this page and the page: [] for an element of this document,
+ * the `<iframe>`s from the innermost out for an element of a same-origin frame's document (rrweb
+ * records those with the page, in the same mirror), each shown in the next and the last in this
+ * document, all connected. Null for anything else: a node that is no element (an element of a
+ * frame's document is no `instanceof Element` of this realm), one no longer in its document, or
+ * in a frame removed from the page or shown by a page we cannot see.
+ */
+function framesAround(node: unknown): Element[] | null {
+  if (nodeTypeOf(node) !== ELEMENT_NODE || !isConnectedNode(node as Node)) return null;
+  const frames: Element[] = [];
+  let doc = (node as Element).ownerDocument;
+  try {
+    for (let depth = 0; depth < MAX_FRAME_DEPTH; depth++) {
+      if (doc === document) return frames;
+      const frame = frameElementOf(doc);
+      if (!frame || !isConnectedNode(frame)) return null;
+      frames.push(frame);
+      doc = frame.ownerDocument;
+    }
+  } catch {
+    // a document without a window (a removed frame's)
+  }
+  return null;
+}
+
+/** Where a frame's viewport starts in the viewport of the document it is shown in: its box,
+ * within its border and padding. */
+function frameOrigin(frame: Element): { left: number; top: number } {
+  const box = frame.getBoundingClientRect();
+  const style = frame.ownerDocument.defaultView?.getComputedStyle(frame);
+  const padding = (side: "Left" | "Top"): number => parseFloat(style?.[`padding${side}`] ?? "") || 0;
+  return { left: box.left + frame.clientLeft + padding("Left"), top: box.top + frame.clientTop + padding("Top") };
+}
+
 /**
  * Whether Tandem's own UI (a question, the banner) covers the middle of `el` on the customer's
  * screen. The agent's mirror never shows that UI, so the agent cannot know the customer does not
  * see what it would act on; and while a question is open, the page behind it is not to be touched.
- * The outlines, pointer and notices let clicks through and do not count.
+ * The outlines, pointer and notices let clicks through and do not count. An element in a frame
+ * (`frames`: framesAround) is looked for where its frame shows it on the page.
  */
-function coveredByTandemUi(el: Element): boolean {
+function coveredByTandemUi(el: Element, frames: Element[]): boolean {
   const box = el.getBoundingClientRect();
-  const x = box.left + box.width / 2;
-  const y = box.top + box.height / 2;
+  let x = box.left + box.width / 2;
+  let y = box.top + box.height / 2;
+  for (const frame of frames) {
+    const origin = frameOrigin(frame);
+    x += origin.left;
+    y += origin.top;
+  }
   if (!(x >= 0 && y >= 0 && x < innerWidth && y < innerHeight)) return false;
   const hit = document.elementFromPoint(x, y); // a shadow host stands for what is inside it
   return hit !== null && insideTandemUi(hit);
@@ -221,18 +270,25 @@ export class RemoteControl {
       return;
     }
     const node = typeof c.id === "number" ? record.mirror.getNode(c.id) : null;
-    if (!(node instanceof Element) || !node.isConnected) return this.refuse("That part of the page is gone.", "gone");
-    if (!agentMayTouch(node)) return this.refuse("That is hidden from you or protected.", "protected");
-    if (coveredByTandemUi(node)) {
+    // An element of this page or of a same-origin frame in it (the agent's mirror shows those).
+    const frames = framesAround(node);
+    if (!frames) return this.refuse("That part of the page is gone.", "gone");
+    const el = node as Element;
+    // A frame showing a page the policies keep private is sent empty: nothing in it is touched.
+    if (!agentMayTouch(el) || (frames.length > 0 && inPrivateFrame(el, document, (url) => this.host.isPrivate(url)))) {
+      return this.refuse("That is hidden from you or protected.", "protected");
+    }
+    if (coveredByTandemUi(el, frames)) {
       return this.refuse("That is covered by the customer's Tandem controls: ask them to scroll or answer first.", "covered");
     }
-    if (c.k === "click") return this.click(node);
-    if (c.k === "type" && typeof c.text === "string") return this.type(node, c.text.slice(0, MAX_TYPED));
+    if (c.k === "click") return this.click(el);
+    if (c.k === "type" && typeof c.text === "string") return this.type(el, c.text.slice(0, MAX_TYPED));
     this.refuse("Unknown action.", "unknown");
   }
 
   private click(el: Element): void {
-    if (clickTargets(el, location.href).some((target) => target.origin !== location.origin || this.host.isPrivate(target))) {
+    // A link or form in a frame resolves against the frame's document.
+    if (clickTargets(el, el.ownerDocument.URL).some((target) => target.origin !== location.origin || this.host.isPrivate(target))) {
       return this.refuse("That leads off the pages you may see.", "off_pages");
     }
     this.ui.notifyKey("clicked", { agent: this.host.agent(), target: describe(el) });
@@ -240,8 +296,10 @@ export class RemoteControl {
   }
 
   private type(el: Element, text: string): void {
-    const isInput = el instanceof HTMLInputElement && TYPEABLE.has(el.type);
-    if (!isInput && !(el instanceof HTMLTextAreaElement)) return this.refuse("You can only type into text fields.", "not_text");
+    // By name, not `instanceof`: a field in a frame is of the frame's realm.
+    const html = el.namespaceURI === XHTML_NS;
+    const isInput = html && el.localName === "input" && TYPEABLE.has((el as HTMLInputElement).type);
+    if (!isInput && !(html && el.localName === "textarea")) return this.refuse("You can only type into text fields.", "not_text");
     const field = el as HTMLInputElement | HTMLTextAreaElement;
     const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(field), "value")?.set;
     setter?.call(field, text);

@@ -676,18 +676,50 @@ function codeNaming(el: Element): "code" | "other" | null {
 }
 
 /** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
- * is named a code's (codeNaming): the row or the form of boxes that say nothing themselves. */
+ * is named a code's (namedCode): the row or the form of boxes that say nothing themselves. */
 function namedCodeAbove(el: Element, around: Element): boolean {
   let node = parentElementOf(el);
   for (let level = 0; node && level < NAMING_LEVELS; level++) {
-    if (codeNaming(node) === "code") return true;
+    if (namedCode(node)) return true;
     if (node === around) {
       const outer = parentElementOf(node);
-      return outer !== null && codeNaming(outer) === "code";
+      return outer !== null && namedCode(outer);
     }
     node = parentElementOf(node);
   }
   return false;
+}
+
+/** Whether a row or form of boxes is named a code's: by its naming attributes (codeNaming), or by
+ * what labels it (rowLabelsOf: "Verification code", "Enter your one-time code"), read as
+ * codeNaming reads a name (a "Promo code" or "Zip code" is none). */
+function namedCode(el: Element): boolean {
+  const naming = codeNaming(el);
+  if (naming !== null) return naming === "code";
+  return rowLabelsOf(el).some((text) => {
+    const words = wordsOf(text);
+    return words.some((word) => CODE_WORDS.has(word)) && !words.some((word) => NOT_CODE_WORDS.has(word));
+  });
+}
+
+/** The text that labels a row or form of boxes, not on the boxes themselves: the element's own
+ * text when it is a `<label>` wrapping them, the elements its `aria-labelledby` names, and its
+ * `<legend>` and `<label>` children (a fieldset's legend; a label the page writes beside the
+ * boxes, for none of them). At most LABEL_CHARS characters each. */
+function rowLabelsOf(el: Element): string[] {
+  const texts: (string | null)[] = [];
+  if (localNameOf(el) === "label") texts.push(textContentUpTo(el, LABEL_CHARS));
+  const refs = (attributeOf(el, "aria-labelledby") ?? "").split(/\s+/).filter(Boolean);
+  for (const ref of refs.slice(0, LABEL_REFS)) {
+    const found = elementByIdIn(rootNodeOf(el), ref);
+    if (found) texts.push(textContentUpTo(found, LABEL_CHARS));
+  }
+  let labels = 0;
+  for (const child of childElementsOf(el, WRAPPER_NODES)) {
+    const tag = localNameOf(child);
+    if ((tag === "legend" || tag === "label") && labels++ < LABEL_REFS) texts.push(textContentUpTo(child, LABEL_CHARS));
+  }
+  return texts.filter((text): text is string => text !== null);
 }
 
 /** Whether the page says a box holds more than SPLIT_PIECE_CHARS characters. */
@@ -841,7 +873,14 @@ function isSplitNumberBox(el: Element): boolean {
   const kept = keptEntry(rootNodeOf(el));
   const known = kept?.split.get(el);
   if (known !== undefined) return known;
-  const found = splitBoxAtDepth(el, 1) || splitBoxAtDepth(el, 2);
+  let found = splitBoxAtDepth(el, 1) || splitBoxAtDepth(el, 2);
+  // Only a piece is asked whether it is a date's box (most fields are neither); a date's row is
+  // read once: its other boxes are no pieces either (until the tree changes).
+  const date = found ? dateRowOf(el) : null;
+  if (date) {
+    found = false;
+    for (const field of date) if (!everPiece.has(field)) kept?.split.set(field, false);
+  }
   kept?.split.set(el, found);
   if (found) everPiece.add(el);
   return found;
@@ -901,6 +940,160 @@ function isSmallCodeGroup(el: Element, around: Element, pieces: Element[], marke
   if (marked || pieces.every((box) => codeNaming(box) === "code")) return true;
   if (pieces.length >= SPLIT_ONE_CHAR_BOXES && pieces.every(saidToHoldOne)) return true;
   return pieces.every(saidToBeShort) && namedCodeAbove(el, around);
+}
+
+/** A date's parts, by the words a page names them with (wordsOf): its boxes' `autocomplete`
+ * (`bday-day`), names, placeholders (`DD`, `JJ`, `TT`, `AAAA`, `JJJJ`), labels, and their
+ * wrappers' names and labels ("Day", `dob-month`). */
+type DatePart = "day" | "month" | "year";
+const DATE_PART_WORDS = new Map<string, DatePart>([
+  ...["day", "dd", "jj", "tt", "jour", "dia", "día", "giorno", "dag", "дд", "день"].map((w): [string, DatePart] => [w, "day"]),
+  ...["month", "mm", "mois", "monat", "mes", "mese", "maand", "мм", "месяц"].map((w): [string, DatePart] => [w, "month"]),
+  ...["year", "yy", "yyyy", "aa", "aaaa", "jjjj", "année", "annee", "jahr", "año", "anno", "jaar", "гг", "гггг", "год"]
+    .map((w): [string, DatePart] => [w, "year"]),
+]);
+/** A placeholder of one letter per box (`D` `D` `M` `M` `Y` `Y` `Y` `Y`; `T`, `A`): only a
+ * placeholder's (a name's `d` is Bootstrap's `d-flex`). `J` is a day's in French and a year's in
+ * German: none. */
+const DATE_PART_LETTERS = new Map<string, DatePart>([["d", "day"], ["t", "day"], ["m", "month"], ["y", "year"], ["a", "year"]]);
+/** How many characters each part of a date takes: a day's and a month's two, a year's two or four. */
+const DATE_PART_CHARS: Record<DatePart, number[]> = { day: [2], month: [2], year: [2, 4] };
+/** How many levels above a box its date's row is looked for (the parts' wrappers, their row), and
+ * how many boxes a date takes at most (DD MM YYYY, one character each). */
+const DATE_ROW_LEVELS = 3;
+const DATE_ROW_BOXES = 8;
+
+/**
+ * The fields of the date `el` is a box of, or null: a date typed one character (or one part) per
+ * box, DD MM YYYY, is the site's ordinary data, no code. A row (an element at most DATE_ROW_LEVELS above the box) whose
+ * fields are all boxes the page names as a date's parts (datePartOf), each part's boxes one after
+ * the other, holding a day's, a month's and a year's characters (DATE_PART_CHARS, by their
+ * `maxlength`, or one for a box said to hold one: saidToHoldOne), and nothing around them that
+ * says code (codeSaidAround). Anything less is no date: a row of boxes all named a day, a date's
+ * name on its first box only, a day and a month with no year, parts interleaved, a box of no
+ * stated length, a `one-time-code` or a code word on any box or above the row all stay a code's
+ * (the safe side: only the digits are hidden).
+ */
+function dateRowOf(el: Element): Element[] | null {
+  if (datePartOf(el) === null) return null;
+  let row = parentElementOf(el);
+  for (let level = 0; row && level < DATE_ROW_LEVELS; level++, row = parentElementOf(row)) {
+    const fields = fieldsUnder(row);
+    if (fields === null || fields.length > DATE_ROW_BOXES) return null;
+    const parts = fields.map(datePartOf);
+    if (parts.some((p) => p === null)) return null; // a field that is no date's part
+    if (isDateShape(fields, parts as DatePart[])) return codeSaidAround(fields, row) ? null : fields;
+  }
+  return null;
+}
+
+/** The fields under `row` (inputs that take a value, selects, textareas), DATE_ROW_LEVELS deep,
+ * in tree order; null when more than WRAPPER_NODES elements are read. */
+function fieldsUnder(row: Element): Element[] | null {
+  const fields: Element[] = [];
+  let seen = 0;
+  const walk = (el: Element, depth: number): boolean => {
+    for (const child of childElementsOf(el, WRAPPER_NODES + 1)) {
+      if (++seen > WRAPPER_NODES) return false;
+      const tag = localNameOf(child);
+      if (tag === "select" || tag === "textarea" ||
+        (tag === "input" && !FIXED_VALUE_TYPES.has((attributeOf(child, "type") ?? "").toLowerCase().trim()))) fields.push(child);
+      else if (depth < DATE_ROW_LEVELS && !walk(child, depth + 1)) return false;
+    }
+    return true;
+  };
+  return walk(row, 1) ? fields : null;
+}
+
+/** Whether the parts make one date: each present once, its boxes one after the other, holding
+ * DATE_PART_CHARS characters. */
+function isDateShape(fields: Element[], parts: DatePart[]): boolean {
+  const chars: Record<DatePart, number> = { day: 0, month: 0, year: 0 };
+  const runs: DatePart[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const holds = charsHeld(fields[i]);
+    if (holds === null) return false;
+    chars[parts[i]] += holds;
+    if (runs[runs.length - 1] !== parts[i]) runs.push(parts[i]);
+  }
+  return runs.length === 3 && new Set(runs).size === 3 &&
+    (Object.keys(chars) as DatePart[]).every((part) => DATE_PART_CHARS[part].includes(chars[part]));
+}
+
+/** How many characters the page says a box holds (its `maxlength` up to 4; one when said to hold
+ * one), or null: a box of no stated length is no date's part. */
+function charsHeld(el: Element): number | null {
+  if (localNameOf(el) !== "input") return null;
+  const max = Number.parseInt(attributeOf(el, "maxlength") ?? "", 10);
+  if (max >= 1 && max <= 4) return max;
+  return saidToHoldOne(el) ? 1 : null;
+}
+
+/** The date part a box holds as the page names it: its own names first (datePartsNamedBy), then
+ * its wrappers', nearest first, DATE_ROW_LEVELS up; null when none does, or when the nearest
+ * that does names two parts. */
+function datePartOf(el: Element): DatePart | null {
+  let node: Element | null = el;
+  for (let level = 0; node && level <= DATE_ROW_LEVELS; level++, node = parentElementOf(node)) {
+    const parts = datePartsNamedBy(node, node === el);
+    if (parts.size === 1) return [...parts][0];
+    if (parts.size > 1) return null;
+  }
+  return null;
+}
+
+/** The date parts an element's names say: a box's `autocomplete` (`bday-day`), naming attributes,
+ * `placeholder`, `title` and labels; a wrapper's naming attributes and labels (rowLabelsOf). */
+function datePartsNamedBy(el: Element, box: boolean): Set<DatePart> {
+  const parts = new Set<DatePart>();
+  const texts: (string | null)[] = NAMING_ATTRIBUTES.filter((name) => name !== "class").map((name) => attributeOf(el, name));
+  texts.push(...(attributeOf(el, "class") ?? "").slice(0, LABEL_CHARS).split(/\s+/));
+  if (box) {
+    for (const token of (attributeOf(el, "autocomplete") ?? "").toLowerCase().split(/\s+/)) {
+      const part = /^bday-(day|month|year)$/.exec(token)?.[1];
+      if (part) parts.add(part as DatePart);
+    }
+    const placeholder = (attributeOf(el, "placeholder") ?? "").trim().toLowerCase();
+    const letter = DATE_PART_LETTERS.get(placeholder);
+    if (letter) parts.add(letter);
+    texts.push(placeholder, attributeOf(el, "title"));
+    for (const label of labelsIn(rootNodeOf(el), el).slice(0, LABEL_REFS)) texts.push(textContentUpTo(label, LABEL_CHARS));
+  } else {
+    texts.push(...rowLabelsOf(el));
+  }
+  for (const text of texts) {
+    for (const word of text ? wordsOf(text) : []) {
+      const part = DATE_PART_WORDS.get(word);
+      if (part) parts.add(part);
+    }
+  }
+  return parts;
+}
+
+/** Whether anything says a date's row is a code's after all: a box marked `one-time-code` (or a
+ * card's or a password's), a box or a wrapper up to the row, or the row and NAMING_LEVELS above
+ * it, holding a code word (CODE_WORDS: `otp`, `code`, `digit`, "Verification code") in its names,
+ * placeholder, title or labels, or numbering a box as a piece ("Digit 1 of 8": PIECE_NAME). */
+function codeSaidAround(fields: Element[], row: Element): boolean {
+  const saysCode = (texts: (string | null)[]): boolean =>
+    texts.some((text) => text !== null && (PIECE_NAME.test(text) || wordsOf(text).some((word) => CODE_WORDS.has(word))));
+  const checked = new Set<Element>();
+  const wrapperSaysCode = (node: Element): boolean => {
+    if (checked.has(node)) return false;
+    checked.add(node);
+    return saysCode([...NAMING_ATTRIBUTES.map((name) => attributeOf(node, name)), ...rowLabelsOf(node)]);
+  };
+  for (const field of fields) {
+    const tokens = (attributeOf(field, "autocomplete") ?? "").toLowerCase().trim().split(/\s+/);
+    if (tokens.some((token) => SENSITIVE_AUTOCOMPLETE.test(token))) return true;
+    const labels = labelsIn(rootNodeOf(field), field).slice(0, LABEL_REFS).map((label) => textContentUpTo(label, LABEL_CHARS));
+    if (saysCode([...NAMING_ATTRIBUTES.map((name) => attributeOf(field, name)), attributeOf(field, "placeholder"),
+      attributeOf(field, "title"), ...labels])) return true;
+    for (let node = parentElementOf(field); node && node !== row; node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
+  }
+  let node: Element | null = row;
+  for (let level = 0; node && level <= NAMING_LEVELS; level++, node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
+  return false;
 }
 
 /** The text of a slot of a code field drawn as slots (input-otp, shadcn/ui's InputOTP): one
