@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.conftest import RunningServer
 from tests.e2e.conftest import (
@@ -179,6 +179,73 @@ def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_sto
         wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
         assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
         expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
+# The browser's own observer, wrapped by the page before the SDK: reports finding Stop sharing
+# covered are never passed on, those finding it shown are (the last one kept); with `in_take`,
+# each time the widget takes the reports due (its question, askShown), the wrapper first hands it,
+# from inside takeRecords, the one it kept: the browser's own answer to the question before.
+HIDES_COVERED_REPORTS = """(inTake) => {
+    const Real = window.IntersectionObserver;
+    window.__keptBackHanded = 0;
+    window.IntersectionObserver = function (callback, options) {
+        let kept = null;
+        const shown = (entries) => entries.filter((entry) => {
+            if (entry.isIntersecting && !entry.isVisible) return false;
+            kept = entry;
+            return true;
+        });
+        const real = new Real((entries, observer) => {
+            const passed = shown(entries);
+            if (passed.length) callback(passed, observer);
+        }, options);
+        const takeRecords = real.takeRecords.bind(real);
+        real.takeRecords = () => {
+            const taken = shown(takeRecords());
+            if (inTake && kept) {
+                if (window.__covering) window.__keptBackHanded++;
+                callback([kept], real);
+            }
+            return taken;
+        };
+        return real;
+    };
+}"""
+
+
+def covers_and_types(page: Page, frames: int) -> str:
+    """The page covers Stop sharing (its layer shown again at every frame) and types into a field
+    of its own at each of `frames` frames; the marker typed."""
+    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, frames]
+    )
+    return marker
+
+
+def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_unseen(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """Got through: the page's wrapper handed the widget, from inside takeRecords (as the widget
+    asked its question), the browser's own report answering the question before: made after that
+    one was asked, it answered the new one too (the time of the question was set after
+    takeRecords), and what the page typed under its cover went at each question, sharing live.
+    Now the time is set before: that report answers nothing, the reports finding Stop sharing
+    covered never come, and sharing pauses (SILENT_WATCH_MS) with nothing of the cover sent."""
+    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})(true)")
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = covers_and_types(page, 400)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
     finally:
         page.evaluate("() => window.__stopCovering?.()")
     assert marker not in agent_plaintext(agent)
