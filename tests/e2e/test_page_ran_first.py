@@ -251,6 +251,40 @@ def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_uns
     assert marker not in agent_plaintext(agent)
 
 
+# What the page stops, after the SDK loaded and before sharing begins: the session's clock
+# (`Date.now`), or its repeating timers (`setInterval`: fake ones that never run).
+STOPS = {
+    "clock": "() => { const at = Date.now(); Date.now = () => at; }",
+    "timers": "() => { window.setInterval = () => 0; }",
+}
+
+
+@pytest.mark.parametrize("stops", list(STOPS))
+def test_a_page_that_stops_the_sdks_clock_cannot_silence_the_cover_watch(
+    live: RunningServer, customer: Party, agent: Party, stops: str
+) -> None:
+    """Got through: the page's wrapper passes on no report finding Stop sharing covered, so the
+    widget's question stays unanswered, and sharing pauses past SILENT_WATCH_MS; measured on the
+    session's clock (`Date.now`), at its looks (`setInterval`), both the page's to stop. Nothing
+    of the page went, but sharing stayed live (the agent's commands taken) under a cover for as
+    long as the page liked. Now the wait is also measured on the browser's own clock, and a look
+    comes on the browser's own timer where none came for a second: sharing pauses."""
+    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})(false)")
+    customer.page.goto(f"{live.base}/demo/")
+    customer.page.evaluate(STOPS[stops])
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = covers_and_types(page, 400)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
 # A wrapper of the page's framework (zone.js wraps IntersectionObserver and addEventListener so):
 # the browser's own observer and events, each callback run inside the framework's own function.
 WRAPS_LIKE_A_FRAMEWORK = """(() => {

@@ -33,6 +33,8 @@ interface Realm {
   entryTime: Getter;
   isIntersecting: Getter;
   isVisible: Getter | null;
+  setInterval: ((this: unknown, run: () => void, ms: number) => unknown) | null;
+  clearInterval: ((this: unknown, id: unknown) => void) | null;
 }
 
 function take(win: typeof globalThis): Realm | null {
@@ -63,6 +65,10 @@ function take(win: typeof globalThis): Realm | null {
     timelineTime: getter(win.AnimationTimeline?.prototype, "currentTime"),
     entryTarget: entryTarget ?? noEntry, entryTime: entryTime ?? noEntry, isIntersecting: isIntersecting ?? noEntry,
     isVisible: getter(entry, "isVisible"),
+    // The window's own timers, set on the page's window (timers a page replaced or stopped, as
+    // fake timers do, never ran the session's looks).
+    setInterval: typeof win.setInterval === "function" ? (win.setInterval as Realm["setInterval"]) : null,
+    clearInterval: typeof win.clearInterval === "function" ? (win.clearInterval as Realm["clearInterval"]) : null,
   };
 }
 
@@ -154,4 +160,27 @@ export function pageNow(): number | null {
 export function pageShown(): boolean {
   const state = read(realm?.visibilityState, typeof document === "undefined" ? null : document);
   return state.ok ? state.value === "visible" : document.visibilityState === "visible";
+}
+
+/** Run `run` every `ms` with the browser's own timer of this page's window (from the fresh realm,
+ * set on the page's window: the page's `setInterval` replaced, or stopped by its fake timers,
+ * leaves it alone); null where there is no fresh realm, or it cannot be set (the call then never
+ * runs `run`). Where the fresh realm's own timers were replaced too (fake timers put in every
+ * frame, as Playwright's clock does), it is theirs: the page's own clock then drives it. */
+export function browserEvery(ms: number, run: () => void): (() => void) | null {
+  if (!realm?.setInterval || !realm.clearInterval || typeof window === "undefined") return null;
+  const set = realm.setInterval;
+  const clear = realm.clearInterval;
+  try {
+    const id = realm.apply(set, globalThis, [run, ms]);
+    return () => {
+      try {
+        realm.apply(clear, globalThis, [id]);
+      } catch {
+        // nothing set
+      }
+    };
+  } catch {
+    return null;
+  }
 }

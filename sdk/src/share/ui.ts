@@ -30,7 +30,7 @@ import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
-import { coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
+import { browserEvery, coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
 import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
@@ -740,6 +740,18 @@ export class CustomerUI {
     this.coverStreak = 0;
     this.shownSince = 0;
     if (target) this.coverWatch.observe(target);
+  }
+
+  /** Now on the browser's own clock of the page (realm.ts, pageNow()), which the page's `Date.now`
+   * and fake timers leave alone; null where it cannot be read. */
+  watchTime(): number | null {
+    return pageNow();
+  }
+
+  /** Run `run` every `ms` on the browser's own timer (realm.ts, browserEvery()); the call that
+   * stops it, or null. */
+  everyOnBrowsersTimer(ms: number, run: () => void): (() => void) | null {
+    return browserEvery(ms, run);
   }
 
   /** Whether the page's changes must wait for the cover watch to find Stop sharing shown
