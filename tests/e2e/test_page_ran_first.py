@@ -285,6 +285,46 @@ def test_a_page_that_stops_the_sdks_clock_cannot_silence_the_cover_watch(
     assert marker not in agent_plaintext(agent)
 
 
+# Before any script of the page's: each frame added to the page is patched as it loads (a
+# listener for `load`, which an empty frame fires as it is added, before its adder's next line):
+# the occlusion test's `isVisible` of its realm says shown, whatever the browser found.
+PATCHES_EACH_NEW_FRAME = """(() => {
+    if (window !== window.parent) return;
+    document.addEventListener('load', (event) => {
+        const win = event.target?.contentWindow;
+        if (!win?.IntersectionObserverEntry) return;
+        Object.defineProperty(win.IntersectionObserverEntry.prototype, 'isVisible', {
+            get() { return true; }, configurable: true,
+        });
+        window.__framesPatched = (window.__framesPatched || 0) + 1;
+    }, true);
+})();"""
+
+
+def test_a_page_patching_each_new_frame_as_it_loads_cannot_cover_stop_sharing_unseen(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """Got through: the empty frame the SDK takes the browser's own functions from fired `load`
+    as it was added, and the page's listener patched its realm (the occlusion test said Stop
+    sharing shown under the page's cover) before the SDK read it: what the page typed under its
+    cover went. Now the frame is one whose document loads later (`srcdoc`, removed before it
+    does): nothing of the page's runs between its adding and the SDK's reading."""
+    customer.page.add_init_script(PATCHES_EACH_NEW_FRAME)
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = covers_and_types(page, 30)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
 # A wrapper of the page's framework (zone.js wraps IntersectionObserver and addEventListener so):
 # the browser's own observer and events, each callback run inside the framework's own function.
 WRAPS_LIKE_A_FRAMEWORK = """(() => {

@@ -12,10 +12,12 @@
  *   `isVisible`) had it report Stop sharing shown under its cover.
  *
  * The getters of a fresh realm check that what they are given is the browser's own object
- * (an Event, an IntersectionObserverEntry): an object of the page's, or a Proxy, throws. A page
- * that targets Tandem itself, replacing the frame the SDK makes here (its `contentWindow`, the
- * functions inside) before the SDK reads them, is not ruled out: its own script on its own page
- * is the site's. Where no frame can be made, the page's own functions, as they are now, are used.
+ * (an Event, an IntersectionObserverEntry): an object of the page's, or a Proxy, throws. The
+ * frame fires no `load` as it is added (a page's listener for it patched the realm before it was
+ * read). A page that targets Tandem itself, replacing the frame the SDK makes here (the page's
+ * own `append`, `contentWindow` the SDK calls, the functions inside) before the SDK reads them,
+ * is not ruled out: its own script on its own page is the site's. Where no frame can be made,
+ * the page's own functions, as they are now, are used.
  */
 
 type Getter = (this: unknown) => unknown;
@@ -77,6 +79,11 @@ function freshRealm(): Realm | null {
   try {
     const frame = document.createElement("iframe");
     frame.setAttribute("aria-hidden", "true");
+    // A frame with no document to load fires `load` as it is added, before the next line here: a
+    // page's listener for it patched the fresh realm before it was read (the occlusion test said
+    // Stop sharing shown under its cover). One with a document of its own to load (`srcdoc`,
+    // loaded in a later task) fires none now, and is removed before it loads.
+    frame.setAttribute("srcdoc", "");
     frame.style.setProperty("display", "none", "important");
     document.documentElement.append(frame);
     try {
