@@ -185,10 +185,11 @@ def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_sto
 
 
 # The browser's own observer, wrapped by the page before the SDK: reports finding Stop sharing
-# covered are never passed on, those finding it shown are (the last one kept); with `in_take`,
-# each time the widget takes the reports due (its question, askShown), the wrapper first hands it,
-# from inside takeRecords, the one it kept: the browser's own answer to the question before.
-HIDES_COVERED_REPORTS = """(inTake) => {
+# covered are never passed on, those finding it shown are (the last one kept); with `handsIn`
+# 'takeRecords', each time the widget takes the reports due (its question, askShown), the wrapper
+# first hands it, from inside takeRecords, the one it kept: the browser's own answer to the
+# question before ('observe': from inside observe, as the widget observes Stop sharing afresh).
+HIDES_COVERED_REPORTS = """(handsIn) => {
     const Real = window.IntersectionObserver;
     window.__keptBackHanded = 0;
     window.IntersectionObserver = function (callback, options) {
@@ -202,14 +203,21 @@ HIDES_COVERED_REPORTS = """(inTake) => {
             const passed = shown(entries);
             if (passed.length) callback(passed, observer);
         }, options);
+        const hand = () => {
+            if (!kept) return;
+            if (window.__covering) window.__keptBackHanded++;
+            callback([kept], real);
+        };
         const takeRecords = real.takeRecords.bind(real);
         real.takeRecords = () => {
             const taken = shown(takeRecords());
-            if (inTake && kept) {
-                if (window.__covering) window.__keptBackHanded++;
-                callback([kept], real);
-            }
+            if (handsIn === 'takeRecords') hand();
             return taken;
+        };
+        const observe = real.observe.bind(real);
+        real.observe = (target) => {
+            observe(target);
+            if (handsIn === 'observe') hand();
         };
         return real;
     };
@@ -226,16 +234,18 @@ def covers_and_types(page: Page, frames: int) -> str:
     return marker
 
 
+@pytest.mark.parametrize("hands_in", ["takeRecords", "observe"])
 def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_unseen(
-    live: RunningServer, customer: Party, agent: Party
+    live: RunningServer, customer: Party, agent: Party, hands_in: str
 ) -> None:
     """Got through: the page's wrapper handed the widget, from inside takeRecords (as the widget
     asked its question), the browser's own report answering the question before: made after that
     one was asked, it answered the new one too (the time of the question was set after
     takeRecords), and what the page typed under its cover went at each question, sharing live.
     Now the time is set before: that report answers nothing, the reports finding Stop sharing
-    covered never come, and sharing pauses (SILENT_WATCH_MS) with nothing of the cover sent."""
-    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})(true)")
+    covered never come, and sharing pauses (SILENT_WATCH_MS) with nothing of the cover sent.
+    Held: the same from inside observe (the question timed already)."""
+    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('{hands_in}')")
     customer.page.goto(f"{live.base}/demo/")
     code = get_help(customer)
     view = share(customer, agent, live, code)
@@ -269,7 +279,7 @@ def test_a_page_that_stops_the_sdks_clock_cannot_silence_the_cover_watch(
     of the page went, but sharing stayed live (the agent's commands taken) under a cover for as
     long as the page liked. Now the wait is also measured on the browser's own clock, and a look
     comes on the browser's own timer where none came for a second: sharing pauses."""
-    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})(false)")
+    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('')")
     customer.page.goto(f"{live.base}/demo/")
     customer.page.evaluate(STOPS[stops])
     code = get_help(customer)

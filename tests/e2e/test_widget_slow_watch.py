@@ -107,7 +107,8 @@ def test_a_page_with_fake_timers_is_shared_live(
 
 # Sinon-style fake timers, stopped (`toFake: ['Date', 'performance']`; Playwright's
 # `page.clock.set_fixed_time` stops `Date` so): `Date.now()`, `new Date()` and `performance.now()`
-# never move, the timers run. `page_only`: installed in the page's own window (Sinon's install);
+# never move, the timers run. `page_only`: installed in the page's own window (Sinon's install),
+# with its prototypes' clocks (`Performance`'s `now`, the document's `timeline`) stopped too;
 # `every_frame`: in each frame, the SDK's fresh one too (an init script, as Playwright's clock).
 FROZEN_TIMERS = """(everyFrame) => {
     if (!everyFrame && window !== window.parent) return;
@@ -124,6 +125,12 @@ FROZEN_TIMERS = """(everyFrame) => {
     fake.now = () => 1000;
     fake.timeOrigin = real.timeOrigin;
     Object.defineProperty(window, 'performance', {get: () => fake, configurable: true});
+    if (everyFrame) return;
+    // In the page's own realm only: its prototypes' clocks too.
+    Performance.prototype.now = () => 1000;
+    const timeline = {currentTime: 1000};
+    Object.defineProperty(Document.prototype, 'timeline', {get: () => timeline});
+    Object.defineProperty(AnimationTimeline.prototype, 'currentTime', {get: () => 1000});
 }"""
 
 
