@@ -276,9 +276,10 @@ def test_a_page_that_stops_the_sdks_clock_cannot_silence_the_cover_watch(
     """Got through: the page's wrapper passes on no report finding Stop sharing covered, so the
     widget's question stays unanswered, and sharing pauses past SILENT_WATCH_MS; measured on the
     session's clock (`Date.now`), at its looks (`setInterval`), both the page's to stop. Nothing
-    of the page went, but sharing stayed live (the agent's commands taken) under a cover for as
-    long as the page liked. Now the wait is also measured on the browser's own clock, and a look
-    comes on the browser's own timer where none came for a second: sharing pauses."""
+    of the page went, but sharing never paused under the cover (the customer's browser still
+    taking the agent's commands; only the agent's console said "Not live"). Now the wait is
+    also measured on the browser's own clock, and a look comes on the browser's own timer where
+    none came for a second: sharing pauses."""
     customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('')")
     customer.page.goto(f"{live.base}/demo/")
     customer.page.evaluate(STOPS[stops])
