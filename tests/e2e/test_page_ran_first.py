@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.conftest import RunningServer
 from tests.e2e.conftest import (
@@ -186,6 +186,158 @@ def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_sto
         page.evaluate("() => window.__stopCovering?.()")
     expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
     caught_up(customer, view)
+    assert marker not in agent_plaintext(agent)
+
+
+# The browser's own observer, wrapped by the page before the SDK: reports finding Stop sharing
+# covered are never passed on, those finding it shown are (the last one kept); with `handsIn`
+# 'takeRecords', each time the widget takes the reports due (its question, askShown), the wrapper
+# first hands it, from inside takeRecords, the one it kept: the browser's own answer to the
+# question before ('observe': from inside observe, as the widget observes Stop sharing afresh).
+HIDES_COVERED_REPORTS = """(handsIn) => {
+    const Real = window.IntersectionObserver;
+    window.__keptBackHanded = 0;
+    window.IntersectionObserver = function (callback, options) {
+        let kept = null;
+        const shown = (entries) => entries.filter((entry) => {
+            if (entry.isIntersecting && !entry.isVisible) return false;
+            kept = entry;
+            return true;
+        });
+        const real = new Real((entries, observer) => {
+            const passed = shown(entries);
+            if (passed.length) callback(passed, observer);
+        }, options);
+        const hand = () => {
+            if (!kept) return;
+            if (window.__covering) window.__keptBackHanded++;
+            callback([kept], real);
+        };
+        const takeRecords = real.takeRecords.bind(real);
+        real.takeRecords = () => {
+            const taken = shown(takeRecords());
+            if (handsIn === 'takeRecords') hand();
+            return taken;
+        };
+        const observe = real.observe.bind(real);
+        real.observe = (target) => {
+            observe(target);
+            if (handsIn === 'observe') hand();
+        };
+        return real;
+    };
+}"""
+
+
+def covers_and_types(page: Page, frames: int) -> str:
+    """The page covers Stop sharing (its layer shown again at every frame) and types into a field
+    of its own at each of `frames` frames; the marker typed."""
+    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, frames]
+    )
+    return marker
+
+
+@pytest.mark.parametrize("hands_in", ["takeRecords", "observe"])
+def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_unseen(
+    live: RunningServer, customer: Party, agent: Party, hands_in: str
+) -> None:
+    """Got through: the page's wrapper handed the widget, from inside takeRecords (as the widget
+    asked its question), the browser's own report answering the question before: made after that
+    one was asked, it answered the new one too (the time of the question was set after
+    takeRecords), and what the page typed under its cover went at each question, sharing live.
+    Now the time is set before: that report answers nothing, the reports finding Stop sharing
+    covered never come, and sharing pauses (SILENT_WATCH_MS) with nothing of the cover sent.
+    Held: the same from inside observe (the question timed already)."""
+    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('{hands_in}')")
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = covers_and_types(page, 400)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
+# What the page stops, after the SDK loaded and before sharing begins: the session's clock
+# (`Date.now`), or its repeating timers (`setInterval`: fake ones that never run).
+STOPS = {
+    "clock": "() => { const at = Date.now(); Date.now = () => at; }",
+    "timers": "() => { window.setInterval = () => 0; }",
+}
+
+
+@pytest.mark.parametrize("stops", list(STOPS))
+def test_a_page_that_stops_the_sdks_clock_cannot_silence_the_cover_watch(
+    live: RunningServer, customer: Party, agent: Party, stops: str
+) -> None:
+    """Got through: the page's wrapper passes on no report finding Stop sharing covered, so the
+    widget's question stays unanswered, and sharing pauses past SILENT_WATCH_MS; measured on the
+    session's clock (`Date.now`), at its looks (`setInterval`), both the page's to stop. Nothing
+    of the page went, but sharing never paused under the cover (the customer's browser still
+    taking the agent's commands; only the agent's console said "Not live"). Now the wait is
+    also measured on the browser's own clock, and a look comes on the browser's own timer where
+    none came for a second: sharing pauses."""
+    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('')")
+    customer.page.goto(f"{live.base}/demo/")
+    customer.page.evaluate(STOPS[stops])
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = covers_and_types(page, 400)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    assert marker not in agent_plaintext(agent)
+
+
+# Before any script of the page's: each frame added to the page is patched as it loads (a
+# listener for `load`, which an empty frame fires as it is added, before its adder's next line):
+# the occlusion test's `isVisible` of its realm says shown, whatever the browser found.
+PATCHES_EACH_NEW_FRAME = """(() => {
+    if (window !== window.parent) return;
+    document.addEventListener('load', (event) => {
+        const win = event.target?.contentWindow;
+        if (!win?.IntersectionObserverEntry) return;
+        Object.defineProperty(win.IntersectionObserverEntry.prototype, 'isVisible', {
+            get() { return true; }, configurable: true,
+        });
+        window.__framesPatched = (window.__framesPatched || 0) + 1;
+    }, true);
+})();"""
+
+
+def test_a_page_patching_each_new_frame_as_it_loads_cannot_cover_stop_sharing_unseen(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """Got through: the empty frame the SDK takes the browser's own functions from fired `load`
+    as it was added, and the page's listener patched its realm (the occlusion test said Stop
+    sharing shown under the page's cover) before the SDK read it: what the page typed under its
+    cover went. Now the frame is one whose document loads later (`srcdoc`, removed before it
+    does): nothing of the page's runs between its adding and the SDK's reading."""
+    customer.page.add_init_script(PATCHES_EACH_NEW_FRAME)
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    page = customer.page
+    marker = covers_and_types(page, 30)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
     assert marker not in agent_plaintext(agent)
 
 

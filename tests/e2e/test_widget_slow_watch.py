@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import LIVE_STATUS, Party, audit_actions, get_help, share
+from tests.e2e.conftest import LIVE_STATUS, Party, agent_plaintext, audit_actions, get_help, share
+from tests.e2e.test_widget_cover_window import WHILE_COVERED
 from tests.e2e.test_widget_reach import stop_button
-from tests.e2e.test_widget_reach_attacks import paused_statuses, record_statuses, statuses
+from tests.e2e.test_widget_reach_attacks import (
+    PAUSED_STATUS,
+    paused_statuses,
+    record_statuses,
+    statuses,
+)
+from tests.e2e.test_widget_reach_covers import COVER
+from tests.e2e.test_workspace import wait_until
 
 # The browser's own observer and its own reports, each handed to the widget 1.5 s late: a frame
 # drawn that late (the reports are as of the frame the browser drew; nothing of them is forged).
@@ -94,3 +103,70 @@ def test_a_page_with_fake_timers_is_shared_live(
     )
     expect(view.locator(f"#{marker}")).to_be_attached()
     assert not paused_statuses(agent.page), statuses(agent.page)
+
+
+# Sinon-style fake timers, stopped (`toFake: ['Date', 'performance']`; Playwright's
+# `page.clock.set_fixed_time` stops `Date` so): `Date.now()`, `new Date()` and `performance.now()`
+# never move, the timers run. `page_only`: installed in the page's own window (Sinon's install),
+# with its prototypes' clocks (`Performance`'s `now`, the document's `timeline`) stopped too;
+# `every_frame`: in each frame, the SDK's fresh one too (an init script, as Playwright's clock).
+FROZEN_TIMERS = """(everyFrame) => {
+    if (!everyFrame && window !== window.parent) return;
+    const at = Date.now();
+    const RealDate = Date;
+    const Frozen = function (...args) {
+        return args.length ? new RealDate(...args) : new RealDate(at);
+    };
+    Frozen.now = () => at;
+    Frozen.prototype = RealDate.prototype;
+    window.Date = Frozen;
+    const real = window.performance;
+    const fake = Object.create(null);
+    fake.now = () => 1000;
+    fake.timeOrigin = real.timeOrigin;
+    Object.defineProperty(window, 'performance', {get: () => fake, configurable: true});
+    if (everyFrame) return;
+    // In the page's own realm only: its prototypes' clocks too.
+    Performance.prototype.now = () => 1000;
+    const timeline = {currentTime: 1000};
+    Object.defineProperty(Document.prototype, 'timeline', {get: () => timeline});
+    Object.defineProperty(AnimationTimeline.prototype, 'currentTime', {get: () => 1000});
+}"""
+
+
+@pytest.mark.parametrize("where", ["page_only", "every_frame"])
+def test_a_page_with_stopped_fake_timers_is_shared_live_and_paused_by_a_cover(
+    live: RunningServer, customer: Party, agent: Party, where: str
+) -> None:
+    """Held: with the page's clocks stopped, the cover watch sets its answers against the
+    browser's own clock (the fresh realm's, or the document's animation clock where the fake
+    timers are in that frame too): sharing goes live, a cover over Stop sharing pauses it and
+    nothing typed under it goes, and it goes on once the cover is gone (COVER_FORGET_MS measured
+    on that clock, not the stopped one)."""
+    customer.page.add_init_script(
+        script=f"({FROZEN_TIMERS})({str(where == 'every_frame').lower()})"
+    )
+    customer.page.goto(f"{live.base}/demo/")
+    assert customer.page.evaluate("() => performance.now() === 1000 && Date.now() === Date.now()")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30_000)
+    marker = f"typed-{secrets.token_hex(4)}"
+    customer.page.evaluate(
+        "(id) => document.body.append(Object.assign(document.createElement('p'), {id}))", marker
+    )
+    expect(view.locator(f"#{marker}")).to_be_attached()
+    page = customer.page
+    hidden = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [hidden, 30]
+    )
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
+        assert hidden not in agent_plaintext(agent)
+        page.evaluate("() => document.getElementById('made-while-covered').remove()")
+    finally:
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30_000)
+    assert hidden not in agent_plaintext(agent)

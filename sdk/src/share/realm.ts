@@ -12,10 +12,12 @@
  *   `isVisible`) had it report Stop sharing shown under its cover.
  *
  * The getters of a fresh realm check that what they are given is the browser's own object
- * (an Event, an IntersectionObserverEntry): an object of the page's, or a Proxy, throws. A page
- * that targets Tandem itself, replacing the frame the SDK makes here (its `contentWindow`, the
- * functions inside) before the SDK reads them, is not ruled out: its own script on its own page
- * is the site's. Where no frame can be made, the page's own functions, as they are now, are used.
+ * (an Event, an IntersectionObserverEntry): an object of the page's, or a Proxy, throws. The
+ * frame fires no `load` as it is added (a page's listener for it patched the realm before it was
+ * read). A page that targets Tandem itself, replacing the frame the SDK makes here (the page's
+ * own `append`, `contentWindow` the SDK calls, the functions inside) before the SDK reads them,
+ * is not ruled out: its own script on its own page is the site's. Where no frame can be made,
+ * the page's own functions, as they are now, are used.
  */
 
 type Getter = (this: unknown) => unknown;
@@ -33,6 +35,8 @@ interface Realm {
   entryTime: Getter;
   isIntersecting: Getter;
   isVisible: Getter | null;
+  setInterval: ((this: unknown, run: () => void, ms: number) => unknown) | null;
+  clearInterval: ((this: unknown, id: unknown) => void) | null;
 }
 
 function take(win: typeof globalThis): Realm | null {
@@ -63,6 +67,10 @@ function take(win: typeof globalThis): Realm | null {
     timelineTime: getter(win.AnimationTimeline?.prototype, "currentTime"),
     entryTarget: entryTarget ?? noEntry, entryTime: entryTime ?? noEntry, isIntersecting: isIntersecting ?? noEntry,
     isVisible: getter(entry, "isVisible"),
+    // The window's own timers, set on the page's window (timers a page replaced or stopped, as
+    // fake timers do, never ran the session's looks).
+    setInterval: typeof win.setInterval === "function" ? (win.setInterval as Realm["setInterval"]) : null,
+    clearInterval: typeof win.clearInterval === "function" ? (win.clearInterval as Realm["clearInterval"]) : null,
   };
 }
 
@@ -71,6 +79,11 @@ function freshRealm(): Realm | null {
   try {
     const frame = document.createElement("iframe");
     frame.setAttribute("aria-hidden", "true");
+    // A frame with no document to load fires `load` as it is added, before the next line here: a
+    // page's listener for it patched the fresh realm before it was read (the occlusion test said
+    // Stop sharing shown under its cover). One with a document of its own to load (`srcdoc`,
+    // loaded in a later task) fires none now, and is removed before it loads.
+    frame.setAttribute("srcdoc", "");
     frame.style.setProperty("display", "none", "important");
     document.documentElement.append(frame);
     try {
@@ -154,4 +167,27 @@ export function pageNow(): number | null {
 export function pageShown(): boolean {
   const state = read(realm?.visibilityState, typeof document === "undefined" ? null : document);
   return state.ok ? state.value === "visible" : document.visibilityState === "visible";
+}
+
+/** Run `run` every `ms` with the browser's own timer of this page's window (from the fresh realm,
+ * set on the page's window: the page's `setInterval` replaced, or stopped by its fake timers,
+ * leaves it alone); null where there is no fresh realm, or it cannot be set (the call then never
+ * runs `run`). Where the fresh realm's own timers were replaced too (fake timers put in every
+ * frame, as Playwright's clock does), it is theirs: the page's own clock then drives it. */
+export function browserEvery(ms: number, run: () => void): (() => void) | null {
+  if (!realm?.setInterval || !realm.clearInterval || typeof window === "undefined") return null;
+  const set = realm.setInterval;
+  const clear = realm.clearInterval;
+  try {
+    const id = realm.apply(set, globalThis, [run, ms]);
+    return () => {
+      try {
+        realm.apply(clear, globalThis, [id]);
+      } catch {
+        // nothing set
+      }
+    };
+  } catch {
+    return null;
+  }
 }

@@ -160,6 +160,10 @@ export const MAX_HELD_EVENTS = 2000;
  * (tests/e2e/test_widget_realm_pages.py). */
 export const PAGE_LOOK_MS = 300;
 
+/** How long without a page look (the session's timers stopped by the page) before the browser's
+ * own timer makes one (startPageWatch()). */
+const LOOKS_MISSED_MS = 1000;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -288,6 +292,10 @@ export class Session {
   private asked: unknown[] | null = null;
   /** When the question asked was asked, and how long the watch's last answer took. */
   private askedAt = 0;
+  /** The same, on the browser's own clock (ui.watchTime(); null where it cannot be read): the
+   * session's clock is the page's `Date.now`, which a page stopped (or a page's fake timers
+   * froze), and a question left unanswered never paused sharing (SILENT_WATCH_MS). */
+  private askedOnWatch: number | null = null;
   private answerTook = 0;
   private afresh = false;
   /** The held changes (the very array) after which the waiting echo goes (echo()). */
@@ -333,6 +341,9 @@ export class Session {
   );
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
   private cancelPageWatch: (() => void) | undefined;
+  /** The page looks, as the browser's own timer sees them (startPageWatch()). */
+  private pageLooks = 0;
+  private cancelLookWatch: (() => void) | undefined;
   private watchedHref = "";
   private cancelOverlay: (() => void) | undefined;
   private paused = false;
@@ -1073,8 +1084,7 @@ export class Session {
     this.drawBanner();
     usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
     this.watchedHref = this.ports.page.href();
-    this.cancelPageWatch?.();
-    this.cancelPageWatch = this.ports.clock.every(PAGE_LOOK_MS, () => this.onPageChange());
+    this.startPageWatch();
     if (this.isPrivatePage()) this.pause("private_page");
     else if (this.ui.reachable() === false) this.pause("controls_hidden");
     else this.record(); // its full snapshot is recorded now, and goes before the echo below
@@ -1337,7 +1347,31 @@ export class Session {
     this.drawBanner();
   }
 
+  /** The page's looks (onPageChange), every PAGE_LOOK_MS on the session's clock; and, on the
+   * browser's own timer (ui.everyOnBrowsersTimer()), a look wherever none came for LOOKS_MISSED_MS:
+   * a page that replaced or stopped its timers (`window.setInterval`, fake timers) before sharing
+   * began had no look ever run, and a question of the cover watch left unanswered (its wrapper
+   * passing on no report of Stop sharing covered) never paused sharing (SILENT_WATCH_MS). */
+  private startPageWatch(): void {
+    this.stopPageWatch();
+    this.cancelPageWatch = this.ports.clock.every(PAGE_LOOK_MS, () => this.onPageChange());
+    let seen = this.pageLooks;
+    const cancel = this.ui.everyOnBrowsersTimer(LOOKS_MISSED_MS, () => {
+      if (this.pageLooks === seen) this.onPageChange();
+      seen = this.pageLooks;
+    });
+    this.cancelLookWatch = typeof cancel === "function" ? cancel : undefined;
+  }
+
+  private stopPageWatch(): void {
+    this.cancelPageWatch?.();
+    this.cancelPageWatch = undefined;
+    this.cancelLookWatch?.();
+    this.cancelLookWatch = undefined;
+  }
+
   private onPageChange(): void {
+    this.pageLooks++;
     this.checkFrames();
     this.lookAtReach();
     const href = this.ports.page.href();
@@ -1370,7 +1404,7 @@ export class Session {
     // wait for its answer, dropped past SHOWN_WAIT_MS (or as long as its answers take: the page
     // goes afresh once it answers), and sharing pauses past SILENT_WATCH_MS without one.
     if (this.asked !== null && !this.ui.confirmsShown()) this.flush();
-    const waited = this.asked === null ? 0 : this.ports.clock.now() - this.askedAt;
+    const waited = this.asked === null ? 0 : this.waitedForAnswer();
     if (waited > Math.max(SHOWN_WAIT_MS, LATE_ANSWERS * this.answerTook)) this.dropHeld();
     if (this.ui.reachable() === false || waited > SILENT_WATCH_MS) {
       this.reachableLooks = 0;
@@ -1586,6 +1620,7 @@ export class Session {
     this.asked = this.held;
     this.held = [];
     this.askedAt = this.ports.clock.now();
+    this.askedOnWatch = this.watchTime();
     this.ui.askShown();
   }
 
@@ -1603,6 +1638,7 @@ export class Session {
     }
     this.asked = [];
     this.askedAt = this.ports.clock.now();
+    this.askedOnWatch = this.watchTime();
     this.ui.askShown();
   }
 
@@ -1648,6 +1684,21 @@ export class Session {
     this.cancelBatch?.();
     this.cancelBatch = undefined;
     this.askedAt = now;
+    this.askedOnWatch = this.watchTime();
+  }
+
+  /** Now on the browser's own clock of the page (ui.watchTime()), or null. */
+  private watchTime(): number | null {
+    const now = this.ui.watchTime();
+    return typeof now === "number" && Number.isFinite(now) ? now : null;
+  }
+
+  /** How long the question asked has waited for its answer: the longer of what the session's
+   * clock and the browser's own say (a page stopping or turning back `Date.now` waits no less). */
+  private waitedForAnswer(): number {
+    const waited = this.ports.clock.now() - this.askedAt;
+    const now = this.askedOnWatch === null ? null : this.watchTime();
+    return now === null || this.askedOnWatch === null ? waited : Math.max(waited, now - this.askedOnWatch);
   }
 
   /** What the page changed and did not send yet, dropped (a pause, an epoch ended). */
@@ -1802,8 +1853,7 @@ export class Session {
     this.cancelOverlay?.();
     this.cancelOverlay = undefined;
     this.ui.setOverlay(null);
-    this.cancelPageWatch?.();
-    this.cancelPageWatch = undefined;
+    this.stopPageWatch();
     this.cancelContext?.();
     this.cancelContext = undefined;
     this.paused = false;

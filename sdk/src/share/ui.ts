@@ -30,7 +30,7 @@ import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
-import { coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
+import { browserEvery, coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
 import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
@@ -394,6 +394,13 @@ export class CustomerUI {
   /** When the last askShown() asked (pageNow()): a report made before it, handed over late by a
    * page's own observer wrapping the browser's (one kept from before its cover), answers nothing. */
   private askedAt: number | null = null;
+  /** The time of the latest of the browser's own reports on Stop sharing the widget was given
+   * (`lastReportAt`), as the last askShown() asked (`askedAfter`): a report answers only if made
+   * after it. A report the widget was given before (a page's wrapper handing it again), or made
+   * at a frame before one it was given, answers nothing, whatever the clock says (pageNow() null:
+   * the fresh realm's clocks taken away). */
+  private lastReportAt = -Infinity;
+  private askedAfter = -Infinity;
   /** This browser has the occlusion test, and the page took away what the cover watch needs
    * (its IntersectionObserver): Stop sharing counts as covered (./realm.ts). */
   private coverBroken = false;
@@ -735,6 +742,18 @@ export class CustomerUI {
     if (target) this.coverWatch.observe(target);
   }
 
+  /** Now on the browser's own clock of the page (realm.ts, pageNow()), which the page's `Date.now`
+   * and fake timers leave alone; null where it cannot be read. */
+  watchTime(): number | null {
+    return pageNow();
+  }
+
+  /** Run `run` every `ms` on the browser's own timer (realm.ts, browserEvery()); the call that
+   * stops it, or null. */
+  everyOnBrowsersTimer(ms: number, run: () => void): (() => void) | null {
+    return browserEvery(ms, run);
+  }
+
   /** Whether the page's changes must wait for the cover watch to find Stop sharing shown
    * (askShown()) before they go: it runs (Chromium), watches a button on a page the customer sees
    * (a hidden tab renders nothing and reports nothing; its customer sees no page to be covered),
@@ -760,10 +779,16 @@ export class CustomerUI {
   askShown(): void {
     const target = this.coverTarget;
     if (!target || !this.coverWatch) return;
+    // Asked now, before the reports due are taken: a page's wrapper of takeRecords called the
+    // widget's callback from inside it with the report it kept that answered the question before
+    // (made after that one was asked), and it answered this one too, made under its cover
+    // (tests/e2e/test_page_ran_first.py).
+    this.askedAt = pageNow();
+    this.askedAfter = this.lastReportAt;
     const stale = this.coverWatch.takeRecords();
     if (stale.length) this.onCoverReport(stale, false);
     if (this.coverTarget !== target || !this.coverWatch) return; // a report ended the watch
-    this.askedAt = pageNow();
+    this.askedAfter = this.lastReportAt;
     this.coverWatch.unobserve(target);
     this.coverWatch.observe(target);
   }
@@ -789,13 +814,15 @@ export class CustomerUI {
     const report = reports.filter((r) => r !== null).at(-1);
     if (!report) return;
     const covered = report === "forged" || (report.intersecting && report.visible === false);
+    const made = report === "forged" ? null : report.time;
+    if (made !== null && made > this.lastReportAt) this.lastReportAt = made;
     if (!covered) {
       if (this.covered || !this.shownSince) this.shownSince = watchNow();
       this.covered = false;
       this.heardPopover = false;
       // A report kept back from before the question by a page's observer answers nothing (the
       // question stays asked: the browser's own report still comes, if the page passes it on).
-      if (answers && (this.askedAt === null || report.time >= this.askedAt)) this.coverHeard?.shown();
+      if (answers && made !== null && made > this.askedAfter && (this.askedAt === null || made >= this.askedAt)) this.coverHeard?.shown();
       return;
     }
     // What the page changed before this frame was drawn under the cover: not to go (session.ts).
@@ -830,6 +857,8 @@ export class CustomerUI {
     this.coverWatch = null;
     this.coverBroken = false;
     this.askedAt = null;
+    this.lastReportAt = -Infinity;
+    this.askedAfter = -Infinity;
     this.coverTarget = null;
     this.covered = false;
     this.coverStreak = 0;
