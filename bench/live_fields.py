@@ -10,9 +10,10 @@ field a `<label>`, an `<input>` and a hint straight in the form; `rows`, the sam
 `<div>`. Measured: wall time from the page's change until the marker is in the mirror (the
 customer's recording and masking, the relay and the agent's replay), and the customer's and the
 agent's pages' main-thread time meanwhile (CDP TaskDuration; the agent's: the console decrypting
-and rrweb applying the mutation). The SDK bundle is the same in both builds when only the replayer
-changed: the difference is the console's. Ratios are medians of paired ratios of the wall times
-(this/ref, same round).
+and rrweb applying the mutation, and whatever the console does while it waits), and the agent's
+longest task (rrweb applies a mutation in one). The SDK bundle is the same in both builds when
+only the replayer changed: the difference is the console's. Ratios are medians of paired ratios
+of the wall times (this/ref, same round).
 
     PYTHONPATH=$PWD/src .venv/bin/python bench/live_fields.py [--baseline 2faa78e6]
         [--rounds 3] [--fields 4000] [--shape bare] [--shape rows] ...
@@ -32,7 +33,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import build_of, launch, median_ratio, share, tandem_server
-from masking_cost import task_ms
+from masking_cost import longest_task, task_ms
 
 FORM = """() => {
   if (window !== window.top) return;
@@ -92,22 +93,39 @@ ADD_FIELDS = """([n, shape, mark]) => {
 
 SHAPES = ("bare", "flat", "rows")
 
+# The agent's long tasks (the console's, and the mirror's: rrweb applies a mutation in one task).
+LONG_TASKS = """() => {
+  if (window !== window.top) return;
+  window.__longtasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longtasks.push([e.startTime, e.duration]);
+  }).observe({ type: "longtask", buffered: true });
+}"""
+
 CLEAR = """() => {
   const form = document.getElementById('grow');
   for (const el of Array.from(form.children)) if (el.id !== 'grow-ready') el.remove();
 }"""
 
 
-Figures = tuple[float, float, float]  # ms: wall until in the mirror, customer's, agent's time
+# ms: wall until in the mirror, the customer's and the agent's main-thread time, the agent's
+# longest task
+Figures = tuple[float, float, float, float]
 
 
 def measure(
     browser: Browser, base: str, build: Path | None, fields: int, shapes: list[str]
 ) -> dict[str, Figures]:
     """One shared session; per shape, (wall ms until the mirror shows the last field, the
-    customer's and the agent's pages' main-thread ms meanwhile)."""
+    customer's and the agent's pages' main-thread ms meanwhile, the agent's longest task)."""
     shared = share(
-        browser, base, "/demo/", build, customer_script=f"({FORM})()", ready="#grow-ready"
+        browser,
+        base,
+        "/demo/",
+        build,
+        customer_script=f"({FORM})()",
+        agent_script=f"({LONG_TASKS})()",
+        ready="#grow-ready",
     )
     out: dict[str, Figures] = {}
     try:
@@ -119,12 +137,18 @@ def measure(
         for shape in shapes:
             mark = f"grow-end-{shape}"
             before = (task_ms(customer), task_ms(agent))
+            since = shared.agent.evaluate("() => performance.now()")
             started = time.monotonic()
             shared.customer.evaluate(ADD_FIELDS, [fields, shape, mark])
             # (Playwright's timeout is not kept while the mirror's page is in one long task.)
             view.locator(f"#{mark}").wait_for(state="attached", timeout=600_000)
             wall = 1000 * (time.monotonic() - started)
-            out[shape] = (wall, task_ms(customer) - before[0], task_ms(agent) - before[1])
+            out[shape] = (
+                wall,
+                task_ms(customer) - before[0],
+                task_ms(agent) - before[1],
+                longest_task(shared.agent, since),
+            )
             count = view.locator("#grow input").count()
             if count != fields:
                 raise RuntimeError(f"the mirror shows {count} fields of {fields}")
@@ -158,8 +182,9 @@ def main() -> None:
                 target.append(measure(browser, base, build, args.fields, shapes))
                 name = "this" if build is None else args.baseline
                 got = ", ".join(
-                    f"{s} {w / 1000:.2f} s (customer {c / 1000:.2f} s, agent {a / 1000:.2f} s)"
-                    for s, (w, c, a) in target[-1].items()
+                    f"{s} {w / 1000:.2f} s (customer {c / 1000:.2f} s, agent {a / 1000:.2f} s, "
+                    f"agent's longest task {t / 1000:.2f} s)"
+                    for s, (w, c, a, t) in target[-1].items()
                 )
                 print(f"  round {r + 1}: {name}: {got}", flush=True)
         browser.close()
@@ -169,10 +194,13 @@ def main() -> None:
     )
 
     def medians(runs: list[dict[str, Figures]], shape: str) -> str:
-        wall, customer, agent = (
-            statistics.median(run[shape][k] / 1000 for run in runs) for k in range(3)
+        wall, customer, agent, longest = (
+            statistics.median(run[shape][k] / 1000 for run in runs) for k in range(4)
         )
-        return f"median {wall:6.2f} s (customer {customer:6.2f} s, agent {agent:6.2f} s)"
+        return (
+            f"median {wall:6.2f} s (customer {customer:6.2f} s, agent {agent:6.2f} s, "
+            f"longest {longest:5.2f} s)"
+        )
 
     for shape in shapes:
         a = [run[shape][0] for run in this]
