@@ -178,9 +178,13 @@ def share(
     agent_base: str | None = None,
     customer_script: str | None = None,
     agent_script: str | None = None,
+    ready: str | None = None,
+    ready_timeout_ms: float = 300_000,
 ) -> Shared:
     """Open `path` as the customer, sign in and join as the agent (on `agent_base`, default the
-    same server), allow; return both pages."""
+    same server), allow; return both pages. With `ready` (a CSS selector), the customer's page
+    must have a match before the session starts, and the agent's mirror one (within
+    `ready_timeout_ms`) before this returns: a page built by a script is shared once built."""
     customer = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     if plaintext_dir is not None:
@@ -191,6 +195,8 @@ def share(
     if agent_script:
         agent.add_init_script(agent_script)
     customer.goto(f"{base}{path}")
+    if ready is not None:
+        customer.locator(ready).wait_for(state="attached")
     code = customer.evaluate("() => window.Tandem.start()")
     agent.goto(f"{agent_base or base}/console/")
     agent.get_by_label("Username").fill("alice")
@@ -200,7 +206,8 @@ def share(
     agent.get_by_role("button", name="Join").click()
     customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
     agent.wait_for_selector('iframe[title="Customer view"]', state="attached")
-    agent.frame_locator('iframe[title="Customer view"]').locator("body").wait_for(state="attached")
+    view = agent.frame_locator('iframe[title="Customer view"]')
+    view.locator(ready or "body").wait_for(state="attached", timeout=ready_timeout_ms)
     return Shared(customer, agent)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -26,8 +27,8 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import PASSWORD, build_of, launch, median_ratio, tandem_server, use_build
-from masking_cost import big_page, longest_task, task_ms
+from harness import build_of, launch, median_ratio, share, tandem_server
+from masking_cost import BIG_PAGE, longest_task, task_ms
 
 
 def measure(
@@ -39,24 +40,16 @@ def measure(
     seconds: float,
 ) -> tuple[float, float]:
     """One shared session: (main-thread ms per second of quiet sharing, longest task ms)."""
-    customer = big_page(browser, opts)
-    agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    shared = share(
+        browser,
+        base,
+        "/demo/",
+        build,
+        customer_script=f"({BIG_PAGE})({json.dumps(opts)})",
+        ready="#big-done",
+    )
+    customer = shared.customer
     try:
-        if build is not None:
-            for page in (customer, agent):
-                use_build(page, build)
-        customer.goto(f"{base}/demo/", wait_until="domcontentloaded")
-        customer.locator("#big-done").wait_for(state="attached")
-        code = customer.evaluate("() => window.Tandem.start()")
-        agent.goto(f"{base}/console/")
-        agent.get_by_label("Username").fill("alice")
-        agent.get_by_label("Password").fill(PASSWORD)
-        agent.get_by_role("button", name="Sign in").click()
-        agent.get_by_label("Session code").fill(code)
-        agent.get_by_role("button", name="Join").click()
-        customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
-        view = agent.frame_locator('iframe[title="Customer view"]')
-        view.locator("#big-done").wait_for(state="attached", timeout=300_000)
         customer.locator("[data-tandem-ui]").first.wait_for(state="attached")
         customer.wait_for_timeout(settle * 1000)
         cdp = customer.context.new_cdp_session(customer)
@@ -68,8 +61,7 @@ def measure(
         elapsed = customer.evaluate("() => performance.now()") - since
         return 1000 * spent / elapsed, longest_task(customer, since)
     finally:
-        customer.context.close()
-        agent.context.close()
+        shared.close()
 
 
 def main() -> None:

@@ -57,6 +57,14 @@ if (!version) throw new Error("no __version__ in src/tandem/__init__.py");
 // are built into a fragment and appended to it at once; `afterAppend` is then called for each in
 // order, each in place as before (the replayer's only collects iframes, dialogs and media, and
 // attaches them after the whole rebuild).
+//
+// Added nodes at once: a live mutation's added nodes were applied one by one in the same way (the
+// replayer's applyMutation builds each with skipChild and inserts it into its parent), so a page
+// that adds thousands of fields to a form while shared kept the mirror behind for as long. The
+// replayer now hands a mutation's adds to `tandemAddsAtOnce` (patches/rrweb-adds-at-once.js, which
+// says which mutations it takes and how it keeps their order) before its own path, which still
+// applies every mutation it declines.
+const ADDS_AT_ONCE = await readFile(resolve(here, "patches/rrweb-adds-at-once.js"), "utf8");
 const ELEMENT_ACCESSORS = '\tElement: [\n\t\t"shadowRoot",\n\t\t"querySelector",\n\t\t"querySelectorAll"\n\t],\n';
 const ELEMENT_METHODS = '\tElement: [],\n\tMutationObserver: ["constructor"]\n';
 const RRWEB_PATCHES = [
@@ -75,6 +83,13 @@ const RRWEB_PATCHES = [
     "\t\t\tcontinue;\n\t\t} else node.appendChild(childNode);\n\t\tif (afterAppend) afterAppend(childNode, childN.id);\n\t}\n" +
     "\tif (fragment) node.appendChild(fragment);\n\tif (built && afterAppend) for (const [childNode, id] of built) afterAppend(childNode, id);\n" +
     "\treturn node;\n}\n"],
+  ["Added nodes at once", /^\t\td\.adds\.forEach\(\(mutation\) => \{\n\t\t\tappendNode\(mutation\);\n\t\t\}\);\n/gm, 1,
+    "\t\tif (this.usingVirtualDom || Object.keys(legacy_missingNodeMap).length || !tandemAddsAtOnce(d.adds, mirror, this.iframe.contentDocument, this.cache, (node, id) => {\n" +
+    "\t\t\tapplyDialogToTopLevel(node);\n" +
+    "\t\t\tfor (const plugin of this.config.plugins || []) if (plugin.onBuild) plugin.onBuild(node, { id, replayer: this });\n" +
+    "\t\t})) d.adds.forEach((mutation) => {\n\t\t\tappendNode(mutation);\n\t\t});\n"],
+  ["Added nodes at once (the function)", /^function isSerializedIframe\(n, mirror\) \{$/gm, 1,
+    () => `${ADDS_AT_ONCE}function isSerializedIframe(n, mirror) {`],
   ["Children's fragment", /^\tmirror\.add\(node, n\);\n\tif \(\(n\.type === NodeType\$3\.Document \|\| n\.type === NodeType\$3\.Element\) && !skipChild\) for/gm, 1,
     "\tmirror.add(node, n);\n\tlet fragment = null, built = null;\n\tif ((n.type === NodeType$3.Document || n.type === NodeType$3.Element) && !skipChild) for"],
 ];
