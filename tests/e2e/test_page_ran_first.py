@@ -16,6 +16,7 @@ fake timers replace `performance`, which put every report before the question)."
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -108,6 +109,65 @@ FAKE_OCCLUSION_TEST = """(() => {
 })();"""
 
 
+def covers_and_types(page: Page, frames: int) -> str:
+    """The page covers Stop sharing (its layer shown again at every frame) and types into a field
+    of its own at each of `frames` frames; the marker typed."""
+    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    page.evaluate(
+        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, frames]
+    )
+    return marker
+
+
+def shared_live(
+    live: RunningServer, customer: Party, agent: Party, script: str, loaded: str | None = None
+) -> Any:
+    """The demo page, `script` run before any of the page's (and `loaded` once it loaded, the
+    SDK too), shared live; the agent's view."""
+    customer.page.add_init_script(script=script)
+    customer.page.goto(f"{live.base}/demo/")
+    if loaded:
+        customer.page.evaluate(loaded)
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("body")).to_be_attached()
+    return view
+
+
+def nothing_typed_under_the_cover_goes(
+    customer: Party, agent: Party, view: Any, frames: int, *, all_typed: bool, handed: bool
+) -> None:
+    """The page covers Stop sharing and types under it: sharing pauses (after `frames` typed,
+    with `all_typed`; the page's wrapper handed the widget its reports, with `handed`), and none
+    of what it typed reached the agent while it covered. What it typed goes before its cover
+    does (once Stop sharing shows, the page is shared again); with a `view`, the agent's view is
+    then live and caught up, and still none of it reached the agent.
+
+    Without a `view`: a page whose own observer withholds every report finding Stop sharing
+    covered leaves the widget only silence, as a slow watch does; what was recorded under the
+    cover within SHOWN_WAIT_MS of its lifting is answered by the report of the frame that lifts
+    it, and goes (docs/threat-model.md, "A page script that ran first")."""
+    page = customer.page
+    marker = covers_and_types(page, frames)
+    try:
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        if all_typed:
+            done = "() => window.__madeWhileCovered"
+            wait_until(page, lambda: page.evaluate(done) >= frames, timeout=15)
+        if handed:
+            assert page.evaluate("() => window.__keptBackHanded") > 0
+        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
+        assert marker not in agent_plaintext(agent)
+    finally:
+        page.evaluate("() => document.getElementById('made-while-covered')?.remove()")
+        page.evaluate("() => window.__stopCovering?.()")
+    if view is not None:
+        expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+        caught_up(customer, view)
+        assert marker not in agent_plaintext(agent)
+
+
 def test_a_page_that_replaced_the_occlusion_test_cannot_cover_stop_sharing_unseen(
     live: RunningServer, customer: Party, agent: Party
 ) -> None:
@@ -120,19 +180,8 @@ def test_a_page_that_replaced_the_occlusion_test_cannot_cover_stop_sharing_unsee
     sign_in(agent, live)
     join(agent, code)
     allow(customer)
-    page = customer.page
-    expect(stop_button(page)).to_be_visible()
-    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
-    page.evaluate(
-        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, 30]
-    )
-    try:
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-    finally:
-        page.evaluate("() => window.__stopCovering?.()")
-    assert marker not in agent_plaintext(agent)
+    expect(stop_button(customer.page)).to_be_visible()
+    nothing_typed_under_the_cover_goes(customer, agent, None, 30, all_typed=True, handed=False)
 
 
 # The browser's own observer, wrapped by the page before the SDK: each report of Stop sharing
@@ -164,29 +213,8 @@ def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_sto
     widget's question answers nothing (its `time`, against the browser's own clock, not the
     page's): nothing of the page goes (sharing paused), also what the page types under its
     cover."""
-    customer.page.add_init_script(KEEPS_SHOWN_REPORTS)
-    customer.page.goto(f"{live.base}/demo/")
-    code = get_help(customer)
-    view = share(customer, agent, live, code)
-    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
-    expect(view.locator("body")).to_be_attached()
-    page = customer.page
-    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
-    page.evaluate(
-        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, 30]
-    )
-    try:
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
-        assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-    finally:
-        # What it typed goes before the cover does (once Stop sharing shows, the page is shared).
-        page.evaluate("() => document.getElementById('made-while-covered')?.remove()")
-        page.evaluate("() => window.__stopCovering?.()")
-    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
-    caught_up(customer, view)
-    assert marker not in agent_plaintext(agent)
+    shared_live(live, customer, agent, KEEPS_SHOWN_REPORTS)
+    nothing_typed_under_the_cover_goes(customer, agent, None, 30, all_typed=True, handed=True)
 
 
 # The browser's own observer, wrapped by the page before the SDK: reports finding Stop sharing
@@ -229,16 +257,6 @@ HIDES_COVERED_REPORTS = """(handsIn) => {
 }"""
 
 
-def covers_and_types(page: Page, frames: int) -> str:
-    """The page covers Stop sharing (its layer shown again at every frame) and types into a field
-    of its own at each of `frames` frames; the marker typed."""
-    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
-    page.evaluate(
-        f"(args) => {{ ({COVER})(['closed', true]); ({WHILE_COVERED})(args); }}", [marker, frames]
-    )
-    return marker
-
-
 @pytest.mark.parametrize("hands_in", ["takeRecords", "observe"])
 def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_unseen(
     live: RunningServer, customer: Party, agent: Party, hands_in: str
@@ -250,20 +268,8 @@ def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_uns
     Now the time is set before: that report answers nothing, the reports finding Stop sharing
     covered never come, and sharing pauses (SILENT_WATCH_MS) with nothing of the cover sent.
     Held: the same from inside observe (the question timed already)."""
-    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('{hands_in}')")
-    customer.page.goto(f"{live.base}/demo/")
-    code = get_help(customer)
-    view = share(customer, agent, live, code)
-    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
-    expect(view.locator("body")).to_be_attached()
-    page = customer.page
-    marker = covers_and_types(page, 400)
-    try:
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-        assert page.evaluate("() => window.__keptBackHanded") > 0  # the page did hand them over
-    finally:
-        page.evaluate("() => window.__stopCovering?.()")
-    assert marker not in agent_plaintext(agent)
+    shared_live(live, customer, agent, f"({HIDES_COVERED_REPORTS})('{hands_in}')")
+    nothing_typed_under_the_cover_goes(customer, agent, None, 400, all_typed=False, handed=True)
 
 
 # What the page stops, after the SDK loaded and before sharing begins: the session's clock
@@ -285,20 +291,8 @@ def test_a_page_that_stops_the_sdks_clock_cannot_silence_the_cover_watch(
     taking the agent's commands; only the agent's console said "Not live"). Now the wait is
     also measured on the browser's own clock, and a look comes on the browser's own timer where
     none came for a second: sharing pauses."""
-    customer.page.add_init_script(script=f"({HIDES_COVERED_REPORTS})('')")
-    customer.page.goto(f"{live.base}/demo/")
-    customer.page.evaluate(STOPS[stops])
-    code = get_help(customer)
-    view = share(customer, agent, live, code)
-    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
-    expect(view.locator("body")).to_be_attached()
-    page = customer.page
-    marker = covers_and_types(page, 400)
-    try:
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-    finally:
-        page.evaluate("() => window.__stopCovering?.()")
-    assert marker not in agent_plaintext(agent)
+    shared_live(live, customer, agent, f"({HIDES_COVERED_REPORTS})('')", STOPS[stops])
+    nothing_typed_under_the_cover_goes(customer, agent, None, 400, all_typed=False, handed=False)
 
 
 # Before any script of the page's: each frame added to the page is patched as it loads (a
@@ -325,20 +319,8 @@ def test_a_page_patching_each_new_frame_as_it_loads_cannot_cover_stop_sharing_un
     sharing shown under the page's cover) before the SDK read it: what the page typed under its
     cover went. Now the frame is one whose document loads later (`srcdoc`, removed before it
     does): nothing of the page's runs between its adding and the SDK's reading."""
-    customer.page.add_init_script(PATCHES_EACH_NEW_FRAME)
-    customer.page.goto(f"{live.base}/demo/")
-    code = get_help(customer)
-    view = share(customer, agent, live, code)
-    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
-    expect(view.locator("body")).to_be_attached()
-    page = customer.page
-    marker = covers_and_types(page, 30)
-    try:
-        expect(agent.page.locator("#status")).to_contain_text(PAUSED_STATUS)
-        wait_until(page, lambda: page.evaluate("() => window.__madeWhileCovered") >= 30, timeout=15)
-    finally:
-        page.evaluate("() => window.__stopCovering?.()")
-    assert marker not in agent_plaintext(agent)
+    view = shared_live(live, customer, agent, PATCHES_EACH_NEW_FRAME)
+    nothing_typed_under_the_cover_goes(customer, agent, view, 30, all_typed=True, handed=False)
 
 
 # A wrapper of the page's framework (zone.js wraps IntersectionObserver and addEventListener so):
