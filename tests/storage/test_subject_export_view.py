@@ -198,3 +198,29 @@ async def test_a_running_recording_goes_out_as_its_listing_counts_it(storage: St
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:
         header, frames = read_container(opened.read("recordings/r3.tandemrec"))
     assert header["frames"] == len(frames) == 1 and frames == [b"\x01first"]
+
+
+async def test_a_recording_past_its_retention_goes_out_in_no_customer_export(
+    storage: Storage,
+) -> None:
+    """Found by the third recordings review: a recording past its organisation's retention
+    (no legal hold) is played and downloaded no more (404, as erased) before the purge erases
+    it, but the customer's export still read it whole into the archive, and held it (a key
+    share lock) against the purge meanwhile. It goes out in no export now, is listed in none
+    and named in no record of one, as if the purge had erased it; one under a legal hold
+    still goes."""
+    world = await built(storage)
+    world.now += 31 * 86400.0  # the default retention is 30 days; r1 ended at T0 + 50
+    _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        names = opened.namelist()
+        listed = json.loads(opened.read("manifest.json"))
+    assert not [name for name in names if name.startswith("recordings/")], names
+    assert "r1" not in json.dumps(listed)
+    exported = [r for r in await storage.audit_records() if r.action == "subject_exported"]
+    assert exported[-1].details["recording_ids"] == [] and exported[-1].details["recordings"] == 0
+    # Under a legal hold it is kept, and goes out.
+    await world.subjects.place_hold(ADMIN, "recording", "r1", "litigation")
+    _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert "recordings/r1.tandemrec" in opened.namelist()

@@ -245,6 +245,9 @@ class ExportView:
     """The trail's records concerning these (the sessions' and recordings' ids) ..."""
     audit_actors: tuple[str, ...]
     """... or written by these (the customer's pseudonyms) are the customer's."""
+    now: float | None = None
+    """When the look-up read the recordings (:meth:`Storage.recordings_of_sessions`): those
+    past their retention then are left out of the re-read as they were of the look-up."""
 
     def frames_of(self, recording_id: str) -> int | None:
         """How many frames of the recording the export gives out (those its header counts)."""
@@ -891,9 +894,12 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def recordings_of_sessions(
-        self, grant: Grant, session_ids: Sequence[str]
+        self, grant: Grant, session_ids: Sequence[str], now: float | None = None
     ) -> list[RecordingRecord]:
-        """The organisation's recordings of those sessions, oldest first."""
+        """The organisation's recordings of those sessions, oldest first; given ``now``, those
+        past their organisation's retention then and under no legal hold left out (what
+        :meth:`purge_recordings` erases: a customer's export gives them out no more, as
+        :meth:`read_recording` does not)."""
         ...
 
     async def account_activity(

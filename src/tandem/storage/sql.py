@@ -2487,7 +2487,7 @@ class SQLStorage:
                 else []
             )
             found = (
-                db.execute(_recordings_of(view.org_id, view.session_ids)).rows
+                db.execute(_recordings_of(view.org_id, view.session_ids, view.now, db)).rows
                 if view.session_ids
                 else []
             )
@@ -2956,11 +2956,16 @@ class SQLStorage:
         return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
     async def recordings_of_sessions(
-        self, grant: Grant, session_ids: Sequence[str]
+        self, grant: Grant, session_ids: Sequence[str], now: float | None = None
     ) -> list[RecordingRecord]:
         if not session_ids:
             return []
-        rows = await self._rows(_recordings_of(grant.org_id, session_ids))
+        org_id = grant.org_id
+
+        def work(db: _Db) -> list[Any]:
+            return db.execute(_recordings_of(org_id, session_ids, now, db)).rows
+
+        rows = await self._transaction(work)
         return [_recording(row) for row in rows]
 
     async def account_activity(
@@ -3459,10 +3464,17 @@ def _links_of(org_id: str, subject: str) -> sa.Select[Any]:
     )
 
 
-def _recordings_of(org_id: str, session_ids: Sequence[str]) -> sa.Select[Any]:
+def _recordings_of(
+    org_id: str, session_ids: Sequence[str], now: float | None = None, db: _Db | None = None
+) -> sa.Select[Any]:
+    """The organisation's recordings of the sessions, oldest first; given ``now`` (and ``db``,
+    to read the holds), without those past their retention then (:func:`_expired`)."""
+    wanted = sa.and_(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+    if now is not None and db is not None:
+        wanted = sa.and_(wanted, ~_expired(recordings, now, _held_forms(db)))
     return (
         sa.select(*_RECORDING_COLUMNS)
-        .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+        .where(wanted)
         .order_by(recordings.c.started_at, recordings.c.recording_id)
     )
 
