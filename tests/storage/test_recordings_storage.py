@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
+from tandem.recordings import Recordings
 from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
 from tandem.storage.migrations.legacy import (
     NEWER_THAN_LEGACY,
@@ -19,7 +21,7 @@ from tandem.storage.migrations.legacy import (
 )
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org, owned
-from tests.storage.conftest import PG_DSN, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 DAY = 86400.0
 BIG = bytes(range(256)) * 800  # 200 KiB, every byte value
@@ -387,3 +389,44 @@ async def test_a_recording_past_its_retention_is_read_no_more_before_its_purge(
     else:
         assert late is not None and late[1] == [b"one"]
         assert await storage.purge_recordings(1000.0 + DAY + 1) == []
+
+
+async def test_a_recording_a_reader_holds_at_every_purge_is_told_to_the_operator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the third recordings review: the purge skips a recording a reader holds
+    (``SKIP LOCKED``) and takes it at its next run; a reader that never lets go (a transaction
+    left open: a stuck server, a connection pooler's idle session, an operator's ``psql``)
+    had it skipped at every run, the recording kept past its retention for as long, and
+    nothing said so: no log line, and the compliance check's retention item passed. Each
+    purge that leaves one now says which, and :meth:`Storage.overdue_recordings` (read by the
+    check) names it until it goes."""
+    async with fresh_schema(migrated=True) as schema:
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        try:
+            await store.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+            for recording_id in ("r1", "r2"):
+                await store.add_recording(*owned(recording(recording_id, "acme")))
+                await store.end_recording(recording_id, 1000.0, "stopped")
+            records: list[str] = []
+
+            async def record(action: str, **fields: object) -> None:
+                records.append(f"{action} {fields.get('subject')}")
+
+            purge = Recordings(store, record).purge
+            now = 1000.0 + DAY + 1
+            async with db.transaction():  # a reader that never lets go
+                await db.execute("SELECT 1 FROM recordings WHERE recording_id = 'r1' FOR KEY SHARE")
+                with caplog.at_level(logging.WARNING, logger="tandem.recordings"):
+                    assert await purge(now) == 1  # r2; r1 skipped
+                    assert await purge(now + 60) == 0  # skipped again
+                told = [r.getMessage() for r in caplog.records if r.name == "tandem.recordings"]
+                assert len(told) == 2 and all("r1" in line for line in told), told
+                assert [r.recording_id for r in await store.overdue_recordings(now)] == ["r1"]
+            assert await purge(now + 120) == 1
+            assert records == ["recording_expired r2", "recording_expired r1"]
+            assert await store.overdue_recordings(now + 120) == []
+        finally:
+            await db.close()
+            await store.close()

@@ -770,6 +770,12 @@ class Storage(AuditStore, Protocol):
         (tandem.audit.Evidence)."""
         ...
 
+    async def overdue_recordings(self, now: float) -> list[RecordingRecord]:
+        """The ended recordings past their organisation's retention at ``now`` and under no
+        legal hold (what :meth:`purge_recordings` erases), oldest first: after a purge, those
+        it skipped because a reader held them. Read, never locked or waited for."""
+        ...
+
     async def inventory(self) -> Inventory:
         """The head of the audit trail, then every session's and recording's id (in that order:
         a row whose creation record is at or before the head was stored before it was read)."""

@@ -2567,6 +2567,16 @@ class SQLStorage:
             await self._empty_wal()
         return purged
 
+    async def overdue_recordings(self, now: float) -> list[RecordingRecord]:
+        def work(db: _Db) -> list[Any]:
+            return db.execute(
+                sa.select(*_RECORDING_COLUMNS)
+                .where(_expired(recordings, now, _held_forms(db)))
+                .order_by(recordings.c.ended_at, recordings.c.recording_id)
+            ).rows
+
+        return [_recording(row) for row in await self._transaction(work)]
+
     # Audit trail
 
     async def append_audit(
