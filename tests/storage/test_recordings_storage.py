@@ -13,7 +13,13 @@ import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.recordings import Recordings
-from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
+from tandem.storage.base import (
+    MAX_RETENTION_CLOCK_SKEW_SECONDS,
+    HoldRecord,
+    OrgRecord,
+    RecordingRecord,
+    Storage,
+)
 from tandem.storage.migrations.legacy import (
     NEWER_THAN_LEGACY,
     POSTGRES_MIGRATIONS,
@@ -430,3 +436,43 @@ async def test_a_recording_a_reader_holds_at_every_purge_is_told_to_the_operator
         finally:
             await db.close()
             await store.close()
+
+
+async def test_a_server_whose_clock_is_behind_plays_nothing_a_purge_found_expired(
+    storage: Storage,
+) -> None:
+    """Found by the third recordings review: a playback is refused past the retention by the
+    playing server's own clock. The purge (on a server whose clock is right) left a recording
+    past its retention (a legal hold, lifted just after; or a reader holding it), and a server
+    of the cluster whose clock is behind went on playing it, and giving it out in customers'
+    exports, for as long as its clock was behind (its back-to-back playbacks holding it from
+    the next purge meanwhile). The purges' clock is the least any reader goes by now, up to
+    MAX_RETENTION_CLOCK_SKEW_SECONDS ahead of the reader's own (one far ahead, a server's
+    clock set wrong, would otherwise refuse every recording for as long)."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    await storage.record_session_start(of_org("acme"), "s-r1", 10.0, "demo")
+    for recording_id, ended_at in (("r1", 1000.0), ("r2", 1000.0 + DAY)):
+        await storage.add_recording(*owned(recording(recording_id, "acme", ended_at - 10)))
+        await storage.append_recording_frames(recording_id, 0, [b"one"])
+        await storage.end_recording(recording_id, ended_at, "stopped")
+    expiry = 1000.0 + DAY
+    for recording_id in ("r1", "r2"):
+        held = HoldRecord("acme", "recording", recording_id, "case", "ada", 30.0)
+        assert await storage.put_hold(of_org("acme"), held)
+    assert await storage.read_recording("r1", now=expiry - 30) is not None  # nothing known yet
+    assert await storage.purge_recordings(expiry + 60) == []  # a right clock's: held
+    await storage.delete_hold(of_org("acme"), "recording", "r1")
+    for behind in (30.0, 120.0, 3000.0):  # this server's clock, behind the purge's
+        mine = expiry + 60 - behind
+        assert await storage.read_recording("r1", now=mine) is None, behind
+        listed = await storage.recordings_of_sessions(of_org("acme"), ["s-r1", "s-r2"], mine)
+        assert [r.recording_id for r in listed] == ["r2"], behind
+    assert await storage.get_recording("r1") is not None  # not purged yet, refused
+    # A purge whose clock is set far ahead (100 days) is believed only so far ahead.
+    purged = await storage.purge_recordings(100 * DAY)  # r2 still held
+    assert [r.recording_id for r in purged] == ["r1"]
+    await storage.delete_hold(of_org("acme"), "recording", "r2")
+    r2_expiry = expiry + DAY
+    far = r2_expiry - MAX_RETENTION_CLOCK_SKEW_SECONDS - 10
+    assert await storage.read_recording("r2", now=far) is not None
+    assert await storage.read_recording("r2", now=far + 20) is None

@@ -196,6 +196,13 @@ class HoldRecord:
     placed_at: float
 
 
+MAX_RETENTION_CLOCK_SKEW_SECONDS = 3600.0
+"""How far ahead of a server's own clock the recordings' purges' clock is believed
+(:meth:`Storage.read_recording`): a recording past its retention by the last purge's clock is
+given out by no server, even one whose clock is behind, up to this much behind (a clock set
+far ahead would otherwise have every server refuse every recording for as long)."""
+
+
 class ViewChanged(ConflictError):
     """What a customer's export found changed before its transaction read it again
     (:meth:`Storage.read_for_export`): nothing was given out or recorded; find it again."""

@@ -61,6 +61,7 @@ from tandem.names import REPLACEMENT, shown_name
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
+    MAX_RETENTION_CLOCK_SKEW_SECONDS,
     VACUUM_NOTE,
     AuditCount,
     ExportRead,
@@ -2388,7 +2389,10 @@ class SQLStorage:
                 # locked, so the purge that takes it waits for no playback begun after its
                 # retention ended (back-to-back playbacks kept their key share locks on it
                 # while the purge's DELETE waited, until the purge's own database timeout).
-                wanted = sa.and_(wanted, ~_expired(recordings, now, _held_forms(db)))
+                # By the cluster's purges' clock too, when it is ahead of this server's: one
+                # behind played (and held from the next purge) what a purge found expired.
+                expired = _expired(recordings, _retention_clock(db, now), _held_forms(db))
+                wanted = sa.and_(wanted, ~expired)
             row = db.execute(
                 sa.select(*_RECORDING_COLUMNS)
                 .where(wanted)
@@ -2559,6 +2563,17 @@ class SQLStorage:
                 .where(recordings.c.recording_id.in_(free))
                 .returning(*_RECORDING_COLUMNS)
             ).rows
+            # The purges' clock, for every reader (_retention_clock): the latest ``now`` a
+            # purge ran with, kept (never moved back by a server whose clock is behind).
+            noted = installation_notes.c.noted_at
+            db.execute(
+                self._insert(installation_notes)
+                .values(name=PURGED_AT_NOTE, value="recordings' retention purge", noted_at=now)
+                .on_conflict_do_update(
+                    index_elements=[installation_notes.c.name],
+                    set_={"noted_at": sa.case((noted < now, sa.literal(now)), else_=noted)},
+                )
+            )
             return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
 
         purged = await self._with_evidence(work, evidence)
@@ -3481,7 +3496,7 @@ def _recordings_of(
     to read the holds), without those past their retention then (:func:`_expired`)."""
     wanted = sa.and_(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
     if now is not None and db is not None:
-        wanted = sa.and_(wanted, ~_expired(recordings, now, _held_forms(db)))
+        wanted = sa.and_(wanted, ~_expired(recordings, _retention_clock(db, now), _held_forms(db)))
     return (
         sa.select(*_RECORDING_COLUMNS)
         .where(wanted)
@@ -3510,6 +3525,25 @@ def _recording_held(
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recording_id,
     )
+
+
+PURGED_AT_NOTE = "recordings_purged_at"
+"""The installation note (its ``noted_at``) of the latest ``now`` a recordings' purge ran with
+(:func:`_retention_clock`)."""
+
+
+def _retention_clock(db: _Db, now: float) -> float:
+    """The moment a recording's retention is judged at by a server whose clock says ``now``:
+    the latest purge's clock when that is ahead (up to MAX_RETENTION_CLOCK_SKEW_SECONDS). A
+    recording a purge found expired but left (held by a reader, or by a legal hold lifted
+    since) was played on by a server whose clock is behind, and held from the next purge by
+    its back-to-back playbacks, for as long as its clock was behind."""
+    row = db.execute(
+        sa.select(installation_notes.c.noted_at).where(installation_notes.c.name == PURGED_AT_NOTE)
+    ).first()
+    if row is None:
+        return now
+    return max(now, min(float(row[0]), now + MAX_RETENTION_CLOCK_SKEW_SECONDS))
 
 
 def _expired(
