@@ -476,3 +476,22 @@ async def test_a_server_whose_clock_is_behind_plays_nothing_a_purge_found_expire
     far = r2_expiry - MAX_RETENTION_CLOCK_SKEW_SECONDS - 10
     assert await storage.read_recording("r2", now=far) is not None
     assert await storage.read_recording("r2", now=far + 20) is None
+
+
+async def test_a_retention_shortened_while_a_recording_is_kept_refuses_it_at_once(
+    storage: Storage,
+) -> None:
+    """Tried by the third recordings review (held): retention is read at each read, not when
+    the recording was made, so shortening it refuses what is past the new one at once, and the
+    next purge erases it; lengthening it gives back only what no purge erased."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=30))
+    await storage.add_recording(*owned(recording("r1", "acme")))
+    await storage.end_recording("r1", 1000.0, "stopped")
+    now = 1000.0 + 2 * DAY
+    assert await storage.read_recording("r1", now=now) is not None
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=1)))
+    assert await storage.read_recording("r1", now=now) is None
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=30)))
+    assert await storage.read_recording("r1", now=now) is not None
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=1)))
+    assert [r.recording_id for r in await storage.purge_recordings(now)] == ["r1"]

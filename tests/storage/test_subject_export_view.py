@@ -224,3 +224,22 @@ async def test_a_recording_past_its_retention_goes_out_in_no_customer_export(
     _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:
         assert "recordings/r1.tandemrec" in opened.namelist()
+
+
+async def test_playbacks_replayed_during_an_export_never_make_it_retry(storage: Storage) -> None:
+    """Tried by the third recordings review (held): someone with playback rights replays the
+    customer's recording without a pause, so the trail concerning the customer grows between
+    every look-up and its transaction, to have every attempt found changed and the customer's
+    export refused (409) for ever. The trail is not part of what must be the same: it is read
+    in the transaction, so the export goes out at the first attempt, with the playbacks
+    recorded up to that read."""
+    world = await built(storage)
+
+    async def replayed(n: int) -> None:
+        await world.record("recording_played", actor="aud", org="default", subject="r1")
+
+    calls = before_the_trail(world, replayed, after=True)
+    _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
+    assert len(calls) == 1
+    _, _, records = archive_of(archive)
+    assert [r["action"] for r in records].count("recording_played") == 1

@@ -2986,12 +2986,14 @@ class SQLStorage:
         if not session_ids:
             return []
         org_id = grant.org_id
+        if now is None:
+            rows = await self._rows(_recordings_of(org_id, session_ids))
+            return [_recording(row) for row in rows]
 
-        def work(db: _Db) -> list[Any]:
+        def work(db: _Db) -> list[Any]:  # the holds and the purges' clock read with them
             return db.execute(_recordings_of(org_id, session_ids, now, db)).rows
 
-        rows = await self._transaction(work)
-        return [_recording(row) for row in rows]
+        return [_recording(row) for row in await self._transaction(work)]
 
     async def account_activity(
         self,
