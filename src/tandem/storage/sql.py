@@ -2014,13 +2014,15 @@ class SQLStorage:
         retention (with their customers' ids and practice evidence). Each DELETE filters on an
         indexed column."""
         shortest_retention = sa.select(sa.func.min(orgs.c.retention_days)).scalar_subquery()
+        ended_ = sessions.alias("ended")
         retention = (
             sa.select(orgs.c.retention_days)
-            .where(orgs.c.org_id == sessions.c.org_id)
+            .where(orgs.c.org_id == ended_.c.org_id)
             .scalar_subquery()
         )
 
         emptied: set[sa.Table] = set()  # what to vacuum (PostgreSQL): tables rows went from
+        skipped: list[str] = []  # sessions past retention a reader held (PostgreSQL)
 
         def work(db: _Db) -> list[tuple[str, str]]:
             emptied.clear()  # a retried transaction counts again
@@ -2036,14 +2038,25 @@ class SQLStorage:
                     emptied.add(table)
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
+            # PostgreSQL: those a customer's export holds now (its key share locks on what it
+            # lists) are skipped, left to the next run. Waiting for them, the DELETE waited
+            # behind every export's lock: an admin's exports overlapping at all times kept
+            # this purge (every organisation's, sign-ins and join codes with it) waiting until
+            # its database timeout failed it, every run. (SQLite: one writer at a time.)
+            past = (
+                ended_.c.ended_at.isnot(None),
+                ended_.c.ended_at < sa.literal(now) - DAY * shortest_retention,
+                ended_.c.ended_at < sa.literal(now) - DAY * retention,
+                ~_session_held(ended_.c.org_id, ended_.c.session_id, _held_forms(db)),
+            )
+            free = (
+                sa.select(ended_.c.session_id)
+                .where(*past)
+                .with_for_update(skip_locked=True, of=ended_)
+            )
             ended = db.execute(
                 sessions.delete()
-                .where(
-                    sessions.c.ended_at.isnot(None),
-                    sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
-                    sessions.c.ended_at < sa.literal(now) - DAY * retention,
-                    ~_session_held(sessions.c.org_id, sessions.c.session_id, _held_forms(db)),
-                )
+                .where(sessions.c.session_id.in_(free))
                 .returning(sessions.c.session_id, sessions.c.org_id)
             ).rows
             # The customer's id goes with the session's record (storage limitation), and so does
@@ -2056,9 +2069,21 @@ class SQLStorage:
                 db.execute(
                     practice_sessions.delete().where(practice_sessions.c.session_id.in_(ids))
                 )
+            # Those skipped, told (a reader that never lets go had them skipped at every run).
+            skipped[:] = [
+                str(row[0])
+                for row in db.execute(sa.select(ended_.c.session_id).where(*past).limit(20)).rows
+            ]
             return sorted((str(row[1]), str(row[0])) for row in ended)
 
         expired = await self._with_evidence(work, evidence)
+        if skipped:
+            log.warning(
+                "sessions past their retention left to the next purge, held by a reader (a "
+                "customer's export, or a transaction left open: look for 'idle in "
+                "transaction' in pg_stat_activity): %s",
+                ", ".join(skipped),
+            )
         self._deleted_from(*emptied)
         await self._empty_wal()
         return expired
