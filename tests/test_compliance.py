@@ -850,3 +850,15 @@ def test_replayed_backlog_lines_are_named_in_the_audit_items_pass() -> None:
     )
     [item] = [r for r in evaluate("hipaa", inst, NOW).results if r.requirement == "audit_trail"]
     assert item.status == "pass" and replayed in item.detail
+
+
+@pytest.mark.parametrize("profile", ["gdpr", "pci-dss"])
+def test_a_recording_the_purge_keeps_skipping_fails_retention(profile: Profile) -> None:
+    """Found by the third recordings review: the purge skips a recording a reader holds
+    (SKIP LOCKED); one held at every run (a transaction left open) was kept past its retention
+    for as long, and the item passed. It fails while one is overdue, and names it."""
+    kept = dataclasses.replace(compliant(), recordings_overdue=("r-held",))
+    [retention] = [r for r in evaluate(profile, kept, NOW).results if r.requirement == "retention"]
+    assert retention.status == "fail" and "r-held" in retention.detail
+    assert "idle in transaction" in retention.fix
+    assert statuses(profile, compliant())["retention"] == "pass"

@@ -45,6 +45,9 @@ PCI_MAX_RETENTION_DAYS = 365
 MAX_PURGE_LAG_SECONDS = DAY
 """Ended sessions past retention are deleted at least this often for the retention item to
 pass (``purge_interval_seconds``; by default every minute)."""
+MAX_RECORDING_OVERDUE_SECONDS = 600.0
+"""A recording still stored this long past its retention (no legal hold) fails the retention
+item: the recordings' purge runs every minute and skips only one a reader holds then."""
 MIN_AUDIT_RETENTION_DAYS: dict[str, float] = {"pci-dss": 365, "hipaa": 6 * 365, "gdpr": 0}
 """Audit records kept at least this long: PCI DSS 10.5.1 (12 months), HIPAA §164.316(b)(2)(i)
 (six years). The signed trail is never purged; this bounds the counts of events with no
@@ -150,6 +153,10 @@ class Installation:
     """``--trusted-proxy`` as set (``*``: every client)."""
     purge_interval_seconds: float = 60.0
     """How often ended sessions past retention are deleted (Settings.purge_interval_seconds)."""
+    recordings_overdue: tuple[str, ...] = ()
+    """The organisation's recordings still stored :data:`MAX_RECORDING_OVERDUE_SECONDS` past
+    their retention (no legal hold): the purge, every minute, skipped them (a reader held
+    them at every run: a transaction left open) or failed."""
     database_file: bool = True
     """The database is the data directory's SQLite file (False: PostgreSQL's, whose access the
     database server controls)."""
@@ -684,6 +691,20 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
             f"(purge_interval_seconds): they outlive the {days}-day retention by up to that long",
             "TANDEM_PURGE_INTERVAL_SECONDS=60 (the default) in the server's environment",
         )
+    if inst.recordings_overdue:
+        # The purge skips a recording a reader holds (SKIP LOCKED) and takes it at its next
+        # run; one held at every run (a transaction left open) was kept past its retention,
+        # the item passing.
+        overdue = inst.recordings_overdue
+        return (
+            "fail",
+            f"{len(overdue)} recording(s) are still stored over "
+            f"{MAX_RECORDING_OVERDUE_SECONDS / 60:g} minutes past the {days}-day retention "
+            f"(the purge skipped them, held by a reader, or failed): {', '.join(overdue[:10])}",
+            "look for a transaction left open on the recordings ('idle in transaction' in "
+            "pg_stat_activity) and end it; the server's log names each recording the purge "
+            "left",
+        )
     return (
         "pass",
         f"ended sessions and recordings are erased after {days} days (looked for every {lag:g} s)",
@@ -1092,6 +1113,11 @@ async def gather(
         login_ttl_seconds=settings.login_ttl_seconds,
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         purge_interval_seconds=settings.purge_interval_seconds,
+        recordings_overdue=tuple(
+            r.recording_id
+            for r in await storage.overdue_recordings(now - MAX_RECORDING_OVERDUE_SECONDS)
+            if r.org_id == org.org_id
+        ),
         database_file=not settings.database_url,
         secrets_previous_keys=len(directory.box.ring.previous),
         secrets_staged_key=directory.box.ring.staged is not None,

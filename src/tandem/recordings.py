@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import struct
 import zlib
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,8 @@ from tandem.audit import Entry, Witness, deleted_with_evidence
 from tandem.exceptions import BusyError, ConflictError, NotFoundError, RecordingError
 from tandem.protocol import content
 from tandem.storage.base import RecordingRecord, Storage
+
+log = logging.getLogger(__name__)
 
 CONTAINER_MAGIC = b"TNDMREC1"
 MAX_PAYLOAD_BYTES = 512 * 1024 + 1024
@@ -466,6 +469,19 @@ class Recordings:
             self.witness,
             self.record,
         )
+        # Those a reader held were skipped (PostgreSQL's SKIP LOCKED), left to the next run: a
+        # reader that never lets go (a transaction left open) had one skipped at every run,
+        # kept past its retention, and nothing said so. Said at every run it is left; the
+        # compliance check's retention item fails while one is overdue (tandem.compliance).
+        left = await self.storage.overdue_recordings(now)
+        if left:
+            log.warning(
+                "recordings past their retention left to the next purge, held by a reader "
+                "(a playback, an export, an erasure, or a transaction left open: look for "
+                "'idle in transaction' in pg_stat_activity): %s",
+                ", ".join(f"{r.recording_id} ({r.org_id})" for r in left[:20])
+                + (f" and {len(left) - 20} more" if len(left) > 20 else ""),
+            )
         return len(purged)
 
 

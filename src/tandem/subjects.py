@@ -215,9 +215,18 @@ class Subjects:
         self.max_export_bytes = max_export_bytes
         """Recordings' bytes one export holds at most (Settings.max_subject_export_bytes)."""
 
-    async def find(self, actor: Principal, identifier: str, by: NamedBy | None = None) -> Findings:
+    async def find(
+        self,
+        actor: Principal,
+        identifier: str,
+        by: NamedBy | None = None,
+        *,
+        now: float | None = None,
+    ) -> Findings:
         """Everything concerning the customer ``identifier`` (a ``sub`` or a session id; ``by``
         says which, when it could be both). Nothing found is an empty result, not an error.
+        Given ``now`` (an export), recordings past their retention then (and under no legal
+        hold) are not found: given out nowhere else, they are as erased.
         Raises ConflictError when, without ``by``, ``identifier`` is both a session's id and
         another customer's ``sub``: taken for either, one person's request would answer
         with (or erase) another's data."""
@@ -257,7 +266,7 @@ class Subjects:
             found = await self.storage.get_session(sid)
             if found is not None and found.org_id == org:
                 sessions.append(found)
-        recordings = await self.storage.recordings_of_sessions(grant, session_ids)
+        recordings = await self.storage.recordings_of_sessions(grant, session_ids, now)
         # One pseudonym per subject, but two servers may each have made one for its first
         # sessions at the same moment: look for all of them.
         actors = [f"customer:{p}" for p in dict.fromkeys(p for _, p in pairs)]
@@ -320,7 +329,11 @@ class Subjects:
     async def _export(
         self, actor: Principal, identifier: str, by: NamedBy | None
     ) -> tuple[Findings, bytes]:
-        findings = await self.find(actor, identifier, by)
+        # A recording past its retention (no legal hold) goes out in no export, as it is
+        # played and downloaded no more (tandem.recordings): the export read it whole into the
+        # archive, holding it against the purge meanwhile, until the purge erased it.
+        now = self.clock()
+        findings = await self.find(actor, identifier, by, now=now)
         if findings.empty:
             raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
         # The trail is read in the export's transaction, what was found read again after it
@@ -337,8 +350,8 @@ class Subjects:
             recordings=findings.recordings,
             audit_subjects=(*findings.session_ids, *(r.recording_id for r in findings.recordings)),
             audit_actors=findings.actors,
+            now=now,
         )
-        now = self.clock()
         # Every recording was read into memory, then copied into the archive: a customer with
         # many long recordings took the process's memory (max_recording_bytes each).
         budget = self.max_export_bytes

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
+from tandem.recordings import Recordings
+from tandem.storage.base import (
+    MAX_RETENTION_CLOCK_SKEW_SECONDS,
+    HoldRecord,
+    OrgRecord,
+    RecordingRecord,
+    Storage,
+)
 from tandem.storage.migrations.legacy import (
     NEWER_THAN_LEGACY,
     POSTGRES_MIGRATIONS,
@@ -19,7 +27,7 @@ from tandem.storage.migrations.legacy import (
 )
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org, owned
-from tests.storage.conftest import PG_DSN, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 DAY = 86400.0
 BIG = bytes(range(256)) * 800  # 200 KiB, every byte value
@@ -387,3 +395,103 @@ async def test_a_recording_past_its_retention_is_read_no_more_before_its_purge(
     else:
         assert late is not None and late[1] == [b"one"]
         assert await storage.purge_recordings(1000.0 + DAY + 1) == []
+
+
+async def test_a_recording_a_reader_holds_at_every_purge_is_told_to_the_operator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the third recordings review: the purge skips a recording a reader holds
+    (``SKIP LOCKED``) and takes it at its next run; a reader that never lets go (a transaction
+    left open: a stuck server, a connection pooler's idle session, an operator's ``psql``)
+    had it skipped at every run, the recording kept past its retention for as long, and
+    nothing said so: no log line, and the compliance check's retention item passed. Each
+    purge that leaves one now says which, and :meth:`Storage.overdue_recordings` (read by the
+    check) names it until it goes."""
+    async with fresh_schema(migrated=True) as schema:
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        try:
+            await store.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+            for recording_id in ("r1", "r2"):
+                await store.add_recording(*owned(recording(recording_id, "acme")))
+                await store.end_recording(recording_id, 1000.0, "stopped")
+            records: list[str] = []
+
+            async def record(action: str, **fields: object) -> None:
+                records.append(f"{action} {fields.get('subject')}")
+
+            purge = Recordings(store, record).purge
+            now = 1000.0 + DAY + 1
+            async with db.transaction():  # a reader that never lets go
+                await db.execute("SELECT 1 FROM recordings WHERE recording_id = 'r1' FOR KEY SHARE")
+                with caplog.at_level(logging.WARNING, logger="tandem.recordings"):
+                    assert await purge(now) == 1  # r2; r1 skipped
+                    assert await purge(now + 60) == 0  # skipped again
+                told = [r.getMessage() for r in caplog.records if r.name == "tandem.recordings"]
+                assert len(told) == 2 and all("r1" in line for line in told), told
+                assert [r.recording_id for r in await store.overdue_recordings(now)] == ["r1"]
+            assert await purge(now + 120) == 1
+            assert records == ["recording_expired r2", "recording_expired r1"]
+            assert await store.overdue_recordings(now + 120) == []
+        finally:
+            await db.close()
+            await store.close()
+
+
+async def test_a_server_whose_clock_is_behind_plays_nothing_a_purge_found_expired(
+    storage: Storage,
+) -> None:
+    """Found by the third recordings review: a playback is refused past the retention by the
+    playing server's own clock. The purge (on a server whose clock is right) left a recording
+    past its retention (a legal hold, lifted just after; or a reader holding it), and a server
+    of the cluster whose clock is behind went on playing it, and giving it out in customers'
+    exports, for as long as its clock was behind (its back-to-back playbacks holding it from
+    the next purge meanwhile). The purges' clock is the least any reader goes by now, up to
+    MAX_RETENTION_CLOCK_SKEW_SECONDS ahead of the reader's own (one far ahead, a server's
+    clock set wrong, would otherwise refuse every recording for as long)."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    await storage.record_session_start(of_org("acme"), "s-r1", 10.0, "demo")
+    for recording_id, ended_at in (("r1", 1000.0), ("r2", 1000.0 + DAY)):
+        await storage.add_recording(*owned(recording(recording_id, "acme", ended_at - 10)))
+        await storage.append_recording_frames(recording_id, 0, [b"one"])
+        await storage.end_recording(recording_id, ended_at, "stopped")
+    expiry = 1000.0 + DAY
+    for recording_id in ("r1", "r2"):
+        held = HoldRecord("acme", "recording", recording_id, "case", "ada", 30.0)
+        assert await storage.put_hold(of_org("acme"), held)
+    assert await storage.read_recording("r1", now=expiry - 30) is not None  # nothing known yet
+    assert await storage.purge_recordings(expiry + 60) == []  # a right clock's: held
+    await storage.delete_hold(of_org("acme"), "recording", "r1")
+    for behind in (30.0, 120.0, 3000.0):  # this server's clock, behind the purge's
+        mine = expiry + 60 - behind
+        assert await storage.read_recording("r1", now=mine) is None, behind
+        listed = await storage.recordings_of_sessions(of_org("acme"), ["s-r1", "s-r2"], mine)
+        assert [r.recording_id for r in listed] == ["r2"], behind
+    assert await storage.get_recording("r1") is not None  # not purged yet, refused
+    # A purge whose clock is set far ahead (100 days) is believed only so far ahead.
+    purged = await storage.purge_recordings(100 * DAY)  # r2 still held
+    assert [r.recording_id for r in purged] == ["r1"]
+    await storage.delete_hold(of_org("acme"), "recording", "r2")
+    r2_expiry = expiry + DAY
+    far = r2_expiry - MAX_RETENTION_CLOCK_SKEW_SECONDS - 10
+    assert await storage.read_recording("r2", now=far) is not None
+    assert await storage.read_recording("r2", now=far + 20) is None
+
+
+async def test_a_retention_shortened_while_a_recording_is_kept_refuses_it_at_once(
+    storage: Storage,
+) -> None:
+    """Tried by the third recordings review (held): retention is read at each read, not when
+    the recording was made, so shortening it refuses what is past the new one at once, and the
+    next purge erases it; lengthening it gives back only what no purge erased."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=30))
+    await storage.add_recording(*owned(recording("r1", "acme")))
+    await storage.end_recording("r1", 1000.0, "stopped")
+    now = 1000.0 + 2 * DAY
+    assert await storage.read_recording("r1", now=now) is not None
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=1)))
+    assert await storage.read_recording("r1", now=now) is None
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=30)))
+    assert await storage.read_recording("r1", now=now) is not None
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=1)))
+    assert [r.recording_id for r in await storage.purge_recordings(now)] == ["r1"]

@@ -9,8 +9,10 @@ in the trail. Here it happens at the worst moment: just before the look-up reads
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -24,6 +26,8 @@ from tandem.storage.base import RecordingRecord, Storage
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import EXPORT_ATTEMPTS, Subjects
 from tests.grants import of_org, owned
+from tests.server.test_recording_playback_races import until
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 from tests.test_subjects import ADMIN, SUB, World
 
 
@@ -198,3 +202,96 @@ async def test_a_running_recording_goes_out_as_its_listing_counts_it(storage: St
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:
         header, frames = read_container(opened.read("recordings/r3.tandemrec"))
     assert header["frames"] == len(frames) == 1 and frames == [b"\x01first"]
+
+
+async def test_a_recording_past_its_retention_goes_out_in_no_customer_export(
+    storage: Storage,
+) -> None:
+    """Found by the third recordings review: a recording past its organisation's retention
+    (no legal hold) is played and downloaded no more (404, as erased) before the purge erases
+    it, but the customer's export still read it whole into the archive, and held it (a key
+    share lock) against the purge meanwhile. It goes out in no export now, is listed in none
+    and named in no record of one, as if the purge had erased it; one under a legal hold
+    still goes."""
+    world = await built(storage)
+    world.now += 31 * 86400.0  # the default retention is 30 days; r1 ended at T0 + 50
+    _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        names = opened.namelist()
+        listed = json.loads(opened.read("manifest.json"))
+    assert not [name for name in names if name.startswith("recordings/")], names
+    assert "r1" not in json.dumps(listed)
+    exported = [r for r in await storage.audit_records() if r.action == "subject_exported"]
+    assert exported[-1].details["recording_ids"] == [] and exported[-1].details["recordings"] == 0
+    # Under a legal hold it is kept, and goes out.
+    await world.subjects.place_hold(ADMIN, "recording", "r1", "litigation")
+    _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert "recordings/r1.tandemrec" in opened.namelist()
+
+
+async def test_playbacks_replayed_during_an_export_never_make_it_retry(storage: Storage) -> None:
+    """Tried by the third recordings review (held): someone with playback rights replays the
+    customer's recording without a pause, so the trail concerning the customer grows between
+    every look-up and its transaction, to have every attempt found changed and the customer's
+    export refused (409) for ever. The trail is not part of what must be the same: it is read
+    in the transaction, so the export goes out at the first attempt, with the playbacks
+    recorded up to that read."""
+    world = await built(storage)
+
+    async def replayed(n: int) -> None:
+        await world.record("recording_played", actor="aud", org="default", subject="r1")
+
+    calls = before_the_trail(world, replayed, after=True)
+    _, archive = await world.subjects.export(ADMIN, SUB, by="sub")
+    assert len(calls) == 1
+    _, _, records = archive_of(archive)
+    assert [r["action"] for r in records].count("recording_played") == 1
+
+
+async def test_an_export_holding_an_expired_session_never_holds_the_sessions_purge(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the third recordings review: a customer's export holds the sessions it lists
+    (a key share lock) until its record is committed, and the purge of ended sessions past
+    retention waited for it. PostgreSQL lets a new key share lock in ahead of a DELETE waiting
+    for an old one, so one organisation's admin exporting a customer whose session is past
+    retention, two exports overlapping at all times, kept the installation's purge (every
+    organisation's sessions, sign-ins and join codes, one transaction) waiting until its
+    database timeout failed it, every run. The purge skips a session held now (``SKIP
+    LOCKED``), says so in the log, and takes it at its next run."""
+    caplog.set_level(logging.WARNING, logger="tandem.storage")
+    async with fresh_schema(migrated=True) as schema:
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        watcher = await pg_connect(schema)
+        try:
+            for session_id in ("s-held", "s-free"):
+                await store.record_session_start(of_org("default"), session_id, 10.0, "demo")
+                await store.link_subject(of_org("default"), SUB, session_id, "p-first")
+                await store.record_session_end(session_id, 20.0, "customer_left", "Alice")
+            now = 20.0 + 31 * 86400.0
+            async with db.transaction():  # the export's hold on what it lists
+                await db.execute("SELECT 1 FROM sessions WHERE session_id = 's-held' FOR KEY SHARE")
+                purge = asyncio.create_task(store.purge_expired(now))
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'DELETE FROM sessions%'"
+                )
+
+                async def settled() -> bool:
+                    return purge.done() or bool(await watcher.fetchval(waiting))
+
+                await until(settled, "the purge neither ended nor waited")
+                assert purge.done(), "the purge waits for the export"
+                assert await purge == [("default", "s-free")]
+                told = [
+                    r.getMessage() for r in caplog.records if "left to the next" in r.getMessage()
+                ]
+                assert len(told) == 1 and "s-held" in told[0], told
+            assert await store.purge_expired(now + 60) == [("default", "s-held")]
+            assert await store.subject_sessions(of_org("default"), SUB) == []
+        finally:
+            await watcher.close()
+            await db.close()
+            await store.close()

@@ -196,6 +196,13 @@ class HoldRecord:
     placed_at: float
 
 
+MAX_RETENTION_CLOCK_SKEW_SECONDS = 3600.0
+"""How far ahead of a server's own clock the recordings' purges' clock is believed
+(:meth:`Storage.read_recording`): a recording past its retention by the last purge's clock is
+given out by no server, even one whose clock is behind, up to this much behind (a clock set
+far ahead would otherwise have every server refuse every recording for as long)."""
+
+
 class ViewChanged(ConflictError):
     """What a customer's export found changed before its transaction read it again
     (:meth:`Storage.read_for_export`): nothing was given out or recorded; find it again."""
@@ -245,6 +252,9 @@ class ExportView:
     """The trail's records concerning these (the sessions' and recordings' ids) ..."""
     audit_actors: tuple[str, ...]
     """... or written by these (the customer's pseudonyms) are the customer's."""
+    now: float | None = None
+    """When the look-up read the recordings (:meth:`Storage.recordings_of_sessions`): those
+    past their retention then are left out of the re-read as they were of the look-up."""
 
     def frames_of(self, recording_id: str) -> int | None:
         """How many frames of the recording the export gives out (those its header counts)."""
@@ -767,6 +777,12 @@ class Storage(AuditStore, Protocol):
         (tandem.audit.Evidence)."""
         ...
 
+    async def overdue_recordings(self, now: float) -> list[RecordingRecord]:
+        """The ended recordings past their organisation's retention at ``now`` and under no
+        legal hold (what :meth:`purge_recordings` erases), oldest first: after a purge, those
+        it skipped because a reader held them. Read, never locked or waited for."""
+        ...
+
     async def inventory(self) -> Inventory:
         """The head of the audit trail, then every session's and recording's id (in that order:
         a row whose creation record is at or before the head was stored before it was read)."""
@@ -891,9 +907,12 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def recordings_of_sessions(
-        self, grant: Grant, session_ids: Sequence[str]
+        self, grant: Grant, session_ids: Sequence[str], now: float | None = None
     ) -> list[RecordingRecord]:
-        """The organisation's recordings of those sessions, oldest first."""
+        """The organisation's recordings of those sessions, oldest first; given ``now``, those
+        past their organisation's retention then and under no legal hold left out (what
+        :meth:`purge_recordings` erases: a customer's export gives them out no more, as
+        :meth:`read_recording` does not)."""
         ...
 
     async def account_activity(

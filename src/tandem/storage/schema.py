@@ -451,7 +451,9 @@ header a request came with while no public origin was set (tandem.config.PROXY_N
 ``plain_http_seen`` and ``forwarded_https_seen``, the first request over plain HTTP and the first
 a trusted proxy forwarded as https (PLAIN_HTTP_NOTE, FORWARDED_HTTPS_NOTE). The first note of a
 name stays until the operator removes it (``tandem compliance forget-proxy``,
-``forget-plain-http``)."""
+``forget-plain-http``). One note moves: ``recordings_purged_at``, whose ``noted_at`` is the
+latest moment a recordings' purge ran at, never moved back (tandem.storage.sql.PURGED_AT_NOTE:
+the least moment any server judges a recording's retention at)."""
 
 audit_counts = sa.Table(
     "audit_counts",

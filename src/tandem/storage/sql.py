@@ -61,6 +61,7 @@ from tandem.names import REPLACEMENT, shown_name
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
+    MAX_RETENTION_CLOCK_SKEW_SECONDS,
     VACUUM_NOTE,
     AuditCount,
     ExportRead,
@@ -2013,13 +2014,15 @@ class SQLStorage:
         retention (with their customers' ids and practice evidence). Each DELETE filters on an
         indexed column."""
         shortest_retention = sa.select(sa.func.min(orgs.c.retention_days)).scalar_subquery()
+        ended_ = sessions.alias("ended")
         retention = (
             sa.select(orgs.c.retention_days)
-            .where(orgs.c.org_id == sessions.c.org_id)
+            .where(orgs.c.org_id == ended_.c.org_id)
             .scalar_subquery()
         )
 
         emptied: set[sa.Table] = set()  # what to vacuum (PostgreSQL): tables rows went from
+        skipped: list[str] = []  # sessions past retention a reader held (PostgreSQL)
 
         def work(db: _Db) -> list[tuple[str, str]]:
             emptied.clear()  # a retried transaction counts again
@@ -2035,14 +2038,25 @@ class SQLStorage:
                     emptied.add(table)
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
+            # PostgreSQL: those a customer's export holds now (its key share locks on what it
+            # lists) are skipped, left to the next run. Waiting for them, the DELETE waited
+            # behind every export's lock: an admin's exports overlapping at all times kept
+            # this purge (every organisation's, sign-ins and join codes with it) waiting until
+            # its database timeout failed it, every run. (SQLite: one writer at a time.)
+            past = (
+                ended_.c.ended_at.isnot(None),
+                ended_.c.ended_at < sa.literal(now) - DAY * shortest_retention,
+                ended_.c.ended_at < sa.literal(now) - DAY * retention,
+                ~_session_held(ended_.c.org_id, ended_.c.session_id, _held_forms(db)),
+            )
+            free = (
+                sa.select(ended_.c.session_id)
+                .where(*past)
+                .with_for_update(skip_locked=True, of=ended_)
+            )
             ended = db.execute(
                 sessions.delete()
-                .where(
-                    sessions.c.ended_at.isnot(None),
-                    sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
-                    sessions.c.ended_at < sa.literal(now) - DAY * retention,
-                    ~_session_held(sessions.c.org_id, sessions.c.session_id, _held_forms(db)),
-                )
+                .where(sessions.c.session_id.in_(free))
                 .returning(sessions.c.session_id, sessions.c.org_id)
             ).rows
             # The customer's id goes with the session's record (storage limitation), and so does
@@ -2055,9 +2069,21 @@ class SQLStorage:
                 db.execute(
                     practice_sessions.delete().where(practice_sessions.c.session_id.in_(ids))
                 )
+            # Those skipped, told (a reader that never lets go had them skipped at every run).
+            skipped[:] = [
+                str(row[0])
+                for row in db.execute(sa.select(ended_.c.session_id).where(*past).limit(20)).rows
+            ]
             return sorted((str(row[1]), str(row[0])) for row in ended)
 
         expired = await self._with_evidence(work, evidence)
+        if skipped:
+            log.warning(
+                "sessions past their retention left to the next purge, held by a reader (a "
+                "customer's export, or a transaction left open: look for 'idle in "
+                "transaction' in pg_stat_activity): %s",
+                ", ".join(skipped),
+            )
         self._deleted_from(*emptied)
         await self._empty_wal()
         return expired
@@ -2388,7 +2414,10 @@ class SQLStorage:
                 # locked, so the purge that takes it waits for no playback begun after its
                 # retention ended (back-to-back playbacks kept their key share locks on it
                 # while the purge's DELETE waited, until the purge's own database timeout).
-                wanted = sa.and_(wanted, ~_expired(recordings, now, _held_forms(db)))
+                # By the cluster's purges' clock too, when it is ahead of this server's: one
+                # behind played (and held from the next purge) what a purge found expired.
+                expired = _expired(recordings, _retention_clock(db, now), _held_forms(db))
+                wanted = sa.and_(wanted, ~expired)
             row = db.execute(
                 sa.select(*_RECORDING_COLUMNS)
                 .where(wanted)
@@ -2487,7 +2516,7 @@ class SQLStorage:
                 else []
             )
             found = (
-                db.execute(_recordings_of(view.org_id, view.session_ids)).rows
+                db.execute(_recordings_of(view.org_id, view.session_ids, view.now, db)).rows
                 if view.session_ids
                 else []
             )
@@ -2559,6 +2588,17 @@ class SQLStorage:
                 .where(recordings.c.recording_id.in_(free))
                 .returning(*_RECORDING_COLUMNS)
             ).rows
+            # The purges' clock, for every reader (_retention_clock): the latest ``now`` a
+            # purge ran with, kept (never moved back by a server whose clock is behind).
+            noted = installation_notes.c.noted_at
+            db.execute(
+                self._insert(installation_notes)
+                .values(name=PURGED_AT_NOTE, value="recordings' retention purge", noted_at=now)
+                .on_conflict_do_update(
+                    index_elements=[installation_notes.c.name],
+                    set_={"noted_at": sa.case((noted < now, sa.literal(now)), else_=noted)},
+                )
+            )
             return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
 
         purged = await self._with_evidence(work, evidence)
@@ -2566,6 +2606,16 @@ class SQLStorage:
             self._deleted_from(recordings, recording_frames)
             await self._empty_wal()
         return purged
+
+    async def overdue_recordings(self, now: float) -> list[RecordingRecord]:
+        def work(db: _Db) -> list[Any]:
+            return db.execute(
+                sa.select(*_RECORDING_COLUMNS)
+                .where(_expired(recordings, now, _held_forms(db)))
+                .order_by(recordings.c.ended_at, recordings.c.recording_id)
+            ).rows
+
+        return [_recording(row) for row in await self._transaction(work)]
 
     # Audit trail
 
@@ -2956,12 +3006,19 @@ class SQLStorage:
         return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
     async def recordings_of_sessions(
-        self, grant: Grant, session_ids: Sequence[str]
+        self, grant: Grant, session_ids: Sequence[str], now: float | None = None
     ) -> list[RecordingRecord]:
         if not session_ids:
             return []
-        rows = await self._rows(_recordings_of(grant.org_id, session_ids))
-        return [_recording(row) for row in rows]
+        org_id = grant.org_id
+        if now is None:
+            rows = await self._rows(_recordings_of(org_id, session_ids))
+            return [_recording(row) for row in rows]
+
+        def work(db: _Db) -> list[Any]:  # the holds and the purges' clock read with them
+            return db.execute(_recordings_of(org_id, session_ids, now, db)).rows
+
+        return [_recording(row) for row in await self._transaction(work)]
 
     async def account_activity(
         self,
@@ -3459,10 +3516,17 @@ def _links_of(org_id: str, subject: str) -> sa.Select[Any]:
     )
 
 
-def _recordings_of(org_id: str, session_ids: Sequence[str]) -> sa.Select[Any]:
+def _recordings_of(
+    org_id: str, session_ids: Sequence[str], now: float | None = None, db: _Db | None = None
+) -> sa.Select[Any]:
+    """The organisation's recordings of the sessions, oldest first; given ``now`` (and ``db``,
+    to read the holds), without those past their retention then (:func:`_expired`)."""
+    wanted = sa.and_(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+    if now is not None and db is not None:
+        wanted = sa.and_(wanted, ~_expired(recordings, _retention_clock(db, now), _held_forms(db)))
     return (
         sa.select(*_RECORDING_COLUMNS)
-        .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+        .where(wanted)
         .order_by(recordings.c.started_at, recordings.c.recording_id)
     )
 
@@ -3488,6 +3552,25 @@ def _recording_held(
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recording_id,
     )
+
+
+PURGED_AT_NOTE = "recordings_purged_at"
+"""The installation note (its ``noted_at``) of the latest ``now`` a recordings' purge ran with
+(:func:`_retention_clock`)."""
+
+
+def _retention_clock(db: _Db, now: float) -> float:
+    """The moment a recording's retention is judged at by a server whose clock says ``now``:
+    the latest purge's clock when that is ahead (up to MAX_RETENTION_CLOCK_SKEW_SECONDS). A
+    recording a purge found expired but left (held by a reader, or by a legal hold lifted
+    since) was played on by a server whose clock is behind, and held from the next purge by
+    its back-to-back playbacks, for as long as its clock was behind."""
+    row = db.execute(
+        sa.select(installation_notes.c.noted_at).where(installation_notes.c.name == PURGED_AT_NOTE)
+    ).first()
+    if row is None:
+        return now
+    return max(now, min(float(row[0]), now + MAX_RETENTION_CLOCK_SKEW_SECONDS))
 
 
 def _expired(
