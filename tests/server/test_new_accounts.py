@@ -219,8 +219,52 @@ def test_an_account_an_admin_made_signs_in_through_the_provider_without_a_passwo
         provider.stop()
     with browser(orgs) as admin:
         signed = admin.post("/api/login", json={"username": "nina", "password": ADMINS_CHOICE})
-        assert signed.json()["must_change_password"] is True
-        assert admin.get("/api/me/activity").status_code == 403
+        assert signed.status_code == 401 and "identity provider" in signed.json()["detail"]
+
+
+def admin_takes_the_password_and_second_factor(server: RunningServer) -> bool:
+    """The admin signs in as nina with the password it typed, chooses her password and sets up
+    an authenticator of its own: whether it ends up with a full sign-in of hers."""
+    with browser(server) as admin:
+        signed = admin.post("/api/login", json={"username": "nina", "password": ADMINS_CHOICE})
+        if signed.status_code != 200:
+            return False
+        admin.post(
+            "/api/me/password", json={"current_password": ADMINS_CHOICE, "new_password": ADMINS_OWN}
+        )
+        setup = admin.post("/api/mfa/setup")
+        if setup.status_code != 200:
+            return False
+        code = pyotp.TOTP(setup.json()["secret"]).at(time.time())
+        admin.post("/api/mfa/confirm", json={"code": code})
+        me = admin.get("/api/me").json()
+        return me["must_change_password"] is False and me["needs_second_factor"] is False
+
+
+def test_an_admin_cannot_keep_a_password_and_authenticator_in_an_account_of_the_provider(
+    orgs: RunningServer,
+) -> None:
+    """Nina signs in through the organisation's provider only, so the password the admin typed
+    when it made her account was never replaced: the admin could sign in with it at any time,
+    choose her password and set up its own authenticator, and have a lasting sign-in of hers
+    (every record in her name) while she, never locked out, went on through the provider. A
+    temporary password does not sign in an account bound to the provider: the admin must first
+    remove the binding, which she is shown."""
+    create_nina(orgs)
+    provider = OidcProvider().start()
+    try:
+        provider.redirect_uris.add(f"{orgs.base}/api/sso/callback")
+        with api(orgs, "ada") as ada:
+            use_provider(ada, provider, {"nina": "u-7"})
+        provider.user = {"sub": "u-7", "preferred_username": "nina"}
+        with httpx.Client() as sso:
+            assert sso_sign_in(orgs, sso).headers["location"] == "/console/"
+        assert not admin_takes_the_password_and_second_factor(orgs)
+        with httpx.Client(base_url=orgs.base) as sso:  # hers, as before, and nothing done
+            assert sso_sign_in(orgs, sso).headers["location"] == "/console/"
+            assert {action for action, _ in activity(sso)} == {"sign_in", "sso_identity_bound"}
+    finally:
+        provider.stop()
 
 
 def test_an_admin_cannot_create_an_account_whose_password_it_keeps(
