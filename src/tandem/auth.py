@@ -553,7 +553,13 @@ async def change_password(
     # Ends every sign-in. The account's own organisation, as read with the current password:
     # raises NotFoundError if the name was deleted (and made anew anywhere) while it hashed.
     own = Grant.server(user.org_id, "own password change")
-    await storage.set_password(own, username, new_hash, False)
+    try:
+        # Only over the password checked: of two changes checked against it at once (the owner
+        # and whoever else knew it, the admin who typed a new account's), the first stored wins
+        # and the other is refused, never told it chose a password the first then replaced.
+        await storage.set_password(own, username, new_hash, False, replacing=user.password_hash)
+    except ConflictError:
+        raise AuthenticationError("the current password is not right") from None
     changed = dataclasses.replace(user, password_hash=new_hash, password_change_required=False)
     return await open_login(storage, changed, now, ttl, entropy, password_method(user), setup_ttl)
 
