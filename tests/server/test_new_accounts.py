@@ -204,7 +204,7 @@ def test_an_account_an_admin_made_signs_in_through_the_provider_without_a_passwo
 ) -> None:
     """Bound to the organisation's provider, the new account signs in through it as before:
     no password of its own to choose (the provider's sign-in is its own); the admin's password
-    still reaches only the page that chooses one."""
+    signs it in no more, saying to sign in through the organisation."""
     create_nina(orgs)
     provider = OidcProvider().start()
     try:
@@ -271,13 +271,21 @@ def test_an_admin_cannot_keep_a_password_and_authenticator_in_an_account_of_the_
 def test_an_admin_cannot_create_an_account_whose_password_it_keeps(
     orgs: RunningServer,
 ) -> None:
-    """The body has no way to say so: an unknown field is refused, nothing created."""
+    """The body has no way to say so: an unknown field is refused, nothing created; nor has an
+    edit of the account (display name, role, teams) afterwards."""
     with api(orgs, "ada") as ada:
         for extra in ({"password_change_required": False}, {"enrol_now": True}):
             body = {"username": "nina", "password": ADMINS_CHOICE, "role": "agent", **extra}
             refused = ada.post("/api/users", json=body)
             assert refused.status_code == 400, refused.text
         assert "nina" not in {u["username"] for u in ada.get("/api/users").json()}
+    made = create_nina(orgs)
+    with api(orgs, "ada") as ada:  # nor an edit of the account afterwards
+        for extra in ({"password_change_required": False}, {"password": ADMINS_OWN}):
+            refused = ada.patch("/api/users/nina", json={"display_name": "Nina", **extra})
+            assert refused.status_code == 400, refused.text
+        [listed] = [u for u in ada.get("/api/users").json() if u["username"] == "nina"]
+    assert listed == made and listed["password_change_required"] is True
 
 
 async def test_the_owner_and_the_admin_choosing_the_password_at_once_leave_one_signed_in(
