@@ -9,17 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
 
+from tandem.config import Settings
+from tandem.directory import offline
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.helpers import closed_with, open_agent
 from tests.server.test_organisations import api
+from tests.server.test_scale_out import run_in_thread
 from tests.server.test_sso import sign_in as sso_sign_in
+from tests.storage.conftest import PG_DSN, create_migrated_schema, pg_connect
 
 ADMINS_CHOICE = "admins-choice-pass-4821"
 """The password the admin types when it creates nina."""
@@ -27,9 +33,48 @@ NINAS_OWN = "her-own-phrase-9163"
 ADMINS_OWN = "admins-own-takeover-7730"
 
 
-@pytest.fixture
-def orgs(server_factory: ServerFactory) -> RunningServer:
-    return server_factory(seed=two_organisations, test_private_network=True)
+@pytest.fixture(params=["sqlite", "postgres"])
+def orgs(
+    request: pytest.FixtureRequest, server_factory: ServerFactory, tmp_path: Path
+) -> Iterator[RunningServer]:
+    """The two organisations' people on a real server, on SQLite or on a fresh PostgreSQL
+    schema."""
+    if request.param == "sqlite":
+        yield server_factory(seed=two_organisations, test_private_network=True)
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    url = f"{PG_DSN}?search_path={schema}"
+
+    async def create() -> None:
+        db = await pg_connect()
+        try:
+            await create_migrated_schema(db, schema)
+        finally:
+            await db.close()
+        settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+        async with offline(settings) as directory:
+            await two_organisations(directory)
+
+    async def drop() -> None:
+        db = await pg_connect()
+        try:
+            await db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await db.close()
+
+    run_in_thread(create)
+    try:
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            test_private_network=True,
+        )
+        try:
+            yield server
+        finally:
+            server.stop()  # before its schema goes
+    finally:
+        run_in_thread(drop)
 
 
 def create_nina(server: RunningServer) -> dict[str, object]:
