@@ -379,3 +379,38 @@ async def test_the_owner_and_the_admin_choosing_the_password_at_once_leave_one_s
             f"{orgs.base}/api/login", json={"username": "nina", "password": password}
         )
         assert signed.status_code == (200 if who == winner else 401), (who, signed.text)
+
+
+def test_an_admin_who_set_up_a_new_account_before_binding_it_keeps_no_sign_in(
+    orgs: RunningServer,
+) -> None:
+    """The admin signs in first as nina, chooses her password and sets up an authenticator of
+    its own, then binds her to the provider: she signs in through it, never locked out, and
+    the admin kept a password sign-in of hers. Bound by an admin, the account's password is
+    temporary: the admin's sign-in ends and its password and authenticator sign in no more."""
+    create_nina(orgs)
+    with first_sign_in(orgs, ADMINS_CHOICE, ADMINS_OWN) as admin:
+        setup = admin.post("/api/mfa/setup").json()
+        totp = pyotp.TOTP(setup["secret"])
+        assert admin.post("/api/mfa/confirm", json={"code": totp.at(time.time())}).is_success
+        assert admin.get("/api/me").json()["needs_second_factor"] is False
+        provider = OidcProvider().start()
+        try:
+            provider.redirect_uris.add(f"{orgs.base}/api/sso/callback")
+            with api(orgs, "ada") as ada:
+                use_provider(ada, provider, {"nina": "u-7"})
+            assert admin.get("/api/me").status_code == 401  # ended
+            again = httpx.post(
+                f"{orgs.base}/api/login",
+                json={
+                    "username": "nina",
+                    "password": ADMINS_OWN,
+                    "code": totp.at(time.time() + 30),
+                },
+            )
+            assert again.status_code == 401 and "identity provider" in again.json()["detail"]
+            provider.user = {"sub": "u-7", "preferred_username": "nina"}
+            with httpx.Client() as sso:  # nina, through the provider
+                assert sso_sign_in(orgs, sso).headers["location"] == "/console/"
+        finally:
+            provider.stop()
