@@ -428,12 +428,22 @@ async def sign_in(
         shown = factor
     if user.disabled:  # told only to whoever holds every credential of the account
         raise AuthenticationError(DISABLED)
+    if user.password_change_required and user.oidc_identity:
+        # A password someone else chose (a new account's, a reset's) does not sign in an account
+        # that signs in through its provider: its owner never replaces it, so whoever typed it
+        # could choose the account's password and set up its own authenticator at any time,
+        # a lasting sign-in of the owner's, who is never locked out to notice.
+        raise AuthenticationError(PROVIDER_ACCOUNT)
     method = password_method(user)
     token = await open_login(storage, user, now, ttl, entropy, method, setup_ttl)
     return principal(user, method), token, shown
 
 
 DISABLED = "This account is disabled: ask your admin to enable it."
+PROVIDER_ACCOUNT = (
+    "This account signs in through your organisation's identity provider, not with a "
+    "temporary password: sign in with your organisation, or ask your admin to unbind it."
+)
 
 
 async def organisation_of(storage: Storage, username: str) -> str | None:
@@ -543,7 +553,13 @@ async def change_password(
     # Ends every sign-in. The account's own organisation, as read with the current password:
     # raises NotFoundError if the name was deleted (and made anew anywhere) while it hashed.
     own = Grant.server(user.org_id, "own password change")
-    await storage.set_password(own, username, new_hash, False)
+    try:
+        # Only over the password checked: of two changes checked against it at once (the owner
+        # and whoever else knew it, the admin who typed a new account's), the first stored wins
+        # and the other is refused, never told it chose a password the first then replaced.
+        await storage.set_password(own, username, new_hash, False, replacing=user.password_hash)
+    except ConflictError:
+        raise AuthenticationError("the current password is not right") from None
     changed = dataclasses.replace(user, password_hash=new_hash, password_change_required=False)
     return await open_login(storage, changed, now, ttl, entropy, password_method(user), setup_ttl)
 

@@ -662,6 +662,21 @@ class Directory:
             if holder is not None and holder.username != username:
                 raise ConflictError("that provider account is bound to another user")
         grant = authorize(actor, "users.manage", Resource(user.org_id))
+        if (
+            identity is not None
+            and user.oidc_identity is None
+            and not user.password_change_required
+            and not actor.operator
+        ):
+            # Bound by an admin, the account signs in through the provider: its password
+            # becomes temporary, which signs in no account bound to the provider
+            # (tandem.auth.sign_in), and its sign-ins end. Else an admin who chose a new
+            # account's password and set up its authenticator before its owner (who signs in
+            # through the provider, never locked out) kept that sign-in once it bound it.
+            await self.storage.set_password(
+                grant, username, user.password_hash, True, replacing=user.password_hash
+            )
+            self.revoked(user=username)
         if not await self.storage.set_oidc_identity(grant, username, identity):
             raise NotFoundError(f"no user named {username!r}")
         if user.oidc_identity is not None and user.oidc_identity != identity:

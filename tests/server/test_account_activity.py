@@ -35,9 +35,11 @@ def activity(client: httpx.Client) -> list[tuple[str, str, str | None]]:
 def test_an_admin_signing_in_as_an_agent_through_its_provider_is_shown_to_the_agent(
     orgs: RunningServer,
 ) -> None:
-    """The takeover that changes nothing the agent would notice: the admin binds the agent to a
+    """The takeover that changed nothing the agent would notice: the admin binds the agent to a
     provider account of the admin's, signs in through it as the agent, and unbinds. The
-    agent's password and second factor still work; only the trail knew."""
+    agent's password and second factor still worked; only the trail knew. Now the binding
+    made the password temporary: the agent must choose a new one at its next sign-in, and is
+    shown why."""
     provider = OidcProvider().start()
     try:
         provider.redirect_uris.add(f"{orgs.base}/api/sso/callback")
@@ -53,9 +55,17 @@ def test_an_admin_signing_in_as_an_agent_through_its_provider_is_shown_to_the_ag
             assert ada.delete("/api/users/alice/sso").status_code == 204
     finally:
         provider.stop()
-    with api(orgs, "alice") as alice:
+    with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as alice:
+        signed = alice.post("/api/login", json={"username": "alice", "password": AGENT_PASSWORD})
+        assert signed.status_code == 200 and signed.json()["must_change_password"] is True
+        changed = alice.post(
+            "/api/me/password",
+            json={"current_password": AGENT_PASSWORD, "new_password": NEW_PASSWORD},
+        )
+        assert changed.status_code == 200, changed.text
         shown = activity(alice)
     assert shown == [
+        ("password_changed", "alice", None),
         ("sign_in", "alice", "password"),  # this one
         ("sso_identity_removed", "ada", None),
         ("sign_in", "alice", "oidc"),  # the admin's

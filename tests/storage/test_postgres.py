@@ -14,7 +14,7 @@ import pytest
 
 from tandem.audit import RECORD_MACS, AuditLog, verify
 from tandem.config import Settings
-from tandem.exceptions import ConfigError, ConflictError, UserExistsError
+from tandem.exceptions import ConfigError, ConflictError, NotFoundError, UserExistsError
 from tandem.storage import open_storage
 from tandem.storage.base import LoginRecord, OrgRecord, SiteRecord, Storage, UserRecord
 from tandem.storage.migrations import head_revision
@@ -586,3 +586,21 @@ async def test_the_audit_chain_and_anchors_round_trip(storage: Storage) -> None:
         (3, anchors[1].mac),
     ]
     assert verify(records, anchors, KEY).ok
+
+
+async def test_a_password_change_over_a_password_changed_since_writes_nothing(
+    storage: Storage,
+) -> None:
+    """The owner's change names the hash it checked the current password against: once another
+    change replaced it (checked against the same one at the same moment), it writes nothing and
+    ends no sign-in."""
+    await storage.add_user(*owned(UserRecord("u", "u", "agent", "h0", 0.0, org_id="default")))
+    assert await storage.set_password(of_org("default"), "u", "h1", False, replacing="h0") == 0
+    await storage.add_login(LoginRecord("u1", "u", 100.0))
+    with pytest.raises(ConflictError):
+        await storage.set_password(of_org("default"), "u", "h2", False, replacing="h0")
+    got = await storage.get_user("u")
+    assert got is not None and got.password_hash == "h1"
+    assert await storage.get_login("u1") is not None
+    with pytest.raises(NotFoundError):
+        await storage.set_password(of_org("default"), "nobody", "h2", False, replacing="h0")

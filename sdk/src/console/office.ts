@@ -408,8 +408,9 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
       });
       const state = el("span", "", "pills");
       state.append(el("span", u.disabled ? t("state.disabled") : t("state.active"), u.disabled ? "pill bad" : "pill good"));
-      // Its password is the one an admin typed until its owner signs in and chooses another.
-      if (u.password_change_required) state.append(" ", el("span", t("state.temporaryPassword"), "pill warn"));
+      // Its password is the one an admin typed until its owner signs in and chooses another. A
+      // bound account signs in through the provider: a temporary password signs it in never.
+      if (u.password_change_required && !u.sso_bound) state.append(" ", el("span", t("state.temporaryPassword"), "pill warn"));
       const tools = el("div", "", "row-actions");
       const toggle = button(u.disabled ? t("action.enable") : t("action.disable"));
       toggle.setAttribute("aria-label", `${toggle.textContent} ${u.username}`);

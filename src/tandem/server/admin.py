@@ -1055,7 +1055,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/users/{username}/sso",
         "users.manage",
         "Bind an account to its user (subject) at your organisation's identity provider: "
-        "provider sign-ins reach only accounts bound so.",
+        "provider sign-ins reach only accounts bound so. A first binding makes the account's "
+        "password temporary and ends its sign-ins: a bound account signs in through the "
+        "provider, not with a temporary password.",
         _bind_sso,
         SsoIdentity,
         returns=User,

@@ -609,12 +609,20 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def set_password(
-        self, grant: Grant, username: str, password_hash: str, change_required: bool
+        self,
+        grant: Grant,
+        username: str,
+        password_hash: str,
+        change_required: bool,
+        *,
+        replacing: str | None = None,
     ) -> int:
         """Replace the password hash of ``username`` of ``grant``'s organisation and end every
         sign-in of the user, in one transaction (a sign-in check never sees a live sign-in of the
         new password's account); ``change_required``: it must be changed at the next sign-in (an
-        admin's reset). Returns the number of sign-ins ended. Raises NotFoundError (nothing
+        admin's reset). With ``replacing``, only if the stored hash is still that one (the
+        owner's change, checked against it): ConflictError, nothing written, if another change
+        was stored since. Returns the number of sign-ins ended. Raises NotFoundError (nothing
         written) if the organisation has no such user: the name may have been deleted and made
         another organisation's account while the password was hashed."""
         ...

@@ -1726,15 +1726,29 @@ class SQLStorage:
         return changed > 0
 
     async def set_password(
-        self, grant: Grant, username: str, password_hash: str, change_required: bool
+        self,
+        grant: Grant,
+        username: str,
+        password_hash: str,
+        change_required: bool,
+        *,
+        replacing: str | None = None,
     ) -> int:
+        own = sa.and_(users.c.username == username, users.c.org_id == grant.org_id)
+
         def work(db: _Db) -> int:
+            still = own if replacing is None else sa.and_(own, users.c.password_hash == replacing)
             changed = db.execute(
                 users.update()
-                .where(users.c.username == username, users.c.org_id == grant.org_id)
+                .where(still)
                 .values(password_hash=password_hash, password_change_required=change_required)
             )
             if not changed.rowcount:  # raised inside: the transaction ends nothing either
+                if (
+                    replacing is not None
+                    and db.execute(sa.select(users.c.username).where(own)).first()
+                ):
+                    raise ConflictError("the password was changed meanwhile")
                 raise NotFoundError(f"no user named {username!r}")
             return int(db.execute(logins.delete().where(logins.c.username == username)).rowcount)
 
