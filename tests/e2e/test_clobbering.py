@@ -7,6 +7,7 @@ threw: the first snapshot never left and the agent's console still said it was l
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
@@ -14,6 +15,7 @@ from tests.e2e.conftest import (
     OtherOrigin,
     Party,
     agent_plaintext,
+    caught_up,
     join,
     mirror,
     share,
@@ -97,3 +99,56 @@ def test_every_clobbering_name_at_once_shows_the_rest_and_says_so(
     assert "rr-masked-secret-wvx" not in plaintext
     for i in range(len(NAMES)):
         assert f"value-secret-{i}-zq" not in plaintext
+
+
+LATE_PAGE = """
+<h1>Clobbered later</h1>
+<form id="late-form">Form text <span id="note">shown-note</span>
+<input id="renamed" name="email"></form>
+<p>After the form</p>
+"""
+
+
+@pytest.mark.parametrize(("attribute", "value"), [("name", "attributes"), ("id", "ATTRIBUTES")])
+def test_a_form_clobbered_by_a_later_change_is_blocked_from_then_on(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    customer: Party,
+    agent: Party,
+    attribute: str,
+    value: str,
+) -> None:
+    # A form shown at first whose control is renamed later after what rrweb's serializer reads
+    # (any case: the block rule is case-insensitive) is blocked from then on: what changes in it
+    # afterwards, or is added to it, never leaves (maskFormState checks each form once per event,
+    # not through `closest` with `:has()` from every node: bench/RESULTS.md).
+    url = other_origin.page("late-clobber.html", LATE_PAGE, live, title="Clobbered later")
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.locator("#note")).to_have_text("shown-note")
+    customer.page.evaluate(
+        "([attribute, value]) => document.getElementById('renamed').setAttribute(attribute, value)",
+        [attribute, value],
+    )
+    caught_up(customer, view)
+    # rrweb drops a change of the children of what is in a blocked form itself (`closest`), but
+    # records a text's new data and an attribute (`matches` of the node only): those the SDK drops.
+    customer.page.evaluate(
+        """() => {
+          const note = document.getElementById('note');
+          note.firstChild.data = 'late-text-secret-xqv';
+          note.setAttribute('title', 'late-title-secret-jwm');
+          const added = document.createElement('span');
+          added.id = 'added';
+          added.textContent = 'late-added-secret-vbk';
+          document.getElementById('late-form').append(added);
+        }"""
+    )
+    caught_up(customer, view)
+    expect(view.locator("#note")).to_have_text("shown-note")
+    expect(view.locator("#note")).not_to_have_attribute("title", "late-title-secret-jwm")
+    expect(view.locator("#added")).to_have_count(0)
+    plaintext = agent_plaintext(agent)
+    for secret in ("late-text-secret-xqv", "late-title-secret-jwm", "late-added-secret-vbk"):
+        assert secret not in plaintext
+    assert not customer.console_errors, customer.console_errors

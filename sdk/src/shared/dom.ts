@@ -74,6 +74,7 @@ const getAttributeMethod = method("Element", "getAttribute");
 const hasAttributeMethod = method("Element", "hasAttribute");
 const closestMethod = method("Element", "closest");
 const matchesMethod = method("Element", "matches");
+const elementQuery = method("Element", "querySelector");
 const hostGetter = getter("ShadowRoot", "host");
 const shadowRootGetter = getter("Element", "shadowRoot");
 
@@ -120,6 +121,11 @@ export function matchesOf(el: Element, selector: string): boolean {
 /** `Element.closest`: the nearest inclusive ancestor matching `selector`, in the same tree. */
 export function closestOf(el: Element, selector: string): Element | null {
   return closestMethod(el, selector) as Element | null;
+}
+
+/** `Element.querySelector`: the first descendant of `el` matching `selector`, in the same tree. */
+export function firstInside(el: Element, selector: string): Element | null {
+  return elementQuery(el, selector) as Element | null;
 }
 
 export function parentElementOf(node: Node): Element | null {

@@ -42,7 +42,7 @@
 
 import {
   asElement, assignedSlotOf, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
+  firstInside, frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -93,7 +93,8 @@ let unmaskSelector = UNMASK_SELECTOR;
 /** What `inMaskedRegion` looks for (rrweb's marks, Tandem's own UI, the policy's mask and hide),
  * made once per policy. */
 let regionSelector: string | null = null;
-/** What rrweb blocks (recordMaskingOptions' `blockSelector`), for maskFormState; once per policy. */
+/** What rrweb blocks (recordMaskingOptions' `blockSelector`) but the forms blocked for their
+ * shape (inClobberedForm), for maskFormState; once per policy. */
 let blockedSelector: string | null = null;
 
 export function usePolicy(policy: Policy): void {
@@ -116,6 +117,8 @@ interface PassMemo {
   cards: Map<Node, CardAround>;
   /** Whether an element lies in a blocked region (a batch of adds shares a few parents). */
   blocked: Map<Element, boolean>;
+  /** Whether a form is blocked for its shape (clobberedForm): each form's controls read once. */
+  clobbered?: Map<Element, boolean>;
   /** Whether an element holds a one-time-code field drawn as slots (isCodeSlot). */
   slots?: Map<Element, boolean>;
   /** The slots each element is drawn in (slotsAbove). */
@@ -168,9 +171,10 @@ export function composedParentElement(node: Node): Element | null {
  * hidden region's web components and frames out), and from the slot an element is drawn in (a
  * component's masked region around its slot holds what the page gives it). Null only when no ancestor matches; throws
  * when the ancestry cannot be read (callers fail closed). Only for selectors that hide: a mark
- * that shows (`data-tandem-unmask`) reaches no further than `closest` does.
+ * that shows (`data-tandem-unmask`) reaches no further than `closest` does. With `accept`, only
+ * the ancestors matching `selector` that it accepts count (the others are passed by).
  */
-export function composedClosest(el: Element, selector: string): Element | null {
+export function composedClosest(el: Element, selector: string, accept?: (found: Element) => boolean): Element | null {
   // Content a web component draws in a slot lies where the slot is (its shadow root's region
   // marked `mask` or `.rr-mask`): the slots' ancestors are looked at too, each slot once.
   const starts: Element[] = [...slotsAbove(el, true)];
@@ -181,7 +185,12 @@ export function composedClosest(el: Element, selector: string): Element | null {
     let current: Element | null = starts.pop() as Element;
     while (current) {
       if (++depth >= MAX_COMPOSED_DEPTH) return el;
-      const found = closestOf(current, selector);
+      let found = closestOf(current, selector);
+      while (found && accept && !accept(found)) {
+        if (++depth >= MAX_COMPOSED_DEPTH) return el;
+        const above = parentElementOf(found);
+        found = above ? closestOf(above, selector) : null;
+      }
       if (found) return found;
       for (const slot of slotsAbove(current, false)) {
         if (seen.has(slot)) continue;
@@ -1594,8 +1603,8 @@ function noteLateMark(lookup: (id: number) => unknown, id: unknown): void {
       sentMasked.add(el);
       late = true;
     }
-    blockedSelector ??= recordMaskingOptions().blockSelector;
-    if (!sentBlocked.has(el) && matchesOf(el, blockedSelector)) {
+    blockedSelector ??= ownBlockSelector();
+    if (!sentBlocked.has(el) && (matchesOf(el, blockedSelector) || isClobberedForm(el))) {
       sentBlocked.add(el);
       late = true;
     }
@@ -1757,8 +1766,8 @@ function blockedAround(lookup: (id: number) => unknown, id: unknown, self: boole
     if (start === null) return false;
     const known = memo?.blocked.get(start);
     if (known !== undefined) return known;
-    blockedSelector ??= recordMaskingOptions().blockSelector;
-    const blocked = composedClosest(start, blockedSelector) !== null;
+    blockedSelector ??= ownBlockSelector();
+    const blocked = composedClosest(start, blockedSelector) !== null || inClobberedForm(start);
     memo?.blocked.set(start, blocked);
     return blocked;
   } catch (error) {
@@ -1780,8 +1789,8 @@ export function inBlockedRegion(node: unknown): boolean {
     if (node === null || node === undefined) return true;
     const start = asElement(node) ?? composedParentElement(node as Node);
     if (start === null) return !(nodeTypeOf(node) === DOCUMENT_NODE && frameElementOf(node as Document) === null);
-    blockedSelector ??= recordMaskingOptions().blockSelector;
-    return composedClosest(start, blockedSelector) !== null;
+    blockedSelector ??= ownBlockSelector();
+    return composedClosest(start, blockedSelector) !== null || inClobberedForm(start);
   } catch {
     return true;
   }
@@ -2112,14 +2121,47 @@ const everyInputType: Record<string, boolean> = new Proxy(
  */
 const SERIALIZER_NAMES = ["attributes", "childNodes", "nodeType", "parentNode", "firstChild", "nextSibling", "matches", "classList", "getAttribute"];
 
+const CLOBBERING_CONTROLS = SERIALIZER_NAMES.flatMap((name) => [`[name="${name}" i]`, `[id="${name}" i]`]).join(", ");
+
+/** Whether this browser supports `:has()` (asked once: it does not change). */
+let hasSelector: boolean | null = null;
+
 function clobberedForms(): string[] {
-  try {
-    if (typeof CSS === "undefined" || !CSS.supports("selector(:has(a))")) return [];
-  } catch {
-    return [];
+  if (hasSelector === null) {
+    try {
+      hasSelector = typeof CSS !== "undefined" && CSS.supports("selector(:has(a))");
+    } catch {
+      hasSelector = false;
+    }
   }
-  const controls = SERIALIZER_NAMES.flatMap((name) => [`[name="${name}" i]`, `[id="${name}" i]`]);
-  return [`form:has(${controls.join(", ")})`];
+  return hasSelector ? [`form:has(${CLOBBERING_CONTROLS})`] : [];
+}
+
+/**
+ * Whether `form` (a `<form>`) is one clobberedForms() blocks: a descendant named or identified
+ * after SERIALIZER_NAMES. The same answer as `form:has(…)`, but its controls are read once per
+ * form in a masking pass (memo.clobbered): `closest` with `:has()` read the whole form again from
+ * every element inside it, so a page adding N labelled fields to a form cost N scans of the form
+ * (bench/RESULTS.md, "Clobbered forms checked once per form"). Throws when it cannot be read.
+ */
+function clobberedForm(form: Element): boolean {
+  const kept = memo ? (memo.clobbered ??= new Map()) : null;
+  const known = kept?.get(form);
+  if (known !== undefined) return known;
+  const clobbered = firstInside(form, CLOBBERING_CONTROLS) !== null;
+  kept?.set(form, clobbered);
+  return clobbered;
+}
+
+/** Whether `el` is a form blocked for its shape (rrweb's `matches` of clobberedForms()). */
+function isClobberedForm(el: Element): boolean {
+  return clobberedForms().length > 0 && matchesOf(el, "form") && clobberedForm(el);
+}
+
+/** Whether `el` is or lies in a form blocked for its shape, through shadow roots and frames as
+ * composedClosest (rrweb's `closest` of clobberedForms()). Throws when it cannot tell. */
+function inClobberedForm(el: Element): boolean {
+  return clobberedForms().length > 0 && composedClosest(el, "form", clobberedForm) !== null;
 }
 
 /** Whether `root` has a form blocked for its shape (so part of the page cannot be shown). */
@@ -2132,6 +2174,17 @@ export function hasBlockedShapes(root: ParentNode): boolean {
   }
 }
 
+/** What rrweb blocks but the forms blocked for their shape (clobberedForms). */
+function ownBlockSelector(): string {
+  return [
+    TANDEM_UI,
+    RR_BLOCK,
+    ...active.hide,
+    ...(active.media.images ? [] : ["img", "picture", "svg image"]),
+    ...(active.media.video ? [] : ["video", "audio"]),
+  ].join(", ");
+}
+
 /** rrweb `record()` options that put all of the above in force. */
 export function recordMaskingOptions() {
   return {
@@ -2142,14 +2195,10 @@ export function recordMaskingOptions() {
     // text on its own (its default class), with the same function.
     maskTextFn: (text: string, element: HTMLElement | null) => maskTextContent(text, element),
     // Tandem's own UI: blocks its host; ./share/ui.ts keeps rrweb out of its shadow roots.
-    blockSelector: [
-      TANDEM_UI,
-      RR_BLOCK,
-      ...clobberedForms(),
-      ...active.hide,
-      ...(active.media.images ? [] : ["img", "picture", "svg image"]),
-      ...(active.media.video ? [] : ["video", "audio"]),
-    ].join(", "),
+    // rrweb checks it with `matches` on each element it serialises or adds (the `:has()` of
+    // clobberedForms then reads only a form's own controls), and with `closest` once per change of
+    // a node's children and per event; maskFormState's checks go by form (inClobberedForm).
+    blockSelector: [ownBlockSelector(), ...clobberedForms()].join(", "),
   };
 }
 
