@@ -622,6 +622,12 @@ const SPLIT_ONE_CHAR_BOXES = 2;
  * piece: react-otp-input's users' `otp-input`, `pin-digit`, `code[]`, `mfaCode`. */
 const CODE_WORDS = new Set([
   "otp", "otc", "totp", "hotp", "mfa", "2fa", "tfa", "pin", "pins", "passcode", "code", "codes", "digit", "digits",
+  // A label names a code in the page's language ("Código de verificación", "Kod weryfikacyjny"),
+  // German and Nordic ones as one word ("Bestätigungscode"; a "Gutscheincode" is none).
+  "código", "codigo", "códigos", "codigos", "codice", "codici", "kod", "kodu", "kode", "koodi", "код", "кода",
+  "bestätigungscode", "sicherheitscode", "verifizierungscode", "authentifizierungscode", "einmalcode",
+  "zugangscode", "anmeldecode", "aktivierungscode", "verificatiecode", "beveiligingscode", "toegangscode",
+  "engangskode", "engångskod", "verifikationskode", "bekræftelseskode", "verifieringskod", "säkerhetskod",
 ]);
 /** Words that name what a short box holds that is no secret: a date's part, a postcode, a phone
  * number's, a quantity. Beside a code word they win (`zip-code`, `promo-code`, `country-code`):
@@ -635,6 +641,9 @@ const NOT_CODE_WORDS = new Set([
   "rating", "score", "exp", "expiry", "expiration", "sort", "bank", "branch", "routing", "iban", "swift", "bic",
   "currency", "language", "lang", "locale", "color", "colour", "tax", "vat", "booking", "qr", "bar", "barcode",
   "ean", "upc", "isbn", "gtin", "serial",
+  // The same in the languages CODE_WORDS reads ("Código postal", "Codice sconto").
+  "postale", "área", "país", "pais", "paese", "barras", "promocional", "promozionale", "cupón", "cupon", "cupom",
+  "descuento", "desconto", "sconto", "rabatt", "rabatowy", "pocztowy", "почтовый", "индекс", "fiscale",
 ]);
 /** The naming attributes CODE_WORDS and NOT_CODE_WORDS are looked for in. */
 const NAMING_ATTRIBUTES = ["id", "class", "name", "aria-label"];
@@ -1091,8 +1100,14 @@ function codeSaidAround(fields: Element[], row: Element): boolean {
       attributeOf(field, "title"), ...labels])) return true;
     for (let node = parentElementOf(field); node && node !== row; node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
   }
+  // Through a shadow root to its host and on (a date's row a web component draws, its host named
+  // `otp` or labelled a code's); unreadable counts as said.
   let node: Element | null = row;
-  for (let level = 0; node && level <= NAMING_LEVELS; level++, node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
+  try {
+    for (let level = 0; node && level <= NAMING_LEVELS; level++, node = composedParentElement(node)) if (wrapperSaysCode(node)) return true;
+  } catch {
+    return true;
+  }
   return false;
 }
 
