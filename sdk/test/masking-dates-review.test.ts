@@ -48,7 +48,7 @@ test("a date's row under a label naming a code in the page's language stays mask
 });
 
 test("a postcode's or a promo code's boxes labelled in the page's language stay shown", (t) => {
-  const labels = ["Código postal", "Código promocional", "Cupón de descuento", "Gutscheincode", "Codice postale"];
+  const labels = ["Código postal", "Código promocional", "Cupón de descuento", "Gutscheincode", "Codice postale", "Posta kodu", "Kod rabatowy"];
   const at = mounted(labels.map((label, i) =>
     `<fieldset id="p${i}"><legend>${label}</legend>${boxes(4, () => 'type="text"')}</fieldset>`).join(""));
   t.after(() => at("#p0").closest("form")?.remove());

@@ -644,6 +644,7 @@ const NOT_CODE_WORDS = new Set([
   // The same in the languages CODE_WORDS reads ("Código postal", "Codice sconto").
   "postale", "área", "país", "pais", "paese", "barras", "promocional", "promozionale", "cupón", "cupon", "cupom",
   "descuento", "desconto", "sconto", "rabatt", "rabatowy", "pocztowy", "почтовый", "индекс", "fiscale",
+  "posta", "kupon", "indirim", "referencia", "referência", "riferimento",
 ]);
 /** The naming attributes CODE_WORDS and NOT_CODE_WORDS are looked for in. */
 const NAMING_ATTRIBUTES = ["id", "class", "name", "aria-label"];
