@@ -75,3 +75,30 @@ test("a date's row in a web component's shadow root whose host names a code stay
   assert.doesNotMatch(shown("labelled"), /7/, "a host labelled a code's");
   assert.equal(shown("plain"), "7", "a date's row in a component that says nothing else stays shown");
 });
+
+test("boxes of a code in a wrapper of a web component's shadow root, the host labelled a code's, are its pieces", (t) => {
+  const form = html('<form data-tandem-unmask><code-boxes id="labelled" aria-label="Enter your one-time code"></code-boxes>' +
+    '<code-boxes id="slotted"><label>Verification code</label></code-boxes>' +
+    '<fieldset><legend>Delivery address</legend><code-boxes id="address"></code-boxes></fieldset></form>');
+  document.body.append(form);
+  t.after(() => form.remove());
+  const first: Record<string, HTMLInputElement> = {};
+  const inner: Record<string, string> = {
+    labelled: `<div>${boxes(6, () => 'type="text" data-tandem-unmask')}</div>`,
+    slotted: `<slot></slot><div>${boxes(6, () => 'type="text" data-tandem-unmask')}</div>`,
+    address: `<div>${boxes(6, () => 'type="text" data-tandem-unmask')}</div>`,
+  };
+  for (const [id, markup] of Object.entries(inner)) {
+    const root = (form.querySelector(`#${id}`) as HTMLElement).attachShadow({ mode: "open" });
+    root.innerHTML = markup;
+    first[id] = root.querySelector("input") as HTMLInputElement;
+  }
+  const shown = (id: string, value: string): string => {
+    const out = maskInputValue(value, first[id]);
+    forgetSecrets();
+    return out;
+  };
+  assert.doesNotMatch(shown("labelled", "7"), /7/, "the host labelled a code's");
+  assert.doesNotMatch(shown("slotted", "7"), /7/, "the host's label child names a code");
+  assert.equal(shown("address", "12 High St"), "12 High St", "boxes under another legend stay shown");
+});

@@ -688,16 +688,22 @@ function codeNaming(el: Element): "code" | "other" | null {
 /** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
  * is named a code's (namedCode): the row or the form of boxes that say nothing themselves. */
 function namedCodeAbove(el: Element, around: Element): boolean {
-  let node = parentElementOf(el);
-  for (let level = 0; node && level < NAMING_LEVELS; level++) {
-    if (namedCode(node)) return true;
-    if (node === around) {
-      const outer = parentElementOf(node);
-      return outer !== null && namedCode(outer);
+  // Through a shadow root to its host and on (a web component's boxes, the host under a legend
+  // "Verification code" or labelled so); unreadable counts as named.
+  try {
+    let node = composedParentElement(el);
+    for (let level = 0; node && level < NAMING_LEVELS; level++) {
+      if (namedCode(node)) return true;
+      if (node === around) {
+        const outer = composedParentElement(node);
+        return outer !== null && namedCode(outer);
+      }
+      node = composedParentElement(node);
     }
-    node = parentElementOf(node);
+    return false;
+  } catch {
+    return true;
   }
-  return false;
 }
 
 /** Whether a row or form of boxes is named a code's: by its naming attributes (codeNaming), or by
