@@ -102,3 +102,13 @@ test("boxes of a code in a wrapper of a web component's shadow root, the host la
   assert.doesNotMatch(shown("slotted", "7"), /7/, "the host's label child names a code");
   assert.equal(shown("address", "12 High St"), "12 High St", "boxes under another legend stay shown");
 });
+
+test("a code's row the page makes a date's after the code was typed stays masked (once a piece, always one)", (t) => {
+  const form = html(`<form data-tandem-unmask><div id="row">${boxes(8, () => 'maxlength="1"')}</div></form>`);
+  document.body.append(form);
+  t.after(() => form.remove());
+  const all = Array.from(form.querySelectorAll("input")) as HTMLInputElement[];
+  all.forEach((box) => assert.doesNotMatch(maskInputValue("7", box), /7/));
+  all.forEach((box, i) => box.setAttribute("autocomplete", `bday-${part(i + 1)}`));
+  assert.deepEqual(all.map((box) => maskInputValue("7", box)).filter((shown) => shown.includes("7")), []);
+});
