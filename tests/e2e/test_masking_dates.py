@@ -76,12 +76,12 @@ def test_a_date_of_birth_typed_one_digit_per_box_is_shown_and_a_code_calling_its
 
 # Six boxes with no name, id, class or length, the page keeping one character in each by
 # script, under a legend that says what they are; in a form the site shows, or not.
-def _unnamed_page(shown: bool) -> str:
+def _unnamed_page(shown: bool, legend: str = "Verification code") -> str:
     unmask = " data-tandem-unmask" if shown else ""
     boxes = '<input type="text" inputmode="numeric">' * 6
     return (
         f"<h1>Verify</h1><form{unmask}>"
-        f'<fieldset id="verify" class="row"><legend>Verification code</legend>{boxes}</fieldset>'
+        f'<fieldset id="verify" class="row"><legend>{legend}</legend>{boxes}</fieldset>'
         f'<output id="verify-out"></output></form><p>After the code</p>{ADVANCE}'
     )
 
@@ -95,6 +95,27 @@ def test_boxes_that_say_nothing_under_a_legend_naming_a_code_are_hidden(
     `<output>` reach the agent. In a form the site shows, all reached it (nothing read the
     legend); in a form masked by default (each value hidden), the joined code was held."""
     view = _shared(live, other_origin, customer, agent, _unnamed_page(shown))
+    boxes = customer.page.locator("#verify input")
+    for n, digit in enumerate("730518"):
+        boxes.nth(n).press_sequentially(digit)
+    expect(customer.page.locator("#verify-out")).to_have_text("730518")
+    caught_up(customer, view)
+    _assert_never_reached(
+        agent, view, r"\"(?:text|value)\":\"\d\"", r"(?<![\w-])7305", r"(?<![\w-])0518"
+    )
+    mirrored = view.locator("#verify input")
+    for n in range(6):
+        assert not re.search(r"\d", mirrored.nth(n).input_value())
+
+
+@pytest.mark.parametrize("legend", ["Código de verificación", "Bestätigungscode"])
+def test_boxes_under_a_legend_naming_a_code_in_the_pages_language_are_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party, legend: str
+) -> None:
+    """The same six boxes in a form the site shows, under a legend naming the code in Spanish or
+    German: no box's digit and not the joined code reach the agent. Before, only English code
+    words named a row a code's, and every digit reached it."""
+    view = _shared(live, other_origin, customer, agent, _unnamed_page(True, legend))
     boxes = customer.page.locator("#verify input")
     for n, digit in enumerate("730518"):
         boxes.nth(n).press_sequentially(digit)

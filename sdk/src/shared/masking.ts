@@ -631,6 +631,12 @@ const SPLIT_ONE_CHAR_BOXES = 2;
  * piece: react-otp-input's users' `otp-input`, `pin-digit`, `code[]`, `mfaCode`. */
 const CODE_WORDS = new Set([
   "otp", "otc", "totp", "hotp", "mfa", "2fa", "tfa", "pin", "pins", "passcode", "code", "codes", "digit", "digits",
+  // A label names a code in the page's language ("Código de verificación", "Kod weryfikacyjny"),
+  // German and Nordic ones as one word ("Bestätigungscode"; a "Gutscheincode" is none).
+  "código", "codigo", "códigos", "codigos", "codice", "codici", "kod", "kodu", "kode", "koodi", "код", "кода",
+  "bestätigungscode", "sicherheitscode", "verifizierungscode", "authentifizierungscode", "einmalcode",
+  "zugangscode", "anmeldecode", "aktivierungscode", "verificatiecode", "beveiligingscode", "toegangscode",
+  "engangskode", "engångskod", "verifikationskode", "bekræftelseskode", "verifieringskod", "säkerhetskod",
 ]);
 /** Words that name what a short box holds that is no secret: a date's part, a postcode, a phone
  * number's, a quantity. Beside a code word they win (`zip-code`, `promo-code`, `country-code`):
@@ -644,6 +650,10 @@ const NOT_CODE_WORDS = new Set([
   "rating", "score", "exp", "expiry", "expiration", "sort", "bank", "branch", "routing", "iban", "swift", "bic",
   "currency", "language", "lang", "locale", "color", "colour", "tax", "vat", "booking", "qr", "bar", "barcode",
   "ean", "upc", "isbn", "gtin", "serial",
+  // The same in the languages CODE_WORDS reads ("Código postal", "Codice sconto").
+  "postale", "área", "país", "pais", "paese", "barras", "promocional", "promozionale", "cupón", "cupon", "cupom",
+  "descuento", "desconto", "sconto", "rabatt", "rabatowy", "pocztowy", "почтовый", "индекс", "fiscale",
+  "posta", "kupon", "indirim", "referencia", "referência", "riferimento",
 ]);
 /** The naming attributes CODE_WORDS and NOT_CODE_WORDS are looked for in. */
 const NAMING_ATTRIBUTES = ["id", "class", "name", "aria-label"];
@@ -687,16 +697,22 @@ function codeNaming(el: Element): "code" | "other" | null {
 /** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
  * is named a code's (namedCode): the row or the form of boxes that say nothing themselves. */
 function namedCodeAbove(el: Element, around: Element): boolean {
-  let node = parentElementOf(el);
-  for (let level = 0; node && level < NAMING_LEVELS; level++) {
-    if (namedCode(node)) return true;
-    if (node === around) {
-      const outer = parentElementOf(node);
-      return outer !== null && namedCode(outer);
+  // Through a shadow root to its host and on (a web component's boxes, the host under a legend
+  // "Verification code" or labelled so); unreadable counts as named.
+  try {
+    let node = composedParentElement(el);
+    for (let level = 0; node && level < NAMING_LEVELS; level++) {
+      if (namedCode(node)) return true;
+      if (node === around) {
+        const outer = composedParentElement(node);
+        return outer !== null && namedCode(outer);
+      }
+      node = composedParentElement(node);
     }
-    node = parentElementOf(node);
+    return false;
+  } catch {
+    return true;
   }
-  return false;
 }
 
 /** Whether a row or form of boxes is named a code's: by its naming attributes (codeNaming), or by
@@ -1100,8 +1116,14 @@ function codeSaidAround(fields: Element[], row: Element): boolean {
       attributeOf(field, "title"), ...labels])) return true;
     for (let node = parentElementOf(field); node && node !== row; node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
   }
+  // Through a shadow root to its host and on (a date's row a web component draws, its host named
+  // `otp` or labelled a code's); unreadable counts as said.
   let node: Element | null = row;
-  for (let level = 0; node && level <= NAMING_LEVELS; level++, node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
+  try {
+    for (let level = 0; node && level <= NAMING_LEVELS; level++, node = composedParentElement(node)) if (wrapperSaysCode(node)) return true;
+  } catch {
+    return true;
+  }
   return false;
 }
 
