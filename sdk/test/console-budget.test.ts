@@ -2,7 +2,7 @@
 // hostile page's events may add nodes without end while its own document stays small.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_MIRROR_CHARS, MAX_MIRROR_NODES, MirrorBudget, NodeCount } from "../src/console/budget.ts";
+import { MAX_MIRROR_CHARS, MAX_MIRROR_DEPTH, MAX_MIRROR_NODES, MirrorBudget, NodeCount } from "../src/console/budget.ts";
 
 const el = (id: number, childNodes: unknown[] = []) => ({ type: 2, id, tagName: "b", attributes: {}, childNodes });
 const snapshot = (node: unknown) => ({ type: 2, timestamp: 1, data: { node, initialOffset: { top: 0, left: 0 } } });
@@ -97,4 +97,24 @@ test("ids a page repeats inside its own tree end, counted once", () => {
   count.apply(mutation([add(2, el(1))], [remove(1, 1)]));
   count.apply(mutation([], [remove(0, 1), remove(0, 2)]));
   assert.ok(count.size <= 2);
+});
+
+test("a page nested deeper than Chromium's renderer survives is refused, whole or a node at a time", () => {
+  // Deep enough (5 000) crashed the agent's tab in Chromium, however rrweb inserted it.
+  const page = () => snapshot(el(1, [el(2)])); // the root (0) and a child (1)
+  const whole = new MirrorBudget();
+  assert.ok(whole.admit(page()));
+  assert.ok(whole.admit(mutation([add(2, chain(10, MAX_MIRROR_DEPTH - 1))])), "as deep as the bound");
+  const deeper = new MirrorBudget();
+  assert.ok(deeper.admit(page()));
+  assert.equal(deeper.admit(mutation([add(2, chain(10, MAX_MIRROR_DEPTH))])), false, "one deeper, in one mutation");
+  const byOne = new MirrorBudget();
+  assert.ok(byOne.admit(page()));
+  let refused = -1;
+  for (let i = 0; i < MAX_MIRROR_DEPTH + 5 && refused < 0; i++) {
+    if (!byOne.admit(mutation([add(i ? 9 + i : 2, el(10 + i))]))) refused = i;
+  }
+  assert.equal(refused, MAX_MIRROR_DEPTH - 1, "one node at a time: refused at the same depth");
+  assert.equal(new MirrorBudget().admit(snapshot(chain(1, MAX_MIRROR_DEPTH + 2))), false, "a page too deep from the start");
+  assert.ok(byOne.admit(page()), "its next page that fits shows");
 });

@@ -108,6 +108,47 @@ def test_a_page_that_floods_the_mirror_is_dropped_at_the_bound_and_the_next_page
     expect(agent.page.get_by_role("button", name="Leave")).to_be_enabled()
 
 
+DEEP = """(depth) => {
+  window.__inject = (events) => {
+    const adds = [];
+    let parentId = window.__bodyId;
+    for (let i = 0; i < depth; i++) {
+      const id = 30000000 + i;
+      const node = {type: 2, id, tagName: 'b', attributes: {}, childNodes: []};
+      adds.push({parentId, nextId: null, node});
+      parentId = id;
+    }
+    const timestamp = events[events.length - 1].timestamp;
+    return [{type: 3, timestamp, data: {source: 0, texts: [], attributes: [], removes: [], adds}}];
+  };
+  document.body.append(document.createElement('i'));
+}"""
+
+
+def test_a_page_nested_thousands_deep_is_dropped_and_the_agents_tab_lives_on(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """5 000 elements each inside the last, in one change (the console applies it at once): the
+    agent's renderer crashed (console and mirror with it) before the mirror's depth was bounded."""
+    url = other_origin.page("deep.html", HOOK + "<h1>Deep page</h1>", live, title="Deep")
+    next_page = other_origin.page("next.html", "<h1>Next page</h1>", live, title="Next")
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Deep page")).to_be_visible()
+    caught_up(customer, view)
+    crashed: list[bool] = []
+    agent.page.on("crash", lambda _page: crashed.append(True))
+    customer.page.evaluate(DEEP, 5_000)
+    customer.page.wait_for_function("() => window.__inject === null")
+    caught_up_or_dropped(customer, agent)
+    assert not crashed
+    expect(agent.page.locator("#status")).to_contain_text("too large to show here")
+    customer.page.goto(next_page)
+    view = agent.page.frame_locator('iframe[title="Customer view"]')
+    expect(view.get_by_role("heading", name="Next page")).to_be_visible()
+    expect(agent.page.get_by_role("button", name="Leave")).to_be_enabled()
+
+
 FLOOD_TEXT = """([round, count, chars]) => {
   window.__inject = (events) => {
     const adds = [];

@@ -224,7 +224,11 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     attrs.rel = "";
     delete attrs.href;
   }
-  if (tag === "meta" && typeof attrs["http-equiv"] === "string") delete attrs.content; // refresh
+  // A refresh: its content goes, whatever the case of the names (the browser lowercases an HTML
+  // element's attribute names as rrweb sets them: `HTTP-EQUIV`/`Content` are a refresh too).
+  if (tag === "meta" && Object.keys(attrs).some((name) => name.toLowerCase() === "http-equiv")) {
+    for (const name of Object.keys(attrs)) if (name.toLowerCase() === "content") delete attrs[name];
+  }
   // A mutation does not say whose attributes change: no pragma is set, no refresh's content.
   if (tag === "") {
     for (const name of Object.keys(attrs)) {

@@ -26,12 +26,19 @@ export const MAX_MIRROR_NODES = 250_000;
  * text and inline images are a few million; 32 Mi characters are 64 MiB as the browser keeps
  * them, several times over in the DOM, the replayer and its copies). */
 export const MAX_MIRROR_CHARS = 32 * 1024 * 1024;
+/** Elements nested at most this deep in the mirror: twice what Chromium's own HTML parser builds
+ * (512), far beyond a real page. A chain of a few thousand (one mutation, or a node at a time)
+ * crashed the agent's renderer in Chromium (2 000 held, 5 000 crashed the tab, console and
+ * mirror with it), whichever way rrweb inserted it. */
+export const MAX_MIRROR_DEPTH = 1_000;
 
 /** One node: where it is, its children (once it has some), its text, and each attribute's length
  * (a style's properties apart, as rrweb changes them one by one). One object a node: the count
  * costs little beside the replayer's own copy of each node. */
 interface Held {
   parent: number | null;
+  /** Below the page's root (0), as added. */
+  depth: number;
   kids: Set<number> | null;
   text: number;
   attrs: Map<string, number> | null;
@@ -67,9 +74,16 @@ export class NodeCount {
   private readonly held = new Map<number, Held>();
   private nodeChars = 0;
   private sheetChars = 0;
+  private deepestAdded = 0;
 
   get size(): number {
     return this.held.size;
+  }
+
+  /** The deepest any node was added since the page's full snapshot (a removal does not lower it:
+   * what it took away is not looked through again). */
+  get deepest(): number {
+    return this.deepestAdded;
   }
 
   /** Characters of text, attribute values and style rules. */
@@ -85,6 +99,7 @@ export class NodeCount {
       this.held.clear();
       this.nodeChars = 0;
       this.sheetChars = 0;
+      this.deepestAdded = 0;
       this.add(e.data.node, null);
       return;
     }
@@ -160,7 +175,9 @@ export class NodeCount {
       const id = node.id;
       if (this.held.has(id)) this.remove(id);
       const { attributes, textContent } = node as { attributes?: unknown; textContent?: unknown };
-      const held: Held = { parent: under, kids: null, text: length(textContent), attrs: null };
+      const above = under === null ? undefined : this.held.get(under);
+      const held: Held = { parent: under, depth: above ? above.depth + 1 : 0, kids: null, text: length(textContent), attrs: null };
+      if (held.depth > this.deepestAdded) this.deepestAdded = held.depth;
       this.nodeChars += held.text;
       this.held.set(id, held);
       if (attributes && typeof attributes === "object") {
@@ -194,11 +211,12 @@ export class NodeCount {
 export class MirrorBudget {
   private readonly count = new NodeCount();
 
-  constructor(private readonly maxNodes = MAX_MIRROR_NODES, private readonly maxChars = MAX_MIRROR_CHARS) {}
+  constructor(private readonly maxNodes = MAX_MIRROR_NODES, private readonly maxChars = MAX_MIRROR_CHARS,
+    private readonly maxDepth = MAX_MIRROR_DEPTH) {}
 
   /** False: with `event`, the page is beyond a bound (a full snapshot that fits starts afresh). */
   admit(event: unknown): boolean {
     this.count.apply(event);
-    return this.count.size <= this.maxNodes && this.count.chars <= this.maxChars;
+    return this.count.size <= this.maxNodes && this.count.chars <= this.maxChars && this.count.deepest <= this.maxDepth;
   }
 }
