@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -660,47 +660,53 @@ def seed_directory(data_dir: Path, work: Callable[[Directory], Awaitable[None]])
 ACME_ORIGIN = "http://acme.test"
 
 
+async def add_users(
+    directory: Directory, grant: Any, users: Iterable[tuple[str, str, tuple[str, ...]]]
+) -> None:
+    """Accounts (username, role, teams) in `grant`'s organisation, set up as the tests use them:
+    the tests' password, kept (not a temporary one), and no second factor."""
+    for username, role, teams in users:
+        await directory.add_user(
+            grant,
+            username,
+            AGENT_PASSWORD,
+            role,
+            None,
+            teams,
+            mfa_exempt=True,
+            change_required=False,
+        )
+
+
 async def two_organisations(directory: Directory) -> None:
     """The default organisation (demo site, team support; team billing serves nothing) and Acme
     (its own site and team), with a user of every role in each."""
     default = operator("default")
     await directory.add_team(default, "billing")
-    for username, role, teams in (
-        ("sam", "supervisor", ("support",)),
-        ("ada", "admin", ()),
-        ("aud", "auditor", ()),
-        ("bob", "agent", ("billing",)),
-    ):
-        await directory.add_user(
-            default,
-            username,
-            AGENT_PASSWORD,
-            role,
-            None,
-            teams,
-            mfa_exempt=True,
-            change_required=False,
-        )
+    await add_users(
+        directory,
+        default,
+        (
+            ("sam", "supervisor", ("support",)),
+            ("ada", "admin", ()),
+            ("aud", "auditor", ()),
+            ("bob", "agent", ("billing",)),
+        ),
+    )
     await directory.add_org("acme", "Acme Bank")
     acme = operator("acme")
     await directory.add_team(acme, "support")
     await directory.add_site(acme, "acme-shop", ACME_ORIGIN, "Acme shop", ("support",))
-    for username, role, teams in (
-        ("mallory", "agent", ("support",)),
-        ("mary", "supervisor", ("support",)),
-        ("max", "admin", ()),
-        ("mo", "auditor", ()),
-    ):
-        await directory.add_user(
-            acme,
-            username,
-            AGENT_PASSWORD,
-            role,
-            None,
-            teams,
-            mfa_exempt=True,
-            change_required=False,
-        )
+    await add_users(
+        directory,
+        acme,
+        (
+            ("mallory", "agent", ("support",)),
+            ("mary", "supervisor", ("support",)),
+            ("max", "admin", ()),
+            ("mo", "auditor", ()),
+        ),
+    )
     for org, usernames in (("default", ("sam", "aud", "bob")), ("acme", ("mallory", "mary", "mo"))):
         for username in usernames:
             await mark_trained(directory.storage, username, org)

@@ -5,19 +5,11 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import { forgetSecrets, maskInputValue } from "../src/shared/masking.ts";
+import { boxes, mounted, part } from "./box-rows.ts";
 import { document, html } from "./dom.ts";
 
 afterEach(() => forgetSecrets());
 
-const boxes = (count: number, attrs: (n: number) => string): string =>
-  Array.from({ length: count }, (_, i) => `<input ${attrs(i + 1)}>`).join("");
-const part = (n: number): "day" | "month" | "year" => (n <= 2 ? "day" : n <= 4 ? "month" : "year");
-
-function mounted(markup: string): (selector: string) => HTMLInputElement {
-  const form = html(`<form data-tandem-unmask>${markup}</form>`);
-  document.body.append(form);
-  return (selector) => form.querySelector(selector) as HTMLInputElement;
-}
 
 /** The rows whose first box shows a typed "7" to the agent. */
 function leaking(at: (selector: string) => HTMLInputElement, ids: string[]): string[] {

@@ -5,22 +5,11 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import { MASK_PLACEHOLDER, forgetSecrets, maskCopies, maskFormState, maskInputValue } from "../src/shared/masking.ts";
+import { boxes, mounted, part } from "./box-rows.ts";
 import { document, html } from "./dom.ts";
 
 afterEach(() => forgetSecrets());
 
-/** `count` one-character boxes, each with the attributes `attrs(n)` gives (n from 1). */
-const boxes = (count: number, attrs: (n: number) => string): string =>
-  Array.from({ length: count }, (_, i) => `<input ${attrs(i + 1)}>`).join("");
-
-/** The part each box of a DD MM YYYY row holds (boxes numbered from 1). */
-const part = (n: number): "day" | "month" | "year" => (n <= 2 ? "day" : n <= 4 ? "month" : "year");
-
-function mounted(markup: string): (selector: string) => HTMLInputElement {
-  const form = html(`<form data-tandem-unmask>${markup}</form>`);
-  document.body.append(form);
-  return (selector) => form.querySelector(selector) as HTMLInputElement;
-}
 
 /** What the agent sees of a date typed into a row: each box's digit of 13 03 1990. */
 function typed(at: (selector: string) => HTMLInputElement, row: string): string {

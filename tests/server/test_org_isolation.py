@@ -25,6 +25,7 @@ from tests.conftest import (
     RunningServer,
     ServerFactory,
     add_user,
+    add_users,
     mark_trained,
     two_organisations,
 )
@@ -682,18 +683,13 @@ async def _add_acme(settings: Settings, data_dir: Path) -> None:
         acme = operator("acme")
         await directory.add_team(acme, "support")
         await directory.add_site(acme, "acme-shop", ACME_ORIGIN, "Acme shop", ("support",))
-        for username, role in (("mallory", "agent"), ("mary", "supervisor"), ("mo", "auditor")):
-            teams = ("support",) if role != "auditor" else ()
-            await directory.add_user(
-                acme,
-                username,
-                AGENT_PASSWORD,
-                role,
-                None,
-                teams,
-                mfa_exempt=True,
-                change_required=False,
-            )
+        users = (("mallory", "agent"), ("mary", "supervisor"), ("mo", "auditor"))
+        await add_users(
+            directory,
+            acme,
+            ((name, role, ("support",) if role != "auditor" else ()) for name, role in users),
+        )
+        for username, _ in users:
             await mark_trained(directory.storage, username, "acme")
 
 
