@@ -2,7 +2,8 @@
  * What happened to the signed-in account lately (GET /api/me/activity), shown at each sign-in
  * and each load of a signed-in console, first in `<main>`: its sign-ins (when, from where, how)
  * and the changes others made to it (an admin's reset of its password or authenticator, a link
- * to a provider account, the operator's). An admin can take an agent's account over that way
+ * to a provider account, the operator's), and who created it, with the password they chose
+ * (temporary or kept). An admin can take an agent's account over that way
  * and sign in as the agent; the server reads this list from the audit trail, so whoever signed
  * in as the agent cannot take it out of the owner's sight (attack review of authentication).
  * It is shown when something in it needs the owner's eye: a change someone else made, the
