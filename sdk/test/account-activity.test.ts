@@ -56,3 +56,22 @@ test("the list is shown only when something needs the owner's eye", () => {
   assert.deepEqual(notice([here, event("sign_in", "alice", "10.0.0.1", "oidc")]), { show: true, warnings: 0 });
   assert.deepEqual(notice([]), { show: false, warnings: 0 });
 });
+
+test("the account's creation names who made it and the password they chose, as plain text", () => {
+  assert.deepEqual(activityLine(event("user_created", "ada", null, "temporary")), {
+    text: "ada created your account; the password they chose for it: temporary (to be replaced at its first sign-in)",
+    warn: false,
+  });
+  assert.equal(
+    activityLine(event("user_created", "cli", null, "kept_by_creator")).text,
+    "The server's operator created your account; the password they chose for it: kept (known to them until you change it)",
+  );
+  // A hostile server's strings: one plain line each, an unknown word shown as it is.
+  const hostile = activityLine(event("user_created", "ada\u202Eeve\u2028<b>", null, "constructor\u202E"));
+  assert.equal(/[\u202E\u2028]/.test(hostile.text), false);
+  assert.equal(hostile.text.includes("<b>"), true); // text, never markup (textContent)
+  assert.equal(hostile.text.includes(": constructor"), true);
+  // Alone it does not bring the list up: every account an admin makes has one.
+  const here = event("sign_in", "alice", "10.0.0.1", "password");
+  assert.equal(activityNotice([here, event("user_created", "ada", null, "temporary")]).show, false);
+});

@@ -699,17 +699,20 @@ ACCOUNT_CHANGES: tuple[str, ...] = (
     "user_disabled",
     "user_enabled",
     "role_changed",
+    "user_created",
 )
 """What others (an admin, the operator) did to an account (the record's subject is the account)
 that its owner is shown at sign-in: an admin can reset an agent's password and second factor,
 or bind it to a provider account of the admin's, and sign in as the agent; the audit trail
-records it, but only auditors read the trail."""
+records it, but only auditors read the trail. Its creation too: who made it, and whether the
+password they chose was temporary or kept (a name given again shows only its own account's
+creation: nothing from before the account was made is read)."""
 MAX_ACCOUNT_ACTIVITY = 50
 """The most records of each action :func:`account_activity` shows, newest first (50 sign-ins:
 a month of an agent's on working days), each action counted apart so that a flood of one
 (whoever took the account over, signing in again and again, or an admin changing its role back
 and forth) cannot push another (an authenticator enrolled, the reset that let it in) out of the
-owner's sight. At most 650 records (13 actions)."""
+owner's sight. At most 700 records (14 actions)."""
 
 
 async def account_activity(

@@ -52,8 +52,9 @@ HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
 def test_hostile_names_and_addresses_in_the_activity_are_shown_as_text(
     live: RunningServer, agent: Party
 ) -> None:
-    """An address a proxy passed on, or a name the trail holds, carrying markup: the list shows
-    it as text, and nothing in it runs or is drawn."""
+    """An address a proxy passed on, or a name the trail holds (an admin's, the password word of
+    the account's creation), carrying markup: the list shows it as text, and nothing in it runs
+    or is drawn."""
     add_user(live.settings.data_dir, "lee", display_name="Lee")
 
     async def hostile_records(directory: Directory) -> None:
@@ -61,13 +62,19 @@ def test_hostile_names_and_addresses_in_the_activity_are_shown_as_text(
             "sign_in", actor="lee", org="default", ip=HOSTILE, method="<b>bold</b>"
         )
         await directory.record("mfa_reset", actor=HOSTILE, org="default", subject="lee")
+        await directory.record(
+            "user_created", actor=HOSTILE, org="default", subject="lee", password="<i>x</i>"
+        )
 
     seed_directory(live.settings.data_dir, hostile_records)
     sign_in(live, agent, "lee", AGENT_PASSWORD)
     page = agent.page
     activity = page.get_by_role("region", name="Recent activity on your account")
-    expect(activity.locator("li")).to_have_count(3)
+    expect(activity.locator("li")).to_have_count(4)
     expect(activity).to_contain_text(f"Signed in with <b>bold</b> from {HOSTILE}")
     expect(activity.locator("li.warn")).to_contain_text(f"{HOSTILE} removed your authenticator")
-    assert activity.locator("img, b, script").count() == 0
+    expect(activity).to_contain_text(
+        f"{HOSTILE} created your account; the password they chose for it: <i>x</i>"
+    )
+    assert activity.locator("img, b, i, script").count() == 0
     assert page.title() != "pwned"

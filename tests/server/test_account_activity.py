@@ -117,7 +117,11 @@ def test_an_account_is_not_shown_another_accounts_activity(orgs: RunningServer) 
     with api(orgs, "ada") as ada:
         assert ada.post("/api/users/sam/reset-mfa").status_code in (204, 404)
     with api(orgs, "mallory") as mallory:
-        assert [a for a, _, _ in activity(mallory)] == ["sign_in"]
+        # Its own creation (by the operator, the seed's password kept), nothing of sam's.
+        assert activity(mallory) == [
+            ("sign_in", "mallory", "password"),
+            ("user_created", "cli", "kept_by_creator"),
+        ]
     with api(orgs, "alice") as alice:
         assert [a for a, _, _ in activity(alice)] == ["sign_in"]
 
@@ -160,3 +164,43 @@ def test_every_other_way_an_admin_or_the_operator_reaches_an_agents_account_is_s
         ("user_enabled", "ada", None),
         ("user_disabled", "ada", None),
     ]
+
+
+def test_an_account_an_admin_made_is_shown_who_made_it_and_not_its_names_former_holder(
+    orgs: RunningServer,
+) -> None:
+    """An account an admin made shows the owner who made it and that the password it was given
+    was the admin's temporary one. The name given again, after that account was removed, shows
+    its new owner only its own creation and sign-ins, none of the former holder's."""
+
+    def first_sign_in() -> list[tuple[str, str, str | None]]:
+        with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as nina:
+            signed = nina.post("/api/login", json={"username": "nina", "password": TEMPORARY})
+            assert signed.status_code == 200 and signed.json()["must_change_password"] is True
+            assert nina.get("/api/me/activity").status_code == 403  # its own password first
+            changed = nina.post(
+                "/api/me/password",
+                json={"current_password": TEMPORARY, "new_password": NEW_PASSWORD},
+            )
+            assert changed.status_code == 200, changed.text
+            return activity(nina)
+
+    def make_nina(ada: httpx.Client) -> None:
+        made = ada.post(
+            "/api/users", json={"username": "nina", "password": TEMPORARY, "role": "agent"}
+        )
+        assert made.is_success, made.text
+
+    with api(orgs, "ada") as ada:
+        make_nina(ada)
+    own = [
+        ("password_changed", "nina", None),
+        ("sign_in", "nina", "password"),
+        ("user_created", "ada", "temporary"),
+    ]
+    assert first_sign_in() == own
+    with api(orgs, "ada") as ada:
+        assert ada.delete("/api/users/nina").is_success
+        make_nina(ada)
+    # The former nina's creation, sign-in and password are on the trail, not in this list.
+    assert first_sign_in() == own

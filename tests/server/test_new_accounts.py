@@ -177,6 +177,7 @@ async def test_before_the_agents_first_sign_in_the_admins_can_only_change_the_pa
         ("password_changed", "nina"),
         ("sign_in", "nina"),  # hers
         ("sign_in", "nina"),  # the admin's, before her first: not hers
+        ("user_created", "ada"),
     ]
 
 
@@ -204,6 +205,7 @@ def test_an_admin_who_takes_a_new_account_first_locks_its_owner_out_and_is_shown
         ("password_reset", "ada"),
         ("password_changed", "nina"),  # the admin's choice
         ("sign_in", "nina"),  # the admin's
+        ("user_created", "ada"),
     ]
 
 
@@ -308,7 +310,11 @@ def test_an_admin_cannot_keep_a_password_and_authenticator_in_an_account_of_the_
         assert not admin_takes_the_password_and_second_factor(orgs)
         with httpx.Client(base_url=orgs.base) as sso:  # hers, as before, and nothing done
             assert sso_sign_in(orgs, sso).headers["location"] == "/console/"
-            assert {action for action, _ in activity(sso)} == {"sign_in", "sso_identity_bound"}
+            assert {action for action, _ in activity(sso)} == {
+                "sign_in",
+                "sso_identity_bound",
+                "user_created",
+            }
     finally:
         provider.stop()
 

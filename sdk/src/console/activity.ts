@@ -2,7 +2,8 @@
  * What happened to the signed-in account lately (GET /api/me/activity), shown at each sign-in
  * and each load of a signed-in console, first in `<main>`: its sign-ins (when, from where, how)
  * and the changes others made to it (an admin's reset of its password or authenticator, a link
- * to a provider account, the operator's). An admin can take an agent's account over that way
+ * to a provider account, the operator's), and who created it, with the password they chose
+ * (temporary or kept). An admin can take an agent's account over that way
  * and sign in as the agent; the server reads this list from the audit trail, so whoever signed
  * in as the agent cannot take it out of the owner's sight (attack review of authentication).
  * It is shown when something in it needs the owner's eye: a change someone else made, the
@@ -46,6 +47,12 @@ const OWN: Readonly<Record<string, AccountKey>> = {
   recovery_codes_renewed: "actRecoveryRenewed",
 };
 
+/** The password the creator of the account chose (a `user_created` record's `method`). */
+const CREATED_PASSWORD: Readonly<Record<string, AccountKey>> = {
+  temporary: "actCreatedTemporary",
+  kept_by_creator: "actCreatedKept",
+};
+
 const METHODS: Readonly<Record<string, AccountKey>> = {
   oidc: "actByProvider",
   authenticator: "actByAuthenticator",
@@ -61,8 +68,14 @@ export function activityLine(event: AccountEvent, here: string | null = null): {
   const has = (table: Readonly<Record<string, AccountKey>>, key: string | null): key is string =>
     key !== null && Object.prototype.hasOwnProperty.call(table, key);
   const ip = plainLine(event.ip ?? "", MAX_NAME) || "?";
+  const by = event.by === "cli" ? a("actOperator") : plainLine(event.by, MAX_NAME) || "?";
+  if (event.action === "user_created") {
+    // Who made the account, and the password they chose (the record's `at` is the date): not
+    // a warning, every account an admin makes has one; it is in the list when the list is shown.
+    const password = has(CREATED_PASSWORD, event.method) ? a(CREATED_PASSWORD[event.method]) : plainLine(event.method ?? "", MAX_NAME) || "?";
+    return { text: a("actCreated", { by, password }), warn: false };
+  }
   if (has(CHANGES, event.action)) {
-    const by = event.by === "cli" ? a("actOperator") : plainLine(event.by, MAX_NAME) || "?";
     return { text: a(CHANGES[event.action], { by }), warn: true };
   }
   if (has(OWN, event.action)) {

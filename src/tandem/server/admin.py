@@ -313,7 +313,9 @@ class AccountEvent(Answer):
     """The client address it came from, where the record names one."""
     method: str | None
     """How a sign-in proved itself: ``oidc``, ``authenticator``, ``recovery_code`` or
-    ``password``; for a wrong second factor, ``wrong``, ``missing`` or ``unreadable``."""
+    ``password``; for a wrong second factor, ``wrong``, ``missing`` or ``unreadable``; for the
+    account's creation (``user_created``), the password its creator chose: ``temporary`` (to
+    be replaced at the first sign-in) or ``kept_by_creator``."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -357,6 +359,8 @@ def _account_event(record: audit.AuditRecord) -> dict[str, object]:
     details = record.details
     ip = details.get("ip")
     method = details.get("method") or details.get("second_factor") or details.get("code")
+    if record.action == "user_created":  # its second_factor says what the creator was shown
+        method = details.get("password")
     if record.action == "sign_in" and method is None:
         method = auth.PASSWORD_ONLY
     return {
