@@ -373,7 +373,10 @@ async def test_the_owner_and_the_admin_choosing_the_password_at_once_leave_one_s
         made = [answer for answer in answers if answer.status_code == 200]
         refused = [answer for answer in answers if answer.status_code != 200]
         assert len(made) == 1 and len(refused) == 1, [a.text for a in answers]
-        assert "current password is not right" in refused[0].json()["detail"]
+        # Refused at its check of the password, or before it: the winner's change had ended
+        # the loser's sign-in already (a loaded machine lets the winner finish first).
+        detail = refused[0].json()["detail"]
+        assert "current password is not right" in detail or detail == "Sign in first.", detail
         alive = {who for who, client in clients.items() if (await client.get("/api/me")).is_success}
     finally:
         for client in clients.values():
