@@ -26,12 +26,12 @@ test("a snapshot's and a mutation's nodes are counted at any depth; removals tak
   assert.equal(count.size, 200_004);
   count.apply(mutation([], [remove(1, 2)]));
   assert.equal(count.size, 3, "the chain went with its parent");
-  count.apply(mutation([add(1, el(4))])); // moved: counted once
-  assert.equal(count.size, 3);
+  count.apply(mutation([add(1, el(4))])); // added again, not removed: rrweb leaves the old one in place
+  assert.equal(count.size, 4);
   count.apply({ type: 3, timestamp: 1, data: { source: 1, positions: [] } });
   count.apply(null);
   count.apply(mutation([add(1, "garbage"), add(99, el(5))], [remove(1, 12345), "x"]));
-  assert.equal(count.size, 4, "under a parent it does not know: counted all the same");
+  assert.equal(count.size, 5, "under a parent it does not know: counted all the same");
   count.apply(snapshot(el(1)));
   assert.equal(count.size, 1, "a new page replaces the old");
 });
@@ -72,11 +72,11 @@ test("text, attributes and style rules are counted; what replaces them takes the
   count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [],
     attributes: [{ id: 1, attributes: { title: null, style: "" } }] } });
   assert.equal(count.chars, 1000 + 5, "a whole style replaces its properties; a removed attribute counts nothing");
-  count.apply(mutation([], [remove(0, 1)]));
-  assert.equal(count.chars, 0);
+  count.apply(mutation([], [remove(1, 2)]));
+  assert.equal(count.chars, 5, "the text went with its node");
   count.apply({ type: 3, timestamp: 1, data: { source: 8, id: 5, adds: [{ rule: "p{color:red}", index: 0 }] } });
   count.apply({ type: 3, timestamp: 1, data: { source: 15, id: 5, styleIds: [1], styles: [{ styleId: 1, rules: [{ rule: "a{}" }] }] } });
-  assert.equal(count.chars, 12 + 3);
+  assert.equal(count.chars, 5 + 12 + 3);
 });
 
 test("a page whose nodes carry more characters than the bound is refused", () => {
@@ -96,7 +96,7 @@ test("ids a page repeats inside its own tree end, counted once", () => {
   count.apply(snapshot(el(1, [el(1, [el(2)]), el(2)])));
   count.apply(mutation([add(2, el(1))], [remove(1, 1)]));
   count.apply(mutation([], [remove(0, 1), remove(0, 2)]));
-  assert.ok(count.size <= 2);
+  assert.ok(count.size <= 6, "no more than the nodes it added");
 });
 
 test("a page nested deeper than Chromium's renderer survives is refused, whole or a node at a time", () => {
@@ -117,4 +117,47 @@ test("a page nested deeper than Chromium's renderer survives is refused, whole o
   assert.equal(refused, MAX_MIRROR_DEPTH - 1, "one node at a time: refused at the same depth");
   assert.equal(new MirrorBudget().admit(snapshot(chain(1, MAX_MIRROR_DEPTH + 2))), false, "a page too deep from the start");
   assert.ok(byOne.admit(page()), "its next page that fits shows");
+});
+
+test("nodes moved without their removal, or removed from a parent not theirs, stay counted: rrweb leaves them in the page", () => {
+  // Each round adds 20 nodes under a node (10), then names 10 again elsewhere without removing
+  // it (rrweb builds a new 10 and leaves the old one, children and all), or "removes" each node
+  // from a parent that is not its own or that does not exist (rrweb's removeChild fails, or it
+  // does nothing): the page grows by 20 a round, the budget forgot them all before.
+  const rounds = (kind: "added again" | "parent unknown" | "parent not its own") => {
+    const budget = new MirrorBudget(100);
+    assert.ok(budget.admit(snapshot(el(1, [el(2), el(3)]))));
+    let id = 100;
+    for (let round = 0; round < 10; round++) {
+      const kids = Array.from({ length: 20 }, () => id++);
+      const adds = [add(2, el(10)), ...kids.map((kid) => add(10, el(kid)))];
+      if (!budget.admit(mutation(adds))) return round;
+      const next = kind === "added again" ? mutation([add(3, el(10))])
+        : mutation([], kids.map((kid) => remove(kind === "parent unknown" ? 99_999 : 3, kid)));
+      if (!budget.admit(next)) return round;
+    }
+    return -1;
+  };
+  // 3, then 21 a round (a new 10 and its 20): past 100 by the fifth round (before: never); each
+  // round names 10 again while it holds nodes, which are looked through again (see the next test).
+  for (const kind of ["added again", "parent unknown", "parent not its own"] as const) {
+    const refused = rounds(kind);
+    assert.ok(refused >= 0 && refused <= 4, `${kind}: refused at ${refused}`);
+  }
+});
+
+test("a deep subtree moved (added again without its removal) under another deep one counts as deep as it is then", () => {
+  // Two chains of 600 (each within the bound); the second's top named again under the first's end:
+  // rrweb moves it there, children and all (1 200 deep).
+  const budget = new MirrorBudget();
+  assert.ok(budget.admit(snapshot(el(1, [el(2), el(3)]))));
+  assert.ok(budget.admit(mutation([add(2, chain(10, 600)), add(3, chain(1000, 600))])));
+  assert.equal(budget.admit(mutation([add(609, el(1000))])), false);
+  // Moving the same subtree about again and again is work the page makes the console do: bounded.
+  const busy = new MirrorBudget(5_000);
+  assert.ok(busy.admit(snapshot(el(1, [el(2), el(3)]))));
+  assert.ok(busy.admit(mutation([add(2, { ...el(10), childNodes: Array.from({ length: 1000 }, (_v, i) => el(100 + i)) })])));
+  let refused = -1;
+  for (let i = 0; i < 20 && refused < 0; i++) if (!busy.admit(mutation([add(i % 2 ? 2 : 3, el(10))]))) refused = i;
+  assert.ok(refused >= 0 && refused < 6, `refused at ${refused}`);
 });

@@ -294,3 +294,89 @@ test("a hostile mutation's nodes go in as neutralised by the patch as by rrweb: 
     ours.holder.remove();
   }
 });
+
+/** Mutations whose added nodes name as next sibling one that never comes: itself, a cycle of
+ * added nodes (and nodes leading into it), no node id at all; each beside a well-formed node. */
+function stallingMutations(count: number): { type: number; timestamp: number; data: Record<string, unknown> }[] {
+  const out = [];
+  let id = 100;
+  const el = (at: number) => ({ type: NodeType.Element, tagName: "b", attributes: {}, childNodes: [], id: at });
+  for (let i = 0; i < count; i++) {
+    const [a, b, c, d, e, ok] = [id, id + 1, id + 2, id + 3, id + 4, id + 5];
+    id += 6;
+    const adds = [
+      [{ parentId: 1, nextId: a, node: el(a) }], // itself
+      [{ parentId: 1, nextId: b, node: el(a) }, { parentId: 1, nextId: a, node: el(b) }], // a cycle of two
+      [{ parentId: 1, nextId: b, node: el(c) }, { parentId: 1, nextId: d, node: el(b) }, { parentId: 1, nextId: e, node: el(d) },
+        { parentId: 1, nextId: b, node: el(e) }], // into a cycle of three
+      [{ parentId: 1, nextId: 0, node: el(a) }], // no node
+      [{ parentId: 1, nextId: "x", node: el(a) }],
+    ][i % 5] as Add[];
+    out.push({ type: 3, timestamp: i, data: { source: 0, removes: [], texts: [], attributes: [], adds: [...adds, { parentId: 1, nextId: null, node: el(ok) }] } });
+  }
+  return out;
+}
+
+test("added nodes naming a next sibling that never comes are dropped before rrweb: it does not spin on them", async (t) => {
+  const { neutralizeEvent } = await import("../src/console/assets.ts");
+  const side = new Side();
+  const timeouts: unknown[] = [];
+  side.replayer.warn = (...args: unknown[]) => void (String(args[0]).includes("Timeout in the loop") && timeouts.push(args));
+  try {
+    const events = stallingMutations(10);
+    const started = performance.now();
+    for (const event of events) assert.equal(side.console(neutralizeEvent(event).data as unknown as Mutation), "");
+    t.diagnostic(`${events.length} mutations in ${Math.round(performance.now() - started)} ms (rrweb alone: 500 ms each)`);
+    assert.deepEqual(timeouts, [], "rrweb's add loop ran into its 500 ms limit");
+    // Each mutation's well-formed node is there, in order; none of the others.
+    assert.deepEqual([...side.root.children].map((child) => side.mirror.getId(child)), events.map((_e, i) => 105 + 6 * i));
+  } finally {
+    side.holder.remove();
+  }
+});
+
+test("added nodes in rrweb's own order, each naming the next one added or one already there, all stay", async () => {
+  const { neutralizeEvent } = await import("../src/console/assets.ts");
+  const el = (at: number) => ({ type: NodeType.Element, tagName: "i", attributes: {}, childNodes: [], id: at });
+  const adds = [{ parentId: 1, nextId: null, node: el(10) }, { parentId: 1, nextId: 10, node: el(11) },
+    { parentId: 1, nextId: 11, node: el(12) }, { parentId: 1, nextId: 2, node: el(13) }, { parentId: 12, nextId: -1, node: el(14) }];
+  const event = neutralizeEvent({ type: 3, timestamp: 0, data: { source: 0, removes: [], texts: [], attributes: [], adds: structuredClone(adds) } });
+  assert.deepEqual(event.data.adds, adds);
+});
+
+test("the mirror's budget counts the nodes rrweb's page holds when a page names nodes again or removes them from elsewhere", async () => {
+  const { NodeCount } = await import("../src/console/budget.ts");
+  const el = (at: number) => ({ type: NodeType.Element, tagName: "b", attributes: {}, childNodes: [], id: at });
+  const add = (parentId: number, at: number) => ({ parentId, nextId: null, node: el(at) });
+  // Added again as it was, rrweb moves the node with its children; changed, it builds a new one and
+  // leaves the old one where it is. Either way, nothing it held left the page.
+  for (const kind of ["added again", "added again, changed", "parent unknown", "parent not its own"]) {
+    const side = new Side();
+    const count = new NodeCount();
+    const apply = (d: Partial<Mutation>) => {
+      const mutation = { removes: [], adds: [], texts: [], attributes: [], ...d } as Mutation;
+      count.apply({ type: 3, timestamp: 0, data: { source: 0, ...structuredClone(mutation) } });
+      // rrweb catches the DOMException of a removeChild that fails, but happy-dom's is not the
+      // global class: here it ends the mutation (one removal each, so nothing else is skipped).
+      assert.ok(["", ...(kind === "parent not its own" ? ["DOMException"] : [])].includes(side.rrweb(mutation)));
+    };
+    try {
+      count.apply({ type: 2, timestamp: 0, data: { node: el(1) } }); // the stand-in's root
+      apply({ adds: [add(1, 2), add(1, 3)] });
+      let id = 100;
+      for (let round = 0; round < 3; round++) {
+        const kids = Array.from({ length: 5 }, () => id++);
+        apply({ adds: [add(2, 10), ...kids.map((kid) => add(10, kid))] });
+        if (kind === "added again") apply({ adds: [add(3, 10)] });
+        else if (kind === "added again, changed") apply({ adds: [{ ...add(3, 10), node: { ...el(10), attributes: { title: `${round}` } } }] });
+        else for (const kid of kids) apply({ removes: [{ parentId: kind === "parent unknown" ? 99_999 : 3, id: kid }] });
+      }
+      const inPage = side.root.querySelectorAll("*").length + 1;
+      assert.ok(inPage > 3 + 15, `${kind}: rrweb's page kept them (${inPage})`);
+      // Never fewer (a node moved by being added again is counted at both places: one more each time).
+      assert.ok(count.size >= inPage && count.size <= inPage + 6, `${kind}: ${count.size} counted, ${inPage} in the page`);
+    } finally {
+      side.holder.remove();
+    }
+  }
+});

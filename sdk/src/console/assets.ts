@@ -279,6 +279,52 @@ function neutralizeStrings(value: unknown, assets?: AssetLookup): unknown {
   return value;
 }
 
+/**
+ * A mutation's added nodes without those whose next sibling can never be there: a next sibling
+ * that is the node itself, or one of a cycle of added nodes each naming the next (or leading into
+ * one), or no node id at all (0, a string; -1 is rrweb's own "unknown", kept). rrweb's replayer
+ * puts such a node back in its queue until its next sibling is in the mirror, which never
+ * happens: it spins for 500 ms on every such mutation (its own time limit), and a hostile page
+ * that sends them continuously stalls the console. rrweb's recorder names as next sibling a node
+ * already in the page or added before it in the same mutation, never one of these.
+ * A next sibling that is a node id neither in the mirror nor added (which the event alone cannot
+ * tell) is not caught here (docs/security.md).
+ */
+function settledAdds(adds: unknown[]): unknown[] {
+  const nextOf = (add: unknown) => (add as { nextId?: unknown } | null)?.nextId;
+  const idOf = (add: unknown) => (add as { node?: { id?: unknown } } | null)?.node?.id;
+  const byId = new Map<unknown, number>();
+  adds.forEach((add, i) => byId.set(idOf(add), i));
+  // 0: not looked at, 1: on the path being followed, 2: its next can come, 3: never.
+  const state = new Uint8Array(adds.length);
+  for (let start = 0; start < adds.length; start++) {
+    const path: number[] = [];
+    let at: number | undefined = start;
+    let verdict = 2;
+    while (at !== undefined) {
+      if (state[at] === 2 || state[at] === 3) {
+        verdict = state[at] as number;
+        break;
+      }
+      if (state[at] === 1) {
+        verdict = 3; // a cycle (a node naming itself is the shortest)
+        break;
+      }
+      state[at] = 1;
+      path.push(at);
+      const next = nextOf(adds[at]);
+      if (next === null || next === undefined || next === -1) break;
+      if (typeof next !== "number" || !Number.isInteger(next) || next < 1) {
+        verdict = 3;
+        break;
+      }
+      at = byId.get(next);
+    }
+    for (const i of path) state[i] = verdict;
+  }
+  return adds.filter((_add, i) => state[i] === 2);
+}
+
 /** Neutralise one rrweb event in place (before `Replayer.addEvent` or `new Replayer`); addresses
  * of assets the customer's browser carried become theirs in `assets`. */
 export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
@@ -288,7 +334,10 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
   if (e.type === FULL_SNAPSHOT) {
     neutralizeTree(data.node, assets);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
-    if (Array.isArray(data.adds)) for (const add of data.adds) neutralizeTree((add as { node?: unknown })?.node, assets);
+    if (Array.isArray(data.adds)) {
+      data.adds = settledAdds(data.adds);
+      for (const add of data.adds as unknown[]) neutralizeTree((add as { node?: unknown })?.node, assets);
+    }
     if (Array.isArray(data.texts)) {
       for (const text of data.texts as { value?: unknown }[]) {
         if (text && typeof text.value === "string") text.value = neutralizeCss(text.value, assets);

@@ -10,7 +10,9 @@
  * play the recording.
  *
  * Both are counted from the events as rrweb applies them: a full snapshot's tree replaces the
- * document, a mutation's removals take whole subtrees, its additions add theirs, a changed
+ * document, a mutation's removals take whole subtrees (from the node's own parent only: rrweb
+ * leaves the others in the page), its additions add theirs (a node added again without its
+ * removal leaves the one it was counted, and its subtree as deep as at the new place), a changed
  * attribute or text replaces what it was. Style rules added to a sheet count until the next
  * full snapshot (their removal does not say how long they were).
  */
@@ -32,14 +34,20 @@ export const MAX_MIRROR_CHARS = 32 * 1024 * 1024;
  * mirror with it), whichever way rrweb inserted it. */
 export const MAX_MIRROR_DEPTH = 1_000;
 
-/** One node: where it is, its children (once it has some), its text, and each attribute's length
- * (a style's properties apart, as rrweb changes them one by one). One object a node: the count
- * costs little beside the replayer's own copy of each node. */
+/** One node: its id (while the mirror still knows it by that id), where it is, its children
+ * (once it has some), its text, and each attribute's length (a style's properties apart, as rrweb
+ * changes them one by one). One object a node: the count costs little beside the replayer's own
+ * copy of each node. Parent and children are the nodes themselves, not ids: an id the page names
+ * again is another node, and the one it named stays where it is (see `add`, `remove`). */
 interface Held {
-  parent: number | null;
+  id: number;
+  parent: Held | null;
   /** Below the page's root (0), as added. */
   depth: number;
-  kids: Set<number> | null;
+  kids: Set<Held> | null;
+  /** The node its id named before it was added again without its removal (rrweb may have moved
+   * that one here, children and all). */
+  from: Held | null;
   text: number;
   attrs: Map<string, number> | null;
 }
@@ -71,19 +79,30 @@ interface Serialized {
 /** The nodes a replayed page holds, by id, with their children and what they hold: kept from
  * its events. */
 export class NodeCount {
+  /** The nodes the mirror knows by id. */
   private readonly held = new Map<number, Held>();
+  /** The nodes the mirror's page holds: those it knows by id, and those it lost the id of but
+   * still shows (an id added again, a removal from a parent that is not the node's). */
+  private nodes = 0;
   private nodeChars = 0;
   private sheetChars = 0;
   private deepestAdded = 0;
+  private movedNodes = 0;
 
   get size(): number {
-    return this.held.size;
+    return this.nodes;
   }
 
   /** The deepest any node was added since the page's full snapshot (a removal does not lower it:
    * what it took away is not looked through again). */
   get deepest(): number {
     return this.deepestAdded;
+  }
+
+  /** Nodes looked through again since the page's full snapshot because their ancestor was added
+   * again without its removal (rrweb's recorder removes a node before adding it elsewhere). */
+  get moved(): number {
+    return this.movedNodes;
   }
 
   /** Characters of text, attribute values and style rules. */
@@ -97,9 +116,11 @@ export class NodeCount {
     if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return;
     if (e.type === FULL_SNAPSHOT) {
       this.held.clear();
+      this.nodes = 0;
       this.nodeChars = 0;
       this.sheetChars = 0;
       this.deepestAdded = 0;
+      this.movedNodes = 0;
       this.add(e.data.node, null);
       return;
     }
@@ -109,8 +130,8 @@ export class NodeCount {
     if (e.data.source !== MUTATION) return;
     if (Array.isArray(e.data.removes)) {
       for (const removal of e.data.removes) {
-        const id = (removal as { id?: unknown } | null)?.id;
-        if (typeof id === "number") this.remove(id);
+        const { id, parentId } = (removal ?? {}) as { id?: unknown; parentId?: unknown };
+        if (typeof id === "number") this.remove(id, parentId);
       }
     }
     if (Array.isArray(e.data.adds)) {
@@ -166,43 +187,68 @@ export class NodeCount {
     }
   }
 
-  /** `root` and all below it (iteratively: a page may nest deeply); a node added again moves. */
+  /** `root` and all below it (iteratively: a page may nest deeply). An id the mirror already
+   * knows names the new node from now on; the node it named stays in the page, with its children
+   * (rrweb's replayer builds the new node and leaves the old one where it is: a node moved is
+   * removed first, as rrweb's recorder sends it). */
   private add(root: unknown, parentId: number | null): void {
-    const stack: [unknown, number | null][] = [[root, parentId]];
+    const stack: [unknown, Held | null][] = [[root, parentId === null ? null : this.held.get(parentId) ?? null]];
     while (stack.length) {
-      const [node, under] = stack.pop() as [Serialized | null, number | null];
+      const [node, parent] = stack.pop() as [Serialized | null, Held | null];
       if (!node || typeof node !== "object" || typeof node.id !== "number") continue;
       const id = node.id;
-      if (this.held.has(id)) this.remove(id);
       const { attributes, textContent } = node as { attributes?: unknown; textContent?: unknown };
-      const above = under === null ? undefined : this.held.get(under);
-      const held: Held = { parent: under, depth: above ? above.depth + 1 : 0, kids: null, text: length(textContent), attrs: null };
+      const before = this.held.get(id);
+      const from = before && (before.kids?.size || before.from) ? before : null;
+      const held: Held = { id, parent, depth: parent ? parent.depth + 1 : 0, kids: null, from, text: length(textContent), attrs: null };
       if (held.depth > this.deepestAdded) this.deepestAdded = held.depth;
+      if (from) this.moveDepths(from, held.depth);
+      this.nodes++;
       this.nodeChars += held.text;
       this.held.set(id, held);
       if (attributes && typeof attributes === "object") {
         for (const [name, value] of Object.entries(attributes)) this.setAttribute(held, name, name.length + length(value));
       }
-      const parent = under === null ? undefined : this.held.get(under);
-      if (parent) (parent.kids ?? (parent.kids = new Set())).add(id);
-      if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, id]);
+      if (parent) (parent.kids ?? (parent.kids = new Set())).add(held);
+      if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, held]);
     }
   }
 
-  /** `id` and its whole subtree. */
-  private remove(id: number): void {
-    const top = this.held.get(id);
-    if (top?.parent != null) this.held.get(top.parent)?.kids?.delete(id);
-    const stack = [id];
+  /** A node added again without its removal may be moved by rrweb's replayer, children and all
+   * (when the page describes it as before, rrweb reuses it): its subtree counts as deep as it
+   * would be at the new place (and stays counted where it was, in case rrweb built a new one).
+   * Each such walk is work the page makes the console do: `moved` counts it. */
+  private moveDepths(top: Held, depth: number): void {
+    const stack: [Held, number][] = [[top, depth]];
     while (stack.length) {
-      const next = stack.pop() as number;
-      const held = this.held.get(next);
-      if (!held) continue;
-      this.nodeChars -= held.text;
-      if (held.attrs) for (const chars of held.attrs.values()) this.nodeChars -= chars;
-      this.held.delete(next);
-      const below = held.kids;
-      if (below) for (const child of below) stack.push(child);
+      const [held, at] = stack.pop() as [Held, number];
+      this.movedNodes++;
+      if (at > held.depth) held.depth = at;
+      if (held.depth > this.deepestAdded) this.deepestAdded = held.depth;
+      if (held.from) stack.push([held.from, held.depth]);
+      if (held.kids) for (const child of held.kids) stack.push([child, held.depth + 1]);
+    }
+  }
+
+  /** A removal, as rrweb's replayer applies it: nothing if it does not know the node or the
+   * parent named; the node and its subtree if that parent is the node's; otherwise the mirror
+   * forgets their ids but the page keeps them (rrweb's removeChild fails): still counted. */
+  private remove(id: number, parentId: unknown): void {
+    const top = this.held.get(id);
+    const parent = typeof parentId === "number" ? this.held.get(parentId) : undefined;
+    if (!top || !parent) return;
+    const gone = top.parent === parent;
+    if (gone) parent.kids?.delete(top);
+    const stack = [top];
+    while (stack.length) {
+      const held = stack.pop() as Held;
+      if (this.held.get(held.id) === held) this.held.delete(held.id);
+      if (gone) {
+        this.nodes--;
+        this.nodeChars -= held.text;
+        if (held.attrs) for (const chars of held.attrs.values()) this.nodeChars -= chars;
+      }
+      if (held.kids) for (const child of held.kids) stack.push(child);
     }
   }
 }
@@ -217,6 +263,7 @@ export class MirrorBudget {
   /** False: with `event`, the page is beyond a bound (a full snapshot that fits starts afresh). */
   admit(event: unknown): boolean {
     this.count.apply(event);
-    return this.count.size <= this.maxNodes && this.count.chars <= this.maxChars && this.count.deepest <= this.maxDepth;
+    return this.count.size <= this.maxNodes && this.count.chars <= this.maxChars && this.count.deepest <= this.maxDepth &&
+      this.count.moved <= this.maxNodes;
   }
 }
