@@ -344,8 +344,21 @@ async function echoOf(socket: Socket, keys: PairwiseKeys, sender: ContentSender)
   return sender.seal(payload({ k: "echo", nonce }));
 }
 
-/** The same, passed to the console. */
+/** Once everything the console queued to send is sealed and sent (or dropped): its commands are
+ * sealed one after another on one chain, so a challenge a timer just fired is not on the socket
+ * yet (and one the test reads then is an older one). */
+async function sealed(h: ReturnType<typeof harness>): Promise<void> {
+  const view = h.view as unknown as { commandChain: Promise<void> };
+  assert.ok(view.commandChain instanceof Promise, "LiveView no longer has its commandChain");
+  for (let chain = view.commandChain; ; chain = view.commandChain) {
+    await chain;
+    if (chain === view.commandChain) return;
+  }
+}
+
+/** The same, passed to the console: an echo of the newest challenge it sent. */
 async function echoLatest(h: ReturnType<typeof harness>, keys: PairwiseKeys, sender: ContentSender): Promise<Uint8Array> {
+  await sealed(h);
   const socket = h.last();
   const frame = await echoOf(socket, keys, sender);
   socket.events.binary(frame);
@@ -546,7 +559,7 @@ test("a control request held while a new epoch comes in is dropped if the view g
   assert.match(h.card.status.text, /^Not live/);
   await echoLatest(h, keys, second.sender);
   await until(() => h.card.fresh);
-  await new Promise((resolve) => setTimeout(resolve, 20)); // anything to seal was sealed
+  await sealed(h); // a control request sent on that echo would be on the socket now
   const receiver = new CommandReceiver("s1", keys.agentToCustomer);
   const sent: string[] = [];
   for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
