@@ -90,7 +90,8 @@ async def test_a_server_killed_while_recording_an_erasure_on_postgres_leaves_bot
 
         pg_proxy.freeze_on(b"recording_erased")  # the record, on its way to the database
         erasing = await erase_in_background(first, recording_id)
-        await wait_for(lambda: pg_proxy.freeze_at is None)
+        # A sign-in, then the erasure: 15 s were too few in a fresh-clone CI.
+        await wait_for(lambda: pg_proxy.freeze_at is None, timeout=60)
         first.kill()
         # The held bytes die with the process: cut, never forwarded (a record sent before the
         # kill would have been written whatever the code; the window is the one before it).
@@ -161,7 +162,7 @@ async def test_a_server_killed_while_recording_what_crash_recovery_closed_leaves
                 "INSERT INTO sessions (session_id, created_at, node, site_id) "
                 "VALUES ('orphan', 1.0, 'crashed-node', 'demo')"
             )
-            await wait_for(lambda: pg_proxy.freeze_at is None)
+            await wait_for(lambda: pg_proxy.freeze_at is None, timeout=60)
             first.kill()
             pg_proxy.down()  # the held bytes die with the process, never forwarded
             pg_proxy.thaw()
