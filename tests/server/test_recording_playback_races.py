@@ -198,7 +198,10 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
                 )
                 assert before == 1
             else:  # erased first: as what is not there (a recording), or asked again
-                assert played.status_code == (404 if reader == "playback" else 409), played.text
+                # (an export whose view changed looks the customer up again: erased by then,
+                # nothing is stored of them, 404)
+                expected = (404,) if reader == "playback" else (404, 409)
+                assert played.status_code in expected, played.text
         finally:
             await db.close()
         server.stop()  # before its schema goes
