@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STATIC := src/tandem/server/static
-SDK_SOURCES := $(shell find sdk/src sdk/patches sdk/build.mjs -type f 2>/dev/null)
+SDK_SOURCES := $(shell find sdk/src sdk/patches sdk/build.mjs sdk/rrweb-patches.mjs -type f 2>/dev/null)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
@@ -117,7 +117,7 @@ lint-mypy:
 # tsc's incremental build info still has it parse and bind all 775 files (about 4.5 s of CPU):
 # its verdict is kept until one of its inputs changes (a file added or removed changes its
 # directory's time, so both count). A failure writes no stamp.
-TSC_INPUTS := sdk/tsconfig.json sdk/node_modules/.installed $(shell find sdk/src sdk/test sdk/build.mjs 2>/dev/null)
+TSC_INPUTS := sdk/tsconfig.json sdk/node_modules/.installed $(shell find sdk/src sdk/test sdk/build.mjs sdk/rrweb-patches.mjs 2>/dev/null)
 TSC_STAMP := sdk/node_modules/.cache/tsc.passed
 lint-tsc: $(TSC_STAMP)
 $(TSC_STAMP): $(TSC_INPUTS)

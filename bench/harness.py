@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
-from playwright.sync_api import Browser, Page, Playwright, Route
+from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "blue-kettle-orbit-42"
@@ -216,3 +217,35 @@ def median_ratio(a: list[float], b: list[float]) -> float:
     ratios = sorted(x / y for x, y in zip(a, b, strict=True))
     mid = len(ratios) // 2
     return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+
+
+Result = TypeVar("Result")
+
+
+def alternating_rounds(
+    measure: Callable[[Browser, str, Path | None], Result],
+    describe: Callable[[Result], str],
+    *,
+    baseline: str,
+    rounds: int,
+) -> tuple[list[Result], list[Result]]:
+    """Measure this checkout and `baseline`'s build (built once, served by one server of this
+    checkout, in one browser) in `rounds` rounds, alternating which goes first so neither always
+    runs on the warmer machine. `measure(browser, base_url, build)` gets build None for this
+    checkout's SDK; each result is printed as it comes, in `describe`'s words. Returns this
+    checkout's results and the baseline's, in round order (pairs measured back to back, as
+    median_ratio takes them)."""
+    this: list[Result] = []
+    ref: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        old = stack.enter_context(build_of(baseline))
+        base = stack.enter_context(tandem_server())
+        browser = launch(stack.enter_context(sync_playwright()))
+        for r in range(rounds):
+            pair: list[tuple[list[Result], Path | None]] = [(this, None), (ref, old)]
+            for target, build in pair if r % 2 == 0 else pair[::-1]:
+                target.append(measure(browser, base, build))
+                name = "this" if build is None else baseline
+                print(f"  round {r + 1}: {name}: {describe(target[-1])}", flush=True)
+        browser.close()
+    return this, ref

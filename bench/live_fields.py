@@ -22,17 +22,16 @@ of the wall times (this/ref, same round).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import build_of, launch, median_ratio, share, tandem_server
+from harness import alternating_rounds, median_ratio, share
 from masking_cost import longest_task, task_ms
 
 FORM = """() => {
@@ -169,25 +168,21 @@ def main() -> None:
     )
     args = parser.parse_args()
     shapes = args.shape or ["bare"]
-    this: list[dict[str, Figures]] = []
-    ref: list[dict[str, Figures]] = []
     load_before = os.getloadavg()[0]
-    with contextlib.ExitStack() as stack:
-        old = stack.enter_context(build_of(args.baseline))
-        base = stack.enter_context(tandem_server())
-        browser = launch(stack.enter_context(sync_playwright()))
-        for r in range(args.rounds):
-            pair = [(this, None), (ref, old)]
-            for target, build in pair if r % 2 == 0 else pair[::-1]:
-                target.append(measure(browser, base, build, args.fields, shapes))
-                name = "this" if build is None else args.baseline
-                got = ", ".join(
-                    f"{s} {w / 1000:.2f} s (customer {c / 1000:.2f} s, agent {a / 1000:.2f} s, "
-                    f"agent's longest task {t / 1000:.2f} s)"
-                    for s, (w, c, a, t) in target[-1].items()
-                )
-                print(f"  round {r + 1}: {name}: {got}", flush=True)
-        browser.close()
+
+    def describe(figures: dict[str, Figures]) -> str:
+        return ", ".join(
+            f"{s} {w / 1000:.2f} s (customer {c / 1000:.2f} s, agent {a / 1000:.2f} s, "
+            f"agent's longest task {t / 1000:.2f} s)"
+            for s, (w, c, a, t) in figures.items()
+        )
+
+    this, ref = alternating_rounds(
+        lambda browser, base, build: measure(browser, base, build, args.fields, shapes),
+        describe,
+        baseline=args.baseline,
+        rounds=args.rounds,
+    )
     print(
         f"{args.fields} fields added to a shared form in one task, until the agent's mirror shows "
         f"them: this checkout vs {args.baseline} ({args.rounds} rounds, alternating):"

@@ -17,17 +17,16 @@ ratios (this/ref, same round).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import sys
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import build_of, launch, median_ratio, share, tandem_server
+from harness import alternating_rounds, median_ratio, share
 from masking_cost import BIG_PAGE, longest_task, task_ms
 
 
@@ -81,23 +80,13 @@ def main() -> None:
         "widgets": args.widgets,
         "fields": args.fields,
     }
-    this: list[tuple[float, float]] = []
-    ref: list[tuple[float, float]] = []
     load_before = os.getloadavg()[0]
-    with contextlib.ExitStack() as stack:
-        old = stack.enter_context(build_of(args.baseline))
-        base = stack.enter_context(tandem_server())
-        browser = launch(stack.enter_context(sync_playwright()))
-        for r in range(args.rounds):
-            pair = [(this, None), (ref, old)]
-            for target, build in pair if r % 2 == 0 else pair[::-1]:
-                target.append(measure(browser, base, build, opts, args.settle, args.seconds))
-                print(
-                    f"  round {r + 1}: {'this' if build is None else args.baseline}: "
-                    f"{target[-1][0]:.1f} ms/s, longest task {target[-1][1]:.0f} ms",
-                    flush=True,
-                )
-        browser.close()
+    this, ref = alternating_rounds(
+        lambda browser, base, build: measure(browser, base, build, opts, args.settle, args.seconds),
+        lambda got: f"{got[0]:.1f} ms/s, longest task {got[1]:.0f} ms",
+        baseline=args.baseline,
+        rounds=args.rounds,
+    )
     a = [ms for ms, _ in this]
     b = [ms for ms, _ in ref]
     print(

@@ -10,9 +10,22 @@ disturbs far less than the times themselves. The operations:
 - sign-in lookup: ``get_login`` + ``get_user`` (what every console request does)
 - session: start -> join code put and taken (join) -> state (consent) -> end
 - audit append: one record, with its record MAC on the new one (as every writer does), no anchor
+- sign-in stored (``--against-plain-begin`` only): a password sign-in's write, ``add_login``
+  over the account it proved, in one transaction (the operations above are single statements,
+  which begin no transaction of their own)
 
     .venv/bin/python bench/storage_ops.py [--n 100] [--rounds 31] [--old-rev 2a7364f] \
         [--op "audit append"]
+
+With ``--against-sql REV`` the "old" side is instead the SQLStorage of another revision
+(``src/tandem/storage/sql.py`` at REV, loaded from git beside this tree's: the schema, its
+migrations and everything else it imports are this tree's, so REV must have the same schema):
+an A/B of a change to the storage layer alone, interleaved op by op as above.
+
+With ``--against-plain-begin`` the "old" side is instead this tree's SQLStorage with every
+PostgreSQL transaction beginning with a bare ``BEGIN`` and no idle-in-transaction timeout at all
+(how SQLStorage was before 3adcb5c4, e.g. at 062b34af): what bounding a stopped server's open
+transaction costs, alone. On SQLite both sides are then the same code (a measure of the noise).
 
 PostgreSQL is TANDEM_TEST_DATABASE_URL (default: the test server on 127.0.0.1:5432), a fresh
 schema per implementation, dropped afterwards.
@@ -60,7 +73,24 @@ def old_module(rev: str, path: str, name: str, into: Path) -> ModuleType:
     return module
 
 
+class PlainBegin(SQLStorage):
+    """SQLStorage whose PostgreSQL transactions begin as before 3adcb5c4: a bare BEGIN, no
+    idle-in-transaction timeout."""
+
+    @property
+    def _postgres_begin(self) -> str:
+        return "BEGIN"
+
+
 Op = Callable[[Any, int], Awaitable[None]]
+
+LAYERS: tuple[type, ...] = (SQLStorage,)
+"""The SQLStorage classes of this run (this tree's, and another revision's with --against-sql):
+those take a grant where the old layer took an organisation id."""
+
+
+def is_new(store: Any) -> bool:
+    return isinstance(store, LAYERS)
 
 
 async def sign_in_lookup(store: Any, i: int) -> None:
@@ -75,10 +105,11 @@ GRANT = Grant.server("default", "benchmark")
 
 async def session_flow(store: Any, i: int) -> None:
     session = f"s{secrets.token_hex(8)}"
-    if isinstance(store, SQLStorage):
+    if is_new(store):
         await store.record_session_start(GRANT, session, 1000.0 + i, "demo")
         await store.put_join_code(GRANT, f"code-{session}", session, 10.0**10)
-        assert await store.take_join_code(GRANT, f"code-{session}", 2000.0) == session
+        taken = await store.take_join_code(GRANT, f"code-{session}", 2000.0)
+        assert taken is not None and taken.session_id == session
     else:
         await store.record_session_start(session, 1000.0 + i, "default", "demo")
         await store.put_join_code(f"code-{session}", session, 10.0**10, "default")
@@ -95,13 +126,26 @@ def seal(record: AuditRecord) -> str:
 
 
 async def audit_append(store: Any, i: int) -> None:
-    if isinstance(store, SQLStorage):
+    if is_new(store):
         await store.append_audit(
             GRANT, 1000.0 + i, "sign_in", "agent", "", {"ip": "::1"}, seal=seal
         )
     else:
         await store.append_audit(1000.0 + i, "sign_in", "agent", "default", "", {"ip": "::1"})
 
+
+async def sign_in_stored(store: Any, i: int) -> None:
+    """A password sign-in's write (``add_login`` over the account it proved): the one of these
+    operations that runs an explicit transaction (the others are single statements)."""
+    user = await store.get_user(f"agent{i % 10}")
+    stored = await store.add_login(
+        LoginRecord(f"t{secrets.token_hex(8)}", user.username, 10.0**10), proved=user
+    )
+    assert stored
+
+
+# Only with --against-plain-begin (the old layer had no proved sign-in write).
+TRANSACTION_OPS: dict[str, Op] = {"sign-in stored (one transaction)": sign_in_stored}
 
 OPS: dict[str, Op] = {
     "sign-in lookup": sign_in_lookup,
@@ -123,7 +167,7 @@ async def prepare(store: Any) -> None:
             ("r1", "r2", "r3"),
             org_id="default",
         )
-        if isinstance(store, SQLStorage):
+        if is_new(store):
             await store.add_user(GRANT, user)
             await store.set_user_teams(GRANT, f"agent{u}", ("support",))
         else:
@@ -150,10 +194,24 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--old-rev", default="2a7364f")
     parser.add_argument(
-        "--op", action="append", choices=sorted(OPS), help="only this operation (repeatable)"
+        "--against-sql",
+        metavar="REV",
+        help="old side: the SQLStorage of src/tandem/storage/sql.py at REV (same schema)",
+    )
+    parser.add_argument(
+        "--against-plain-begin",
+        action="store_true",
+        help="old side: this SQLStorage without the idle-in-transaction timeout",
+    )
+    parser.add_argument(
+        "--op",
+        action="append",
+        choices=sorted({**OPS, **TRANSACTION_OPS}),
+        help="only this operation (repeatable)",
     )
     args = parser.parse_args()
-    ops = {name: op for name, op in OPS.items() if not args.op or name in args.op}
+    known = {**OPS, **TRANSACTION_OPS} if args.against_plain_begin else OPS
+    ops = {name: op for name, op in known.items() if not args.op or name in args.op}
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -164,14 +222,28 @@ async def main() -> None:
         for schema in schemas:
             await admin.execute(f'CREATE SCHEMA "{schema}"')
         try:
-            stores: dict[tuple[str, str], Any] = {
-                ("sqlite", "old"): old_sqlite.SQLiteStorage(tmp / "old.sqlite3"),
-                ("sqlite", "new"): await SQLStorage.open_sqlite(tmp / "new.sqlite3"),
-                ("postgresql", "old"): await old_pg.PostgresStorage.connect(
+            stores: dict[tuple[str, str], Any] = {}
+            global LAYERS
+            if args.against_sql:
+                other = old_module(args.against_sql, "src/tandem/storage/sql.py", "other_sql", tmp)
+                LAYERS = (SQLStorage, other.SQLStorage)
+                stores["sqlite", "old"] = await other.SQLStorage.open_sqlite(tmp / "old.sqlite3")
+            elif args.against_plain_begin:
+                stores["sqlite", "old"] = await PlainBegin.open_sqlite(tmp / "old.sqlite3")
+            else:
+                stores["sqlite", "old"] = old_sqlite.SQLiteStorage(tmp / "old.sqlite3")
+            stores["sqlite", "new"] = await SQLStorage.open_sqlite(tmp / "new.sqlite3")
+            if args.against_sql:
+                stores["postgresql", "old"] = await other.SQLStorage.connect(
                     PG_DSN, schema=schemas[0]
-                ),
-                ("postgresql", "new"): await SQLStorage.connect(PG_DSN, schema=schemas[1]),
-            }
+                )
+            elif args.against_plain_begin:
+                stores["postgresql", "old"] = await PlainBegin.connect(PG_DSN, schema=schemas[0])
+            else:
+                stores["postgresql", "old"] = await old_pg.PostgresStorage.connect(
+                    PG_DSN, schema=schemas[0]
+                )
+            stores["postgresql", "new"] = await SQLStorage.connect(PG_DSN, schema=schemas[1])
             for store in stores.values():
                 await prepare(store)
             results: dict[tuple[str, str, str], list[float]] = {}
@@ -194,8 +266,15 @@ async def main() -> None:
         f"n={args.n} per round, {args.rounds} rounds; times: median of round means (µs/op);"
         " ratio: median (and quartiles) of per-round new/old"
     )
+    old_name = (
+        f"SQLStorage at {args.against_sql}"
+        if args.against_sql
+        else "plain BEGIN"
+        if args.against_plain_begin
+        else args.old_rev
+    )
     print(
-        f"| backend | operation | old ({args.old_rev}) | new (SQLStorage) | new/old"
+        f"| backend | operation | old ({old_name}) | new (SQLStorage) | new/old"
         " | quartiles | rounds over 1.10 |"
     )
     print("| --- | --- | ---: | ---: | ---: | --- | ---: |")

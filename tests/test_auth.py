@@ -171,15 +171,15 @@ async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     agent, token, _ = await auth.sign_in(storage, "alice", GOOD, 100.0, 60, crypto.system_entropy)
     assert agent.username == "alice"
-    assert await auth.agent_for_token(storage, token, 159.0) == agent
-    assert await auth.agent_for_token(storage, token, 160.0) is None
+    assert await auth.agent_for_token(storage, token, 159.0, touch_seconds=60.0) == agent
+    assert await auth.agent_for_token(storage, token, 160.0, touch_seconds=60.0) is None
 
 
 async def test_sign_out_revokes_the_token(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     _, token, _ = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await auth.sign_out(storage, token)
-    assert await auth.agent_for_token(storage, token, 1.0) is None
+    assert await auth.agent_for_token(storage, token, 1.0, touch_seconds=60.0) is None
 
 
 async def test_storage_never_holds_the_cookie_token(storage: SQLStorage, tmp_path: Path) -> None:
@@ -205,18 +205,22 @@ async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
     async def reset_then_read(username: str) -> object:
         if not resets:
             resets.append(
-                await storage.set_password(of_org("default"), username, "temporary-hash", True)
+                await storage.set_password(
+                    of_org("default"), username, "temporary-hash", True, at=1.0, chosen_by=None
+                )
             )
         return await read_account(username)
 
     monkeypatch.setattr(storage, "get_user", reset_then_read)
-    assert await auth.agent_for_token(storage, token, 1.0) is None
+    assert await auth.agent_for_token(storage, token, 1.0, touch_seconds=60.0) is None
     assert resets == [1]
     # A sign-in made after the reset (with the temporary password) is live, and restricted.
     monkeypatch.setattr(storage, "get_user", read_account)
-    await storage.set_password(of_org("default"), "alice", crypto.hash_password(GOOD), True)
+    await storage.set_password(
+        of_org("default"), "alice", crypto.hash_password(GOOD), True, at=1.0, chosen_by=None
+    )
     agent, token, _ = await auth.sign_in(storage, "alice", GOOD, 2.0, 60, crypto.system_entropy)
-    assert await auth.agent_for_token(storage, token, 3.0) == agent
+    assert await auth.agent_for_token(storage, token, 3.0, touch_seconds=60.0) == agent
     assert agent.must_change_password
 
 

@@ -1,5 +1,5 @@
-"""What sdk/build.mjs's fixes to rrweb's bundle leave in the built files (the build itself fails
-when rrweb's bundle no longer has what they fix: a new rrweb version)."""
+"""What sdk/rrweb-patches.mjs's fixes to rrweb's bundle leave in the built files (the build itself
+fails when rrweb's bundle no longer has what they fix: a new rrweb version)."""
 
 from __future__ import annotations
 

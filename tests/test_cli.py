@@ -251,6 +251,25 @@ def test_user_passwd_sets_a_password_and_ends_sign_ins(tmp_path: Path) -> None:
     assert "no user named 'nobody'" in missing
 
 
+def test_user_passwd_gives_a_temporary_password_unless_told_lasting(tmp_path: Path) -> None:
+    """The operator types someone else's password: by default it is temporary (its owner
+    chooses their own at the next sign-in, within temporary_password_seconds), as an admin's
+    reset is; ``--lasting`` keeps it (the operator's own account)."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    done = succeeds("user", "passwd", "bob", *data, stdin="green-lantern-tide-77\n")
+    assert "temporary" in done and "must be changed at the next sign-in" in done
+    shown = succeeds("user", "show", "bob", *data)
+    assert re.search(r"password:\s+temporary, chosen by the operator \(cli\) at \d{4}-", shown)
+    assert "expires" in shown
+    kept = succeeds("user", "passwd", "bob", "--lasting", *data, stdin="green-lantern-tide-78\n")
+    assert "stays the account's password" in kept and "must be changed" not in kept
+    assert re.search(r"password:\s+set\n", succeeds("user", "show", "bob", *data))
+    # --temporary, the old spelling, still says the same.
+    again = succeeds("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-79\n")
+    assert "must be changed at the next sign-in" in again
+
+
 def test_user_sso_needs_the_organisations_provider_first(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
     succeeds("user", "add", "aud", "--role", "auditor", "--no-mfa", *data, "--init", stdin=PASSWORD)
@@ -984,3 +1003,27 @@ def test_names_with_invisible_characters_are_refused_and_old_ones_printed_visibl
     listed = cli("user", "list", *data).stdout.splitlines()
     assert listed[1].split("\t")[2] == "Ann Smith\ufffd"
     assert "Ann Smith\ufffd" in cli("user", "show", "ada", *data).stdout
+
+
+def test_user_show_says_an_own_password_set_aside_by_a_binding_was_chosen_by_nobody(
+    tmp_path: Path,
+) -> None:
+    """An admin's first binding to the identity provider made the owner's own password
+    temporary (storage keeps SET_ASIDE_BY_BINDING as its chooser): ``user show`` names nobody
+    as its chooser, not a user called after the mark."""
+    from tandem.storage.base import SET_ASIDE_BY_BINDING
+
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    succeeds("user", "passwd", "bob", *data, stdin="green-lantern-tide-77\n")
+    with sqlite3.connect(tmp_path / "tandem.sqlite3") as db:
+        updated = db.execute(
+            "UPDATE users SET password_set_by = ? WHERE username = 'bob'", (SET_ASIDE_BY_BINDING,)
+        )
+        assert updated.rowcount == 1
+    shown = succeeds("user", "show", "bob", *data)
+    assert re.search(
+        r"password:\s+temporary, chosen by nobody: the owner's own, set aside when bound to"
+        r" single sign-on at \d{4}-",
+        shown,
+    ), shown

@@ -741,6 +741,21 @@ def test_a_purge_that_seldom_runs_fails_retention(profile: Profile) -> None:
     assert statuses(profile, daily)["retention"] == "pass"
 
 
+@pytest.mark.parametrize("profile", ["gdpr", "pci-dss"])
+def test_a_recordings_purge_that_seldom_runs_fails_retention(profile: Profile) -> None:
+    """``recording_purge_seconds`` is a setting now, and the overdue recordings' bound may be
+    as long: a yearly recordings' purge kept recordings up to a year past their retention with
+    none found overdue. The item fails past a day, as for the ended sessions' purge."""
+    seldom = dataclasses.replace(compliant(), recording_purge_seconds=365 * 86400.0)
+    [retention] = [
+        r for r in evaluate(profile, seldom, NOW).results if r.requirement == "retention"
+    ]
+    assert retention.status == "fail" and "every 365 days" in retention.detail
+    assert "TANDEM_RECORDING_PURGE_SECONDS" in retention.fix
+    daily = dataclasses.replace(compliant(), recording_purge_seconds=86400.0)
+    assert statuses(profile, daily)["retention"] == "pass"
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_an_empty_trail_with_accounts_fails_the_audit_item(profile: Profile) -> None:
     """An empty trail verifies: every record and anchor deleted passed as "intact"."""

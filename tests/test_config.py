@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
 
@@ -197,6 +199,42 @@ def test_a_limit_that_is_not_a_number_names_its_variable() -> None:
         Settings.load({"TANDEM_MAX_SESSIONS": "lots"})
     with pytest.raises(ConfigError, match="TANDEM_IDLE_TIMEOUT_SECONDS must be a number"):
         Settings.load({"TANDEM_IDLE_TIMEOUT_SECONDS": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("TANDEM_SUBJECT_EXPORT_ATTEMPTS", "0", "subject_export_attempts"),
+        ("TANDEM_SUBJECT_EXPORT_ATTEMPTS", "11", "subject_export_attempts"),
+        ("TANDEM_SUBJECT_EXPORT_ATTEMPTS", "2.5", "must be a whole number"),
+        ("TANDEM_MAX_RECORDING_OVERDUE_SECONDS", "59", "max_recording_overdue_seconds"),
+        ("TANDEM_MAX_RECORDING_OVERDUE_SECONDS", "nan", "max_recording_overdue_seconds"),
+        ("TANDEM_MAX_RETENTION_CLOCK_SKEW_SECONDS", "-1", "max_retention_clock_skew_seconds"),
+        ("TANDEM_MAX_RETENTION_CLOCK_SKEW_SECONDS", "1e308", "max_retention_clock_skew_seconds"),
+    ],
+)
+def test_the_recordings_limits_are_validated(variable: str, value: str, refused: str) -> None:
+    """The limits that were code constants (the compliance check's overdue recordings, the
+    purges' clock believed ahead, a customer's export's attempts) are settings now, read from
+    the environment and refused out of their range in one line naming them."""
+    with pytest.raises(ConfigError, match=refused):
+        Settings.load({variable: value})
+
+
+def test_the_recordings_limits_are_read_from_the_environment() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_SUBJECT_EXPORT_ATTEMPTS": "10",
+            "TANDEM_MAX_RECORDING_OVERDUE_SECONDS": "60",
+            "TANDEM_MAX_RETENTION_CLOCK_SKEW_SECONDS": "0",
+        }
+    )
+    assert settings.subject_export_attempts == 10
+    assert settings.max_recording_overdue_seconds == 60.0
+    assert settings.max_retention_clock_skew_seconds == 0.0
+    defaults = Settings()
+    assert (defaults.subject_export_attempts, defaults.max_recording_overdue_seconds) == (3, 600.0)
+    assert defaults.max_retention_clock_skew_seconds == 3600.0
 
 
 def test_a_supervisors_frame_rate_is_a_setting_of_at_least_one() -> None:
@@ -412,3 +450,279 @@ def test_every_setting_is_documented() -> None:
         and by_field.get(field.name, f"TANDEM_{field.name.upper()}") not in documented
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ({"TANDEM_MAX_RECORDING_DOWNLOADS": "10"}, "max_recording_downloads"),
+        ({"TANDEM_MAX_RECORDING_DOWNLOADS": "9"}, "max_recording_downloads"),
+        (
+            {"TANDEM_DATABASE_POOL_SIZE": "4", "TANDEM_MAX_RECORDING_DOWNLOADS": "3"},
+            "database_pool_size - 2",
+        ),
+        ({"TANDEM_RECHECK_CONCURRENCY": "10"}, "recheck_concurrency"),
+        ({"TANDEM_DATABASE_POOL_SIZE": "0"}, "database_pool_size"),
+    ],
+)
+def test_readers_that_could_take_every_pooled_connection_are_refused(
+    values: dict[str, str], refused: str
+) -> None:
+    """Found by the review of the recordings' gates: playbacks and exports waiting behind an
+    erasure hold a pooled connection each, up to ``max_recording_downloads`` of them; at 10 or
+    more (the pool's fixed size) they could take every connection of the process, the
+    erasure's and everyone else's included. The pool's size is a setting now, and the readers
+    (and the sockets' re-checks) must leave connections free."""
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        Settings.load({"TANDEM_DATABASE_URL": "postgresql://u@db.example/tandem", **values})
+
+
+def test_a_larger_pool_lets_more_recordings_be_read_at_once() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_DATABASE_URL": "postgresql://u@db.example/tandem",
+            "TANDEM_DATABASE_POOL_SIZE": "12",
+            "TANDEM_MAX_RECORDING_DOWNLOADS": "10",
+        }
+    )
+    assert (settings.database_pool_size, settings.max_recording_downloads) == (12, 10)
+    assert Settings().database_pool_size == 10
+    # SQLite has no pool: the readers take turns on its one connection.
+    assert Settings(max_recording_downloads=20).max_recording_downloads == 20
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("TANDEM_RECORDING_PURGE_SECONDS", "0", "recording_purge_seconds"),
+        ("TANDEM_RECORDING_PURGE_SECONDS", "601", "recording_purge_seconds"),
+        ("TANDEM_RECORDING_PURGE_SECONDS", "nan", "recording_purge_seconds"),
+        ("TANDEM_ALLOW_ORIGIN_ATTEMPTS", "0", "allow_origin_attempts"),
+        ("TANDEM_ALLOW_ORIGIN_ATTEMPTS", "11", "allow_origin_attempts"),
+        ("TANDEM_ALLOW_ORIGIN_ATTEMPTS", "2.5", "must be a whole number"),
+        ("TANDEM_CUSTOMER_TOKEN_LEEWAY_SECONDS", "-1", "customer_token_leeway_seconds"),
+        ("TANDEM_CUSTOMER_TOKEN_LEEWAY_SECONDS", "301", "customer_token_leeway_seconds"),
+        ("TANDEM_LOGIN_TOUCH_SECONDS", "-1", "login_touch_seconds"),
+        ("TANDEM_LOGIN_TOUCH_SECONDS", "1800", "login_touch_seconds"),
+        ("TANDEM_LOGIN_TOUCH_SECONDS", "inf", "login_touch_seconds"),
+        ("TANDEM_MAX_ADVISORY_FILE_BYTES", "1048575", "max_advisory_file_bytes"),
+        ("TANDEM_MAX_ADVISORY_FILE_BYTES", "1e9", "must be a whole number"),
+    ],
+)
+def test_the_limits_that_were_constants_are_refused_out_of_range(
+    variable: str, value: str, refused: str
+) -> None:
+    """The recordings' purge's interval, the start-up's tries at an --allow-origin origin, a
+    customer token's clock leeway, how often a sign-in's use is written and the largest advisory
+    file read were code constants:
+    settings now, each refused out of its range in one line naming it."""
+    with pytest.raises(ConfigError, match=refused):
+        Settings.load({variable: value})
+
+
+def test_the_limits_that_were_constants_are_read_from_the_environment() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_RECORDING_PURGE_SECONDS": "600",
+            "TANDEM_ALLOW_ORIGIN_ATTEMPTS": "10",
+            "TANDEM_CUSTOMER_TOKEN_LEEWAY_SECONDS": "0",
+            "TANDEM_LOGIN_TOUCH_SECONDS": "0",
+            "TANDEM_MAX_ADVISORY_FILE_BYTES": "1048576",
+        }
+    )
+    assert settings.max_advisory_file_bytes == 1048576
+    assert Settings().max_advisory_file_bytes == 64 * 1024 * 1024
+    assert (settings.recording_purge_seconds, settings.allow_origin_attempts) == (600.0, 10)
+    assert (settings.customer_token_leeway_seconds, settings.login_touch_seconds) == (0, 0.0)
+    defaults = Settings()
+    assert (defaults.recording_purge_seconds, defaults.allow_origin_attempts) == (60.0, 3)
+    assert (defaults.customer_token_leeway_seconds, defaults.login_touch_seconds) == (30, 60.0)
+    # The overdue bound follows the purge's interval, not a fixed minute.
+    assert Settings(recording_purge_seconds=10.0, max_recording_overdue_seconds=10.0)
+    with pytest.raises(ConfigError, match="recording_purge_seconds"):
+        Settings(recording_purge_seconds=120.0, max_recording_overdue_seconds=60.0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("TANDEM_MAX_AUDIT_PAGE", "0", "max_audit_page"),
+        ("TANDEM_MAX_AUDIT_PAGE", "9", "max_audit_page"),
+        ("TANDEM_MAX_AUDIT_PAGE", "100001", "max_audit_page"),
+        ("TANDEM_MAX_AUDIT_SEARCH", "49", "the console's audit page"),
+        ("TANDEM_MAX_AUDIT_SEARCH", "10001", "max_audit_search"),
+        ("TANDEM_MAX_RECORDING_LIST", "199", "what the console lists"),
+        ("TANDEM_MAX_RECORDING_LIST", "100001", "max_recording_list"),
+        ("TANDEM_MAX_RECORDING_LIST", "-1", "max_recording_list"),
+        ("TANDEM_MAX_ACCOUNT_ACTIVITY", "9", "max_account_activity"),
+        ("TANDEM_MAX_ACCOUNT_ACTIVITY", "1001", "max_account_activity"),
+        ("TANDEM_MAX_ACCOUNT_ACTIVITY", "5.5", "must be a whole number"),
+        ("TANDEM_AUDIT_APPEND_ATTEMPTS", "0", "audit_append_attempts"),
+        ("TANDEM_AUDIT_APPEND_ATTEMPTS", "1000001", "audit_append_attempts"),
+        ("TANDEM_CLOSE_NOTICE_SECONDS", "0", "close_notice_seconds"),
+        ("TANDEM_CLOSE_NOTICE_SECONDS", "61", "close_notice_seconds"),
+        ("TANDEM_CLOSE_NOTICE_SECONDS", "nan", "close_notice_seconds"),
+        ("TANDEM_HURRIED_STOP_SECONDS", "0", "hurried_stop_seconds"),
+        ("TANDEM_HURRIED_STOP_SECONDS", "-2", "hurried_stop_seconds"),
+        ("TANDEM_HURRIED_STOP_SECONDS", "inf", "hurried_stop_seconds"),
+        ("TANDEM_SHUTDOWN_RESERVE_SECONDS", "0", "shutdown_reserve_seconds"),
+        ("TANDEM_SHUTDOWN_RESERVE_SECONDS", "3600", "shutdown_reserve_seconds"),
+        ("TANDEM_MAX_REQUEST_BODY_BYTES", "4095", "max_request_body_bytes"),
+        ("TANDEM_MAX_REQUEST_BODY_BYTES", "67108865", "max_request_body_bytes"),
+    ],
+)
+def test_the_lists_and_waits_that_were_constants_are_refused_out_of_range(
+    variable: str, value: str, refused: str
+) -> None:
+    """An audit page and search page, the recordings' list, an account's own activity, the
+    audit append's attempts, a close's last notice, a hurried stop and what a stop leaves to
+    uvicorn were code constants: settings now, each refused out of its range in one line
+    naming it."""
+    with pytest.raises(ConfigError, match=refused):
+        Settings.load({variable: value})
+
+
+def test_the_lists_and_waits_that_were_constants_are_read_from_the_environment() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_MAX_AUDIT_PAGE": "10",
+            "TANDEM_MAX_AUDIT_SEARCH": "50",
+            "TANDEM_MAX_RECORDING_LIST": "100000",
+            "TANDEM_MAX_ACCOUNT_ACTIVITY": "1000",
+            "TANDEM_AUDIT_APPEND_ATTEMPTS": "10",
+            "TANDEM_CLOSE_NOTICE_SECONDS": "0.5",
+            "TANDEM_HURRIED_STOP_SECONDS": "60",
+            "TANDEM_SHUTDOWN_RESERVE_SECONDS": "5",
+            "TANDEM_MAX_REQUEST_BODY_BYTES": "4096",
+        }
+    )
+    assert settings.max_request_body_bytes == 4096 and Settings().max_request_body_bytes == 65536
+    assert (settings.max_audit_page, settings.max_audit_search) == (10, 50)
+    assert (settings.max_recording_list, settings.max_account_activity) == (100000, 1000)
+    assert settings.audit_append_attempts == 10 and settings.close_notice_seconds == 0.5
+    assert (settings.hurried_stop_seconds, settings.shutdown_reserve_seconds) == (60.0, 5.0)
+    defaults = Settings()
+    assert (defaults.max_audit_page, defaults.max_audit_search) == (1000, 100)
+    assert (defaults.max_recording_list, defaults.max_account_activity) == (500, 50)
+    assert defaults.audit_append_attempts == 1000 and defaults.close_notice_seconds == 2.0
+    assert (defaults.hurried_stop_seconds, defaults.shutdown_reserve_seconds) == (2.0, 2.0)
+    # A stop shorter than the hurried one still starts: a second Ctrl-C never lengthens it.
+    assert Settings(shutdown_timeout_seconds=1.0).hurried_stop_seconds == 2.0
+
+
+def test_the_consoles_pages_are_the_ones_the_settings_may_not_go_below() -> None:
+    """The console pages the audit trail by ``PAGE`` records (a shorter page is the trail's
+    end) and lists ``limit=200`` recordings unpaged: a server answering fewer would have it
+    show less without a word. The settings' floors are those numbers, read here from the SDK."""
+    from tandem.config import CONSOLE_AUDIT_PAGE, CONSOLE_RECORDINGS_LIST
+
+    console = Path(__file__).parent.parent / "sdk" / "src" / "console"
+    office = (console / "office.ts").read_text(encoding="utf-8")
+    pages = re.findall(r"const PAGE = (\d+);", office)
+    assert pages == [str(CONSOLE_AUDIT_PAGE)]
+    assert re.search(r"/api/audit/search\?\$\{params\}", office)
+    recordings = (console / "recordings.ts").read_text(encoding="utf-8")
+    asked = set(re.findall(r"/api/recordings\?limit=(\d+)", recordings))
+    assert asked == {str(CONSOLE_RECORDINGS_LIST)}
+
+
+CHECK_READS_ITSELF = {
+    "data_dir": "where the check runs: the server's note of its settings is read from it",
+    "database_url": "compared as `postgresql` (the URL carries a password)",
+    "audit_key_file": "compared as `audit_key_file` (audit_key_path)",
+    "tls_key": "compared as `tls_key`",
+    "advisory_file": "the check reads the advisories itself: the file is the evidence",
+    "max_advisory_file_bytes": "the bound of the advisory file the check reads itself",
+    "max_input_file_bytes": "the bound of the policy file the check reads (its digest compared)",
+}
+"""Settings ``tandem compliance check`` reads that are not compared with the server's, and why."""
+
+
+def test_every_setting_the_compliance_check_reads_is_compared_with_the_servers() -> None:
+    """`tandem compliance check` runs with its own environment and refuses to report when the
+    settings it reads differ from the running server's (serving_differences). The purges'
+    interval of recordings, the overdue bound, the default re-training interval and the
+    advisories' age were read but not compared: a shell with TANDEM_RECORDING_PURGE_SECONDS=60
+    passed the retention item of a server purging every two days."""
+    import dataclasses
+
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    source = (Path(__file__).parent.parent / "src" / "tandem" / "compliance.py").read_text()
+    read = {name for name in re.findall(r"settings\.([a-z_]+)", source) if name in fields}
+    read.add("training_interval_days")  # through Training.interval, the organisation's default
+    compared = set(Settings().checked_settings())
+    assert read - compared - set(CHECK_READS_ITSELF) == set()
+    assert set(CHECK_READS_ITSELF) <= fields
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TANDEM_RECORDING_PURGE_SECONDS", "172800"),
+        ("TANDEM_MAX_RECORDING_OVERDUE_SECONDS", "172800"),
+        ("TANDEM_TRAINING_INTERVAL_DAYS", "3650"),
+        ("TANDEM_ADVISORY_MAX_AGE_DAYS", "365"),
+        ("TANDEM_AUDIT_ANCHOR_EVERY", "1000"),
+    ],
+)
+def test_a_server_with_other_compliance_settings_is_a_difference(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """The server notes these as it starts; a check run with the defaults names each."""
+    from tandem.config import note_serving_settings, serving_differences
+
+    overdue = {"TANDEM_MAX_RECORDING_OVERDUE_SECONDS": "172800"}  # at least the purge's interval
+    server = Settings.load({"TANDEM_DATA_DIR": str(tmp_path), **overdue, variable: value})
+    note_serving_settings(server)
+    assert serving_differences(server) == []
+    shell = Settings.load({"TANDEM_DATA_DIR": str(tmp_path)})
+    name = variable.removeprefix("TANDEM_").lower()
+    assert [d for d in serving_differences(shell) if d.startswith(f"{name}: here ")]
+
+
+def test_a_setting_an_earlier_servers_note_lacks_is_named_as_not_noted(tmp_path: Path) -> None:
+    """A server started by an earlier version noted fewer settings: the check names each it
+    lacks as not noted, and says to restart it (was "the server None")."""
+    from tandem.config import note_serving_settings, serving_differences
+
+    settings = Settings.load({"TANDEM_DATA_DIR": str(tmp_path)})
+    note_serving_settings(settings)
+    path = settings.serving_settings_path
+    noted = json.loads(path.read_text(encoding="utf-8"))
+    del noted["recording_purge_seconds"]
+    path.write_text(json.dumps(noted), encoding="utf-8")
+    assert serving_differences(settings) == [
+        "recording_purge_seconds: here 60.0, the server did not note it (started by an earlier "
+        "version of Tandem: restart it to have it noted)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("TANDEM_MAX_PAYLOAD_BYTES", "524288", "max_payload_bytes must be at least 525312"),
+        ("TANDEM_MAX_CONTROL_BYTES", "4095", "max_control_bytes must be at least 4096"),
+    ],
+)
+def test_frame_limits_below_what_the_browsers_send_are_refused(
+    variable: str, value: str, refused: str
+) -> None:
+    """The browsers split a batch into frames of up to 512 KiB of payload and build their
+    control messages to fit 4 KiB: a server set below either closed their sockets (1009)
+    whenever a page sent a large batch or a customer token, without saying why at start."""
+    with pytest.raises(ConfigError, match=refused):
+        Settings.load({variable: value})
+    assert Settings.load({"TANDEM_MAX_PAYLOAD_BYTES": "525312"}).max_payload_bytes == 525312
+
+
+def test_the_frame_floor_is_the_sdks_largest_payload() -> None:
+    from tandem.config import SDK_FRAME_BYTES, SDK_PAYLOAD_BYTES
+    from tandem.recordings import MAX_PAYLOAD_BYTES
+
+    payload = Path(__file__).parent.parent / "sdk" / "src" / "shared" / "payload.ts"
+    [sdk] = re.findall(r"export const MAX_PAYLOAD_BYTES = ([0-9 *]+);", payload.read_text())
+    assert math.prod(int(factor) for factor in sdk.split("*")) == SDK_PAYLOAD_BYTES
+    # A frame: kind, epoch and counter (17 bytes), the format byte, the deflated payload (stored
+    # blocks: 5 bytes each 65535, and the sync flush's 5), the AES-GCM tag (16).
+    deflated = SDK_PAYLOAD_BYTES + 5 * (SDK_PAYLOAD_BYTES // 65535 + 1) + 5
+    assert 17 + 1 + deflated + 16 <= SDK_FRAME_BYTES <= MAX_PAYLOAD_BYTES

@@ -706,12 +706,15 @@ async def test_a_rejoin_of_a_session_that_is_gone_is_audited_within_the_accounts
     assert summary.details["refused"] == 3
 
 
+@pytest.mark.parametrize("action", ["server_stopped", "socket_closed"])
 async def test_a_record_of_what_was_done_cancelled_mid_write_is_kept_and_written_once(
-    hub: SessionHub, tmp_path: Path
+    hub: SessionHub, tmp_path: Path, action: str
 ) -> None:
     """Its caller cancelled while the SQLite file was locked (a socket's close, a stop past its
     deadline): the write given up is rolled back, never committed once the lock goes, so the
-    record is kept in the backlog and written from it, once (neither lost nor doubled)."""
+    record is kept in the backlog and written from it, once (neither lost nor doubled). Both
+    an anchored record and one with no anchor due (whose lone INSERT once committed itself
+    when the lock went: written twice)."""
     import sqlite3
 
     storage = hub.storage
@@ -719,7 +722,7 @@ async def test_a_record_of_what_was_done_cancelled_mid_write_is_kept_and_written
     shell = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
     try:
         shell.execute("BEGIN EXCLUSIVE")
-        recording = asyncio.create_task(hub.record_done("server_stopped", actor="server", org=ORG))
+        recording = asyncio.create_task(hub.record_done(action, actor="server", org=ORG))
         while storage._sqlite_call is None:  # in the storage thread, waiting for the lock
             await asyncio.sleep(0.01)
         recording.cancel()
@@ -729,5 +732,5 @@ async def test_a_record_of_what_was_done_cancelled_mid_write_is_kept_and_written
         shell.close()
     assert await hub._write_unrecorded() is None
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
-        written = db.execute("SELECT count(*) FROM audit WHERE action = 'server_stopped'")
+        written = db.execute("SELECT count(*) FROM audit WHERE action = ?", (action,))
         assert written.fetchone() == (1,)

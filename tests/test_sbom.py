@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem import __version__, sbom
+from tandem.config import MAX_ADVISORY_FILE_BYTES
 from tandem.exceptions import ConfigError
 from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
 
@@ -172,13 +173,13 @@ def test_a_touched_file_of_old_advisories_stays_stale(tmp_path: Path) -> None:
     for text in (json.dumps(vulns), json.dumps({"vulns": vulns})):
         advisories.write_text(text)
         os.utime(advisories, (T0, T0))  # touched just now
-        state = sbom.status(advisories, 7.0, T0 + 60)
+        state = sbom.status(advisories, 7.0, T0 + 60, max_bytes=MAX_ADVISORY_FILE_BYTES)
         assert (state.stale, state.advisory_age_days, state.findings) == (True, 30.0, ())
         assert "30 days old" in (state.banner or "")
     # A fetch job that stamps the file when it fetched it (a clean answer carries no advisory).
     advisories.write_text(json.dumps({"vulns": vulns, "modified": osv_time(T0 - 86400)}))
     os.utime(advisories, (T0 - 40 * 86400, T0 - 40 * 86400))  # an old copy's time: not taken
-    state = sbom.status(advisories, 7.0, T0)
+    state = sbom.status(advisories, 7.0, T0, max_bytes=MAX_ADVISORY_FILE_BYTES)
     assert (state.ok, state.advisory_age_days) == (True, 1.0)
 
 
@@ -187,14 +188,16 @@ def test_an_advisory_file_that_carries_no_date_is_not_taken_for_current(tmp_path
     for text in ("[]", '{"vulns": []}', '[{"id": "X-1", "affected": []}]'):
         advisories.write_text(text)
         os.utime(advisories, (T0, T0))
-        state = sbom.status(advisories, 7.0, T0)
+        state = sbom.status(advisories, 7.0, T0, max_bytes=MAX_ADVISORY_FILE_BYTES)
         assert not state.ok and state.stale and state.advisory_age_days is None
         assert "carries no date" in (state.problem or "") and state.banner == state.problem
     for text in ('{"vulns": [], "modified": "yesterday"}', '[{"id": "X-1", "modified": 7}]'):
         advisories.write_text(text)
         with pytest.raises(ConfigError, match="'modified' that is not an RFC 3339 time"):
             sbom.load_advisories(advisories)
-        assert "not an RFC 3339 time" in (sbom.status(advisories, 7.0, T0).problem or "")
+        assert "not an RFC 3339 time" in (
+            sbom.status(advisories, 7.0, T0, max_bytes=MAX_ADVISORY_FILE_BYTES).problem or ""
+        )
 
 
 # The command
@@ -237,6 +240,31 @@ def test_security_status_fails_a_stale_or_missing_advisory_file(tmp_path: Path) 
 def test_the_missing_advisory_file_is_told_in_words_a_server_takes() -> None:
     """`tandem serve` logs this problem at start, and `serve` has no --advisory-file: the
     warning told its operator to give one, an option the command refuses."""
-    problem = sbom.status(None, 7.0, time.time()).problem or ""
+    problem = sbom.status(None, 7.0, time.time(), max_bytes=MAX_ADVISORY_FILE_BYTES).problem or ""
     assert problem.startswith("no advisory file: point TANDEM_ADVISORY_FILE at one")
     assert "give one with --advisory-file" not in problem
+
+
+def test_an_advisory_file_over_max_advisory_file_bytes_is_a_problem_not_read(
+    tmp_path: Path,
+) -> None:
+    """``max_advisory_file_bytes`` (a code constant of 64 MiB before) bounds the advisory file
+    `tandem security status` (as the server and the compliance check) reads: a clean file of
+    about 1.5 MiB passes by default and is refused, unread, with a limit of 1 MiB; a limit
+    under 1 MiB is refused in one line naming the setting."""
+    clean = tmp_path / "osv.json"
+    vulns = json.loads(FIXTURE.read_text())["vulns"]
+    padding = "x" * (3 * 512 * 1024)  # an OSV summary as long as a real export's many
+    clean.write_text(
+        json.dumps({"vulns": vulns[2:], "modified": osv_time(time.time()), "note": padding})
+    )
+    passed = run("security", "status", "--advisory-file", str(clean), env=env_without_tandem())
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    env = {**env_without_tandem(), "TANDEM_MAX_ADVISORY_FILE_BYTES": str(1024 * 1024)}
+    refused = run("security", "status", "--advisory-file", str(clean), env=env)
+    assert refused.returncode == 1
+    assert "over 1048576 bytes" in refused.stdout + refused.stderr
+    env["TANDEM_MAX_ADVISORY_FILE_BYTES"] = "1000"
+    too_small = run("security", "status", "--advisory-file", str(clean), env=env)
+    assert too_small.returncode != 0
+    assert "max_advisory_file_bytes" in too_small.stdout + too_small.stderr

@@ -131,6 +131,12 @@ async def test_export_then_erase_round_trip_with_an_encrypted_recording(
         reports = opened.read("reports.jsonl").decode().splitlines()
         assert [json.loads(line)["action"] for line in reports] == ["control_granted"]
         container = opened.read(manifest["recordings"][0]["file"])
+        # Ciphertext stored as it is (it does not compress), the rest deflated; every entry's
+        # CRC checks.
+        kinds = {info.filename: info.compress_type for info in opened.infolist()}
+        assert kinds.pop(manifest["recordings"][0]["file"]) == zipfile.ZIP_STORED
+        assert set(kinds.values()) == {zipfile.ZIP_DEFLATED}
+        assert opened.testzip() is None
     assert b"checkout" not in container  # still the customer's ciphertext
     # The archive's recording opens with the organisation's key file, offline.
     header, events = recording_events(container, key_file(world.private), PASSPHRASE)
@@ -492,16 +498,16 @@ async def test_an_erasure_inside_an_exports_look_up_leaves_it_nothing_to_give(
     export found no session and no recording to hold and went out, recorded after the
     erasure, with the pseudonym the erasure had unlinked from the customer. The links are
     held in the export's transaction too: it finds them gone, and gives and records nothing."""
-    session_of = world.storage.get_session
+    sessions_of = world.storage.sessions_of
     erased: list[dict[str, object]] = []
 
-    async def erased_first(session_id: str) -> Any:
-        if not erased:  # the look-up's first read of the session: the erasure lands before it
+    async def erased_first(grant: Any, session_ids: Any) -> Any:
+        if not erased:  # the look-up's first read of the sessions: the erasure lands before it
             erased.append({})
             erased[0] = await world.subjects.erase(ADMIN, SUB)
-        return await session_of(session_id)
+        return await sessions_of(grant, session_ids)
 
-    world.storage.get_session = erased_first  # type: ignore[method-assign]
+    world.storage.sessions_of = erased_first  # type: ignore[method-assign]
     with pytest.raises(ConflictError, match="erased meanwhile"):
         await world.subjects.export(ADMIN, SUB, by="sub")
     assert erased[0]["session_records"] == 1

@@ -1,4 +1,4 @@
-// Inserted into rrweb 2.2.2's bundle by sdk/build.mjs ("Added nodes at once"): a top-level
+// Inserted into rrweb 2.2.2's bundle by sdk/rrweb-patches.mjs ("Added nodes at once"): a top-level
 // function of that module (NodeType, buildNodeWithSN are its own), called by the replayer's
 // applyMutation before its own one-by-one path. Not used by the recorder (the SDK's bundle drops it).
 //

@@ -3,12 +3,13 @@ import { test } from "node:test";
 import type { AccountEvent } from "../src/generated/rest.ts";
 import { activityLine, activityNotice } from "../src/console/activity.ts";
 
-const event = (action: string, by: string, ip: string | null = null, method: string | null = null): AccountEvent => ({
+const event = (action: string, by: string, ip: string | null = null, method: string | null = null, chosenBy: string | null = null): AccountEvent => ({
   at: 1_700_000_000,
   action,
   by,
   ip,
   method,
+  chosen_by: chosenBy,
 });
 
 test("what an admin did to the account is a warning naming the admin", () => {
@@ -74,4 +75,46 @@ test("the account's creation names who made it and the password they chose, as p
   // Alone it does not bring the list up: every account an admin makes has one.
   const here = event("sign_in", "alice", "10.0.0.1", "password");
   assert.equal(activityNotice([here, event("user_created", "ada", null, "temporary")]).show, false);
+});
+
+test("a claimed temporary password names who chose it, and warns when claimed from elsewhere", () => {
+  const own = event("password_changed", "nina", "10.0.0.1", null, "ada");
+  assert.deepEqual(activityLine(own, "10.0.0.1"), {
+    text: "Your password was chosen from 10.0.0.1, in place of the temporary one ada gave",
+    warn: false,
+  });
+  // Ada's claim before nina's, from ada's desk: nina is warned.
+  assert.equal(activityLine(event("password_changed", "nina", "10.6.6.6", null, "ada"), "10.0.0.1").warn, true);
+  assert.equal(activityLine(event("password_changed", "nina", "10.0.0.1", null, "cli"), "10.0.0.1").text.includes("operator"), true);
+  assert.equal(activityLine(event("password_changed", "nina", "10.0.0.1", null, "a\u202Eda")).text.includes("\u202E"), false);
+  // A change of the owner's own password is no claim (its address said: see below).
+  assert.deepEqual(activityLine(event("password_changed", "nina", "10.0.0.1"), "10.0.0.1"), {
+    text: "Your password was changed from 10.0.0.1",
+    warn: false,
+  });
+});
+
+test("a claim names the operator in the sentence, and one whose chooser was not kept is still a claim", () => {
+  // `chosen_by` "" : a temporary password from before revision 0019, nobody kept who chose it.
+  const unknown = event("password_changed", "nina", "10.6.6.6", null, "");
+  assert.deepEqual(activityLine(unknown, "10.0.0.1"), {
+    text: "Your password was chosen from 10.6.6.6, in place of the temporary one someone gave",
+    warn: true,
+  });
+  assert.equal(activityNotice([event("sign_in", "nina", "10.0.0.1", "password"), unknown]).show, true);
+  assert.equal(
+    activityLine(event("password_changed", "nina", "10.0.0.1", null, "cli"), "10.0.0.1").text,
+    "Your password was chosen from 10.0.0.1, in place of the temporary one the server's operator gave",
+  );
+});
+
+test("a change of the password says where from, and warns from elsewhere", () => {
+  // Whoever claimed the account changing its password again and again in the owner's name.
+  assert.deepEqual(activityLine(event("password_changed", "nina", "10.6.6.6"), "10.0.0.1"), {
+    text: "Your password was changed from 10.6.6.6",
+    warn: true,
+  });
+  assert.equal(activityLine(event("password_changed", "nina", "10.0.0.1"), "10.0.0.1").warn, false);
+  // Recorded before the change kept its address.
+  assert.deepEqual(activityLine(event("password_changed", "nina", null), "10.0.0.1"), { text: "Your password was changed", warn: false });
 });

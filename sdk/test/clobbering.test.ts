@@ -156,3 +156,17 @@ test("rrweb's privacy classes: rr-mask masks text, rr-ignore and rr-block hide v
 });
 
 
+
+test("a form joined by a clobbering control's form attribute is an empty box, the control's own form too", () => {
+  // The control sits in one form but joins the other by `form="b"`: it is the listed element
+  // (and shadows the properties) of the form it names. rrweb's `:has()` rule sees only the form
+  // around it; the form it joins is blocked by the SDK's own pass.
+  const doc = new window.DOMParser().parseFromString("<!doctype html><html><body></body></html>", "text/html") as unknown as Document;
+  doc.body.innerHTML =
+    '<form id="a"><input form="b" name="childNodes"></form>' +
+    '<form id="b" class="pay"><p id="inside">S3CRjoin1234</p></form><p>S3CRafter000</p>';
+  const { json } = capture(doc);
+  assert.ok(!json.includes("S3CRjoin1234"), "the joined form's content was sent");
+  assert.ok(json.includes("S3CRafter000"), "the page around the forms is sent");
+  assert.match(json, /"class":"pay","rr_width":"[\d.]+px","rr_height":"[\d.]+px"/);
+});

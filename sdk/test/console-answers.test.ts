@@ -14,7 +14,7 @@ const ALICE: AgentInfo = {
 
 const USER: User = {
   username: "bob", display_name: "Bob", role: "agent", teams: [], second_factor: false, mfa_exempt: true, disabled: false,
-  sso_bound: false, password_change_required: false,
+  sso_bound: false, password_change_required: false, temporary_password_expired: false,
 };
 
 async function refused(promise: Promise<unknown>, route: string): Promise<MalformedAnswer> {

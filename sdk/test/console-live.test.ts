@@ -8,6 +8,7 @@ import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents } from "../src/shared/ports.ts";
 import { LiveView } from "../src/console/live.ts";
 import { cardUi } from "./live-ui.ts";
+import { until } from "./until.ts";
 
 // A production build's compile-time constant (sdk/build.mjs): encrypted, not the benchmark's plaintext.
 (globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
@@ -48,11 +49,6 @@ function console_(code: string) {
 
 /** The console's handshake message (its share and confirmation) as sent. */
 const handshake = (sent: Record<string, unknown>[]): string => sent.find((m) => m.type === "handshake")?.data as string;
-
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  assert.ok(condition(), "condition not reached");
-}
 
 test("the console joins with the routing part only, pairs, and waits for the customer's browser, not the server", async () => {
   const c = console_(`${ROUTING} ${SECRET}`);

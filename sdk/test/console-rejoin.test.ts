@@ -17,6 +17,7 @@ import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
 import { cardUi } from "./live-ui.ts";
 import { FakeLocks, manualTimers } from "./locks.ts";
 import { claimSealing, COMMAND_BLOCK, sealingLock } from "../src/console/claim.ts";
+import { until } from "./until.ts";
 
 (globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
 // The mirror (rrweb's Replayer, in a happy-dom element) starts once the customer's browser consents.
@@ -184,11 +185,6 @@ function harness(target: ConstructorParameters<typeof LiveView>[0], store = memo
   };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  assert.ok(condition(), "condition not reached");
-}
-
 /** A joined, paired console (the customer's pairing is real) and the customer's keys. */
 async function paired(resumeSeconds = 30, store = memoryStore()) {
   const h = harness({ code: `${ROUTING} ${SECRET}` }, store);
@@ -234,7 +230,7 @@ test("a dropped socket says Reconnecting…, rejoins with the token after a back
   h.last().events.binary(await old.seal(new Uint8Array([1, 2, 3])));
   const fresh = await ContentSender.create("s1", 2, [keys.customerToAgent]);
   for (const frame of fresh.epochKeyFrames) h.last().events.binary(frame);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await received(h);
   assert.ok(h.view.open, h.card.status.text);
   // The old socket's late events are not the session's any more.
   first.events.close(1006, "");
@@ -353,6 +349,17 @@ async function sealed(h: ReturnType<typeof harness>): Promise<void> {
   for (let chain = view.commandChain; ; chain = view.commandChain) {
     await chain;
     if (chain === view.commandChain) return;
+  }
+}
+
+/** Until every frame passed to the console so far was opened and acted on (its receiving chain
+ * has nothing more to do): what it does with them is known, not waited for by the clock. */
+async function received(h: ReturnType<typeof harness>): Promise<void> {
+  const view = h.view as unknown as { chain: Promise<void> };
+  assert.ok(view.chain instanceof Promise, "LiveView no longer has its chain");
+  for (let chain = view.chain; ; chain = view.chain) {
+    await chain;
+    if (chain === view.chain) return;
   }
 }
 
@@ -502,7 +509,7 @@ test("right after the customer's browser began a new epoch (a supervisor came) t
     return out;
   };
   const untilSent = async (condition: (all: { k: string; nonce?: string; proof?: unknown }[]) => boolean) => {
-    for (let i = 0; i < 200 && !condition(await commands()); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await until(async () => condition(await commands()));
     const all = await commands();
     assert.ok(condition(all), "not sent");
     return all;
@@ -547,6 +554,112 @@ test("right after the customer's browser began a new epoch (a supervisor came) t
   assert.deepEqual(acting(all), [{ k: "control_request", proof: proven }]);
 });
 
+test("a control request the customer's browser refused as crossing a new epoch (sent before the console knew of it) is asked again once that epoch is proven, naming its echo", async () => {
+  const { h, keys } = await liveInFirstEpoch();
+  const requests = async () => {
+    const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+    const out: { k: string; proof?: unknown }[] = [];
+    for (const frame of h.last().binary) out.push(JSON.parse(new TextDecoder().decode(await receiver.open(frame as Uint8Array))));
+    return out.filter((command) => command.k === "control_request");
+  };
+  const untilRequests = async (count: number) => {
+    await until(async () => (await requests()).length >= count);
+    const all = await requests();
+    assert.equal(all.length, count, "not sent");
+    return all;
+  };
+  // Asked while live in the first epoch; meanwhile the customer's browser rekeyed (a supervisor
+  // paired), so the request names an echo of the key before, and is refused as such.
+  h.view.requestControl();
+  const [asked] = await untilRequests(1);
+  const second = await epochOf(keys, 2, "page 1");
+  for (const frame of second.frames) h.last().events.binary(frame);
+  const reason = "The customer's page was refreshed before that arrived: try again in a moment.";
+  // It names what it refuses (the customer's browser says so): this console's request, by its proof.
+  h.last().events.binary(await second.sender.seal(payload({ k: "action_refused", reason, code: "refreshed", of: "control_request", proof: asked?.proof })));
+  await until(() => h.card.fresh === false);
+  // The new epoch's echo: the request goes again, on its proof; the agent did nothing more.
+  await echoLatest(h, keys, second.sender);
+  await until(() => h.card.fresh === true);
+  const all = await untilRequests(2);
+  assert.notEqual(all[1]?.proof, asked?.proof);
+  assert.equal(h.card.status.text, "Waiting for the customer to allow control…");
+});
+
+/** The control requests among the console's commands (opened as the customer's browser opens them). */
+async function controlRequests(h: ReturnType<typeof harness>, keys: PairwiseKeys): Promise<{ k: string; proof?: string }[]> {
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+  const out: { k: string; proof?: string }[] = [];
+  for (const frame of h.last().binary) out.push(JSON.parse(new TextDecoder().decode(await receiver.open(frame as Uint8Array))));
+  return out.filter((command) => command.k === "control_request");
+}
+
+const REFRESHED = "The customer's page was refreshed before that arrived: try again in a moment.";
+
+/** The agent asked for control while live in the first epoch, and the request is on the socket. */
+async function askedInFirstEpoch() {
+  const live = await liveInFirstEpoch();
+  live.h.view.requestControl();
+  await until(async () => (await controlRequests(live.h, live.keys)).length === 1);
+  const [asked] = await controlRequests(live.h, live.keys);
+  assert.ok(typeof asked?.proof === "string");
+  return { ...live, asked: asked.proof };
+}
+
+/** The customer's second epoch of the same page passed to the console, a refusal `refused` said
+ * first in it, then its echo: whatever the console asks again on it is on the socket after. */
+async function refusedInSecondEpoch(h: ReturnType<typeof harness>, keys: PairwiseKeys, refused: Record<string, unknown>) {
+  const second = await epochOf(keys, 2, "page 1");
+  for (const frame of second.frames) h.last().events.binary(frame);
+  h.last().events.binary(await second.sender.seal(payload({ k: "action_refused", reason: REFRESHED, code: "refreshed", ...refused })));
+  await received(h); // its `consented` challenged at once: the echo below is of that challenge
+  await echoLatest(h, keys, second.sender);
+  await until(() => h.card.fresh === true);
+  await received(h);
+  await sealed(h); // a control request asked again on that echo would be on the socket now
+}
+
+test("a control request the relay held until the view went stale is not asked again when its refusal comes: never sent late", async () => {
+  const { h, keys, asked } = await askedInFirstEpoch();
+  // The relay holds the request, and so every later command and the customer's answers: past the
+  // bound the view is stale, and the agent is told. Then it makes the customer's browser rekey
+  // (a `peer` it says is back), passes the request, which is refused as crossing that epoch...
+  h.advance(STALE_AFTER_MS + 1000);
+  assert.match(h.card.status.text, /^Not live/);
+  await refusedInSecondEpoch(h, keys, { of: "control_request", proof: asked });
+  // ...and the console does not ask it again, however long after the agent asked.
+  assert.equal((await controlRequests(h, keys)).length, 1, "asked again on a view gone stale");
+});
+
+test("a control request refused as crossing a new epoch is not asked again once a new policy waits for the agent's acknowledgement", async () => {
+  const { h, keys, asked } = await askedInFirstEpoch();
+  h.server({ type: "error", code: "policy_changed", message: "" });
+  await refusedInSecondEpoch(h, keys, { of: "control_request", proof: asked });
+  assert.equal((await controlRequests(h, keys)).length, 1, "asked while the policy waits");
+  assert.match(h.card.status.text, /^Not done: The customer's page was refreshed/, "the agent is told it did not go");
+});
+
+for (const [what, refused] of [
+  ["a click's (sent while in control, which the customer took back since)", { of: "click" }],
+  ["another control request's (an earlier one)", { of: "control_request", proof: "b".repeat(22) }],
+  ["one that does not say what it refuses (an older SDK's)", {}],
+] as const) {
+  test(`a refusal as crossing a new epoch that is ${what} is not taken for the waiting control request's: it is not asked again`, async () => {
+    const { h, keys, first } = await liveInFirstEpoch();
+    // In control, then not (the customer took it back): the agent asks again.
+    h.last().events.binary(await first.sender.seal(payload({ k: "control", state: "granted" })));
+    await until(() => h.card.controlling);
+    h.last().events.binary(await first.sender.seal(payload({ k: "control", state: "revoked" })));
+    await until(() => !h.card.controlling);
+    h.view.requestControl();
+    await until(async () => (await controlRequests(h, keys)).length === 1);
+    const [asked] = await controlRequests(h, keys);
+    await refusedInSecondEpoch(h, keys, "of" in refused && !("proof" in refused) ? { ...refused, proof: asked?.proof } : refused);
+    assert.equal((await controlRequests(h, keys)).length, 1, "a control request the agent did not ask for");
+    assert.match(h.card.status.text, /refreshed/);
+  });
+}
+
 test("a control request held while a new epoch comes in is dropped if the view goes stale first: never sent late", async () => {
   const { h, keys } = await liveInFirstEpoch();
   const second = await epochOf(keys, 2, "page 1");
@@ -588,7 +701,7 @@ test("a reloaded console never calls live an epoch the relay held back, even wit
   const oldEcho = await echoOf(before.last(), keys, sender);
   for (const frame of [...frames, oldEcho]) h.last().events.binary(frame);
   await until(() => h.card.context?.title === "page 3");
-  await new Promise((resolve) => setTimeout(resolve, 20)); // the echo was opened too
+  await received(h); // the echo was opened too
   assert.ok(h.view.open);
   assert.equal(h.card.status.text, CHECKING);
   assert.equal(h.card.fresh, false);
@@ -720,7 +833,7 @@ test("a duplicated console tab (its record copied) waits for the lock, then forg
   const store = memoryStore(origin);
   store.held = { ...(original.store.held as Held) };
   const duplicate = harness({ rejoin: store.load() as Held }, store);
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await until(() => store.timers.pending.length === 1); // its claim of the keys' lock waits
   assert.equal(duplicate.sockets.length, 0, "no rejoin while it waits for the lock");
   assert.ok(duplicate.view.open);
   store.timers.fire(); // the bound passes: the original still holds the lock
@@ -807,7 +920,7 @@ test("a new policy published during the session: the console says so and asks fo
   assert.match(h.card.status.text, POLICY);
   h.view.askToRecord();
   assert.match(h.card.status.text, POLICY);
-  await new Promise((resolve) => setTimeout(resolve, 20)); // anything to seal was sealed
+  await sealed(h); // anything to seal was sealed
   const receiver = new CommandReceiver("s1", keys.agentToCustomer);
   const sent: string[] = [];
   for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);

@@ -14,6 +14,7 @@ import { CONSOLE_SILENT, DISTRUST, MISMATCH, type Saved } from "../src/share/sta
 import { AGENT_QUIET_MS, AGENT_SILENT_MS, LOOK_EVERY_MS } from "../src/share/silence.ts";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { RecordingOpener, recordingKeyId } from "../src/shared/e2e/recording.ts";
+import { until } from "./until.ts";
 
 const SECRET = "1234567";
 
@@ -99,10 +100,20 @@ function fakes(
   };
 }
 
-/** Wait for a condition the session reaches asynchronously (crypto, key store). */
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  assert.ok(condition(), "condition not reached");
+/** Until the session has done all it will with what it got so far: every command delivered was
+ * opened (or refused: a replay, a forgery) and acted on, the agent's and a supervisor's alike,
+ * and everything that made it send went out. What it did not do is then known not to come,
+ * without waiting on the clock. */
+async function settled(session: Session): Promise<void> {
+  type Queue = { queue: Promise<unknown> } | null;
+  const inner = session as unknown as { commands: Queue; watcherCommands: Queue; outbox: Promise<void>; sendChain: Promise<void> };
+  assert.ok(inner.outbox instanceof Promise && inner.sendChain instanceof Promise, "Session no longer has its outbox and sendChain");
+  const now = () => [inner.commands?.queue, inner.watcherCommands?.queue, inner.outbox, inner.sendChain];
+  for (let chains = now(); ; chains = now()) {
+    // In order: what a command's opening made the session send goes after it.
+    for (const chain of chains) await chain;
+    if (now().every((chain, i) => chain === chains[i])) return;
+  }
 }
 
 /** A session started, its socket open and the server's `created` (s1, code 12345) answered. */
@@ -327,7 +338,7 @@ test("keys another tab stored are never used for a session this tab did not pair
   b.deliver(fresh);
   await until(() => b.store.saved?.commands === 1); // the agent's own command opens (its counter 1)
   b.deliver(oldCommand);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await settled(session); // the replay was tried
   assert.equal(b.store.saved?.commands, 1);
 });
 
@@ -357,7 +368,7 @@ test("after a navigation the command count goes on under the same keys: a replay
   next.deliver(third);
   await until(() => next.store.saved?.commands === 3);
   for (const frame of sent) next.deliver(frame);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await settled(session); // the replays were tried
   assert.equal(next.store.saved?.commands, 3);
 });
 
@@ -452,6 +463,15 @@ test("a session's end deletes this tab's keys and leaves those of another tab st
   assert.equal(session.state, "sharing");
 });
 
+/** What the customer's browser sent (opened as the agent's console opens it), once `condition`
+ * holds of it. */
+async function sentOnce(
+  keys: PairwiseKeys, f: ReturnType<typeof fakes>, condition: (all: Record<string, unknown>[]) => boolean,
+): Promise<Record<string, unknown>[]> {
+  await until(async () => condition(await opened(keys, f.binary())), "not sent");
+  return opened(keys, f.binary());
+}
+
 /** What the customer's browser sent inside `frames`, opened as the agent's console opens it. */
 async function opened(keys: PairwiseKeys, frames: (string | Uint8Array)[]): Promise<Record<string, unknown>[]> {
   const receiver = new ContentReceiver("s1", keys.customerToAgent);
@@ -469,7 +489,7 @@ async function opened(keys: PairwiseKeys, frames: (string | Uint8Array)[]): Prom
 test("the agent's challenge is echoed inside the current epoch's content, a few a second at most, and nothing else", async (t) => {
   windowEvents(t);
   const f = fakes();
-  await startedAs(f, "s1"); // a private page: sharing runs, nothing of the page is recorded
+  const session = await startedAs(f, "s1"); // a private page: sharing runs, nothing of the page is recorded
   const keys = await pairAndAllow(f, "s1");
   const agent = new CommandSender("s1", keys.agentToCustomer);
   f.deliver(await command(agent, { k: "challenge", nonce: "not a nonce, or a long string to send back" }));
@@ -477,8 +497,8 @@ test("the agent's challenge is echoed inside the current epoch's content, a few 
   for (const nonce of nonces) f.deliver(await command(agent, { k: "challenge", nonce }));
   await until(() => f.store.saved?.commands === nonces.length + 1); // every challenge was opened
   const echoCount = async () => (await opened(keys, f.binary())).filter((payload) => payload.k === "echo").length;
-  for (let i = 0; i < 200 && (await echoCount()) < ECHOES_PER_SECOND; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  await new Promise((resolve) => setTimeout(resolve, 20)); // and no more come
+  await until(async () => (await echoCount()) >= ECHOES_PER_SECOND);
+  await settled(session); // and no more come
   // The first ones (the clock stands still: the bucket does not refill), after the epoch's
   // `consented` and `paused`; no prose, no refusal, no more than the bucket allows.
   const payloads = await opened(keys, f.binary());
@@ -497,20 +517,20 @@ test("no echo says the view is current while a change too large to send is missi
   const ask = async (nonce: string) => f.deliver(await command(agent, { k: "challenge", nonce }));
   await ask("a".repeat(22));
   await until(() => f.store.saved?.commands === 1);
-  for (let i = 0; i < 200 && (await echoes()).length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await until(async () => (await echoes()).length >= 1);
   assert.equal((await echoes()).length, 1, "a view that has everything is echoed");
   // The page makes a change larger than a payload may be (64 parts): it cannot go.
   const huge = { type: 3, timestamp: 0, data: { source: 0, texts: [{ id: 7, value: "x".repeat(33 * 1024 * 1024) }], attributes: [], removes: [], adds: [] } };
   (session as unknown as { sendEvents(events: unknown[]): void }).sendEvents([huge]);
   await ask("b".repeat(22));
   await until(() => f.store.saved?.commands === 2);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await settled(session);
   assert.equal((await echoes()).length, 1, "no echo while the view lacks a change");
   // A full snapshot that goes repairs the view: the next challenge is echoed.
   const snapshot = { type: 2, timestamp: 0, data: { node: { type: 0, childNodes: [], id: 1 }, initialOffset: { left: 0, top: 0 } } };
   (session as unknown as { sendEvents(events: unknown[]): void }).sendEvents([snapshot]);
   await ask("c".repeat(22));
-  for (let i = 0; i < 200 && (await echoes()).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await until(async () => (await echoes()).length >= 2);
   assert.deepEqual((await echoes()).map((echo) => echo.nonce), ["a".repeat(22), "c".repeat(22)]);
 });
 
@@ -520,13 +540,7 @@ test("an acting command whose proof is of this page's previous epoch is refused 
   const session = await startedAs(f, "s1");
   const keys = await pairAndAllow(f, "s1");
   const agent = new CommandSender("s1", keys.agentToCustomer);
-  const payloads = () => opened(keys, f.binary());
-  const untilPayloads = async (condition: (all: Record<string, unknown>[]) => boolean) => {
-    for (let i = 0; i < 200 && !condition(await payloads()); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-    const all = await payloads();
-    assert.ok(condition(all), "not sent");
-    return all;
-  };
+  const untilPayloads = (condition: (all: Record<string, unknown>[]) => boolean) => sentOnce(keys, f, condition);
   const echoed = (nonce: string) => (all: Record<string, unknown>[]) => all.some((p) => p.k === "echo" && p.nonce === nonce);
   const refusals = (all: Record<string, unknown>[]) => all.filter((p) => p.k === "action_refused");
   const before = "a".repeat(22);
@@ -546,6 +560,8 @@ test("an acting command whose proof is of this page's previous epoch is refused 
   let all = await untilPayloads((sent) => refusals(sent).length === 2);
   assert.deepEqual(refusals(all).map((p) => p.code), ["refreshed", "refreshed"]);
   assert.match(String(refusals(all)[0]?.reason), /refreshed/);
+  // Each says what it refuses (the console asks again only a control request of its own).
+  assert.deepEqual(refusals(all).map((p) => [p.of, p.proof]), [["click", before], ["scroll", before]]);
   // A proof this page never echoed (a page gone, as after a navigation) stays "gone".
   f.deliver(await command(agent, { k: "click", id: 5, proof: "z".repeat(22) }));
   all = await untilPayloads((sent) => refusals(sent).length === 3);
@@ -560,26 +576,151 @@ test("an acting command whose proof is of this page's previous epoch is refused 
   assert.equal(f.called("askControl").length, 0);
 });
 
-test("an acting command the relay held past the bound is refused as late, not as aimed at a page gone; nothing of it is applied", async (t) => {
+/** Session "s1" of `f`, paired and allowed; the agent's challenge `proof` echoed, and the page a
+ * shared one from here (this file's pages are private, where nothing acts). */
+async function sharedAfterEcho(t: TestContext, f: ReturnType<typeof fakes>, proof: string) {
   windowEvents(t);
-  const { clock, advance } = manualClock();
-  const f = fakes(null, new Map(), new Set(), clock);
   const session = await startedAs(f, "s1");
   const keys = await pairAndAllow(f, "s1");
   const agent = new CommandSender("s1", keys.agentToCustomer);
+  const untilPayloads = (condition: (all: Record<string, unknown>[]) => boolean) => sentOnce(keys, f, condition);
+  f.deliver(await command(agent, { k: "challenge", nonce: proof, proof: null }));
+  await untilPayloads((all) => all.some((p) => p.k === "echo" && p.nonce === proof));
+  (session as unknown as { paused: boolean }).paused = false; // a shared page from here
+  return { session, keys, agent, untilPayloads };
+}
+
+/** The next epoch's key of `session` held in the making (its key dropped, the load of it waiting)
+ * until the function returned is called. */
+function nextEpochKeyHeld(f: ReturnType<typeof fakes>, session: Session): () => void {
+  let release = () => undefined as void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const load = f.ports.keys.load;
+  f.ports.keys.load = async (id) => {
+    await gate;
+    return load(id);
+  };
+  (session as unknown as { keys: null }).keys = null;
+  return release;
+}
+
+test("a control request that arrives while the next epoch's key is being made is refused as crossing a refresh in that epoch, never dropped unsaid", async (t) => {
+  const f = fakes();
+  const before = "a".repeat(22);
+  const { session, keys, agent, untilPayloads } = await sharedAfterEcho(t, f, before);
+  const payloads = () => opened(keys, f.binary());
+  // The next epoch's key takes a while to make (a supervisor paired, on a busy machine): held
+  // here until the agent's control request, sent before the console knew, has been opened.
+  const release = nextEpochKeyHeld(f, session);
+  const consentedBefore = (await payloads()).filter((p) => p.k === "consented").length;
+  f.server({ type: "peer", connected: true }); // a new epoch of the same page begins
+  const commandsBefore = f.store.saved?.commands ?? 0;
+  f.deliver(await command(agent, { k: "control_request", proof: before }));
+  await until(() => (f.store.saved?.commands ?? 0) === commandsBefore + 1);
+  release();
+  // Said in the new epoch, after its `consented`: the console asks again once that epoch is proven.
+  const all = await untilPayloads((sent) => sent.some((p) => p.k === "action_refused"));
+  const kinds = all.map((p) => p.k);
+  assert.equal(all.filter((p) => p.k === "consented").length, consentedBefore + 1);
+  assert.ok(kinds.lastIndexOf("consented") < kinds.indexOf("action_refused"), "refused in the new epoch");
+  assert.equal(all.find((p) => p.k === "action_refused")?.code, "refreshed");
+  // It names the request it refuses (its kind and proof): the console asks again only that one.
+  assert.equal(all.find((p) => p.k === "action_refused")?.of, "control_request");
+  assert.equal(all.find((p) => p.k === "action_refused")?.proof, before);
+  assert.equal(f.called("askControl").length, 0, "nothing of it is applied");
+});
+
+test("between two epochs at most 8 refusals are kept, and a control request's is not crowded out by clicks refused before it", async (t) => {
+  const f = fakes();
+  const before = "a".repeat(22);
+  const { session, agent, untilPayloads } = await sharedAfterEcho(t, f, before);
+  const release = nextEpochKeyHeld(f, session);
+  f.server({ type: "peer", connected: true }); // a new epoch of the same page begins
+  // The agent clicked a dozen times in control, which the customer took back; then asked again.
+  const commandsBefore = f.store.saved?.commands ?? 0;
+  for (let i = 0; i < 12; i++) f.deliver(await command(agent, { k: "click", id: 5, proof: before }));
+  f.deliver(await command(agent, { k: "control_request", proof: before }));
+  await until(() => (f.store.saved?.commands ?? 0) === commandsBefore + 13);
+  release();
+  const all = await untilPayloads((sent) => sent.some((p) => p.k === "action_refused" && p.of === "control_request"));
+  const refusals = all.filter((p) => p.k === "action_refused");
+  assert.equal(refusals.length, 8);
+  assert.equal(refusals.at(-1)?.of, "control_request", "said last, after the clicks refused before it");
+});
+
+/** Session "s1" of `f` with control granted to the agent (asked with the echoed `proof`). */
+async function inControl(t: TestContext, f: ReturnType<typeof fakes>, proof: string) {
+  const shared = await sharedAfterEcho(t, f, proof);
+  f.deliver(await command(shared.agent, { k: "control_request", proof }));
+  await until(() => f.called("askControl").length === 1);
+  (f.called("askControl")[0]?.args[1] as () => void)(); // the customer allows it
+  await shared.untilPayloads((all) => all.some((p) => p.k === "control" && p.state === "granted"));
+  const control = (shared.session as unknown as { control: { revoke(): void; granted: boolean } }).control;
+  return { ...shared, control };
+}
+
+for (const when of ["while the next epoch's key is being made", "queued as its epoch ends"]) {
+  test(`control the customer takes back ${when} is said in the next epoch, never dropped unsaid`, async (t) => {
+    const f = fakes();
+    const { session, control, untilPayloads } = await inControl(t, f, "a".repeat(22));
+    const release = nextEpochKeyHeld(f, session);
+    // Between two epochs nothing can be sent; and a reply queued in an epoch that ends before it
+    // is sealed went with that epoch's unsent frames (which the next full snapshot repairs: not
+    // this). Unsaid, the agent's console went on showing the agent in control.
+    if (when.startsWith("queued")) {
+      control.revoke();
+      f.server({ type: "peer", connected: true }); // a new epoch of the same page begins
+    } else {
+      f.server({ type: "peer", connected: true });
+      control.revoke();
+    }
+    assert.equal(control.granted, false);
+    release();
+    const revoked = (p: Record<string, unknown>) => p.k === "control" && p.state === "revoked";
+    const all = await untilPayloads((sent) => sent.some(revoked));
+    const kinds = all.map((p) => p.k);
+    assert.ok(kinds.lastIndexOf("consented") < all.findIndex(revoked), "said in the new epoch");
+    assert.equal(all.filter(revoked).length, 1);
+    // And not said as granted in it.
+    assert.equal(all.slice(kinds.lastIndexOf("consented")).filter((p) => p.k === "control" && p.state === "granted").length, 0);
+  });
+}
+
+test("a control grant dropped with its epoch is never said after the customer took control back", async (t) => {
+  const f = fakes();
+  const proof = "b".repeat(22);
+  const { session, agent, untilPayloads } = await sharedAfterEcho(t, f, proof);
+  f.deliver(await command(agent, { k: "control_request", proof }));
+  await until(() => f.called("askControl").length === 1);
+  const control = (session as unknown as { control: { revoke(): void; granted: boolean } }).control;
+  const release = nextEpochKeyHeld(f, session);
+  // The customer allows it (its `granted` queued, not yet sealed), the epoch ends, and the
+  // customer takes control back before the next one begins: the grant, dropped with its epoch,
+  // was held after the revocation (in place of it) and said alone in the next epoch, so the
+  // agent's console showed the agent in control the customer had taken back.
+  (f.called("askControl")[0]?.args[1] as () => void)();
+  f.server({ type: "peer", connected: true });
+  control.revoke();
+  assert.equal(control.granted, false);
+  release();
+  const inNewEpoch = (sent: Record<string, unknown>[]) =>
+    sent.filter((p) => p.k === "consented").length >= 2 ? sent.slice(sent.map((p) => p.k).lastIndexOf("consented")) : [];
+  const all = await untilPayloads((sent) => inNewEpoch(sent).some((p) => p.k === "control"));
+  assert.deepEqual(inNewEpoch(all).filter((p) => p.k === "control").map((p) => p.state), ["revoked"]);
+});
+
+test("an acting command the relay held past the bound is refused as late, not as aimed at a page gone; nothing of it is applied", async (t) => {
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const proof = "a".repeat(22);
+  const { keys, agent } = await sharedAfterEcho(t, f, proof);
   const refusals = async () => (await opened(keys, f.binary())).filter((p) => p.k === "action_refused");
   const untilRefusals = async (count: number) => {
-    for (let i = 0; i < 200 && (await refusals()).length < count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await until(async () => (await refusals()).length >= count);
     const all = await refusals();
     assert.equal(all.length, count, "not sent");
     return all;
   };
-  const proof = "a".repeat(22);
-  f.deliver(await command(agent, { k: "challenge", nonce: proof, proof: null }));
-  for (let i = 0; i < 200 && !(await opened(keys, f.binary())).some((p) => p.k === "echo"); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  (session as unknown as { paused: boolean }).paused = false; // a shared page from here
   // Sealed while the view was live, naming that echo; the relay hands it over past the bound.
   const held = await command(agent, { k: "click", id: 5, proof });
   advance(ACTION_PROOF_MS + LOOK_EVERY_MS);
@@ -592,9 +733,7 @@ test("an acting command the relay held past the bound is refused as late, not as
   // Within the bound, the same proof lets it through to control (not granted here: said so).
   const fresh = "b".repeat(22);
   f.deliver(await command(agent, { k: "challenge", nonce: fresh, proof }));
-  for (let i = 0; i < 200 && !(await opened(keys, f.binary())).some((p) => p.k === "echo" && p.nonce === fresh); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await until(async () => (await opened(keys, f.binary())).some((p) => p.k === "echo" && p.nonce === fresh));
   advance(ACTION_PROOF_MS - LOOK_EVERY_MS);
   f.deliver(await command(agent, { k: "click", id: 5, proof: fresh }));
   assert.equal((await untilRefusals(2))[1]?.code, "not_granted");
@@ -603,7 +742,7 @@ test("an acting command the relay held past the bound is refused as late, not as
 test("a watching supervisor's challenges are echoed under an allowance of their own, and nothing else of it is taken", async (t) => {
   windowEvents(t);
   const f = fakes();
-  await startedAs(f, "s1");
+  const session = await startedAs(f, "s1");
   const keys = await pairAndAllow(f, "s1");
   f.server({ type: "watch_request", watcher: "Sam" });
   (f.called("askWatch")[0]?.args[1] as () => void)();
@@ -628,8 +767,8 @@ test("a watching supervisor's challenges are echoed under an allowance of their 
   f.deliver(await command(new CommandSender("s1", keys.agentToCustomer), { k: "challenge", nonce: agentNonce }));
   await until(() => f.store.saved?.watcherCommands === samNonces.length + 1 && f.store.saved?.commands === 1);
   const echoes = async () => (await opened(keys, f.binary())).filter((payload) => payload.k === "echo");
-  for (let i = 0; i < 200 && (await echoes()).length < ECHOES_PER_SECOND + 1; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  await new Promise((resolve) => setTimeout(resolve, 20)); // and no more come
+  await until(async () => (await echoes()).length >= ECHOES_PER_SECOND + 1);
+  await settled(session); // and no more come
   const nonces = (await echoes()).map((payload) => payload.nonce).sort();
   assert.deepEqual(nonces, [...samNonces.slice(0, ECHOES_PER_SECOND), agentNonce].sort());
   assert.equal(f.called("askControl").length, 0);
@@ -702,7 +841,7 @@ test("the agent's console's silence warns the customer, then ends the session he
   const forged = new Uint8Array(challenge);
   forged[forged.length - 1] ^= 1;
   f.deliver(forged);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await settled(session); // both were tried
   assert.equal(f.store.saved?.commands, 2);
   advance(AGENT_SILENT_MS - AGENT_QUIET_MS);
   await until(() => session.state === "ended");
@@ -726,7 +865,7 @@ test("with no challenge from the start of sharing (a relay that withholds them a
   const forged = await command(new CommandSender("s1", other.agentToCustomer), { k: "challenge", nonce: "f".repeat(22) });
   advance(AGENT_QUIET_MS - LOOK_EVERY_MS);
   f.deliver(forged);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await settled(session); // it was tried
   assert.equal(f.store.saved?.commands ?? 0, 0, "a forged challenge does not open");
   assert.equal(bannerNote(f), null);
   advance(LOOK_EVERY_MS);
@@ -1075,7 +1214,7 @@ test("while the page keeps Stop sharing from the customer nothing of the page go
   reachable = false;
   advance(1000);
   const told = async () => (await payloads()).filter((k) => k.includes("controls_hidden")).length;
-  for (let i = 0; i < 200 && (await told()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await until(async () => (await told()) >= 2);
   assert.equal(await told(), 2);
 });
 

@@ -14,6 +14,7 @@ import { Replayer } from "rrweb";
 import { NodeType } from "@rrweb/types";
 import { buildNodeWithSN, createCache, createMirror } from "rrweb-snapshot";
 import { document } from "./dom.ts";
+import { rng } from "./rng.ts";
 
 type Mirror = ReturnType<typeof createMirror>;
 type Serialized = Record<string, unknown> & { id: number; type: number };
@@ -55,7 +56,7 @@ class Side {
       return String((error as Error).name ?? error);
     }
   }
-  /** The console's: the replayer's applyMutation as build.mjs patches it (removes first). */
+  /** The console's: the replayer's applyMutation as rrweb-patches.mjs patches it (removes first). */
   console(d: Mutation): string {
     try {
       applyMutation.call(this.replayer, { ...d, adds: [], texts: [], attributes: [] }, false);
@@ -89,19 +90,6 @@ class Side {
 }
 
 const TAGS = ["div", "form", "input", "label", "select", "option", "p", "span", "textarea", "style", "b", "ul", "li", "dialog"];
-
-/** A random generator from a seed (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(items: T[]): T => items[Math.floor(next() * items.length)] as T };
-}
 
 /**
  * One mutation on the page `ref` shows (rrweb's side): some removals, then new nodes under
@@ -321,7 +309,7 @@ test("added nodes naming a next sibling that never comes are dropped before rrwe
   const { neutralizeEvent } = await import("../src/console/assets.ts");
   const side = new Side();
   const timeouts: unknown[] = [];
-  side.replayer.warn = (...args: unknown[]) => void (String(args[0]).includes("Timeout in the loop") && timeouts.push(args));
+  side.replayer.warn = (...args: unknown[]) => void (String(args[0]).includes("Timeout in the loop") && timeouts.push(String(args[0])));
   try {
     const events = stallingMutations(10);
     const started = performance.now();

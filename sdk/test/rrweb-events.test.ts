@@ -17,13 +17,13 @@ test("the SDK's rrweb event numbers are rrweb's own", () => {
   assert.deepEqual(
     [
       numbers.MUTATION, numbers.MOUSE_MOVE, numbers.MOUSE_INTERACTION, numbers.SCROLL, numbers.INPUT,
-      numbers.TOUCH_MOVE, numbers.MEDIA_INTERACTION, numbers.STYLE_SHEET_RULE, numbers.DRAG,
+      numbers.TOUCH_MOVE, numbers.MEDIA_INTERACTION, numbers.STYLE_SHEET_RULE, numbers.FONT, numbers.DRAG,
       numbers.STYLE_DECLARATION, numbers.SELECTION, numbers.ADOPTED_STYLE_SHEET,
     ],
     [
       IncrementalSource.Mutation, IncrementalSource.MouseMove, IncrementalSource.MouseInteraction,
       IncrementalSource.Scroll, IncrementalSource.Input, IncrementalSource.TouchMove,
-      IncrementalSource.MediaInteraction, IncrementalSource.StyleSheetRule, IncrementalSource.Drag,
+      IncrementalSource.MediaInteraction, IncrementalSource.StyleSheetRule, IncrementalSource.Font, IncrementalSource.Drag,
       IncrementalSource.StyleDeclaration, IncrementalSource.Selection,
       IncrementalSource.AdoptedStyleSheet,
     ],

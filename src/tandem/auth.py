@@ -20,10 +20,17 @@ from tandem.exceptions import (
     ConflictError,
     NotFoundError,
     SecondFactorError,
+    TemporaryPasswordError,
     UserExistsError,
     WeakPasswordError,
 )
-from tandem.storage.base import DEFAULT_TEAM, LoginRecord, Storage, UserRecord
+from tandem.storage.base import (
+    DEFAULT_TEAM,
+    SET_ASIDE_BY_BINDING,
+    LoginRecord,
+    Storage,
+    UserRecord,
+)
 
 COOKIE_NAME = "tandem_agent"
 """The sign-in cookie's name over plain HTTP (a local demo)."""
@@ -226,13 +233,16 @@ async def create_user(
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
     password_change_required: bool = False,
+    chosen_by: str | None = None,
 ) -> tuple[UserRecord, Enrolment | None]:
     """Validate and store a new user (argon2id hash). With ``box``, the account gets a TOTP second
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
     returned to be shown once (to whoever creates the account: its owner only, see
     :meth:`tandem.directory.Directory.add_user`). With ``password_change_required``, ``password``
     is temporary: the account's first password sign-in may only choose its own
-    (:func:`change_password`, which refuses the same one). The account joins ``grant``'s
+    (:func:`change_password`, which refuses the same one), within the server's
+    ``temporary_password_seconds`` (:func:`sign_in`); ``chosen_by`` names who chose it (the
+    creator). The account joins ``grant``'s
     organisation (there is no default). Raises ConfigError, WeakPasswordError, UserExistsError
     (and, with ``hashing``, BusyError)."""
     validate_username(username)
@@ -256,6 +266,8 @@ async def create_user(
         org_id=grant.org_id,
         mfa_exempt=mfa_exempt,
         password_change_required=password_change_required,
+        password_set_at=now,
+        password_set_by=chosen_by if password_change_required else None,
     )
     if await storage.get_org(grant) is None:
         raise NotFoundError(f"no organisation named {grant.org_id!r}")
@@ -301,6 +313,8 @@ def check_totp(secret: str, code: str, now: float) -> int | None:
 
 
 TOTP_PERIOD = 30
+"""Seconds of one time step (RFC 6238). Not a setting: every authenticator app the agents
+enrol computes codes with 30-second steps; another period here would refuse their codes."""
 
 
 AUTHENTICATOR = "authenticator"
@@ -398,6 +412,8 @@ async def sign_in(
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
     setup_ttl: float = math.inf,
+    temporary_ttl: float = math.inf,
+    browser_signed_in_as: str | None = None,
 ) -> tuple[Agent, str, str]:
     """Check credentials (password, then the second factor if the account has one) and open a
     sign-in session. Returns the agent, the cookie token (shown to the browser only; storage
@@ -405,7 +421,10 @@ async def sign_in(
     :data:`RECOVERY_CODE`, or ``""`` for an account without one). Raises
     :class:`AuthenticationError`, one message for every failure (:class:`SecondFactorError`
     when only the second factor was wrong), and BusyError when ``hashing`` has too much to
-    do (for ``client``, an address group)."""
+    do (for ``client``, an address group). A temporary password (someone else chose it) set
+    ``temporary_ttl`` seconds ago or more, or typed in a browser that carries a sign-in of
+    whoever chose it (``browser_signed_in_as``, the account of the sign-in cookie the request
+    came with), raises :class:`TemporaryPasswordError`, told only to whoever typed it right."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
     right = await verify_password(hashing, client, user.password_hash if user else None, password)
     if user is None or not right:
@@ -434,6 +453,19 @@ async def sign_in(
         # could choose the account's password and set up its own authenticator at any time,
         # a lasting sign-in of the owner's, who is never locked out to notice.
         raise AuthenticationError(PROVIDER_ACCOUNT)
+    check_temporary_password(user, now, temporary_ttl)
+    if (
+        user.password_change_required
+        and user.password_set_by is not None
+        and browser_signed_in_as == user.password_set_by
+    ):
+        # The admin who chose the password, signed in, signs in as the account to choose the
+        # owner's password before the owner does (and set up its authenticator): refused from
+        # its own browser. A private window gets past this; the claim's record then names
+        # whose password was claimed, and the owner is shown it (docs/security.md).
+        raise TemporaryPasswordError(
+            CHOOSER_SIGNED_IN, reason="chooser_signed_in", chosen_by=user.password_set_by
+        )
     method = password_method(user)
     token = await open_login(storage, user, now, ttl, entropy, method, setup_ttl)
     return principal(user, method), token, shown
@@ -444,6 +476,45 @@ PROVIDER_ACCOUNT = (
     "This account signs in through your organisation's identity provider, not with a "
     "temporary password: sign in with your organisation, or ask your admin to unbind it."
 )
+
+
+TEMPORARY_PASSWORD_EXPIRED = (
+    "This temporary password has expired: ask your administrator for a new one."  # noqa: S105
+)
+PASSWORD_SET_ASIDE_EXPIRED = (
+    "Your password was set aside when this account was bound to single sign-on, and has "  # noqa: S105
+    "expired since: ask your administrator for a new one."
+)
+CLAIMED_PASSWORD_AGAIN = (
+    "choose a password other than the temporary one someone else chose for this account"  # noqa: S105
+)
+CHOOSER_SIGNED_IN = (
+    "This browser is signed in as the admin who chose this temporary password: the account's "
+    "owner signs in with it, in their own browser."
+)
+
+
+def temporary_password_expired(user: UserRecord, now: float, ttl: float) -> bool:
+    """Whether ``user``'s password is temporary and was set ``ttl`` seconds ago or more (set by
+    a version that kept no time: counted from the account's creation)."""
+    if not user.password_change_required:
+        return False
+    set_at = user.password_set_at if user.password_set_at is not None else user.created_at
+    return now - set_at >= ttl
+
+
+def check_temporary_password(user: UserRecord, now: float, ttl: float) -> None:
+    """Raise :class:`TemporaryPasswordError` (``expired``) if ``user``'s temporary password
+    is past its lifetime (:func:`temporary_password_expired`)."""
+    if not temporary_password_expired(user, now, ttl):
+        return
+    if user.password_set_by == SET_ASIDE_BY_BINDING:
+        # The owner's own password, made temporary when the account was bound to the provider
+        # (and since unbound): nobody chose it for them, it was set aside.
+        raise TemporaryPasswordError(PASSWORD_SET_ASIDE_EXPIRED, reason="expired", chosen_by=None)
+    raise TemporaryPasswordError(
+        TEMPORARY_PASSWORD_EXPIRED, reason="expired", chosen_by=user.password_set_by
+    )
 
 
 async def organisation_of(storage: Storage, username: str) -> str | None:
@@ -466,18 +537,22 @@ async def organisation_of(storage: Storage, username: str) -> str | None:
     return only
 
 
-IDLE_TOUCH_SECONDS = 60.0
-"""Activity is written at most this often per sign-in (idle expiry is coarse; writes cost)."""
-
-
 async def agent_for_token(
-    storage: Storage, token: str | None, now: float, idle_seconds: float = float("inf")
+    storage: Storage,
+    token: str | None,
+    now: float,
+    idle_seconds: float = float("inf"),
+    *,
+    touch_seconds: float,
 ) -> Agent | None:
     """The agent a cookie token belongs to, or None if it is unknown, expired (absolute lifetime)
-    or idle for longer than ``idle_seconds``. Each use counts as activity."""
+    or idle for longer than ``idle_seconds``. Each use counts as activity, written at most every
+    ``touch_seconds`` (``login_touch_seconds``)."""
     if not token or len(token) > 128:
         return None
-    return await agent_for_login(storage, login_digest(token), now, idle_seconds)
+    return await agent_for_login(
+        storage, login_digest(token), now, idle_seconds, touch_seconds=touch_seconds
+    )
 
 
 def cookie_token(value: str) -> str:
@@ -497,18 +572,20 @@ async def agent_for_login(
     now: float,
     idle_seconds: float = float("inf"),
     *,
+    touch_seconds: float,
     activity: bool = True,
 ) -> Agent | None:
     """The agent of the sign-in stored as ``digest``, as the account is now (role, teams,
     second factor), or None if the sign-in ended, expired or idled out, or the account is gone.
-    ``activity`` counts this check as use of the sign-in (a message, not a timer)."""
+    ``activity`` counts this check as use of the sign-in (a message, not a timer), written at
+    most every ``touch_seconds`` (``login_touch_seconds``: idle expiry is coarse; writes cost)."""
     login = await storage.get_login(digest)
     if login is None or login.expires_at <= now:
         return None
     if now - login.last_seen >= idle_seconds:
         await storage.delete_login(digest)
         return None
-    if activity and now - login.last_seen >= IDLE_TOUCH_SECONDS:
+    if activity and now - login.last_seen >= touch_seconds:
         await storage.touch_login(digest, now)
     user = await storage.get_user(login.username)
     if user is None or user.disabled:
@@ -538,17 +615,30 @@ async def change_password(
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
     setup_ttl: float = math.inf,
-) -> str:
+    temporary_ttl: float = math.inf,
+) -> tuple[str, UserRecord]:
     """The user's own password change: ``current`` must be right, ``new`` strong and different.
-    Every sign-in of the user ends; returns the token of a new one for the caller's browser.
-    Raises AuthenticationError (wrong current password) or WeakPasswordError (and BusyError as
+    Every sign-in of the user ends; returns the token of a new one for the caller's browser and
+    the account as it was (whether the password replaced was temporary, chosen by whom, when).
+    Raises AuthenticationError (wrong current password), TemporaryPasswordError (``current``
+    is a temporary password past ``temporary_ttl``: a half sign-in made just before does not
+    claim it after) or WeakPasswordError (also for ``new`` the temporary password the account's
+    last claim replaced, :attr:`UserRecord.claimed_password_hash`) (and BusyError as
     :func:`sign_in`)."""
     user = await storage.get_user(username)
     if user is None or not await verify_password(hashing, client, user.password_hash, current):
         raise AuthenticationError("the current password is not right")
+    check_temporary_password(user, now, temporary_ttl)
     check_password_strength(new, username)
     if new == current:
         raise WeakPasswordError("choose a password other than the current one")
+    if user.claimed_password_hash is not None and await verify_password(
+        hashing, client, user.claimed_password_hash, new
+    ):
+        # Whoever claimed a temporary password before the owner (its chooser, anyone it was
+        # shown to) gave the account back that password, no longer temporary: the owner signed
+        # in with it as told, never asked to choose its own, and others still knew it.
+        raise WeakPasswordError(CLAIMED_PASSWORD_AGAIN)
     new_hash = await hash_password(hashing, client, new)
     # Ends every sign-in. The account's own organisation, as read with the current password:
     # raises NotFoundError if the name was deleted (and made anew anywhere) while it hashed.
@@ -557,11 +647,30 @@ async def change_password(
         # Only over the password checked: of two changes checked against it at once (the owner
         # and whoever else knew it, the admin who typed a new account's), the first stored wins
         # and the other is refused, never told it chose a password the first then replaced.
-        await storage.set_password(own, username, new_hash, False, replacing=user.password_hash)
+        await storage.set_password(
+            own,
+            username,
+            new_hash,
+            False,
+            at=now,
+            chosen_by=None,
+            replacing=user.password_hash,
+            claimed=user.password_hash if user.password_change_required else None,
+        )
     except ConflictError:
         raise AuthenticationError("the current password is not right") from None
-    changed = dataclasses.replace(user, password_hash=new_hash, password_change_required=False)
-    return await open_login(storage, changed, now, ttl, entropy, password_method(user), setup_ttl)
+    changed = dataclasses.replace(
+        user,
+        password_hash=new_hash,
+        password_change_required=False,
+        password_set_at=now,
+        password_set_by=None,
+        claimed_password_hash=(
+            user.password_hash if user.password_change_required else user.claimed_password_hash
+        ),
+    )
+    method = password_method(user)
+    return await open_login(storage, changed, now, ttl, entropy, method, setup_ttl), user
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:
@@ -708,7 +817,8 @@ records it, but only auditors read the trail. Its creation too: who made it, and
 password they chose was temporary or kept (a name given again shows only its own account's
 creation: nothing from before the account was made is read)."""
 MAX_ACCOUNT_ACTIVITY = 50
-"""The most records of each action :func:`account_activity` shows, newest first (50 sign-ins:
+"""Default of the ``max_account_activity`` setting: the most records of each action
+:func:`account_activity` shows, newest first (50 sign-ins:
 a month of an agent's on working days), each action counted apart so that a flood of one
 (whoever took the account over, signing in again and again, or an admin changing its role back
 and forth) cannot push another (an authenticator enrolled, the reset that let it in) out of the
@@ -716,16 +826,17 @@ owner's sight. At most 700 records (14 actions)."""
 
 
 async def account_activity(
-    storage: Storage, agent: Principal, now: float, days: float
+    storage: Storage, agent: Principal, now: float, days: float, most: int = MAX_ACCOUNT_ACTIVITY
 ) -> list[AuditRecord]:
     """What happened to ``agent``'s account in the last ``days`` days, newest first (at most
-    :data:`MAX_ACCOUNT_ACTIVITY` of each action): its sign-ins and other
+    ``most`` of each action: the ``max_account_activity`` setting): its sign-ins and other
     :data:`ACCOUNT_OWN_ACTIONS`, and the :data:`ACCOUNT_CHANGES` others made to it, read from
     the audit trail (which nobody can rewrite: whoever signed in as the agent cannot take them
     out of the owner's sight). An owner back after longer than ``days`` (the newest sign-in
-    being this one) is shown the sign-in before it too, however old, and the changes of the
-    ``days`` before that one: a takeover made while the owner was away does not age out of
-    the list before the owner is back. Sign-ins through the provider beside others bring the
+    being this one) is shown the sign-in before it too, however old, and the changes and other
+    own actions (a temporary password claimed, an authenticator set up) of the ``days`` before
+    that one and since: a takeover made while the owner was away does not age out of the list
+    before the owner is back. Sign-ins through the provider beside others bring the
     newest binding to the provider, however old. Nothing from before the account was made: a
     name given again (after its account was removed) is not shown its former holder's
     sign-ins."""
@@ -736,18 +847,21 @@ async def account_activity(
     made = user.created_at
     window = max(now - days * 86400.0, made)
     found = await storage.account_activity(
-        grant, agent.username, window, MAX_ACCOUNT_ACTIVITY, ACCOUNT_OWN_ACTIONS, ACCOUNT_CHANGES
+        grant, agent.username, window, most, ACCOUNT_OWN_ACTIONS, ACCOUNT_CHANGES
     )
     if sum(record.action == "sign_in" for record in found) < 2:
         latest = await storage.account_activity(grant, agent.username, made, 2, ("sign_in",), ())
         if len(latest) == 2:  # else the account's first sign-in (or none): nothing before it
             previous = latest[1]
+            # With what was done in the account's name then (not its sign-ins: the one before
+            # this is shown): a temporary password claimed, an authenticator set up, by whoever
+            # let the owner back in only once they had left the window.
             earlier = await storage.account_activity(
                 grant,
                 agent.username,
                 max(previous.at - days * 86400.0, made),
-                MAX_ACCOUNT_ACTIVITY,
-                (),
+                most,
+                tuple(action for action in ACCOUNT_OWN_ACTIONS if action != "sign_in"),
                 ACCOUNT_CHANGES,
             )
             found = [*found, previous, *earlier]

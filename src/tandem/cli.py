@@ -60,7 +60,14 @@ from tandem.policy import load_policy
 from tandem.private_files import write_private
 from tandem.reconcile import NEVER, reconcile
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import (
+    DEFAULT_ORG,
+    SET_ASIDE_BY_BINDING,
+    Inventory,
+    OrgRecord,
+    SiteRecord,
+    UserRecord,
+)
 from tandem.training import Standing, Training
 
 if TYPE_CHECKING:
@@ -497,6 +504,8 @@ def serve(
             served,
             settings.shutdown_timeout_seconds,
             lambda: _banner(settings, users, created),
+            hurried_seconds=settings.hurried_stop_seconds,
+            reserve_seconds=settings.shutdown_reserve_seconds,
         )
         server.run(sockets=[listening])
     finally:
@@ -838,7 +847,14 @@ def user_show(name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDi
         await _org_of(directory, org)
         found.append(await directory.get_user(operator(org), name))
 
-    _run_directory(data_dir, work)
+    lifetime: list[float] = []
+
+    async def work_configured(settings: Settings, directory: Directory) -> None:
+        lifetime.append(settings.temporary_password_seconds)
+        lifetime.append(directory.clock())  # the time the expiry is judged at
+        await work(directory)
+
+    _run_configured(data_dir, work_configured)
     user = found[0]
     created = datetime.fromtimestamp(user.created_at, UTC).isoformat(timespec="minutes")
     for label, value in (
@@ -850,11 +866,41 @@ def user_show(name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDi
         ("two-step sign-in", _two_step(user)),
         ("recovery codes left", str(len(user.recovery_codes))),
         ("single sign-on", "bound" if user.oidc_identity else "not bound"),
-        ("password", "must be changed at next sign-in" if user.password_change_required else "set"),
+        ("password", _password_state(user, lifetime[0], lifetime[1])),
         ("state", "disabled" if user.disabled else "active"),
         ("created", created),
     ):
         typer.echo(f"{label + ':':<21}{value}")
+
+
+def _password_state(user: UserRecord, lifetime: float, now: float) -> str:
+    """``user show``'s password line: ``set``, or a temporary password's chooser, when it was
+    set and when it expires (temporary_password_seconds), or that it has (as of ``now``)."""
+    if not user.password_change_required:
+        return "set"
+    by = user.password_set_by
+    chooser = (
+        "the operator (cli)"
+        if by == "cli"
+        else "nobody: the owner's own, set aside when bound to single sign-on"
+        if by == SET_ASIDE_BY_BINDING
+        else (by or "unknown")
+    )
+    set_at = user.password_set_at if user.password_set_at is not None else user.created_at
+    ends = set_at + lifetime
+    expiry = (
+        "expired: give a new one (tandem user passwd)"
+        if auth.temporary_password_expired(user, now, lifetime)
+        else f"expires {_minute(ends)}"
+    )
+    return (
+        f"temporary, chosen by {chooser} at {_minute(set_at)}; {expiry}; must be changed at "
+        "next sign-in"
+    )
+
+
+def _minute(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="minutes")
 
 
 @user_app.command("disable")
@@ -948,16 +994,21 @@ def user_passwd(
     temporary: Annotated[
         bool,
         typer.Option(
-            "--temporary", help="The user must choose a new password at the next sign-in."
+            "--temporary/--lasting",
+            help="Temporary (the default): the user must choose a new password at the next "
+            "sign-in, within temporary_password_seconds. --lasting: it stays the account's "
+            "password (your own account: you typed someone else's otherwise).",
         ),
-    ] = False,
+    ] = True,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Set an account's password (read like `user add` does) and end its sign-ins. Agents
-    change their own in the console (Security)."""
+    """Set an account's password (read like `user add` does) and end its sign-ins. The password
+    is temporary unless --lasting: you are typing someone else's password, which its owner
+    replaces at the next sign-in, as after an admin's reset. Agents change their own in the
+    console (Security)."""
 
     async def exists(directory: Directory) -> None:
         await _org_of(directory, org)
@@ -975,7 +1026,11 @@ def user_passwd(
     _run_directory(data_dir, run)
     typer.echo(
         f"New password set for {name!r}"
-        + (": it must be changed at the next sign-in." if temporary else ".")
+        + (
+            ": it is temporary and must be changed at the next sign-in."
+            if temporary
+            else ": it stays the account's password (--lasting)."
+        )
         + " Its sign-ins have ended."
     )
 
@@ -2092,7 +2147,12 @@ def security_status(
         settings = Settings.load(advisory_file=advisory_file)
     except TandemError as exc:
         raise _fail(exc) from None
-    state = status(settings.advisory_file, settings.advisory_max_age_days, time.time())
+    state = status(
+        settings.advisory_file,
+        settings.advisory_max_age_days,
+        time.time(),
+        max_bytes=settings.max_advisory_file_bytes,
+    )
     if output == "json":
         typer.echo(json.dumps(state.to_json(), indent=2))
     else:
@@ -2170,6 +2230,7 @@ def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]],
                 time.time,
                 witness,
                 max_export_bytes=settings.max_subject_export_bytes,
+                export_attempts=settings.subject_export_attempts,
             )
         )
 

@@ -45,9 +45,6 @@ PCI_MAX_RETENTION_DAYS = 365
 MAX_PURGE_LAG_SECONDS = DAY
 """Ended sessions past retention are deleted at least this often for the retention item to
 pass (``purge_interval_seconds``; by default every minute)."""
-MAX_RECORDING_OVERDUE_SECONDS = 600.0
-"""A recording still stored this long past its retention (no legal hold) fails the retention
-item: the recordings' purge runs every minute and skips only one a reader holds then."""
 MIN_AUDIT_RETENTION_DAYS: dict[str, float] = {"pci-dss": 365, "hipaa": 6 * 365, "gdpr": 0}
 """Audit records kept at least this long: PCI DSS 10.5.1 (12 months), HIPAA §164.316(b)(2)(i)
 (six years). The signed trail is never purged; this bounds the counts of events with no
@@ -153,10 +150,15 @@ class Installation:
     """``--trusted-proxy`` as set (``*``: every client)."""
     purge_interval_seconds: float = 60.0
     """How often ended sessions past retention are deleted (Settings.purge_interval_seconds)."""
+    recording_purge_seconds: float = 60.0
+    """How often recordings past retention are erased (Settings.recording_purge_seconds)."""
     recordings_overdue: tuple[str, ...] = ()
-    """The organisation's recordings still stored :data:`MAX_RECORDING_OVERDUE_SECONDS` past
-    their retention (no legal hold): the purge, every minute, skipped them (a reader held
-    them at every run: a transaction left open) or failed."""
+    """The organisation's recordings still stored ``recording_overdue_seconds`` past their
+    retention (no legal hold): the purge, every ``recording_purge_seconds``, skipped them (a
+    reader held them at every run: a transaction left open) or failed."""
+    recording_overdue_seconds: float = 600.0
+    """How long past its retention a recording may still be stored before the retention item
+    fails (Settings.max_recording_overdue_seconds)."""
     database_file: bool = True
     """The database is the data directory's SQLite file (False: PostgreSQL's, whose access the
     database server controls)."""
@@ -691,6 +693,16 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
             f"(purge_interval_seconds): they outlive the {days}-day retention by up to that long",
             "TANDEM_PURGE_INTERVAL_SECONDS=60 (the default) in the server's environment",
         )
+    if inst.recording_purge_seconds > MAX_PURGE_LAG_SECONDS:
+        # The overdue recordings' bound may be as long as the purge's interval: a yearly purge
+        # with a yearly bound kept recordings a year past their retention, the item passing.
+        return (
+            "fail",
+            f"recordings past retention are erased only every "
+            f"{inst.recording_purge_seconds / DAY:g} days (recording_purge_seconds): they "
+            f"outlive the {days}-day retention by up to that long",
+            "TANDEM_RECORDING_PURGE_SECONDS=60 (the default) in the server's environment",
+        )
     if inst.recordings_overdue:
         # The purge skips a recording a reader holds (SKIP LOCKED) and takes it at its next
         # run; one held at every run (a transaction left open) was kept past its retention,
@@ -699,7 +711,7 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
         return (
             "fail",
             f"{len(overdue)} recording(s) are still stored over "
-            f"{MAX_RECORDING_OVERDUE_SECONDS / 60:g} minutes past the {days}-day retention "
+            f"{inst.recording_overdue_seconds / 60:g} minutes past the {days}-day retention "
             f"(the purge skipped them, held by a reader, or failed): {', '.join(overdue[:10])}",
             "look for a transaction left open on the recordings ('idle in transaction' in "
             "pg_stat_activity) and end it; the server's log names each recording the purge "
@@ -1113,11 +1125,13 @@ async def gather(
         login_ttl_seconds=settings.login_ttl_seconds,
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         purge_interval_seconds=settings.purge_interval_seconds,
+        recording_purge_seconds=settings.recording_purge_seconds,
         recordings_overdue=tuple(
             r.recording_id
-            for r in await storage.overdue_recordings(now - MAX_RECORDING_OVERDUE_SECONDS)
+            for r in await storage.overdue_recordings(now - settings.max_recording_overdue_seconds)
             if r.org_id == org.org_id
         ),
+        recording_overdue_seconds=settings.max_recording_overdue_seconds,
         database_file=not settings.database_url,
         secrets_previous_keys=len(directory.box.ring.previous),
         secrets_staged_key=directory.box.ring.staged is not None,
@@ -1133,7 +1147,11 @@ async def gather(
         key_files_on_server=_named_or_counted(key_files, operator_view),
         key_files_unread=key_files_unread,
         security=await asyncio.to_thread(
-            sbom.status, settings.advisory_file, settings.advisory_max_age_days, now
+            sbom.status,
+            settings.advisory_file,
+            settings.advisory_max_age_days,
+            now,
+            max_bytes=settings.max_advisory_file_bytes,
         ),
     )
 

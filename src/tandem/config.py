@@ -49,6 +49,7 @@ POSITIVE_SETTINGS = frozenset(
         "max_session_seconds",
         "login_backoff_seconds",
         "setup_sign_in_seconds",
+        "temporary_password_seconds",
         "account_activity_days",
         "login_backoff_max_seconds",
         "site_verification_timeout_seconds",
@@ -66,6 +67,10 @@ POSITIVE_SETTINGS = frozenset(
         "refusal_budget_timeout_seconds",
         "audit_backlog_max_bytes",
         "transport_note_wait_seconds",
+        "database_pool_size",
+        "close_notice_seconds",
+        "hurried_stop_seconds",
+        "shutdown_reserve_seconds",
     }
 )
 """Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
@@ -74,6 +79,39 @@ finite number, 0 or more (checked for all of them in ``Settings.__post_init__``)
 
 MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
 """Default of ``Settings.max_input_file_bytes`` (for readers called without settings)."""
+
+MAX_ADVISORY_FILE_BYTES = 64 * 1024 * 1024
+"""Default of ``Settings.max_advisory_file_bytes`` (for readers called without settings)."""
+
+SDK_PAYLOAD_BYTES = 512 * 1024
+"""The largest payload the browsers put in one frame before they split it (``MAX_PAYLOAD_BYTES``
+of sdk/src/shared/payload.ts; tests/test_config.py reads it from there)."""
+
+SDK_FRAME_BYTES = SDK_PAYLOAD_BYTES + 1024
+"""The largest binary frame the browsers send: a payload of :data:`SDK_PAYLOAD_BYTES`
+deflated (at worst a few bytes more than its text, as stored blocks), its format byte, and the
+channel's kind, epoch, counter and tag. ``max_payload_bytes`` may not be below it: the sockets
+of every session whose page sends a large batch would be closed (1009), the two sides
+disagreeing without a word."""
+
+CONTROL_MESSAGE_BYTES = 4096
+"""The size the control (text) messages are built to fit, a customer's first with its token
+of up to 2048 characters included (tandem.protocol.messages): ``max_control_bytes`` may not be
+below it, else sessions with a customer token would be refused (1009)."""
+
+CONSOLE_AUDIT_PAGE = 50
+"""Records the console's audit trail page asks ``GET /api/audit/search`` for at once (``PAGE``
+in sdk/src/console/office.ts): it takes a shorter page for the trail's end, so
+``max_audit_search`` may not be below it (tests/test_config.py reads the SDK's)."""
+
+CONSOLE_RECORDINGS_LIST = 200
+"""Recordings the console's list asks ``GET /api/recordings`` for (``limit=200`` in
+sdk/src/console/recordings.ts), unpaged: ``max_recording_list`` may not be below it, else the
+console would show fewer without a word."""
+
+RECORDING_LIST_MOST = 100_000
+"""Largest ``max_recording_list``, and the largest ``limit`` ``GET /api/recordings`` takes (one
+above the setting is cut to it)."""
 
 MAX_SECONDS = 10 * 365 * 86400.0
 """Largest duration any ``*_seconds`` setting may have (ten years); ``*_days`` settings are
@@ -149,9 +187,11 @@ class Settings:
     """Digits of the routing part of a join code, which the server issues. The customer's browser
     appends a 7-digit secret part that never reaches the server (docs/threat-model.md)."""
     max_control_bytes: int = 4096
-    """Largest control (text) frame accepted from a peer."""
+    """Largest control (text) frame accepted from a peer (at least
+    :data:`CONTROL_MESSAGE_BYTES`, what the browsers' messages are built to fit)."""
     max_payload_bytes: int = 1024 * 1024
-    """Largest payload (binary) frame accepted from a peer; the SDK splits larger batches."""
+    """Largest payload (binary) frame accepted from a peer; the SDK splits larger batches (at
+    least :data:`SDK_FRAME_BYTES`, the largest frame the browsers send)."""
     socket_queue_bytes: int = 8 * 1024 * 1024
     """Bytes queued for one socket (its frames' data, plus 64 each) before its peer is closed as
     too slow (1013); at least ``max_payload_bytes`` + 64. A tunnelled process's queue for all its
@@ -163,6 +203,12 @@ class Settings:
     http_request_timeout_seconds: float = 10.0
     """How long an HTTP request's line, headers and body may take to arrive, from its first
     byte (a new connection's: from opening); a slower one gets 408 and its connection closes."""
+    max_request_body_bytes: int = 64 * 1024
+    """Largest JSON body of a signed-in request to the API (a site's or a team's masking
+    policy, an account, the single sign-on settings; TANDEM_MAX_REQUEST_BODY_BYTES, 4096 to
+    64 MiB): a larger one is answered 413, unread. A sign-in's body, read before anyone is
+    signed in, keeps its own 4 KiB (tandem.server.http.MAX_BODY_BYTES); the privacy policy
+    text has its own (``max_policy_text_chars``)."""
     http_max_header_bytes: int = 64 * 1024
     """Largest request line and headers of one HTTP request (cookies included); a larger one is
     answered 431 at once and its connection closed."""
@@ -190,10 +236,18 @@ class Settings:
     login_idle_seconds: float = 30 * 60.0
     """A sign-in unused for this long ends, besides its absolute lifetime
     (TANDEM_LOGIN_IDLE_SECONDS; PCI DSS 8.2.8 asks for 15 minutes at most)."""
+    login_touch_seconds: float = 60.0
+    """A sign-in's last use is written at most this often (TANDEM_LOGIN_TOUCH_SECONDS): a
+    sign-in in use may idle out up to this much early; 0 writes at every use (a database write
+    per request and socket message). Below ``login_idle_seconds``."""
     setup_sign_in_seconds: float = 15 * 60.0
     """A half sign-in (the password alone, for an account that must still set up its second
     factor or choose a new password: all it may do) ends this long after it was made, sooner
     than ``login_ttl_seconds``: it is for finishing the set-up at once, not for keeping."""
+    temporary_password_seconds: float = 72 * 3600.0
+    """A temporary password (an admin's new account or reset, ``tandem user passwd``) signs in
+    only this long after it was set: an account made and never claimed keeps no usable password.
+    Later it is refused, saying to ask an admin for a new one (``temporary_password_expired``)."""
     account_activity_days: float = 30.0
     """How far back an agent's console shows, at each sign-in, what happened to the account
     (its sign-ins, and resets or bindings an admin or the operator made: docs/security.md)."""
@@ -263,6 +317,11 @@ class Settings:
     row and the browser's cookie last this long)."""
     customer_token_max_seconds: float = 600.0
     """Longest lifetime (exp - iat) of a customer token a site's backend may sign."""
+    customer_token_leeway_seconds: int = 30
+    """Clock skew tolerated between this server and a site's backend on a customer token's
+    ``exp`` and ``iat`` (TANDEM_CUSTOMER_TOKEN_LEEWAY_SECONDS, 0 to 300). A single-use token's
+    ``jti`` is kept this long (and 30 s more) past its ``exp``, so a larger leeway cannot let it
+    be replayed."""
     join_org_free_failures: int = 50
     """Wrong join codes across one organisation before an alert is audited and its agents that
     have entered a wrong code themselves back off (an agent without failures is not slowed):
@@ -290,9 +349,24 @@ class Settings:
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0
     """How long a socket may take to flush its last frames when its session ends."""
+    close_notice_seconds: float = 2.0
+    """How long the last notice sent before the server closes a socket (why it is closed: a
+    sign-in revoked, a session taken over) may wait for the peer to read it before the close
+    goes without it (TANDEM_CLOSE_NOTICE_SECONDS, at most 60)."""
     shutdown_timeout_seconds: float = 15.0
     """On SIGTERM, how long the server may take to tell every socket, end its sessions, flush
     recordings and anchor the audit trail before it exits (``--shutdown-timeout``)."""
+    hurried_stop_seconds: float = 2.0
+    """What is left of a stop once Ctrl-C is pressed again (TANDEM_HURRIED_STOP_SECONDS, at most
+    60; a stop with less left keeps its own deadline): the waits for sockets end at once, and
+    what the stop still writes (the hand-overs under way, the recordings' last frames,
+    ``server_stopped``) has this long; what the database does not take is kept in the audit
+    backlog."""
+    shutdown_reserve_seconds: float = 2.0
+    """Of ``shutdown_timeout_seconds``, what Tandem's part of a stop leaves to uvicorn (closing
+    the connections left) and the lifespan (anchoring the audit trail)
+    (TANDEM_SHUTDOWN_RESERVE_SECONDS); Tandem's part keeps at least half the timeout however
+    large this is."""
     shutdown_hand_over_share: float = 0.75
     """Of the stop's time, the share the sessions' hand-overs may take to be stored (side by
     side); the rest is for the sockets to take their last frames and close, and for what the
@@ -338,6 +412,29 @@ class Settings:
     """A customer's export (tandem subject export) holds their recordings up to this many bytes
     in all; the others are listed in its manifest, to be exported one by one. The archive is
     built in memory, twice this at most."""
+    subject_export_attempts: int = 3
+    """How many times a customer's export (tandem subject export, ``POST
+    /api/subjects/export``) finds the customer again when what concerns them changed while it
+    was exported (a new session or recording, one ended or erased), before it answers 409 (ask
+    again): a live customer's page reporting again and again. 1 to 10
+    (TANDEM_SUBJECT_EXPORT_ATTEMPTS)."""
+    max_recording_overdue_seconds: float = 600.0
+    """A recording still stored this long past its organisation's retention (under no legal
+    hold) fails the compliance check's retention item, named: the recordings' purge runs every
+    ``recording_purge_seconds`` and skips only one a reader holds then (a transaction left open
+    holds it at every run). At least ``recording_purge_seconds``, the purge's interval
+    (TANDEM_MAX_RECORDING_OVERDUE_SECONDS)."""
+    recording_purge_seconds: float = 60.0
+    """How often recordings past their organisation's retention are looked for and erased
+    (TANDEM_RECORDING_PURGE_SECONDS): an expired recording is erased up to this long late (it is
+    played and exported no more from its expiry on). At most ``max_recording_overdue_seconds``."""
+    max_retention_clock_skew_seconds: float = 3600.0
+    """How far ahead of a server's own clock the recordings' purges' clock (the latest moment a
+    purge ran at, noted in the database) is believed when the server judges whether a
+    recording is past its retention: a server whose clock is behind plays and exports nothing a
+    purge found expired, up to this much behind. A clock set further ahead is believed only this
+    far, so it cannot have every server refuse every recording (0: each server's own clock
+    alone; TANDEM_MAX_RETENTION_CLOCK_SKEW_SECONDS)."""
     recording_end_bytes: int = 1024 * 1024
     """How much more a recording may take past `max_recording_bytes` while the customer's end
     marker is on its way; beyond it the recording is cut (and plays as truncated)."""
@@ -388,6 +485,11 @@ class Settings:
     session's end deleted rows of may run before it is cancelled; it is tried again, with the
     tables after it, at the vacuum task's next turn (tandem.storage.sql.SQLStorage.
     vacuum_deleted)."""
+    allow_origin_attempts: int = 3
+    """How many times ``tandem serve`` tries to hold each ``--allow-origin`` origin for the
+    default organisation at start-up while other servers of the deployment, starting beside it,
+    add or approve the same origins (TANDEM_ALLOW_ORIGIN_ATTEMPTS, 1 to 10); then the start
+    fails."""
     database_vacuum_interval_seconds: float = 10.0
     """PostgreSQL only: the vacuum task's rounds (each table rows were deleted from since the
     last) begin at most this often: what is erased leaves dead tuples for about this long."""
@@ -396,6 +498,15 @@ class Settings:
     connection may take before it fails (a database that stops answering without closing
     anything: a network partition, a stalled host). HTTP answers 503, a socket 1013, background
     tasks try again (TANDEM_DATABASE_TIMEOUT_SECONDS)."""
+    database_pool_size: int = 10
+    """PostgreSQL only: connections each process keeps to the database at most
+    (TANDEM_DATABASE_POOL_SIZE); a statement waits for a free one up to
+    ``database_timeout_seconds``. Must leave room for the recordings' readers
+    (``max_recording_downloads``, which may all wait behind an erasure, each on a connection of
+    its own, with the erasure on one more) and the sockets' re-checks (``recheck_concurrency``):
+    either at the pool's size or above let them take every connection while they waited, and
+    sign-ins, sessions and the audit trail of the process waited for them. Each connection is a
+    server process of PostgreSQL: count them for all servers against its ``max_connections``."""
     database_migration_timeout_seconds: float = 600.0
     """PostgreSQL only: how long bringing the schema up to date at start-up may take as a whole,
     waiting for another server's migration (the advisory lock) included; longer than
@@ -412,6 +523,11 @@ class Settings:
     banner (TANDEM_ADVISORY_MAX_AGE_DAYS)."""
     advisory_check_seconds: float = 3600.0
     """How often the server re-reads the advisory file and warns (also at start)."""
+    max_advisory_file_bytes: int = MAX_ADVISORY_FILE_BYTES
+    """Largest advisory file read (TANDEM_MAX_ADVISORY_FILE_BYTES, at least 1 MiB): a larger
+    one is reported as a problem, unread. Parsed whole, in a worker thread that still holds the
+    interpreter while it parses (live sessions wait), so raise it only as far as the OSV export
+    of what ships needs."""
     compliance_audit_check_seconds: float = 300.0
     """How long an admin's compliance report (``GET /api/compliance``) reuses the last check of
     the whole audit trail (one at a time in each process, whatever the requests). ``tandem
@@ -498,6 +614,27 @@ class Settings:
     in one line rather than read into memory (a wrong path naming a disk image)."""
     max_policy_text_chars: int = 20000
     """Longest privacy and security policy text an admin may store (characters)."""
+    max_audit_page: int = 1000
+    """Audit records ``GET /api/audit`` answers at once (a larger ``limit`` is cut to it), and
+    counts of events with no signed-in actor ``GET /api/audit/counts`` answers
+    (TANDEM_MAX_AUDIT_PAGE, 10 to 100000). Each page is read and sent whole."""
+    max_audit_search: int = 100
+    """Audit records ``GET /api/audit/search`` (the console's audit trail page) answers at once
+    (TANDEM_MAX_AUDIT_SEARCH, from :data:`CONSOLE_AUDIT_PAGE`, the console's page, to 10000):
+    each is matched against the search text in the database."""
+    max_recording_list: int = 500
+    """Recordings ``GET /api/recordings`` lists at once (a larger ``limit`` is cut to it;
+    TANDEM_MAX_RECORDING_LIST, from :data:`CONSOLE_RECORDINGS_LIST`, what the console asks
+    for, to 100000)."""
+    max_account_activity: int = 50
+    """The most records of each action an agent's console shows at each sign-in of what
+    happened to the account (tandem.auth.account_activity; TANDEM_MAX_ACCOUNT_ACTIVITY, 10 to
+    1000): each action counted apart, so that a flood of one cannot push another out of the
+    owner's sight; at most 14 times this records in all."""
+    audit_append_attempts: int = 1000
+    """Attempts at appending one audit record while other servers on the same database take
+    the next numbers first (each failed attempt means another server's record went in), before
+    the append fails (TANDEM_AUDIT_APPEND_ATTEMPTS, 10 to 1000000)."""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -538,12 +675,24 @@ class Settings:
             raise ConfigError("redis_timeout_seconds must be positive")
         if not self.database_migration_timeout_seconds > 0:
             raise ConfigError("database_migration_timeout_seconds must be positive")
+        if self.max_payload_bytes < SDK_FRAME_BYTES:
+            raise ConfigError(
+                f"max_payload_bytes must be at least {SDK_FRAME_BYTES}: the browsers send frames "
+                "that large (a split batch's part)"
+            )
+        if self.max_control_bytes < CONTROL_MESSAGE_BYTES:
+            raise ConfigError(
+                f"max_control_bytes must be at least {CONTROL_MESSAGE_BYTES}: the browsers' "
+                "control messages may be that large (a customer token among them)"
+            )
         if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:
             raise ConfigError("socket_queue_bytes must hold at least one largest frame (+64)")
         if not self.socket_send_timeout_seconds > 0:
             raise ConfigError("socket_send_timeout_seconds must be positive")
         if not self.http_request_timeout_seconds > 0:
             raise ConfigError("http_request_timeout_seconds must be positive")
+        if not 4096 <= self.max_request_body_bytes <= 64 * 1024 * 1024:
+            raise ConfigError("max_request_body_bytes must be from 4096 to 67108864 (64 MiB)")
         if self.http_max_header_bytes < 8192:
             raise ConfigError("http_max_header_bytes must be at least 8192")
         if not self.shutdown_timeout_seconds > 0:
@@ -558,6 +707,32 @@ class Settings:
             raise ConfigError("max_subject_export_bytes must be at least 1")
         if self.max_recording_downloads < 1:
             raise ConfigError("max_recording_downloads must be at least 1")
+        if self.database_url and self.max_recording_downloads > self.database_pool_size - 2:
+            raise ConfigError(
+                f"max_recording_downloads ({self.max_recording_downloads}) must be at most "
+                f"database_pool_size - 2 ({self.database_pool_size - 2}): recordings' readers "
+                "waiting behind an erasure hold a pooled connection each, and the erasure and "
+                "the rest of the process need theirs (raise database_pool_size, or lower "
+                "max_recording_downloads)"
+            )
+        if self.database_url and self.recheck_concurrency >= self.database_pool_size:
+            raise ConfigError(
+                f"recheck_concurrency ({self.recheck_concurrency}) must be below "
+                f"database_pool_size ({self.database_pool_size}): re-checks at once hold a "
+                "pooled connection each"
+            )
+        if not 1 <= self.subject_export_attempts <= 10:
+            raise ConfigError("subject_export_attempts must be between 1 and 10")
+        if not 0 < self.recording_purge_seconds <= self.max_recording_overdue_seconds:
+            raise ConfigError(
+                "recording_purge_seconds must be above 0 and max_recording_overdue_seconds at "
+                f"least as long (the recordings' purge runs every {self.recording_purge_seconds:g}"
+                " s)"
+            )
+        if not 1 <= self.allow_origin_attempts <= 10:
+            raise ConfigError("allow_origin_attempts must be between 1 and 10")
+        if not 0 <= self.customer_token_leeway_seconds <= 300:
+            raise ConfigError("customer_token_leeway_seconds must be from 0 to 300")
         if self.sso_max_signing_keys < 1:
             raise ConfigError("sso_max_signing_keys must be at least 1")
         if not 0 < self.sso_timeout_seconds <= 300:
@@ -600,10 +775,34 @@ class Settings:
             raise ConfigError(
                 "training_interval_days must be from 1 to 3650 and practice_ticket_seconds positive"
             )
+        if self.max_advisory_file_bytes < 1024 * 1024:
+            raise ConfigError("max_advisory_file_bytes must be at least 1048576 (1 MiB)")
         if self.max_input_file_bytes < 1024:
             raise ConfigError("max_input_file_bytes must be at least 1024")
         if not 100 <= self.max_policy_text_chars <= 1_000_000:
             raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
+        if not 10 <= self.max_audit_page <= 100_000:
+            raise ConfigError("max_audit_page must be from 10 to 100000")
+        if not CONSOLE_AUDIT_PAGE <= self.max_audit_search <= 10_000:
+            raise ConfigError(
+                f"max_audit_search must be from {CONSOLE_AUDIT_PAGE} (the console's audit page) "
+                "to 10000"
+            )
+        if not CONSOLE_RECORDINGS_LIST <= self.max_recording_list <= RECORDING_LIST_MOST:
+            raise ConfigError(
+                f"max_recording_list must be from {CONSOLE_RECORDINGS_LIST} (what the console "
+                f"lists) to {RECORDING_LIST_MOST}"
+            )
+        if not 10 <= self.max_account_activity <= 1000:
+            raise ConfigError("max_account_activity must be from 10 to 1000")
+        if not 10 <= self.audit_append_attempts <= 1_000_000:
+            raise ConfigError("audit_append_attempts must be from 10 to 1000000")
+        if not 0 < self.close_notice_seconds <= 60:
+            raise ConfigError("close_notice_seconds must be above 0 and at most 60")
+        if not 0 < self.hurried_stop_seconds <= 60:
+            raise ConfigError("hurried_stop_seconds must be above 0 and at most 60")
+        if not 0 < self.shutdown_reserve_seconds <= 60:
+            raise ConfigError("shutdown_reserve_seconds must be above 0 and at most 60")
         for nameserver in self.site_verification_nameservers:
             nameserver_address(nameserver)
         for proxy in self.trusted_proxies:
@@ -647,6 +846,11 @@ class Settings:
             raise ConfigError("compliance_audit_check_seconds must be positive")
         if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
             raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
+        if not 0 <= self.login_touch_seconds < self.login_idle_seconds:
+            raise ConfigError(
+                "login_touch_seconds must be 0 or more and below login_idle_seconds (a sign-in "
+                "in use would idle out)"
+            )
         if self.log_format not in ("console", "json"):
             raise ConfigError("the log format must be console or json")
         if self.login_bind_client not in LOGIN_BINDINGS:
@@ -761,7 +965,11 @@ class Settings:
 
     def checked_settings(self) -> dict[str, object]:
         """The settings ``tandem compliance check`` reads from its own environment (none
-        secret): the server's may differ (:func:`serving_differences`)."""
+        secret): the server's may differ (:func:`serving_differences`). Every setting the
+        check takes as what the server does (its purges' intervals, its sign-ins' timeouts,
+        its default re-training interval) or as the deployment's own threshold is here; not
+        the files the check reads itself (the advisory file, and the bounds of what it reads)
+        nor where it runs (tests/test_config.py names each setting the check reads)."""
         return {
             "host": self.host,
             "tls": self.tls,
@@ -772,8 +980,13 @@ class Settings:
             "login_idle_seconds": self.login_idle_seconds,
             "login_ttl_seconds": self.login_ttl_seconds,
             "purge_interval_seconds": self.purge_interval_seconds,
+            "recording_purge_seconds": self.recording_purge_seconds,
+            "max_recording_overdue_seconds": self.max_recording_overdue_seconds,
             "anonymous_audit_retention_days": self.anonymous_audit_retention_days,
             "audit_anchor_max_age_days": self.audit_anchor_max_age_days,
+            "audit_anchor_every": self.audit_anchor_every,
+            "advisory_max_age_days": self.advisory_max_age_days,
+            "training_interval_days": self.training_interval_days,
             "policy_file": str(self.policy_file) if self.policy_file else None,
             "policy_sha256": _file_digest(self.policy_file),
             "audit_key_file": str(self.audit_key_path),
@@ -1138,10 +1351,16 @@ def serving_differences(settings: Settings) -> list[str]:
         return [f"the server's note of its settings ({path}) is unreadable"]
     mine = json.loads(json.dumps(settings.checked_settings()))
     return [
-        f"{name}: here {mine[name]!r}, the server {served.get(name)!r}"
+        f"{name}: here {mine[name]!r}, the server {served[name]!r}"
+        if name in served
+        else f"{name}: here {mine[name]!r}, the server did not note it (started by an earlier "
+        "version of Tandem: restart it to have it noted)"
         for name in sorted(mine)
-        if served.get(name) != mine[name]
+        if served.get(name, _UNNOTED) != mine[name]
     ]
+
+
+_UNNOTED = object()
 
 
 def ascii_host(host: str, what: str) -> str:

@@ -508,7 +508,6 @@ class PasswordHashing:
 
 
 CUSTOMER_SIGNATURE_ALGORITHM = "HS256"
-_CLOCK_SKEW_SECONDS = 30
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -523,11 +522,12 @@ class CustomerClaims:
 
 
 def verify_customer_token(
-    token: str, key: str, audience: str, now: float, max_lifetime: float
+    token: str, key: str, audience: str, now: float, max_lifetime: float, leeway: int
 ) -> CustomerClaims:
     """Check a customer token from a site's backend and return its subject (the customer's id
     at the site). A JWT signed with HS256 by the site's key, with ``aud`` = the site id, ``sub``,
-    ``iat`` and ``exp`` at most ``max_lifetime`` after ``iat``. Any other algorithm (``none``
+    ``iat`` and ``exp`` at most ``max_lifetime`` after ``iat``, each checked with ``leeway``
+    seconds of clock skew (``customer_token_leeway_seconds``). Any other algorithm (``none``
     included) is refused. Raises :class:`~tandem.exceptions.AuthenticationError` saying what
     was wrong, never with the token in it."""
     # joserfc is imported where a token is checked: most starts and commands never check one
@@ -540,7 +540,7 @@ def verify_customer_token(
         decoded = jwt.decode(token, OctKey.import_key(key.encode()), [CUSTOMER_SIGNATURE_ALGORITHM])
         jwt.JWTClaimsRegistry(
             now=int(now),
-            leeway=_CLOCK_SKEW_SECONDS,
+            leeway=leeway,
             aud={"essential": True, "value": audience},
             sub={"essential": True},
             exp={"essential": True},

@@ -30,7 +30,15 @@ from tandem.exceptions import (
 )
 from tandem.names import name_refusal
 from tandem.policy import MaskingPolicy, policy_json
-from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
+from tandem.storage.base import (
+    DEFAULT_ORG,
+    SELF_ORIGIN,
+    SET_ASIDE_BY_BINDING,
+    OrgRecord,
+    SiteRecord,
+    Storage,
+    UserRecord,
+)
 
 Recorder = Callable[..., Awaitable[None]]
 """``record(action, actor=, org=, subject=, **details)``: appends to the audit trail."""
@@ -195,7 +203,9 @@ def _assurance_values(values: Sequence[str] | None, name: str) -> list[str] | No
     return checked
 
 
-def user_json(user: UserRecord) -> dict[str, object]:
+def user_json(user: UserRecord, now: float, temporary_ttl: float) -> dict[str, object]:
+    """An account as the Users page shows it; ``temporary_password_expired`` as of ``now``
+    for a server whose temporary passwords last ``temporary_ttl`` seconds."""
     return {
         "username": user.username,
         "display_name": user.display_name,
@@ -205,6 +215,7 @@ def user_json(user: UserRecord) -> dict[str, object]:
         "mfa_exempt": user.mfa_exempt,
         "sso_bound": user.oidc_identity is not None,
         "password_change_required": user.password_change_required,
+        "temporary_password_expired": auth.temporary_password_expired(user, now, temporary_ttl),
         "disabled": user.disabled,
     }
 
@@ -504,6 +515,7 @@ class Directory:
             hashing=self.hashing,
             client=f"user:{actor.username}",
             password_change_required=change_required,
+            chosen_by=actor.username,
         )
         if mfa_exempt:
             second_factor = "none"
@@ -674,7 +686,13 @@ class Directory:
             # account's password and set up its authenticator before its owner (who signs in
             # through the provider, never locked out) kept that sign-in once it bound it.
             await self.storage.set_password(
-                grant, username, user.password_hash, True, replacing=user.password_hash
+                grant,
+                username,
+                user.password_hash,
+                True,
+                at=self.clock(),
+                chosen_by=SET_ASIDE_BY_BINDING,  # the owner's own, made temporary
+                replacing=user.password_hash,
             )
             self.revoked(user=username)
         if not await self.storage.set_oidc_identity(grant, username, identity):
@@ -710,9 +728,22 @@ class Directory:
         # as long as the hashing queue is), the name may have been deleted here and made
         # another organisation's account (NotFoundError, nothing written).
         grant = authorize(actor, "users.manage", Resource(user.org_id))
-        await self.storage.set_password(grant, username, hashed, change_required)
+        await self.storage.set_password(
+            grant,
+            username,
+            hashed,
+            change_required,
+            at=self.clock(),
+            chosen_by=actor.username if change_required else None,
+        )
         self.revoked(user=username)
-        await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
+        await self.record(
+            "password_reset",
+            actor=actor.username,
+            org=user.org_id,
+            subject=username,
+            password="temporary" if change_required else "lasting",
+        )
 
     # Sites
 

@@ -6,7 +6,9 @@ Hierarchy::
     ├── ConfigError          settings that cannot work (bad port, unreadable data dir, bad origin)
     ├── WeakPasswordError    a password that fails the strength rules; message says why
     ├── AuthenticationError  wrong username or password (one message for both)
-    │   └── SecondFactorError  the password was right, the second factor not (the same message)
+    │   ├── SecondFactorError  the password was right, the second factor not (the same message)
+    │   └── TemporaryPasswordError  the right temporary password, expired or claimed from its
+    │                                chooser's own signed-in browser
     ├── ForbiddenError       signed in, but the role or team does not allow it
     ├── NotFoundError        no such thing in the caller's organisation (other orgs look the same)
     ├── ConflictError        the change contradicts what is stored (name taken, last admin)
@@ -52,6 +54,19 @@ class SecondFactorError(AuthenticationError):
     def __init__(self, *, unreadable: bool = False) -> None:
         super().__init__()
         self.unreadable = unreadable
+
+
+class TemporaryPasswordError(AuthenticationError):
+    """The right temporary password (one an admin or the operator chose: a new account's, a
+    reset's) that may not sign in: ``reason`` ``expired`` (older than the server's
+    ``temporary_password_seconds``; the message says to ask an admin for a new one) or
+    ``chooser_signed_in`` (the browser carries a sign-in of ``chosen_by``, who chose it: the
+    owner claims it, not its chooser). Told only to whoever typed the right password."""
+
+    def __init__(self, message: str, *, reason: str, chosen_by: str | None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.chosen_by = chosen_by
 
 
 class ForbiddenError(TandemError):

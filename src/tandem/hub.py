@@ -121,8 +121,6 @@ T = TypeVar("T")
 TaskT = TypeVar("TaskT", bound="asyncio.Task[Any]")
 events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
-RECORDING_PURGE_SECONDS = 60.0
-"""How often recordings past their organisation's retention are looked for."""
 EXPIRED_PER_RECORD = 500
 """Session ids one ``sessions_expired`` audit record names at most (more make more records)."""
 RESTARTING = Restarting(
@@ -827,7 +825,12 @@ class SessionHub:
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
         self.recordings = Recordings(
-            storage, self.record, settings.max_recording_downloads, self.witness, clock
+            storage,
+            self.record,
+            settings.max_recording_downloads,
+            self.witness,
+            clock,
+            max_list=settings.max_recording_list,
         )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.server_policy = (
@@ -1014,6 +1017,7 @@ class SessionHub:
             seat.login,
             now,
             self.settings.login_idle_seconds if activity else float("inf"),
+            touch_seconds=self.settings.login_touch_seconds,
             activity=activity,
         )
         if agent is None or agent.org != seat.principal.org:
@@ -1131,7 +1135,11 @@ class SessionHub:
         None. Storage decides; storage failing is a refusal too: nobody can tell."""
         try:
             agent = await auth.agent_for_login(
-                self.storage, guard.login, self.clock(), activity=False
+                self.storage,
+                guard.login,
+                self.clock(),
+                touch_seconds=self.settings.login_touch_seconds,
+                activity=False,
             )
         except Exception:
             return revocation.NOT_CHECKED
@@ -1363,10 +1371,13 @@ class SessionHub:
                 site.site_id,
                 self.clock(),
                 self.settings.customer_token_max_seconds,
+                self.settings.customer_token_leeway_seconds,
             )
             if claims.token_id is not None:  # single use: a replay is refused
                 digest = crypto.secret_digest(f"{site.site_id}:{claims.token_id}", "jti")
-                if not await self.storage.use_once(digest, claims.expires_at + 60):
+                # Kept past the latest moment the token is still accepted (its leeway).
+                kept = claims.expires_at + self.settings.customer_token_leeway_seconds + 30
+                if not await self.storage.use_once(digest, kept):
                     raise AuthenticationError("customer token not accepted: it was used already")
             return claims.subject
         except AuthenticationError as exc:
@@ -2811,7 +2822,7 @@ class SessionHub:
                     now - self.settings.upgrade_copy_days * 86400,
                 )
         if now >= self._next_purge:
-            self._next_purge = now + RECORDING_PURGE_SECONDS
+            self._next_purge = now + self.settings.recording_purge_seconds
             await self.recordings.purge(now)
 
     async def vacuum_deleted(self) -> None:

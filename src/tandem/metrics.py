@@ -152,6 +152,8 @@ _SIGN_IN_FAILED = {
     "second_factor_failed": "password",
     "sign_in_throttled": "password",
     "sign_in_sprayed": "password",
+    "temporary_password_expired": "password",
+    "temporary_password_refused": "password",
     "sso_failed": "sso",
     "sso_throttled": "sso",
 }

@@ -43,6 +43,8 @@ CONTAINER_MAGIC = b"TNDMREC1"
 MAX_PAYLOAD_BYTES = 512 * 1024 + 1024
 """Largest payload a frame inflates to (as the SDK's unpack allows)."""
 MAX_LIST = 500
+"""Default of the ``max_recording_list`` setting: the most recordings :meth:`Recordings.list`
+gives at once."""
 NOT_FOUND = "recording not found"
 """The answer for a recording erased, expired, never made or of another organisation: the
 same, so that nobody learns which (tests/server/test_recording_attacks.py)."""
@@ -339,10 +341,13 @@ class Recordings:
         max_downloads: int = 2,
         witness: Witness | None = None,
         clock: Callable[[], float] | None = None,
+        max_list: int = MAX_LIST,
     ) -> None:
         self.storage = storage
         self.record = record
         self.downloads = Downloads(max_downloads)
+        self.max_list = max_list
+        """The most recordings :meth:`list` gives at once (``max_recording_list``)."""
         self.witness = witness
         """Makes the records of an erasure or a purge, written in its transaction: the
         recording goes with its record or not at all (SessionHub.witness). Without one (unit
@@ -364,11 +369,23 @@ class Recordings:
         return recording
 
     async def list(self, actor: Principal, limit: int = 100) -> list[RecordingRecord]:
+        """The organisation's recordings, newest first, ``limit`` of them at most and never more
+        than :attr:`max_list`; those past its retention (under no
+        legal hold) left out from the moment it ends, as their content is refused, whether or
+        not the purge has erased them yet: who recorded whom, when and where is not shown
+        for longer than the recording is kept (docs/recordings.md)."""
         grant = authorize(actor, "recording.list", Resource(actor.org))
-        return await self.storage.list_recordings(grant, max(1, min(limit, MAX_LIST)))
+        now = self.clock() if self.clock is not None else None
+        return await self.storage.list_recordings(grant, max(1, min(limit, self.max_list)), now)
 
     async def get(self, actor: Principal, recording_id: str) -> RecordingRecord:
-        return await self._get(actor, recording_id, "recording.list")
+        """One recording's details; NotFoundError (as for one never made) when it is past its
+        organisation's retention, as :meth:`list` leaves it out."""
+        recording = await self._get(actor, recording_id, "recording.list")
+        now = self.clock() if self.clock is not None else None
+        if now is not None and await self.storage.get_recording(recording_id, now) is None:
+            raise NotFoundError(NOT_FOUND)  # past its retention, or erased meanwhile
+        return recording
 
     async def content(
         self, actor: Principal, recording_id: str, purpose: Literal["play", "export"]

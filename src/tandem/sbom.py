@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem import __version__
+from tandem.config import MAX_ADVISORY_FILE_BYTES
 from tandem.exceptions import ConfigError
 from tandem.files import read_file
 from tandem.supervise import Supervisor
@@ -37,7 +38,6 @@ log = logging.getLogger("tandem.security")
 SBOM_FILE = Path(__file__).parent / "server" / "static" / "sbom" / "sbom.cdx.json"
 """Written by the build, shipped in the wheel (git-ignored)."""
 ECOSYSTEMS = {"pypi": "PyPI", "npm": "npm"}
-MAX_ADVISORY_BYTES = 64 * 1024 * 1024
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 
@@ -193,24 +193,28 @@ class Finding:
         }
 
 
-def load_advisories(path: Path) -> list[dict[str, Any]]:
+def load_advisories(path: Path, max_bytes: int = MAX_ADVISORY_FILE_BYTES) -> list[dict[str, Any]]:
     """The OSV vulnerability objects in ``path``. Raises ConfigError for a file that cannot
-    be read or is not OSV JSON."""
-    return read_advisories(path)[0]
+    be read, is over ``max_bytes`` or is not OSV JSON."""
+    return read_advisories(path, max_bytes)[0]
 
 
-def read_advisories(path: Path) -> tuple[list[dict[str, Any]], float | None]:
+def read_advisories(path: Path, max_bytes: int) -> tuple[list[dict[str, Any]], float | None]:
     """The OSV vulnerability objects in ``path`` and the newest time the data carries (epoch
     seconds; None: no date in it): each advisory's ``modified``, and a ``modified`` beside
     ``vulns`` that the job fetching them may write (the time of the fetch). The file's own
     modification time is not the data's age: copying it without its times, or a ``touch``,
     made old advisories look new. Raises ConfigError for a file that cannot be read, is not
-    OSV JSON or holds a ``modified`` that is not an RFC 3339 time."""
+    OSV JSON, is over ``max_bytes`` (``max_advisory_file_bytes``) or holds a ``modified`` that
+    is not an RFC 3339 time."""
     stamped: object = None
     try:
-        if path.stat().st_size > MAX_ADVISORY_BYTES:
-            raise ConfigError(f"the advisory file {path} is over {MAX_ADVISORY_BYTES} bytes")
-        value = json.loads(read_file(path, MAX_ADVISORY_BYTES))
+        if path.stat().st_size > max_bytes:
+            raise ConfigError(
+                f"the advisory file {path} is over {max_bytes} bytes "
+                "(TANDEM_MAX_ADVISORY_FILE_BYTES)"
+            )
+        value = json.loads(read_file(path, max_bytes))
     except OSError as exc:
         raise ConfigError(f"cannot read the advisory file {path}: {exc.strerror}") from None
     except (ValueError, RecursionError):
@@ -350,6 +354,8 @@ def status(
     max_age_days: float,
     now: float,
     sbom_file: Path = SBOM_FILE,
+    *,
+    max_bytes: int,
 ) -> SecurityStatus:
     """Compare the shipped SBOM with the advisory file. Never raises: what cannot be read is
     reported in ``problem``."""
@@ -372,7 +378,9 @@ def status(
         )
     try:
         stat = advisory_file.stat()
-        findings, dated = _findings(advisory_file, (stat.st_mtime_ns, stat.st_size), components)
+        findings, dated = _findings(
+            advisory_file, (stat.st_mtime_ns, stat.st_size), components, max_bytes
+        )
     except (OSError, ConfigError) as exc:
         problem = str(exc) if isinstance(exc, ConfigError) else f"cannot read {advisory_file}"
         return SecurityStatus(
@@ -403,24 +411,25 @@ def status(
 
 
 _MATCHED: dict[
-    tuple[Path, tuple[int, int], tuple[Component, ...]], tuple[tuple[Finding, ...], float | None]
+    tuple[Path, tuple[int, int], tuple[Component, ...], int],
+    tuple[tuple[Finding, ...], float | None],
 ] = {}
 """What each advisory file, as last changed, names of what ships, and the newest date its data
-carries: parsing one (up to
-``MAX_ADVISORY_BYTES`` of JSON, one long call that holds the interpreter whatever thread runs
-it) at every admin's page held every live session of the server meanwhile."""
+carries: parsing one (up to ``max_advisory_file_bytes`` of JSON, one long call that holds
+the interpreter whatever thread runs it) at every admin's page held every live session of the
+server meanwhile."""
 
 
 def _findings(
-    path: Path, version: tuple[int, int], components: Sequence[Component]
+    path: Path, version: tuple[int, int], components: Sequence[Component], max_bytes: int
 ) -> tuple[tuple[Finding, ...], float | None]:
     """:func:`match` of the advisories in ``path`` (as of ``version``: its modification time
     and size), and the newest date the data carries (:func:`read_advisories`), read again only
     when the file changed."""
-    key = (path, version, tuple(components))
+    key = (path, version, tuple(components), max_bytes)
     found = _MATCHED.get(key)
     if found is None:
-        advisories, dated = read_advisories(path)
+        advisories, dated = read_advisories(path, max_bytes)
         found = (tuple(match(components, advisories)), dated)
         for older in [k for k in _MATCHED if k[0] == path]:
             _MATCHED.pop(older, None)
@@ -441,22 +450,33 @@ async def watching(
     every: float,
     clock: Callable[[], float],
     background: Supervisor,
+    max_bytes: int,
 ) -> AsyncIterator[None]:
     """Run :func:`watch` from now until ``background`` closes, supervised by it (task
     ``advisories``): a failure is logged and counted, and the watch runs again after a
     back-off; it never stops the server (from a task group of its own, it did: every request
     answered 500)."""
-    background.keep_running("advisories", lambda: watch(advisory_file, max_age_days, every, clock))
+    background.keep_running(
+        "advisories", lambda: watch(advisory_file, max_age_days, every, clock, max_bytes)
+    )
     yield
 
 
 async def watch(
-    advisory_file: Path | None, max_age_days: float, every: float, clock: Callable[[], float]
+    advisory_file: Path | None,
+    max_age_days: float,
+    every: float,
+    clock: Callable[[], float],
+    max_bytes: int,
 ) -> None:
     """Warn in the server's log at start and then every ``every`` seconds while the advisory
     file is missing, unreadable, stale or names something shipped. Runs until cancelled."""
     while True:
-        warn(await asyncio.to_thread(status, advisory_file, max_age_days, clock()))
+        warn(
+            await asyncio.to_thread(
+                status, advisory_file, max_age_days, clock(), max_bytes=max_bytes
+            )
+        )
         await asyncio.sleep(every)
 
 

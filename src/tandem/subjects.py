@@ -88,13 +88,14 @@ PSEUDONYM_SHAPE = re.compile(r"p-[A-Za-z0-9_-]{16}")
 """What :func:`new_pseudonym` makes (12 random bytes, URL-safe base64), and has since pseudonyms
 were introduced: an identifier of this shape never matches legacy ``customer:<sub>`` records."""
 MAX_SUBJECT_LENGTH = 256
-EXPORT_ATTEMPTS = 3
-"""How many times an export finds the customer again when what concerns them changed while
-it was exported (:class:`~tandem.storage.base.ViewChanged`), before it answers 409."""
 MAX_REASON_LENGTH = 500
 MAX_EXPORT_BYTES: int = next(
     f.default for f in dataclasses.fields(Settings) if f.name == "max_subject_export_bytes"
 )  # type: ignore[assignment]
+EXPORT_ATTEMPTS: int = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "subject_export_attempts"
+)  # type: ignore[assignment]
+"""The default of ``Subjects.export_attempts`` (Settings.subject_export_attempts)."""
 
 OPENING_NOTE = """\
 This archive holds what Tandem stores about one customer of {org} ({subject_label}).
@@ -205,6 +206,7 @@ class Subjects:
         clock: Callable[[], float],
         witness: Witness | None = None,
         max_export_bytes: int = MAX_EXPORT_BYTES,
+        export_attempts: int = EXPORT_ATTEMPTS,
     ) -> None:
         self.storage = storage
         self.record = record
@@ -214,6 +216,10 @@ class Subjects:
         (tandem.recordings.Recordings)."""
         self.max_export_bytes = max_export_bytes
         """Recordings' bytes one export holds at most (Settings.max_subject_export_bytes)."""
+        self.export_attempts = export_attempts
+        """How many times an export finds the customer again when what concerns them changed
+        while it was exported (:class:`~tandem.storage.base.ViewChanged`), before it answers
+        409 (Settings.subject_export_attempts)."""
 
     async def find(
         self,
@@ -261,11 +267,7 @@ class Subjects:
                 forms = ()
             elif by != "session":
                 subject = identifier  # perhaps only named in old audit records
-        sessions = []
-        for sid in session_ids:
-            found = await self.storage.get_session(sid)
-            if found is not None and found.org_id == org:
-                sessions.append(found)
+        sessions = await self.storage.sessions_of(grant, session_ids)
         recordings = await self.storage.recordings_of_sessions(grant, session_ids, now)
         # One pseudonym per subject, but two servers may each have made one for its first
         # sessions at the same moment: look for all of them.
@@ -320,8 +322,8 @@ class Subjects:
         the sessions and recordings it lists, as they were then). Raises NotFoundError when
         nothing concerns ``identifier``; ConflictError as :meth:`find` does, or when what
         concerns the customer was erased meanwhile, or kept changing while it was exported
-        (EXPORT_ATTEMPTS times: a live customer's page reporting again and again)."""
-        for _ in range(EXPORT_ATTEMPTS - 1):
+        (``export_attempts`` times: a live customer's page reporting again and again)."""
+        for _ in range(self.export_attempts - 1):
             with contextlib.suppress(ViewChanged):
                 return await self._export(actor, identifier, by)
         return await self._export(actor, identifier, by)
@@ -619,11 +621,9 @@ class Subjects:
         session_ids = [sid for sid, _ in await self.storage.subject_sessions(grant, hold.target)]
         if not session_ids and await self._tokenless_session(grant, hold.target):
             session_ids = [hold.target]
-        stored = []
-        for sid in session_ids:
-            session = await self.storage.get_session(sid)
-            if session is not None and session.org_id == grant.org_id:
-                stored.append(sid)
+        stored = [
+            session.session_id for session in await self.storage.sessions_of(grant, session_ids)
+        ]
         recordings = await self.storage.recordings_of_sessions(grant, session_ids)
         return tuple(stored), tuple(r.recording_id for r in recordings)
 
@@ -673,7 +673,10 @@ def _archive(
         recordings = []
         for recording, frames in stored:
             name = f"recordings/{recording.recording_id}.tandemrec"
-            archive.writestr(name, container(recording, frames))
+            # Stored, not deflated: ciphertext does not compress, and deflating it cost a
+            # customer's export CPU for nothing (seconds per 256 MiB recording, as long again
+            # for tens of thousands of small ones).
+            archive.writestr(name, container(recording, frames), compress_type=zipfile.ZIP_STORED)
             recordings.append({**recording_json(recording), "file": name})
         manifest = {
             "format": 1,

@@ -144,26 +144,37 @@ def customer(browser: Browser) -> Iterator[Party]:
     _assert_no_csp_violation(party)
 
 
-# Test instrumentation of the agent's browser: keep a copy of everything the console decrypts,
-# so tests can search what the agent received after decryption (and before rendering).
-RECORD_PLAINTEXT = """
-(() => {
-    const decrypt = SubtleCrypto.prototype.decrypt;
+# Test instrumentation of the browsers' WebCrypto: keep a copy of every payload a page decrypts
+# (the agent's console: what it received after decryption and before rendering) or encrypts (the
+# customer's browser: what it sealed, with the ciphertext it made, to find that frame on the wire).
+def _record_crypto(method: str, store: str) -> str:
+    return f"""
+(() => {{
+    const original = SubtleCrypto.prototype.{method};
     const keys = new WeakMap();  // a WeakMap has no size: the keys are numbered by a counter
     let numbered = 0;
-    window.__tandemPlaintext = [];
-    SubtleCrypto.prototype.decrypt = async function (...args) {
-        const result = await decrypt.apply(this, args);
-        const bytes = new Uint8Array(result);
+    const encode = (buffer) => {{
         let binary = "";
-        for (const b of bytes) binary += String.fromCharCode(b);
-        // Which key opened it: each epoch has its own content key, and its compression stream.
+        for (const b of new Uint8Array(buffer)) binary += String.fromCharCode(b);
+        return btoa(binary);
+    }};
+    window.{store} = [];
+    SubtleCrypto.prototype.{method} = async function (...args) {{
+        // Which key: each epoch has its own content key, and its compression stream.
         if (!keys.has(args[1])) keys.set(args[1], ++numbered);
-        window.__tandemPlaintext.push(keys.get(args[1]) + ":" + btoa(binary));
+        const key = keys.get(args[1]);
+        const sealing = "{method}" === "encrypt" ? encode(args[2]) : null;  // before it is wiped
+        const result = await original.apply(this, args);
+        const opened = key + ":" + encode(result);
+        window.{store}.push(sealing === null ? opened : key + ":" + sealing + ":" + encode(result));
         return result;
-    };
-})();
+    }};
+}})();
 """
+
+
+RECORD_PLAINTEXT = _record_crypto("decrypt", "__tandemPlaintext")
+RECORD_SEALED = _record_crypto("encrypt", "__tandemSealed")
 
 
 @pytest.fixture
@@ -186,20 +197,37 @@ def supervisor(browser: Browser) -> Iterator[Party]:
 
 
 def agent_plaintext(agent: Party) -> str:
-    """Everything the agent's console decrypted so far, inflated, as text: each epoch's
-    payloads through that epoch's deflate stream (flag 3, or 2 without the preset dictionary),
-    older encodings (0, 1) as they are.
-    Unwrapped content keys are skipped: they are keys, not payloads."""
-    text = []
+    """Everything the agent's console decrypted so far, inflated, as text."""
     entries = [
-        (key, base64.b64decode(encoded))
-        for key, encoded in (
-            entry.split(":", 1) for entry in agent.page.evaluate("() => window.__tandemPlaintext")
-        )
+        entry.split(":", 1) for entry in agent.page.evaluate("() => window.__tandemPlaintext")
     ]
-    # The pairwise key only ever opens content keys (32 bytes each); a content key opens
-    # payloads, which may be 32 bytes long too now that they are compressed as a stream.
-    unwrapping = {k for k, _ in entries} - {k for k, data in entries if len(data) != 32}
+    return "\n".join(_inflated([(key, base64.b64decode(plain)) for key, plain in entries]))
+
+
+def sealed_payloads(customer: Party) -> list[tuple[str, bytes]]:
+    """Every payload the customer's browser encrypted so far, inflated, as text, each with the
+    ciphertext it made (the tail of the frame that carried it). Needs ``RECORD_SEALED``."""
+    entries = [entry.split(":") for entry in customer.page.evaluate("() => window.__tandemSealed")]
+    decoded = [
+        (key, base64.b64decode(plain), base64.b64decode(sealed)) for key, plain, sealed in entries
+    ]
+    texts = _inflated([(key, plain) for key, plain, _ in decoded])
+    payloads = [sealed for key, plain, sealed in decoded if key not in _unwrapping(decoded)]
+    return list(zip(texts, payloads, strict=True))
+
+
+def _unwrapping(entries: list[Any]) -> set[str]:
+    """The pairwise key only ever seals content keys (32 bytes each); a content key seals
+    payloads, which may be 32 bytes long too now that they are compressed as a stream."""
+    return {entry[0] for entry in entries} - {entry[0] for entry in entries if len(entry[1]) != 32}
+
+
+def _inflated(entries: list[tuple[str, bytes]]) -> list[str]:
+    """Payloads as text: each epoch's through that epoch's deflate stream (flag 3, or 2 without
+    the preset dictionary), older encodings (0, 1) as they are. Content keys are skipped: they
+    are keys, not payloads."""
+    text = []
+    unwrapping = _unwrapping(entries)
     streams: dict[str, Any] = {}  # one raw deflate stream per epoch (content key), as the SDK's
     for key, data in entries:
         if key in unwrapping:
@@ -210,16 +238,16 @@ def agent_plaintext(agent: Party) -> str:
                 inflater = streams.setdefault(key, zlib.decompressobj(-15, **zdict))
                 data = inflater.decompress(data[1:])
             except zlib.error:
-                raise AssertionError("a decrypted payload does not inflate") from None
+                raise AssertionError("a payload does not inflate") from None
         elif data[:1] == b"\x01":
             try:
                 data = zlib.decompressobj(-15).decompress(data[1:])
             except zlib.error:
-                raise AssertionError("a decrypted payload does not inflate") from None
+                raise AssertionError("a payload does not inflate") from None
         elif data[:1] == b"\x00":
             data = data[1:]
         text.append(data.decode("utf-8", "replace"))
-    return "\n".join(text)
+    return text
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ customer's frames, or hands a reloaded console an epoch it held back (with or wi
 the console's earlier challenges in it), leaves the console saying that its view is not live; a
 healthy session stays live, and a stalled network only while it stalls.
 
-The consoles here ask every 500 ms and call a view stale after 2 s (`window.__tandemFreshness`,
-which can only shorten the defaults: console/freshness.ts)."""
+The consoles here ask every 500 ms and call a view stale after 2 s, 6 s in the tests that a
+healthy view stays live (`window.__tandemFreshness`, which can only shorten the defaults:
+console/freshness.ts)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from playwright.sync_api import expect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.conftest import RunningServer, ServerFactory
-from tests.e2e.conftest import Party, agent_plaintext, mirror
+from tests.e2e.conftest import RECORD_SEALED, Party, agent_plaintext, mirror, sealed_payloads
 from tests.e2e.netcut import NetCut
 from tests.e2e.test_control import agent_click, grant, start
 from tests.e2e.test_malicious_server import malicious_server
 from tests.e2e.test_reconnect import LIVE, share_at
-from tests.e2e.test_supervisor import read_watch_code, supervisor_console
+from tests.e2e.test_supervisor import allowed_to_watch, supervisor_console
 from tests.e2e.test_workspace import wait_until
 from tests.malicious import without_direct_send
 
@@ -40,14 +41,24 @@ new MutationObserver(() => {
     if (text && window.__statusSeen.at(-1) !== text) window.__statusSeen.push(text);
 }).observe(document, { subtree: true, childList: true, characterData: true });
 """
-QUICK_AND_WATCHED = f"""
-window.__tandemFreshness = {{ challengeMs: {CHALLENGE_MS}, staleMs: {STALE_MS} }};
-{WATCHED}"""
+# The tests that a healthy view stays live ask as often and wait longer before calling a view
+# stale: the customer's browser answers each challenge at once, but a loaded 2-core machine (two
+# test workers, three browsers each) stalled an answer past 2 s in CI, and a bound of the test's
+# own that a busy machine crosses proves nothing about the product (its default is 9 s).
+STEADY_STALE_MS = 6000
+STEADY_INTERVALS = STEADY_STALE_MS // CHALLENGE_MS + 2
 
 
-def quick(agent: Party) -> Party:
-    agent.page.add_init_script(QUICK_AND_WATCHED)
+def quick(agent: Party, stale_ms: int = STALE_MS) -> Party:
+    agent.page.add_init_script(
+        f"window.__tandemFreshness = {{ challengeMs: {CHALLENGE_MS}, staleMs: {stale_ms} }};"
+        + WATCHED
+    )
     return agent
+
+
+def steady(agent: Party) -> Party:
+    return quick(agent, STEADY_STALE_MS)
 
 
 def statuses(agent: Party) -> list[str]:
@@ -183,10 +194,19 @@ def held_back_page_to_a_reloaded_console(
     customer goes to the checkout; the console reloads and the relay hands it the checkout epoch
     it kept (the reloaded console opens it: an epoch newer than the one it held), in place of
     what the customer's browser shares now."""
+    customer.page.add_init_script(RECORD_SEALED)
     share_at(customer, quick(agent), server, server.base, server.base)
     relay.hold()
     customer.page.goto(f"{server.base}/demo/checkout.html")
-    wait_until(agent.page, lambda: len(relay.kept) >= 3)  # its key, consented, its snapshot
+
+    def checkout_kept() -> bool:
+        """The relay kept the frame carrying the checkout's snapshot (its card field), and so
+        the epoch's key and everything before it: the customer's browser sends the snapshot only
+        once its widget is seen, which a loaded machine delays past other frames of the page."""
+        snapshots = [sealed for text, sealed in sealed_payloads(customer) if '"id":"card"' in text]
+        return any(frame.endswith(snapshots[0]) for frame in relay.kept) if snapshots else False
+
+    wait_until(agent.page, checkout_kept, timeout=30)
     return relay
 
 
@@ -228,18 +248,20 @@ def test_a_live_session_stays_live_and_the_view_recovers_after_a_network_stall(
 ) -> None:
     net = NetCut(live)
     try:
-        view = share_at(customer, quick(agent), live, live.base, net.base)
+        view = share_at(customer, steady(agent), live, live.base, net.base)
         expect(not_live_mark(agent)).to_have_count(0)
-        # Several intervals of a healthy session (each a challenge, each answered): live all along.
+        # More intervals than the bound holds (each a challenge, each answered): live all along.
         asked = commands_sent(agent)
-        wait_until(agent.page, lambda: commands_sent(agent) >= asked + 3 * STALE_MS // CHALLENGE_MS)
+        wait_until(agent.page, lambda: commands_sent(agent) >= asked + STEADY_INTERVALS)
         expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
         seen = statuses(agent)
         assert not any(NOT_LIVE in text for text in seen), seen
         expect(not_live_mark(agent)).to_have_count(0)
         # The console's network stalls (nothing reaches it; its sockets stay up): not live...
         net.hold()
-        expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+        expect(agent.page.get_by_role("status")).to_contain_text(
+            NOT_LIVE, timeout=STEADY_STALE_MS + 4000
+        )
         expect(not_live_mark(agent)).to_be_visible()
         customer.page.locator("#search").fill("typed during the stall")
         # ...and live again once it flows: the next answered challenge says so.
@@ -286,18 +308,15 @@ class WatcherFreezer:
         await self.app(scope, relay_receive, relay_send)
 
 
-def watching(supervisor: Party, customer: Party, server: RunningServer) -> Any:
+def watching(
+    supervisor: Party, customer: Party, server: RunningServer, stale_ms: int = STALE_MS
+) -> Any:
     """The supervisor (quick timings) watches the customer's shared page: asked, allowed, paired
     with the customer's code; its view of the page."""
-    quick(supervisor)
+    quick(supervisor, stale_ms)
     supervisor_console(supervisor, server)
     sam = supervisor.page
-    sam.locator("#session-list li", has_text="Demo shop").get_by_role(
-        "button", name="Watch"
-    ).click()
-    customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
-    code = read_watch_code(customer)
-    expect(sam.get_by_role("status")).to_contain_text("The customer allowed it")
+    code = allowed_to_watch(supervisor, customer)
     sam.get_by_label("Session code").fill(code)
     sam.get_by_role("button", name="Start watching").click()
     return mirror(supervisor)
@@ -315,15 +334,13 @@ def test_a_watching_supervisors_view_stays_live_while_the_customers_browser_answ
     live: RunningServer, customer: Party, agent: Party, supervisor: Party
 ) -> None:
     share_at(customer, agent, live, live.base, live.base)
-    sam_view = watching(supervisor, customer, live)
+    sam_view = watching(supervisor, customer, live, STEADY_STALE_MS)
     expect(sam_view.locator("#search")).to_be_attached()
     expect(supervisor.page.get_by_role("status")).to_contain_text(WATCHING_LIVE)
-    # Several intervals, each a challenge of the supervisor's, each answered: live all along.
+    # More intervals than the bound holds, each a challenge of the supervisor's, each answered:
+    # live all along.
     asked = watcher_challenges(supervisor)
-    wait_until(
-        supervisor.page,
-        lambda: watcher_challenges(supervisor) >= asked + 2 * STALE_MS // CHALLENGE_MS,
-    )
+    wait_until(supervisor.page, lambda: watcher_challenges(supervisor) >= asked + STEADY_INTERVALS)
     expect(supervisor.page.get_by_role("status")).to_contain_text(WATCHING_LIVE)
     seen = statuses(supervisor)
     assert not any(NOT_LIVE in text for text in seen), seen

@@ -5,9 +5,9 @@ the console's replayer (rrweb) rebuilds a full snapshot bottom-up, appending eac
 parent, and Chromium's form association makes each insertion into a ``<form>`` cost in
 proportion to the controls already in it, so the rebuild was quadratic in the fields (over 30 s
 for 5,000 on a quiet machine). The console now inserts an element's children at once
-(``sdk/build.mjs``, "Children of an element in one insertion"). The speed itself is measured in
-``bench/masking_cost.py`` (bench/RESULTS.md, "Large pages"); here the snapshot must arrive within
-a generous wait, with masking intact.
+(``sdk/rrweb-patches.mjs``, "Children of an element in one insertion"). The speed itself is
+measured in ``bench/masking_cost.py`` (bench/RESULTS.md, "Large pages"); here the snapshot must
+arrive within a generous wait, with masking intact.
 
 A page already shared that adds thousands of fields at once (an app rendering a long form after a
 click) met the same cost in the replayer's mutation path, which inserted each added node on its
@@ -120,11 +120,10 @@ def test_a_form_of_5000_fields_reaches_the_mirror_masked(
 
 ADDED = 8000
 ROWS = 40
-# From the end of the page's task (the customer's recording and masking of the mutation run in
-# it) until the mirror shows the fields: far above the few seconds it takes now on a loaded
-# 2-core machine (4.3 s at load 14), far below the one-by-one insertions' time (main's console:
-# 43 s at load 9; bench/RESULTS.md, "Fields added while shared").
-APPLIED_WAIT_S = 20
+# The whole wait, the customer's share included: a bound against a hang only. How fast the mirror
+# applies them (one insertion at a time was 43 s at load 9 on main's console, a few seconds now)
+# is measured by bench/live_fields.py against a baseline in the same run (bench/RESULTS.md,
+# "Fields added while shared"), not timed here: a loaded machine took 23 s in CI.
 ADDED_WAIT_MS = 120_000  # the whole, the customer's share included
 
 # A form already shared, empty but for its first and last paragraphs, and a field outside it.
@@ -188,11 +187,10 @@ def test_thousands_of_fields_added_while_shared_reach_the_mirror_in_order_and_ma
     view = share(customer, agent, live, start_on(customer, url))
     expect(view.locator("#grow-last")).to_be_attached()
     customer.page.evaluate(ADD_FIELDS, [ADDED, ROWS])
-    deadline = time.monotonic() + APPLIED_WAIT_S
+    deadline = time.monotonic() + ADDED_WAIT_MS / 1000
     expect(view.locator("#grow-end")).to_be_attached(timeout=ADDED_WAIT_MS)
-    # The bound, kept here (see above: a probe answers once the mirror's long task ends).
-    late = time.monotonic() - deadline
-    assert late <= 0, f"the added fields reached the mirror {late:.1f} s after the bound"
+    # The wait's own bound, kept here (as above: a probe answers once the mirror's long task ends).
+    assert time.monotonic() <= deadline, "the added fields reached the mirror past the wait's bound"
     # In the page's order, between the form's own first and last paragraphs.
     page_order = customer.page.locator("#grow").evaluate(FORM_ORDER)
     assert len(page_order) == 2 + ADDED + 4 * ROWS

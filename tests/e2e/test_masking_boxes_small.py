@@ -309,3 +309,134 @@ def test_text_a_web_component_draws_in_its_masked_region_is_masked(
     caught_up(customer, view)
     _assert_never_reached(agent, view, r"Zebulon", r"1120", r"Marmalade", r"Pumpernickel")
     expect(view.locator("#plain")).to_have_text("Visible Walrus")
+
+
+SHADOW_BOXES = """<h1>Verify</h1>
+<form data-tandem-unmask><otp-row id="row"></otp-row>
+<p>Code entered: <output id="joined"></output></p></form>
+<p>After the page</p>
+<script>
+customElements.define("otp-row", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    const root = this.attachShadow({ mode: "open" });
+    // The boxes straight in the shadow root: no wrapper element, marked shown inside it.
+    root.innerHTML = [1, 2, 3, 4, 5, 6]
+      .map((n) => `<input id="b${n}" maxlength="1" data-tandem-unmask>`).join("");
+    root.addEventListener("input", () => {
+      document.getElementById("joined").textContent =
+        [...root.querySelectorAll("input")].map((box) => box.value).join("");
+    });
+  }
+});
+</script>"""
+
+
+def test_a_code_typed_in_boxes_straight_in_a_shadow_root_shows_no_digit(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A web component puts its six one-character boxes straight in its shadow root (no wrapper
+    element) and marks them shown: they were never read as a code's pieces (the group was read
+    from a parent element), so each digit and the page's copy of the whole code reached the
+    agent."""
+    view = _shared(live, other_origin, customer, agent, SHADOW_BOXES)
+    for n, digit in enumerate("730518", start=1):
+        customer.page.locator(f"otp-row #b{n}").press_sequentially(digit)
+    expect(customer.page.locator("#joined")).to_have_text("730518")
+    caught_up(customer, view)
+    expect(view.locator("otp-row #b6")).to_have_value("•")
+    _assert_never_reached(agent, view, r"730518", r'"text":"[0-9]"', r'value="[0-9]"')
+
+
+RELABELLED = """<h1>Verify</h1>
+<form data-tandem-unmask><pin-pad id="pad" aria-label="Quantity"></pin-pad></form>
+<p>After the page</p>
+<script>
+customElements.define("pin-pad", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    this.attachShadow({ mode: "open" }).innerHTML =
+      '<div><input id="p1" maxlength="2" data-tandem-unmask>' +
+      '<input id="p2" maxlength="2" data-tandem-unmask></div>';
+  }
+});
+</script>"""
+
+
+def test_boxes_of_a_component_relabelled_a_pin_later_show_no_digit_from_then_on(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Two short boxes in a component labelled "Quantity" are shown; the page relabels the
+    component "Enter your PIN" (outside the shadow root the boxes' answers were kept for, whose
+    observer saw nothing): what is typed from then on is a code's, no digit shown."""
+    view = _shared(live, other_origin, customer, agent, RELABELLED)
+    customer.page.locator("pin-pad #p1").press_sequentially("12")
+    customer.page.locator("pin-pad #p2").press_sequentially("34")
+    caught_up(customer, view)
+    expect(view.locator("pin-pad #p2")).to_have_value("34")
+    customer.page.evaluate(
+        "() => document.getElementById('pad').setAttribute('aria-label', 'Enter your PIN')"
+    )
+    customer.page.locator("pin-pad #p2").fill("")
+    customer.page.locator("pin-pad #p2").press_sequentially("97")
+    caught_up(customer, view)
+    expect(view.locator("pin-pad #p2")).not_to_have_value("97")
+    _assert_never_reached(agent, view, r'"text":"97?"', r'value="97"')
+
+
+DIGIT_COMPONENTS = """<h1>Verify</h1>
+<form data-tandem-unmask><div class="code-row">
+<otp-digit></otp-digit><otp-digit></otp-digit><otp-digit></otp-digit>
+<otp-digit></otp-digit><otp-digit></otp-digit><otp-digit></otp-digit></div>
+<p>Code entered: <output id="joined"></output></p></form>
+<p>After the page</p>
+<script>
+customElements.define("otp-digit", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    // One box per component, straight in its own shadow root, marked shown inside it.
+    this.attachShadow({ mode: "open" }).innerHTML = '<input maxlength="1" data-tandem-unmask>';
+    this.shadowRoot.addEventListener("input", () => {
+      document.getElementById("joined").textContent = [...document.querySelectorAll("otp-digit")]
+        .map((digit) => digit.shadowRoot.querySelector("input").value).join("");
+    });
+  }
+});
+</script>"""
+
+
+def test_a_code_typed_in_a_component_per_box_shows_no_digit(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Six `<otp-digit>` components, each drawing one box in its own shadow root: each box was
+    alone in its tree (the look for its row stopped at the shadow root), so each digit, and the
+    page's copy of the whole code, reached the agent."""
+    view = _shared(live, other_origin, customer, agent, DIGIT_COMPONENTS)
+    for n, digit in enumerate("730518", start=1):
+        customer.page.locator(f"otp-digit:nth-of-type({n}) input").press_sequentially(digit)
+    expect(customer.page.locator("#joined")).to_have_text("730518")
+    caught_up(customer, view)
+    expect(view.locator("otp-digit:nth-of-type(6) input")).to_have_value("•")
+    _assert_never_reached(agent, view, r"730518", r'"text":"[0-9]"', r'value="[0-9]"')
+
+
+def test_a_code_typed_in_a_component_per_box_two_wrappers_deep_shows_no_digit(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The same six components, each drawing its box two wrappers deep in its shadow root
+    (`<div class="field"><div class="box"><input>`, a design system's markup): left by the
+    seventh review, each digit and the page's copy of the code reached the agent. The innermost
+    of a chain of wrappers around a component's one box now counts as the component's wrapper."""
+    body = DIGIT_COMPONENTS.replace(
+        "innerHTML = '<input maxlength=\"1\" data-tandem-unmask>'",
+        'innerHTML = \'<style>.box{display:inline-block}</style><div class="field">'
+        '<div class="box"><input maxlength="1" data-tandem-unmask></div></div>\'',
+    )
+    assert body != DIGIT_COMPONENTS
+    view = _shared(live, other_origin, customer, agent, body)
+    for n, digit in enumerate("640271", start=1):
+        customer.page.locator(f"otp-digit:nth-of-type({n}) input").press_sequentially(digit)
+    expect(customer.page.locator("#joined")).to_have_text("640271")
+    caught_up(customer, view)
+    expect(view.locator("otp-digit:nth-of-type(6) input")).to_have_value("•")
+    _assert_never_reached(agent, view, r"640271", r'"text":"[0-9]"', r'value="[0-9]"')

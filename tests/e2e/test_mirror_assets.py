@@ -6,7 +6,6 @@ console shows them from local URLs. The relay sees only ciphertext."""
 from __future__ import annotations
 
 import base64
-import json
 import re
 import struct
 import zlib
@@ -17,8 +16,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, add_user
 from tests.e2e.conftest import OtherOrigin, Party, share, start_on
-from tests.e2e.test_mfa_setup import console_sign_in
-from tests.e2e.test_recordings import create_key, unlock_recording_key
+from tests.e2e.recorded import play_recording, recording_key, shared_recording, stop_recording
 
 DEMO = Path(__file__).parents[2] / "src" / "tandem" / "server" / "static" / "demo"
 
@@ -130,8 +128,7 @@ def test_a_recording_carries_the_pages_assets_and_its_player_fetches_none(
     tmp_path: Path,
 ) -> None:
     office = supervisor  # a third browser: the admin, later the auditor
-    key_file = create_key(office, live, tmp_path)
-    key_id = json.loads(key_file.read_text())["key_id"]
+    key_file, key_id = recording_key(office, live, tmp_path)
     (other_origin.root / "photo.png").write_bytes(_png(40, 20))
     (other_origin.root / "tile.png").write_bytes(_png(4, 4))
     url = other_origin.page(
@@ -142,26 +139,14 @@ def test_a_recording_carries_the_pages_assets_and_its_player_fetches_none(
         live,
         title="Carried",
     )
-    customer.page.goto(url)
-    code = customer.page.evaluate(
-        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
-    )
-    view = share(customer, agent, live, code)
-    expect(view.get_by_role("heading", name="Carried page")).to_be_visible()
-    agent.page.get_by_role("button", name="Ask to record").click()
-    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
-    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    view = shared_recording(live, customer, agent, url, key_id, "Carried page")
     expect(view.locator("#photo")).to_have_attribute("src", re.compile(r"^blob:"))
-    customer.page.get_by_role("button", name="Stop recording").click()
-    expect(customer.page.get_by_role("button", name="Stop recording")).to_have_count(0)
+    stop_recording(customer)
 
     office_requests: list[str] = []
     office.page.on("request", lambda request: office_requests.append(request.url))
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
-    console_sign_in(live, office, "aud")
-    page = office.page
-    unlock_recording_key(page, key_file, key_id)
-    page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
+    page = play_recording(live, office, key_file, key_id)
     player = page.frame_locator('iframe[title^="Recording "]')
     expect(player.get_by_role("heading", name="Carried page")).to_be_visible(timeout=20_000)
     photo = player.locator("#photo")

@@ -9,7 +9,6 @@ console sends none), nor load Tandem's API as a sub-resource with the agent's co
 from __future__ import annotations
 
 import http.server
-import json
 import re
 import threading
 from collections.abc import Iterator
@@ -21,8 +20,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, add_user, free_port
 from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
-from tests.e2e.test_mfa_setup import console_sign_in
-from tests.e2e.test_recordings import create_key, unlock_recording_key
+from tests.e2e.recorded import play_recording, recording_key, shared_recording, stop_recording
 
 # sdk/src/console/assets.ts's MIRROR_CSP.
 MIRROR_CSP = (
@@ -149,19 +147,10 @@ def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
     tmp_path: Path,
 ) -> None:
     office = supervisor  # a third browser: the admin, later the auditor
-    key_file = create_key(office, live, tmp_path)
-    key_id = json.loads(key_file.read_text())["key_id"]
+    key_file, key_id = recording_key(office, live, tmp_path)
     body = hostile_page(listener.origin, live.base)
     url = other_origin.page("recorded.html", body, live, title="Recorded")
-    customer.page.goto(url)
-    code = customer.page.evaluate(
-        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
-    )
-    view = share(customer, agent, live, code)
-    expect(view.get_by_role("heading", name="Hostile assets")).to_be_visible()
-    agent.page.get_by_role("button", name="Ask to record").click()
-    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
-    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    view = shared_recording(live, customer, agent, url, key_id, "Hostile assets")
     customer.page.evaluate(
         f"""() => {{
             const img = document.createElement('img');
@@ -173,14 +162,10 @@ def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
         }}"""
     )
     expect(view.get_by_text("Recorded paragraph")).to_be_visible()
-    customer.page.get_by_role("button", name="Stop recording").click()
-    expect(customer.page.get_by_role("button", name="Stop recording")).to_have_count(0)
+    stop_recording(customer)
 
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
-    console_sign_in(live, office, "aud")
-    page = office.page
-    unlock_recording_key(page, key_file, key_id)
-    page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
+    page = play_recording(live, office, key_file, key_id)
     player = page.frame_locator('iframe[title^="Recording "]')
     expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)
     expect(player.get_by_text("Recorded paragraph")).to_be_visible(timeout=20_000)

@@ -11,8 +11,6 @@ usable, and shows the customer's next page; an auditor's player does not play su
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 from pathlib import Path
 
@@ -20,8 +18,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, add_user
 from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
-from tests.e2e.test_mfa_setup import console_sign_in
-from tests.e2e.test_recordings import create_key, unlock_recording_key
+from tests.e2e.recorded import play_recording, recording_key, shared_recording, stop_recording
 
 # The page's own script: each events payload the SDK encodes carries what window.__inject makes.
 HOOK = """
@@ -219,29 +216,16 @@ def test_a_recording_of_a_page_beyond_the_bound_is_not_played(
     tmp_path: Path,
 ) -> None:
     office = supervisor  # a third browser: the admin, later the auditor
-    key_file = create_key(office, live, tmp_path)
-    key_id = json.loads(key_file.read_text())["key_id"]
+    key_file, key_id = recording_key(office, live, tmp_path)
     url = other_origin.page("recorded.html", HOOK + "<h1>Big page</h1>", live, title="Big")
-    customer.page.goto(url)
-    code = customer.page.evaluate(
-        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
-    )
-    view = share(customer, agent, live, code)
-    expect(view.get_by_role("heading", name="Big page")).to_be_visible()
-    agent.page.get_by_role("button", name="Ask to record").click()
-    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
-    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    view = shared_recording(live, customer, agent, url, key_id, "Big page")
     caught_up(customer, view)
     flood(customer, agent, 3)
     expect(agent.page.locator("#status")).to_contain_text("too large to show here")
-    customer.page.get_by_role("button", name="Stop recording").click()
-    expect(customer.page.get_by_role("button", name="Stop recording")).to_have_count(0)
+    stop_recording(customer)
 
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
-    console_sign_in(live, office, "aud")
-    page = office.page
-    unlock_recording_key(page, key_file, key_id)
-    page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
+    page = play_recording(live, office, key_file, key_id)
     expect(page.get_by_text("This recording shows a page too large to play here")).to_be_visible(
         timeout=30_000
     )

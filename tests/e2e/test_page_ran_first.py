@@ -11,7 +11,10 @@ from a fresh realm as the SDK loads (./sdk/src/share/realm.ts): an object of the
 click and no report, and a real click counts only on the button it was dispatched to. A report
 the browser made before the widget's question, kept back by a page wrapping the browser's own
 observer and handed over after it, answers nothing: set against the browser's own clock (a page's
-fake timers replace `performance`, which put every report before the question)."""
+fake timers replace `performance`, which put every report before the question). Nor does one made
+frames after it: a page withholding the reports of its cover until it lifted it had the report of
+the frame that lifted it answer, and what it typed under the cover went; only a report made at the
+first frame drawn after the question answers now (./sdk/src/share/first-frame.ts)."""
 
 from __future__ import annotations
 
@@ -135,6 +138,13 @@ def shared_live(
     return view
 
 
+def live_again_without(customer: Party, agent: Party, view: Any, marker: str) -> None:
+    """The agent's view is live again and caught up, and `marker` never reached the agent."""
+    expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
+    caught_up(customer, view)
+    assert marker not in agent_plaintext(agent)
+
+
 def nothing_typed_under_the_cover_goes(
     customer: Party, agent: Party, view: Any, frames: int, *, all_typed: bool, handed: bool
 ) -> None:
@@ -144,10 +154,9 @@ def nothing_typed_under_the_cover_goes(
     does (once Stop sharing shows, the page is shared again); with a `view`, the agent's view is
     then live and caught up, and still none of it reached the agent.
 
-    Without a `view`: a page whose own observer withholds every report finding Stop sharing
-    covered leaves the widget only silence, as a slow watch does; what was recorded under the
-    cover within SHOWN_WAIT_MS of its lifting is answered by the report of the frame that lifts
-    it, and goes (docs/threat-model.md, "A page script that ran first")."""
+    Without a `view`, only what went while the page covered is checked: after it lifts its cover
+    see test_a_page_withholding_reports_of_its_cover_cannot_send_what_it_showed_under_it_later
+    (docs/threat-model.md, "A page script that ran first")."""
     page = customer.page
     marker = covers_and_types(page, frames)
     try:
@@ -163,9 +172,7 @@ def nothing_typed_under_the_cover_goes(
         page.evaluate("() => document.getElementById('made-while-covered')?.remove()")
         page.evaluate("() => window.__stopCovering?.()")
     if view is not None:
-        expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS, timeout=30000)
-        caught_up(customer, view)
-        assert marker not in agent_plaintext(agent)
+        live_again_without(customer, agent, view, marker)
 
 
 def test_a_page_that_replaced_the_occlusion_test_cannot_cover_stop_sharing_unseen(
@@ -184,9 +191,9 @@ def test_a_page_that_replaced_the_occlusion_test_cannot_cover_stop_sharing_unsee
     nothing_typed_under_the_cover_goes(customer, agent, None, 30, all_typed=True, handed=False)
 
 
-# The browser's own observer, wrapped by the page before the SDK: each report of Stop sharing
-# shown is kept, and handed to the widget in place of every later report finding it covered (the
-# browser's own report, made before the page's cover).
+# The browser's own occlusion test (an observer made with `trackVisibility`), wrapped by the page
+# before the SDK: each report of Stop sharing shown is kept, and handed to the widget in place of
+# every later report finding it covered (the browser's own report, made before the page's cover).
 KEEPS_SHOWN_REPORTS = """(() => {
     const Real = window.IntersectionObserver;
     const swap = (entries, kept) => entries.map((entry) => {
@@ -195,6 +202,7 @@ KEEPS_SHOWN_REPORTS = """(() => {
         return kept.shown || entry;
     });
     window.IntersectionObserver = function (callback, options) {
+        if (!options?.trackVisibility) return new Real(callback, options);
         const kept = {shown: null};
         const real = new Real(
             (entries, observer) => callback(swap(entries, kept), observer), options);
@@ -217,15 +225,19 @@ def test_a_page_handing_over_reports_kept_from_before_its_cover_cannot_cover_sto
     nothing_typed_under_the_cover_goes(customer, agent, None, 30, all_typed=True, handed=True)
 
 
-# The browser's own observer, wrapped by the page before the SDK: reports finding Stop sharing
-# covered are never passed on, those finding it shown are (the last one kept); with `handsIn`
-# 'takeRecords', each time the widget takes the reports due (its question, askShown), the wrapper
-# first hands it, from inside takeRecords, the one it kept: the browser's own answer to the
-# question before ('observe': from inside observe, as the widget observes Stop sharing afresh).
+# The browser's own occlusion test (an observer made with `trackVisibility`), wrapped by the page
+# before the SDK: reports finding Stop sharing covered are never passed on, those finding it shown
+# are (the last one kept); with `handsIn` 'takeRecords', each time the widget takes the reports due
+# (its question, askShown), the wrapper first hands it, from inside takeRecords, the one it kept:
+# the browser's own answer to the question before ('observe': from inside observe, as the widget
+# observes Stop sharing afresh). `__asked` counts the widget's questions (each observes it afresh).
+# Other observers are the browser's own, untouched.
 HIDES_COVERED_REPORTS = """(handsIn) => {
     const Real = window.IntersectionObserver;
     window.__keptBackHanded = 0;
+    window.__asked = 0;
     window.IntersectionObserver = function (callback, options) {
+        if (!options?.trackVisibility) return new Real(callback, options);
         let kept = null;
         const shown = (entries) => entries.filter((entry) => {
             if (entry.isIntersecting && !entry.isVisible) return false;
@@ -250,6 +262,7 @@ HIDES_COVERED_REPORTS = """(handsIn) => {
         const observe = real.observe.bind(real);
         real.observe = (target) => {
             observe(target);
+            window.__asked++;
             if (handsIn === 'observe') hand();
         };
         return real;
@@ -270,6 +283,83 @@ def test_a_page_answering_from_inside_take_records_cannot_cover_stop_sharing_uns
     Held: the same from inside observe (the question timed already)."""
     shared_live(live, customer, agent, f"({HIDES_COVERED_REPORTS})('{hands_in}')")
     nothing_typed_under_the_cover_goes(customer, agent, None, 400, all_typed=False, handed=True)
+
+
+# A field of the page's, unmasked, shown under its cover: the marker typed into it (`field`).
+TYPES_INTO_A_FIELD = """
+    const field = Object.assign(document.createElement('input'), {id: 'typed-under-the-cover'});
+    field.setAttribute('data-tandem-unmask', '');
+    document.body.append(field);
+    field.value = marker;
+    field.dispatchEvent(new Event('input', {bubbles: true}));"""
+
+# The page covers Stop sharing and types a marker into a field it shows under its cover; once the
+# widget has asked the cover watch about that (observed Stop sharing afresh) and three frames were
+# drawn under the cover (the first frame's report, finding it covered, withheld), it takes the
+# field away and lifts its cover in one task: the report of the frame that lifts it, finding Stop
+# sharing shown, is the first the widget hears since its question.
+TYPES_AND_LIFTS = (
+    "(marker) => {"
+    + TYPES_INTO_A_FIELD
+    + """
+    const asked = window.__asked;
+    const frames = (n, then) => n ? requestAnimationFrame(() => frames(n - 1, then)) : then();
+    const lift = () => {
+        field.remove();
+        window.__stopCovering();
+        window.__lifted = true;
+    };
+    const wait = () => window.__asked > asked ? frames(3, lift) : requestAnimationFrame(wait);
+    wait();
+}"""
+)
+
+
+def typed_under_the_cover_never_goes(
+    customer: Party,
+    agent: Party,
+    view: Any,
+    types: str,
+    *,
+    covers_first: bool = True,
+    done: str = "__lifted",
+    then: str | None = None,
+) -> None:
+    """The page runs `types` (a function of a marker) to type the marker into a field it shows
+    under its cover over Stop sharing (`covers_first`: covered before it runs; otherwise
+    `types` covers with `window.__startCover()`) and to lift its cover, setting `window[done]`.
+    Stop sharing shows again (and `window[then]` is set, with `then`); the agent's view is live
+    again and caught up, and the marker never reached the agent."""
+    page = customer.page
+    marker = f"typed-under-the-cover-{secrets.token_hex(4)}"
+    cover = f"({COVER})(['closed', true])"
+    starts = f"{cover};" if covers_first else f"window.__startCover = () => {cover};"
+    page.evaluate(f"(marker) => {{ {starts} ({types})(marker); }}", marker)
+    try:
+        page.wait_for_function(f"() => window.{done} === true", timeout=15000)
+    finally:
+        page.evaluate("() => document.getElementById('typed-under-the-cover')?.remove()")
+        page.evaluate("() => window.__stopCovering?.()")
+    expect(stop_button(page)).to_be_visible()
+    if then:
+        page.wait_for_function(f"() => window.{then} === true", timeout=15000)
+    live_again_without(customer, agent, view, marker)
+
+
+def test_a_page_withholding_reports_of_its_cover_cannot_send_what_it_showed_under_it_later(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """Got through: the page's wrapper withholds every report finding Stop sharing covered, so the
+    widget's question about what the page typed under its cover stayed unanswered (nothing went);
+    the page then lifted its cover within SHOWN_WAIT_MS, and the browser's report of the frame
+    that lifted it (made frames after the question) answered it: what it typed under the cover
+    went to the agent. Now a question is answered only by a report made at the first frame drawn
+    after it (the frame of the first report of an observer observing afresh with it): a later one
+    shows that frame's was kept back, and what was asked about is dropped, the page going afresh
+    (a full snapshot) once Stop sharing is found shown. The agent's view is live again after the
+    cover, and never had the marker."""
+    view = shared_live(live, customer, agent, f"({HIDES_COVERED_REPORTS})('')")
+    typed_under_the_cover_never_goes(customer, agent, view, TYPES_AND_LIFTS)
 
 
 # What the page stops, after the SDK loaded and before sharing begins: the session's clock

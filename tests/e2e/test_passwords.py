@@ -7,7 +7,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
-from tests.e2e.conftest import Party
+from tests.e2e.conftest import Party, open_console_as
 
 NEW_PASSWORD = "green-lantern-tide-77"
 
@@ -107,3 +107,26 @@ def test_an_agent_renews_its_recovery_codes_in_the_console(
     assert httpx.post(f"{server.base}/api/login", json=old).status_code == 401
     new = {"username": "bea", "password": AGENT_PASSWORD, "code": shown[0]}
     assert httpx.post(f"{server.base}/api/login", json=new).status_code == 200
+
+
+def test_the_users_page_says_a_temporary_password_expired_and_the_owner_is_told_why(
+    live: RunningServer, agent: Party
+) -> None:
+    """Nina's temporary password, never claimed, passes ``temporary_password_seconds``: her
+    sign-in says to ask for a new one, and ada's Users page marks it expired."""
+    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
+    with httpx.Client(base_url=live.base, headers={"origin": live.origin}) as ada:
+        assert ada.post(
+            "/api/login", json={"username": "ada", "password": AGENT_PASSWORD}
+        ).is_success
+        made = ada.post(
+            "/api/users",
+            json={"username": "nina", "password": "admins-choice-pass-4821", "role": "agent"},
+        )
+        assert made.status_code == 201, made.text
+    live.clock.advance(live.settings.temporary_password_seconds + 1)
+    sign_in(live, agent, "nina", "admins-choice-pass-4821")
+    expect(agent.page.get_by_role("alert")).to_contain_text("ask your administrator for a new one")
+    open_console_as(agent, live, "ada")
+    row = agent.page.get_by_role("row").filter(has_text="nina")
+    expect(row).to_contain_text("Temporary password expired: give a new one")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from websockets.asyncio.client import connect
@@ -151,6 +152,26 @@ def test_an_idle_sign_in_ends_and_activity_keeps_it(server: RunningServer) -> No
         assert client.get("/api/me").status_code == 401
         server.clock.advance(-idle - 1)
         assert client.get("/api/me").status_code == 401, "an idle sign-in is gone for good"
+
+
+@pytest.mark.parametrize(("touch", "status"), [(0.0, 200), (None, 200), (500.0, 401)])
+def test_a_sign_ins_use_is_written_every_login_touch_seconds(
+    server_factory: ServerFactory, touch: float | None, status: int
+) -> None:
+    """``login_touch_seconds`` (a code constant of a minute before) bounds how often a sign-in's
+    use is written, so how early a sign-in in use may idle out: with a 10-minute idle timeout,
+    a use 400 s after signing in is written when the touch interval is 0 or a minute (the
+    sign-in lives on at 700 s), not when it is 500 s (the sign-in idled out at 600 s)."""
+    server = server_factory(login_idle_seconds=600.0, login_touch_seconds=touch)
+    with httpx.Client(base_url=server.base) as client:
+        signed_in = client.post(
+            "/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        server.clock.advance(400)
+        assert client.get("/api/me").status_code == 200
+        server.clock.advance(300)
+        assert client.get("/api/me").status_code == status
 
 
 def test_sign_out_everywhere_ends_every_sign_in(server: RunningServer) -> None:

@@ -257,9 +257,9 @@ def test_the_advisory_file_is_read_once_per_change_not_at_every_request(
     reads: list[Path] = []
     load = sbom.read_advisories
 
-    def counted(path: Path) -> tuple[list[dict[str, Any]], float | None]:
+    def counted(path: Path, max_bytes: int) -> tuple[list[dict[str, Any]], float | None]:
         reads.append(path)
-        return load(path)
+        return load(path, max_bytes)
 
     monkeypatch.setattr(sbom, "read_advisories", counted)
     server = server_factory(seed=two_organisations, advisory_file=advisories)

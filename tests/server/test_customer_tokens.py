@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import closed_with, open_customer, recv_json, send
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_organisations import api
@@ -149,3 +151,63 @@ async def test_a_token_with_an_id_starts_one_session_only(orgs_server: RunningSe
     for _ in range(2):  # without an id, a token may start sessions until it expires
         _, created = await create(orgs_server, without_id)
         assert created is not None and created["type"] == "created"
+
+
+@pytest.mark.parametrize(("leeway", "accepted"), [(None, False), (60, True), (0, False)])
+async def test_a_token_expired_within_customer_token_leeway_seconds_is_accepted(
+    server_factory: ServerFactory, leeway: int | None, accepted: bool
+) -> None:
+    """``customer_token_leeway_seconds`` (a code constant of 30 s before) is the clock skew
+    tolerated on a customer token: one that expired 45 s ago by the server's clock is refused
+    by default (30 s) and with 0, accepted with 60."""
+    server = server_factory(seed=two_organisations, customer_token_leeway_seconds=leeway)
+    key = issue_key(server)
+    now = int(server.clock())
+    customer, created = await create(
+        server, sign(key, sub="c-9", aud="demo", iat=now - 300, exp=now - 45)
+    )
+    if accepted:
+        assert created is not None and created["type"] == "created", created
+    else:
+        assert created is None
+        code, reason = await closed_with(customer)
+        assert code == 4401 and "customer token" in reason
+
+
+def recordings_purged_at(server: RunningServer) -> float | None:
+    with contextlib.closing(sqlite3.connect(server.settings.database_path)) as db:
+        row = db.execute(
+            "SELECT noted_at FROM installation_notes WHERE name = 'recordings_purged_at'"
+        ).fetchone()
+    return None if row is None else float(row[0])
+
+
+async def test_a_single_use_token_cannot_be_replayed_within_a_long_leeway(
+    server_factory: ServerFactory,
+) -> None:
+    """The attack: a single-use token (``jti``) accepted in the leeway, after its ``exp``, is
+    replayed once the purge of expired single-use marks has run. Its mark must outlive the
+    leeway: kept only a fixed minute past ``exp``, the purge took it while a two-minute leeway
+    still accepted the token, and the replay started a second session in the customer's name."""
+    server = server_factory(
+        seed=two_organisations,
+        customer_token_leeway_seconds=120,
+        purge_interval_seconds=1.0,
+        recording_purge_seconds=1.0,
+    )
+    key = issue_key(server)
+    now = int(server.clock())
+    token = sign(key, sub="c-7", aud="demo", iat=now - 300, exp=now - 100, jti="replayed")
+    _, created = await create(server, token)
+    assert created is not None and created["type"] == "created", created
+    # 10 s on (the token still within its leeway), wait for a purge run at that clock: the
+    # recordings' purge, which runs after the expired rows' in the same turn, notes its clock.
+    server.clock.advance(10)
+    deadline = time.monotonic() + 10
+    while (recordings_purged_at(server) or 0.0) < now + 10:
+        assert time.monotonic() < deadline, "no purge ran with the clock moved on"
+        await asyncio.sleep(0.05)
+    customer, replayed = await create(server, token)
+    assert replayed is None, "the token was accepted twice"
+    code, reason = await closed_with(customer)
+    assert code == 4401 and "used already" in reason

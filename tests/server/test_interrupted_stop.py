@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import add_user, free_port
 from tests.private_redis import PrivateRedis, running_private_redis
+from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import seed_people
 from tests.server.test_frozen_stop import (
     ENDED,
@@ -78,6 +79,42 @@ async def test_a_second_ctrl_c_shortens_the_stop_but_still_tells_and_keeps(
     assert ended == [("server_lost", 3)], ended
     assert actions == {"session_not_handed_over": 3, "server_stopped": 1}, actions
     trail_verifies(data_dir)
+
+
+async def test_a_longer_hurried_stop_lets_the_hand_overs_be_stored_once_the_database_answers(
+    tmp_path: Path,
+) -> None:
+    """``hurried_stop_seconds`` (TANDEM_HURRIED_STOP_SECONDS) is what a second Ctrl-C leaves
+    of the stop: set to 40 s, the hand-overs still waiting for the locked file are not cut
+    once it is released after the second interrupt; the sessions are handed over. What the stop
+    leaves uvicorn (``shutdown_reserve_seconds``) is the setting's too."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    port = free_port()
+    server = ServeProcess(
+        data_dir,
+        port,
+        "--shutdown-timeout",
+        str(LONG_STOP),
+        env={"TANDEM_HURRIED_STOP_SECONDS": "40", "TANDEM_SHUTDOWN_RESERVE_SECONDS": "5"},
+    )
+    sockets = await opened(server, sessions)
+    try:
+        closed = asyncio.gather(*(closing(ws, LONG_STOP) for ws in sockets))
+        with locked(data_dir):  # every hand-over waits for the file
+            server.process.send_signal(signal.SIGINT)
+            await wait_for_log(server, "(within 60 s, 55 s of it before", seconds=LONG_STOP)
+            server.process.send_signal(signal.SIGINT)
+            await wait_for_log(server, "the stop is cut to 40 s", seconds=LONG_STOP)
+        assert await closed == [RECONNECT] * (len(sockets) - 1) + [LOBBY]
+        await asyncio.to_thread(server.process.wait, LONG_STOP)
+    finally:
+        reap(server)
+    log = Path(server.log.name).read_text(errors="replace")
+    assert CUT not in log, log
+    _ended, actions = kept_actions(data_dir, port)
+    assert actions == {"session_suspended": 3, "server_stopped": 1}, actions
 
 
 async def test_two_ctrl_c_at_once_still_tell_every_socket(tmp_path: Path) -> None:

@@ -220,6 +220,7 @@ def test_the_admin_never_receives_the_new_accounts_second_factor(orgs: RunningSe
         "mfa_exempt",
         "sso_bound",
         "password_change_required",
+        "temporary_password_expired",
         "disabled",
     }
     assert made["second_factor"] is False

@@ -13,7 +13,10 @@ erasure."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +123,52 @@ def cluster_peer(
     )
 
 
+@dataclasses.dataclass
+class Cluster:
+    """A server on a fresh schema behind the proxy (``server``), that schema's database straight
+    (``db``), and the cluster's other servers (:meth:`peer`)."""
+
+    server_factory: ServerFactory
+    tmp_path: Path
+    schema: str
+    server: RunningServer
+    db: Any
+    peers: list[RunningServer] = dataclasses.field(default_factory=list)
+
+    def peer(self, **settings: Any) -> RunningServer:
+        other = cluster_peer(self.server_factory, self.tmp_path, self.schema, **settings)
+        self.peers.append(other)
+        return other
+
+
+@contextlib.asynccontextmanager
+async def proxied(
+    server_factory: ServerFactory,
+    pg_proxy: StoppableProxy,
+    tmp_path: Path,
+    make: Callable[[ServerFactory, Path, str], RunningServer] = recording_server,
+    *,
+    accounts: tuple[str, ...] = (),
+) -> AsyncIterator[Cluster]:
+    """A server ``make`` makes on a fresh schema behind ``pg_proxy``, with ``accounts`` of the
+    seed (``aud`` an auditor, ``ada`` an admin); its servers stopped before the schema goes."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = make(server_factory, tmp_path, url)
+        if "aud" in accounts:
+            add_auditor(tmp_path / "seed", url)
+        if "ada" in accounts:
+            add_admin(tmp_path / "seed", url)
+        cluster = Cluster(server_factory, tmp_path, schema, server, await pg_connect(schema))
+        try:
+            yield cluster
+        finally:
+            await cluster.db.close()
+            for other in cluster.peers:
+                other.stop()
+            server.stop()  # before its schema goes
+
+
 @pytest.mark.parametrize("reader", ["playback", "subject_export"])
 async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it(
     reader: str, server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
@@ -128,83 +177,75 @@ async def test_a_playback_racing_the_customers_erasure_never_names_them_after_it
     /api/subjects/export``) stalls as it reads the frames, and ``tandem subject erase`` erases
     the customer meanwhile: the read is either whole and recorded before the erasure, or
     nothing goes out and nothing is recorded; never a record after ``subject_erased``."""
-    async with fresh_schema() as schema:
-        url = proxied_url(pg_proxy, schema)
-        server = recording_server(server_factory, tmp_path, url)
-        add_auditor(tmp_path / "seed", url)
-        add_admin(tmp_path / "seed", url)
-        db = await pg_connect(schema)
-        try:
-            session_id, recording_id, frames = await ended_recording(server, db, b"played")
-            async with client_of(server, "aud" if reader == "playback" else "ada") as client:
-                # The read stalls at the frames (the database answers no more).
-                pg_proxy.freeze_on(b"recording_frames")
-                try:
-                    if reader == "playback":
-                        asked = client.get(f"/api/recordings/{recording_id}/content")
-                    else:
-                        body = {"subject": session_id, "by": "session"}
-                        asked = client.post("/api/subjects/export", json=body)
-                    playing = asyncio.create_task(asked)
+    async with proxied(server_factory, pg_proxy, tmp_path, accounts=("aud", "ada")) as cluster:
+        server, db, schema = cluster.server, cluster.db, cluster.schema
+        session_id, recording_id, frames = await ended_recording(server, db, b"played")
+        async with client_of(server, "aud" if reader == "playback" else "ada") as client:
+            # The read stalls at the frames (the database answers no more).
+            pg_proxy.freeze_on(b"recording_frames")
+            try:
+                if reader == "playback":
+                    asked = client.get(f"/api/recordings/{recording_id}/content")
+                else:
+                    body = {"subject": session_id, "by": "session"}
+                    asked = client.post("/api/subjects/export", json=body)
+                playing = asyncio.create_task(asked)
 
-                    async def stalled() -> bool:
-                        assert not playing.done(), playing.result().text
-                        return pg_proxy.held > 0
+                async def stalled() -> bool:
+                    assert not playing.done(), playing.result().text
+                    return pg_proxy.held > 0
 
-                    await until(stalled, "the playback never read the frames")
-                    environ = cli_environ(schema)
-                    erase = erase_command(tmp_path, session_id, "session")
-                    erasing = asyncio.create_task(asyncio.to_thread(run, *erase, env=environ))
+                await until(stalled, "the playback never read the frames")
+                environ = cli_environ(schema)
+                erase = erase_command(tmp_path, session_id, "session")
+                erasing = asyncio.create_task(asyncio.to_thread(run, *erase, env=environ))
 
-                    async def erased_or_waiting() -> bool:
-                        # Erased, or waiting for the playback (a lock it holds): either way
-                        # the erasure has gone as far as it can while the playback stalls.
-                        waiting = await db.fetchval(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                            "'Lock' AND datname = current_database()"
-                        )
-                        return erasing.done() or waiting > 0
+                async def erased_or_waiting() -> bool:
+                    # Erased, or waiting for the playback (a lock it holds): either way
+                    # the erasure has gone as far as it can while the playback stalls.
+                    waiting = await db.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                        "'Lock' AND datname = current_database()"
+                    )
+                    return erasing.done() or waiting > 0
 
-                    await until(erased_or_waiting, "the erasure neither ran nor waited")
-                finally:
-                    pg_proxy.thaw()
-                played = await playing
-                erased = await erasing
-            assert erased.returncode == 0, erased.stdout + erased.stderr
-            assert "Erased 1 session(s) and 1 recording(s)" in erased.stdout
-            erasure = await db.fetchval("SELECT seq FROM audit WHERE action = 'subject_erased'")
-            later = await db.fetch(
-                "SELECT action FROM audit WHERE seq > $1 AND (subject = $2 OR details LIKE $3"
-                " OR details LIKE $4)",
+                await until(erased_or_waiting, "the erasure neither ran nor waited")
+            finally:
+                pg_proxy.thaw()
+            played = await playing
+            erased = await erasing
+        assert erased.returncode == 0, erased.stdout + erased.stderr
+        assert "Erased 1 session(s) and 1 recording(s)" in erased.stdout
+        erasure = await db.fetchval("SELECT seq FROM audit WHERE action = 'subject_erased'")
+        later = await db.fetch(
+            "SELECT action FROM audit WHERE seq > $1 AND (subject = $2 OR details LIKE $3"
+            " OR details LIKE $4)",
+            erasure,
+            recording_id,
+            f"%{recording_id}%",
+            f"%{session_id}%",
+        )
+        assert [row["action"] for row in later] == []
+        action = "recording_played" if reader == "playback" else "subject_exported"
+        if played.status_code == 200:  # read whole before the erasure, and recorded so
+            if reader == "playback":
+                header, got = read_container(played.content)
+                assert header["recording_id"] == recording_id
+                assert got[: len(frames)] == frames
+            before = await db.fetchval(
+                "SELECT count(*) FROM audit WHERE seq < $1 AND action = $2"
+                " AND (subject = $3 OR details LIKE $4)",
                 erasure,
+                action,
                 recording_id,
                 f"%{recording_id}%",
-                f"%{session_id}%",
             )
-            assert [row["action"] for row in later] == []
-            action = "recording_played" if reader == "playback" else "subject_exported"
-            if played.status_code == 200:  # read whole before the erasure, and recorded so
-                if reader == "playback":
-                    header, got = read_container(played.content)
-                    assert header["recording_id"] == recording_id
-                    assert got[: len(frames)] == frames
-                before = await db.fetchval(
-                    "SELECT count(*) FROM audit WHERE seq < $1 AND action = $2"
-                    " AND (subject = $3 OR details LIKE $4)",
-                    erasure,
-                    action,
-                    recording_id,
-                    f"%{recording_id}%",
-                )
-                assert before == 1
-            else:  # erased first: as what is not there (a recording), or asked again
-                # (an export whose view changed looks the customer up again: erased by then,
-                # nothing is stored of them, 404)
-                expected = (404,) if reader == "playback" else (404, 409)
-                assert played.status_code in expected, played.text
-        finally:
-            await db.close()
-        server.stop()  # before its schema goes
+            assert before == 1
+        else:  # erased first: as what is not there (a recording), or asked again
+            # (an export whose view changed looks the customer up again: erased by then,
+            # nothing is stored of them, 404)
+            expected = (404,) if reader == "playback" else (404, 409)
+            assert played.status_code in expected, played.text
 
 
 async def test_a_recordings_end_and_its_record_are_stored_together_never_after_its_erasure(
@@ -217,53 +258,45 @@ async def test_a_recordings_end_and_its_record_are_stored_together_never_after_i
     session. A recording's end and its record are now one transaction: while the record waits,
     the recording is still running (its erasure refused); once both are stored it is erased,
     and nothing names it after its erasure."""
-    async with fresh_schema() as schema:
-        url = proxied_url(pg_proxy, schema)
-        server = recording_server(server_factory, tmp_path, url)
-        add_admin(tmp_path / "seed", url)
-        other = cluster_peer(server_factory, tmp_path, schema)
+    async with proxied(server_factory, pg_proxy, tmp_path, accounts=("ada",)) as cluster:
+        server, db = cluster.server, cluster.db
+        other = cluster.peer()
         customer, alice, _ = await recording(server)
-        db = await pg_connect(schema)
-        try:
-            recording_id = await db.fetchval("SELECT recording_id FROM recordings")
-            await customer.send(b"\x01the-only-frame")
-            assert await asyncio.wait_for(alice.recv(), TOLD) == b"\x01the-only-frame"
+        recording_id = await db.fetchval("SELECT recording_id FROM recordings")
+        await customer.send(b"\x01the-only-frame")
+        assert await asyncio.wait_for(alice.recv(), TOLD) == b"\x01the-only-frame"
 
-            async def erase() -> int:
-                with api(other, "ada") as ada:
-                    answer = await asyncio.to_thread(ada.delete, f"/api/recordings/{recording_id}")
-                    assert answer.status_code in (204, 409), answer.text
-                    return answer.status_code
+        async def erase() -> int:
+            with api(other, "ada") as ada:
+                answer = await asyncio.to_thread(ada.delete, f"/api/recordings/{recording_id}")
+                assert answer.status_code in (204, 409), answer.text
+                return answer.status_code
 
-            with pg_proxy.frozen(on=b"recording_stopped"):
-                await send(customer, type="record_stop")
-                assert (await recv_json(alice))["on"] is False
+        with pg_proxy.frozen(on=b"recording_stopped"):
+            await send(customer, type="record_stop")
+            assert (await recv_json(alice))["on"] is False
 
-                async def stalled() -> bool:
-                    return pg_proxy.held > 0
+            async def stalled() -> bool:
+                return pg_proxy.held > 0
 
-                await until(stalled, "the record of the recording's end was never written")
-                erased = await erase() == 204
-            query = "SELECT count(*) FROM audit WHERE action = 'recording_stopped'"
+            await until(stalled, "the record of the recording's end was never written")
+            erased = await erase() == 204
+        query = "SELECT count(*) FROM audit WHERE action = 'recording_stopped'"
 
-            async def recorded() -> bool:
-                return bool(await db.fetchval(query))
+        async def recorded() -> bool:
+            return bool(await db.fetchval(query))
 
-            await until(recorded, "the recording's end was never recorded")
-            if not erased:  # running until its end and record were stored: erasable now
-                assert await erase() == 204
-            erasure = await db.fetchval(
-                "SELECT seq FROM audit WHERE action = 'recording_erased' AND subject = $1",
-                recording_id,
-            )
-            later = await db.fetch(
-                "SELECT action FROM audit WHERE seq > $1 AND (subject = $2 OR details LIKE $3)",
-                erasure,
-                recording_id,
-                f"%{recording_id}%",
-            )
-            assert [row["action"] for row in later] == []
-        finally:
-            await db.close()
-        other.stop()
-        server.stop()  # before its schema goes
+        await until(recorded, "the recording's end was never recorded")
+        if not erased:  # running until its end and record were stored: erasable now
+            assert await erase() == 204
+        erasure = await db.fetchval(
+            "SELECT seq FROM audit WHERE action = 'recording_erased' AND subject = $1",
+            recording_id,
+        )
+        later = await db.fetch(
+            "SELECT action FROM audit WHERE seq > $1 AND (subject = $2 OR details LIKE $3)",
+            erasure,
+            recording_id,
+            f"%{recording_id}%",
+        )
+        assert [row["action"] for row in later] == []

@@ -19,7 +19,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tandem.hub import RECORDING_PURGE_SECONDS
+from tandem.config import Settings
 from tandem.recordings import read_container
 from tests.conftest import ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
@@ -128,7 +128,7 @@ async def test_back_to_back_playbacks_never_hold_an_expired_recording_from_its_p
             assert header["recording_id"] == held_id and got[: len(frames)] == frames
             assert set(after_expiry) == {404}, after_expiry
             # Its next run erases it: held by none now, and taken by no playback since.
-            other.clock.advance(RECORDING_PURGE_SECONDS)
+            other.clock.advance(Settings().recording_purge_seconds)
 
             async def held_purged() -> bool:
                 return await expired_record(db, held_id)

@@ -295,6 +295,41 @@ def test_the_command_refuses_to_report_settings_the_server_does_not_run_with(
     assert timeouts["status"] == "fail"  # 30 minutes idle: more than PCI DSS allows
 
 
+def test_the_command_refuses_a_recordings_purge_and_training_interval_the_server_lacks(
+    server_factory: ServerFactory,
+) -> None:
+    """The lie: the server purges expired recordings every two days (the retention item fails
+    past one) and re-trains every ten years (PCI DSS asks one), but the command, run from a
+    shell without those variables, read its own defaults and passed both items: neither
+    setting was among those the server notes. Now it refuses to report other ones."""
+    days = str(2 * 86400)
+    server = server_factory(
+        seed=two_organisations,
+        recording_purge_seconds=float(days),
+        max_recording_overdue_seconds=float(days),
+        training_interval_days=3650,
+    )
+    shell = {"PATH": "/usr/bin:/bin", "TANDEM_DATA_DIR": str(server.settings.data_dir)}
+    check = ["compliance", "check", "--profile", "pci-dss", "--format", "json"]
+    lied = tandem_in_process(*check, env=shell)
+    assert lied.returncode == 2, lied.stdout + lied.stderr
+    assert f"recording_purge_seconds: here 60.0, the server {days}.0" in lied.stderr
+    assert "training_interval_days: here 365, the server 3650" in lied.stderr
+    told = tandem_in_process(
+        *check,
+        env={
+            **shell,
+            "TANDEM_RECORDING_PURGE_SECONDS": days,
+            "TANDEM_MAX_RECORDING_OVERDUE_SECONDS": days,
+            "TANDEM_TRAINING_INTERVAL_DAYS": "3650",
+        },
+    )
+    assert told.returncode in (0, 1), told.stderr
+    items = {r["requirement"]: r for r in json.loads(told.stdout)["results"]}
+    assert items["retention"]["status"] == "fail", items["retention"]
+    assert items["training"]["status"] == "fail", items["training"]
+
+
 def test_the_report_checks_the_policy_the_server_hands_out_not_the_file_edited_since(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ from tandem.config import Settings
 from tandem.crypto import SecretBox
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError
+from tandem.server import services as services_module
 from tandem.server.services import register_allowed_origins
 from tandem.storage.base import SiteRecord
 from tests.conftest import (
@@ -650,6 +651,41 @@ async def test_two_servers_starting_at_once_with_one_allowed_origin_both_start(
         held = await first.storage.site_for_origin(origin)
         assert held is not None and held.org_id == "default"
         assert [s.origin for s in await first.storage.all_sites()].count(origin) == 1
+
+
+@pytest.mark.parametrize(("attempts", "starts"), [(3, False), (4, True), (None, False)])
+async def test_the_start_tries_an_allowed_origin_allow_origin_attempts_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attempts: int | None, starts: bool
+) -> None:
+    """``allow_origin_attempts`` (a code constant of 3 before) bounds the start-up's tries at an
+    --allow-origin origin while other writers keep getting in the way (here: the first three
+    tries each refused by the database, as when servers starting beside it add the origin's
+    site first and then lose it): 3 tries give up with the conflict, 4 hold the origin; the
+    default is 3."""
+    origin = "https://shop.example"
+    settings = Settings.load(
+        environ={}, data_dir=tmp_path, allow_origins=(origin,), allow_origin_attempts=attempts
+    )
+    real_hold = services_module._hold_allowed_origin
+    tries: list[str] = []
+
+    async def crowded(directory: Directory, held: str) -> None:
+        tries.append(held)
+        if len(tries) <= 3:
+            raise ConflictError("another server got in the way")
+        await real_hold(directory, held)
+
+    monkeypatch.setattr(services_module, "_hold_allowed_origin", crowded)
+    async with offline(settings) as directory:
+        if starts:
+            await register_allowed_origins(directory, settings)
+            held = await directory.storage.site_for_origin(origin)
+            assert held is not None and held.org_id == "default"
+        else:
+            with pytest.raises(ConflictError):
+                await register_allowed_origins(directory, settings)
+            assert await directory.storage.site_for_origin(origin) is None
+    assert len(tries) == (4 if starts else 3)
 
 
 async def test_a_site_name_that_rebinds_to_loopback_after_the_check_is_not_connected_to(

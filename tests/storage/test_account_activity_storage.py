@@ -170,6 +170,30 @@ async def test_a_flood_of_sign_ins_does_not_push_the_accounts_own_changes_out(
     ]
 
 
+async def test_a_flood_of_password_changes_does_not_push_a_claim_out(storage: Storage) -> None:
+    """The admin who chose the temporary password claims it (its record names the chooser), then
+    changes the password again and again in the account's name: the claim stays among the
+    newest, counted apart from the other changes; as does one whose chooser no version kept. A
+    value that spells the detail's name is no claim."""
+    log = AuditLog(storage, KEY)
+    await account(storage, "alice")
+    await log.record(
+        1.0, "password_changed", actor="alice", org="default", temporary_chosen_by=None
+    )
+    await log.record(
+        2.0, "password_changed", actor="alice", org="default", temporary_chosen_by="ada"
+    )
+    for i in range(2 * auth.MAX_ACCOUNT_ACTIVITY):
+        ip = '"temporary_chosen_by"' if i % 2 else "10.0.0.1"
+        await log.record(10.0 + i, "password_changed", actor="alice", org="default", ip=ip)
+    shown = await auth.account_activity(storage, agent("alice"), 1000.0, 30)
+    assert len(shown) == auth.MAX_ACCOUNT_ACTIVITY + 2
+    assert [r.details for r in shown[-2:]] == [
+        {"temporary_chosen_by": "ada"},
+        {"temporary_chosen_by": None},
+    ]
+
+
 async def test_a_flood_of_one_change_does_not_push_another_change_out(storage: Storage) -> None:
     """An admin resets the agent's password and signs in as the agent, then changes the agent's
     role back and forth (or disables and enables it) until the reset is older than the newest 50

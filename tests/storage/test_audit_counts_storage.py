@@ -53,3 +53,18 @@ def test_counts_whose_write_failed_are_kept_for_the_next_try() -> None:
 def test_the_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EventCounts(0.0)
+
+
+async def test_a_page_of_counts_never_cuts_an_interval_in_two(storage: Storage) -> None:
+    """Review of ``max_audit_page`` (10 allowed): ``GET /api/audit/counts`` pages by ``since``
+    only, and a page that ended inside an interval (its kinds counted by several servers) left
+    the rest of that interval where no ``since`` reaches: asked again from the interval, the
+    same rows; from after it, the next. A page now ends with its last interval whole."""
+    kinds = ["customer_refused", "customer_token_rejected", "origin_refused", "code_refused"]
+    nodes = ["n1", "n2", "n3"]
+    rows = [AuditCount(60.0, kind, "acme", node, 1, "") for kind in kinds for node in nodes]
+    await storage.add_audit_counts([*rows, AuditCount(120.0, kinds[0], "acme", "n1", 1, "")])
+    page = await storage.audit_counts(0.0, of_org("acme"), limit=10)
+    assert sorted((r.action, r.node) for r in page) == sorted((r.action, r.node) for r in rows)
+    after = await storage.audit_counts(page[-1].bucket + 1e-3, of_org("acme"), limit=10)
+    assert [(r.bucket, r.action) for r in after] == [(120.0, kinds[0])]

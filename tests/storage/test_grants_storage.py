@@ -203,7 +203,7 @@ async def test_a_grant_changes_or_deletes_no_other_organisations_user_or_site_by
     with pytest.raises(NotFoundError, match="bea"):
         await two.set_user_teams(A, "bea", ("claims",))
     with pytest.raises(NotFoundError, match="bea"):
-        await two.set_password(A, "bea", "attackers-hash", True)
+        await two.set_password(A, "bea", "attackers-hash", True, at=1.0, chosen_by=None)
     assert not await two.set_second_factor(A, "bea", "attackers-seed", ("c",))
     assert not await two.set_oidc_identity(A, "bea", '["acme","https://i","sub"]')
     assert not await two.delete_user(A, "bea")
@@ -222,7 +222,7 @@ async def test_a_grant_changes_or_deletes_no_other_organisations_user_or_site_by
     assert await two.get_site("shop") is not None
     # B's own grant still reaches them.
     assert await two.update_user(B, "bea", role="supervisor", display_name="Bea")
-    assert await two.set_password(B, "bea", "h2", False) == 0
+    assert await two.set_password(B, "bea", "h2", False, at=1.0, chosen_by=None) == 0
     assert await two.delete_site(B, "shop") and await two.delete_user(B, "bea")
 
 

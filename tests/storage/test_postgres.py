@@ -454,7 +454,7 @@ async def test_enabling_a_second_factor_after_a_password_change_writes_nothing(
     password, whose sign-in the change ended) neither turns its seed on nor opens a sign-in."""
     await storage.add_user(*owned(UserRecord("u", "u", "agent", "old", 0.0, org_id="default")))
     await storage.set_pending_second_factor("u", "attackers-seed")
-    await storage.set_password(of_org("default"), "u", "new", False)
+    await storage.set_password(of_org("default"), "u", "new", False, at=1.0, chosen_by=None)
     new = LoginRecord("u1", "u", 100.0, 1.0, "password+totp")
     assert not await storage.enable_second_factor("u", "attackers-seed", ("c",), 7, new, "old")
     got = await storage.get_user("u")
@@ -470,7 +470,9 @@ async def test_a_new_password_ends_every_sign_in_of_its_account_and_no_other(
         await storage.add_user(*owned(UserRecord(name, name, "agent", "h", 0.0, org_id="default")))
     for token, name in (("u1", "u"), ("u2", "u"), ("v1", "v")):
         await storage.add_login(LoginRecord(token, name, 100.0))
-    assert await storage.set_password(of_org("default"), "u", "h2", True) == 2
+    assert (
+        await storage.set_password(of_org("default"), "u", "h2", True, at=1.0, chosen_by=None) == 2
+    )
     assert await storage.get_login("u1") is None and await storage.get_login("u2") is None
     assert await storage.get_login("v1") is not None
     changed = await storage.get_user("u")
@@ -489,7 +491,7 @@ async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
     assert found.oidc_identity == '["default","https://i","sub-1"]'
     assert await storage.set_oidc_identity(of_org("default"), "u", None)
     assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
-    await storage.set_password(of_org("default"), "u", "h2", True)
+    await storage.set_password(of_org("default"), "u", "h2", True, at=1.0, chosen_by=None)
     changed = await storage.get_user("u")
     assert changed is not None and changed.password_hash == "h2"
     assert changed.password_change_required
@@ -595,12 +597,40 @@ async def test_a_password_change_over_a_password_changed_since_writes_nothing(
     change replaced it (checked against the same one at the same moment), it writes nothing and
     ends no sign-in."""
     await storage.add_user(*owned(UserRecord("u", "u", "agent", "h0", 0.0, org_id="default")))
-    assert await storage.set_password(of_org("default"), "u", "h1", False, replacing="h0") == 0
+    assert (
+        await storage.set_password(
+            of_org("default"), "u", "h1", False, at=1.0, chosen_by=None, replacing="h0"
+        )
+        == 0
+    )
     await storage.add_login(LoginRecord("u1", "u", 100.0))
     with pytest.raises(ConflictError):
-        await storage.set_password(of_org("default"), "u", "h2", False, replacing="h0")
+        await storage.set_password(
+            of_org("default"), "u", "h2", False, at=1.0, chosen_by=None, replacing="h0"
+        )
     got = await storage.get_user("u")
     assert got is not None and got.password_hash == "h1"
     assert await storage.get_login("u1") is not None
     with pytest.raises(NotFoundError):
-        await storage.set_password(of_org("default"), "nobody", "h2", False, replacing="h0")
+        await storage.set_password(
+            of_org("default"), "nobody", "h2", False, at=1.0, chosen_by=None, replacing="h0"
+        )
+
+
+async def test_the_pool_holds_database_pool_size_connections(
+    migrated_schema: str, tmp_path: Path
+) -> None:
+    """The pool had ten connections whatever the settings: its size is ``database_pool_size``
+    now (validated against the readers that may each hold one: tests/test_config.py)."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"{PG_DSN}?search_path={migrated_schema}",
+        database_pool_size=3,
+        max_recording_downloads=1,
+        recheck_concurrency=2,
+    )
+    storage = await open_storage(settings)
+    try:
+        assert storage._pool.get_max_size() == 3
+    finally:
+        await storage.close()

@@ -4,17 +4,24 @@ upgrade of a database from the schema before recordings."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.util.concurrency import await_
 
-from tandem.exceptions import ConflictError, NotFoundError
+from tandem.access import Principal
+from tandem.config import Settings
+from tandem.exceptions import ConflictError, NotFoundError, StorageError
 from tandem.recordings import Recordings
+from tandem.storage import open_storage
 from tandem.storage.base import (
-    MAX_RETENTION_CLOCK_SKEW_SECONDS,
     HoldRecord,
     OrgRecord,
     RecordingRecord,
@@ -25,7 +32,14 @@ from tandem.storage.migrations.legacy import (
     POSTGRES_MIGRATIONS,
     SQLITE_MIGRATIONS,
 )
-from tandem.storage.sql import SQLStorage
+from tandem.storage.sql import (
+    EVERY_RECORDING,
+    GATE_BUDGET,
+    MANY_READ,
+    RECORDING_GATE_CLASS,
+    SQLStorage,
+    _gate_key,
+)
 from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
@@ -447,7 +461,7 @@ async def test_a_server_whose_clock_is_behind_plays_nothing_a_purge_found_expire
     of the cluster whose clock is behind went on playing it, and giving it out in customers'
     exports, for as long as its clock was behind (its back-to-back playbacks holding it from
     the next purge meanwhile). The purges' clock is the least any reader goes by now, up to
-    MAX_RETENTION_CLOCK_SKEW_SECONDS ahead of the reader's own (one far ahead, a server's
+    max_retention_clock_skew_seconds ahead of the reader's own (one far ahead, a server's
     clock set wrong, would otherwise refuse every recording for as long)."""
     await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
     await storage.record_session_start(of_org("acme"), "s-r1", 10.0, "demo")
@@ -473,7 +487,7 @@ async def test_a_server_whose_clock_is_behind_plays_nothing_a_purge_found_expire
     assert [r.recording_id for r in purged] == ["r1"]
     await storage.delete_hold(of_org("acme"), "recording", "r2")
     r2_expiry = expiry + DAY
-    far = r2_expiry - MAX_RETENTION_CLOCK_SKEW_SECONDS - 10
+    far = r2_expiry - storage.retention_clock_skew - 10
     assert await storage.read_recording("r2", now=far) is not None
     assert await storage.read_recording("r2", now=far + 20) is None
 
@@ -495,3 +509,480 @@ async def test_a_retention_shortened_while_a_recording_is_kept_refuses_it_at_onc
     assert await storage.read_recording("r1", now=now) is not None
     await storage.update_org(*owned(OrgRecord("acme", "Acme", 0.0, retention_days=1)))
     assert [r.recording_id for r in await storage.purge_recordings(now)] == ["r1"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_the_retention_clock_skew_setting_bounds_how_far_the_purges_clock_is_believed(
+    backend: str, tmp_path: Path
+) -> None:
+    """``max_retention_clock_skew_seconds`` (TANDEM_MAX_RETENTION_CLOCK_SKEW_SECONDS) reaches
+    the storage a server opens: a purge ran with a clock 2 minutes ahead of this server's,
+    past a recording's retention; by default (an hour) this server refuses the recording;
+    set to a minute, it believes the purge only a minute ahead and still plays it."""
+
+    async def judged(skew: str | None, schema: str | None) -> bool:
+        environ = {} if skew is None else {"TANDEM_MAX_RETENTION_CLOCK_SKEW_SECONDS": skew}
+        url = f"{PG_DSN}?search_path={schema}" if schema else None
+        settings = Settings.load(environ=environ, data_dir=tmp_path / "data", database_url=url)
+        storage = await open_storage(settings)
+        try:
+            if await storage.get_recording("r1") is None:
+                await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+                await storage.add_recording(*owned(recording("r1", "acme", 990.0)))
+                await storage.end_recording("r1", 1000.0, "stopped")
+                held = HoldRecord("acme", "recording", "r1", "case", "ada", 30.0)
+                assert await storage.put_hold(of_org("acme"), held)
+                # The purge's clock, past the retention (the hold keeps the recording).
+                assert await storage.purge_recordings(1000.0 + DAY + 60) == []
+                await storage.delete_hold(of_org("acme"), "recording", "r1")
+            mine = 1000.0 + DAY - 60  # this server's clock: 2 minutes behind the purge's
+            return await storage.read_recording("r1", now=mine) is not None
+        finally:
+            await storage.close()
+
+    async with contextlib.AsyncExitStack() as stack:
+        schema = None
+        if backend == "postgres":
+            schema = await stack.enter_async_context(fresh_schema(migrated=True))
+        assert not await judged(None, schema)  # the default: an hour ahead believed
+        assert not await judged("3600", schema)
+        assert await judged("60", schema)  # a minute: the purge's clock believed only so far
+        assert await judged("0", schema)  # this server's own clock alone
+
+
+async def test_the_list_of_recordings_leaves_out_those_past_their_retention(
+    storage: Storage,
+) -> None:
+    """Found by the third recordings review (left then): a recording past its retention (no
+    legal hold) was refused for playback, download and export, but the console's list (and
+    ``GET /api/recordings/{id}``) still showed who recorded whom, when, on which site, until the
+    purge erased it. It is left out of the list and looked up as erased (404) from the moment
+    its retention ends, as its content is, by the purges' clock too when that is ahead; a
+    running one, one within its retention and one under a legal hold are listed."""
+    now = [1000.0 + DAY]
+    recordings = Recordings(storage, _unrecorded, clock=lambda: now[0])
+    auditor = Principal(username="aud", display_name="Aud", role="auditor", org="acme")
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    for recording_id, ended_at in (("r-old", 1000.0), ("r-held", 1000.0), ("r-new", 2000.0)):
+        await storage.add_recording(*owned(recording(recording_id, "acme", ended_at - 10)))
+        await storage.end_recording(recording_id, ended_at, "stopped")
+    await storage.add_recording(*owned(recording("r-live", "acme", 5.0)))
+    held = HoldRecord("acme", "recording", "r-held", "case", "ada", 30.0)
+    assert await storage.put_hold(of_org("acme"), held)
+
+    async def listed() -> set[str]:
+        return {r.recording_id for r in await recordings.list(auditor)}
+
+    everything = {"r-old", "r-held", "r-new", "r-live"}
+    assert await listed() == everything  # r-old's last moment
+    assert (await recordings.get(auditor, "r-old")).recording_id == "r-old"
+    now[0] += 1
+    assert await listed() == everything - {"r-old"}
+    with pytest.raises(NotFoundError):
+        await recordings.get(auditor, "r-old")
+    assert await storage.get_recording("r-old") is not None  # not purged yet: left out
+    assert (await recordings.get(auditor, "r-held")).recording_id == "r-held"
+    # A purge whose clock is ahead found r-new expired (held then, the hold lifted since):
+    # a server whose clock is behind lists it no more either.
+    held = HoldRecord("acme", "recording", "r-new", "case", "ada", 30.0)
+    assert await storage.put_hold(of_org("acme"), held)
+    purged = await storage.purge_recordings(2000.0 + DAY + 60)
+    assert [r.recording_id for r in purged] == ["r-old"]
+    await storage.delete_hold(of_org("acme"), "recording", "r-new")
+    now[0] = 2000.0 + DAY - 60
+    assert await listed() == {"r-held", "r-live"}
+    with pytest.raises(NotFoundError):
+        await recordings.get(auditor, "r-new")
+
+
+async def _unrecorded(*args: object, **fields: object) -> None:
+    """Records nothing (the list and the look-up of a recording record nothing)."""
+
+
+@pytest.mark.parametrize("erasure", ["recording", "subject"])
+async def test_an_erasure_among_back_to_back_playbacks_is_done_in_turn(
+    erasure: str, storage: Storage
+) -> None:
+    """Three auditors' consoles play one recording back to back while an admin erases it (or
+    its customer): the erasure is done (on PostgreSQL the gates queue it behind only the reads
+    under way when it asked: row locks alone let every later reader in ahead of it, until its
+    database timeout; on SQLite storage calls run one at a time, in turn), and no read begun
+    after it returned gives anything out. (Three readers seldom keep a row locked without a
+    gap, so this passed before the gates too: what shows the queue is
+    tests/server/test_recording_lock_races.py::test_a_playback_begun_while_an_erasure_waits_never_goes_ahead_of_it.)"""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=30))
+    await storage.record_session_start(of_org("acme"), "s-r1", 10.0, "demo")
+    await storage.add_recording(*owned(recording("r1", "acme")))
+    await storage.append_recording_frames("r1", 0, [b"one", b"two"])
+    await storage.end_recording("r1", 1000.0, "stopped")
+    await storage.record_session_end("s-r1", 1000.0, "customer_left", "Alice")
+    going, erased = asyncio.Event(), asyncio.Event()
+    reads: list[tuple[bool, bool]] = []  # (begun after the erasure returned, given out)
+
+    async def replaying() -> None:
+        while not erased.is_set() or len(reads) < 12:
+            after = erased.is_set()
+            got = await storage.read_recording("r1", now=2000.0)
+            assert got is None or got[1] == [b"one", b"two"]
+            reads.append((after, got is not None))
+            if len(reads) >= 6:
+                going.set()
+
+    players = [asyncio.create_task(replaying()) for _ in range(3)]
+    try:
+        await going.wait()  # the playbacks are going
+        if erasure == "recording":
+            assert await storage.delete_recording("r1")
+        else:
+            done = await storage.erase_subject(of_org("acme"), "s-r1", ["s-r1"])
+            assert done.recordings == ("r1",)
+        erased.set()
+    finally:
+        erased.set()
+        await asyncio.gather(*players)
+    assert any(given for after, given in reads if not after)
+    assert not [given for after, given in reads if after and given]
+    assert await storage.get_recording("r1") is None
+
+
+async def _recordings_beyond_the_lock_table(db: asyncpg.Connection, count: int = 0) -> int:
+    """Copies of recording ``r0`` (its session, its organisation), ``count`` of them, or as
+    many as three times the database's lock table holds (``max_locks_per_transaction`` for each
+    connection it allows: a transaction taking one advisory lock each runs out of shared memory
+    well before); how many recordings there are now."""
+    if not count:
+        room = await db.fetchval(
+            "SELECT current_setting('max_locks_per_transaction')::int"
+            " * (current_setting('max_connections')::int"
+            " + current_setting('max_prepared_transactions')::int)"
+        )
+        count = 3 * int(room)
+    columns = [
+        str(row[0])
+        for row in await db.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = 'recordings'"
+            " ORDER BY ordinal_position"
+        )
+    ]
+    chosen = ", ".join("'r' || g" if c == "recording_id" else f'r."{c}"' for c in columns)
+    named = ", ".join(f'"{c}"' for c in columns)
+    await db.execute(
+        f"INSERT INTO recordings ({named}) SELECT {chosen} FROM recordings r,"
+        f" generate_series(1, {count}) g WHERE r.recording_id = 'r0'"
+    )
+    return int(await db.fetchval("SELECT count(*) FROM recordings"))
+
+
+@pytest.mark.parametrize("reader", ["erasure", "export"])
+async def test_a_customer_with_more_recordings_than_the_lock_table_holds_is_erased_and_exported(
+    reader: str,
+) -> None:
+    """Found by the review of the recordings' gates (PostgreSQL advisory locks): the erasure of
+    a customer took one exclusive gate per recording, and their export one shared gate per
+    recording it held or listed, each an entry of PostgreSQL's shared lock table
+    (``max_locks_per_transaction`` times the connections, 6 400 by default): a customer
+    recorded more often than that (a shared account, years of sessions) could not be erased,
+    nor exported (*out of shared memory*, 503, at every try), and while it tried, every other
+    transaction of the cluster needing a lock could fail the same way. A transaction takes at
+    most GATE_BUDGET gates and two wide locks now, whatever the number of recordings
+    (``test_a_transaction_takes_at_most_its_budget_of_gates``)."""
+    async with fresh_schema(migrated=True) as schema:
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        try:
+            await store.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=30))
+            await store.record_session_start(of_org("acme"), "s-r0", 10.0, "demo")
+            await store.add_recording(*owned(recording("r0", "acme")))
+            await store.append_recording_frames("r0", 0, [b"one"])
+            await store.end_recording("r0", 1000.0, "stopped")
+            await store.record_session_end("s-r0", 1000.0, "customer_left", "Alice")
+            count = await _recordings_beyond_the_lock_table(db)
+            if reader == "erasure":
+                done = await store.erase_subject(of_org("acme"), "s-r0", ["s-r0"])
+                assert len(done.recordings) == count
+                assert await db.fetchval("SELECT count(*) FROM recordings") == 0
+            else:
+                ids = [str(r[0]) for r in await db.fetch("SELECT recording_id FROM recordings")]
+                read = await store.read_for_export(["s-r0"], ["r0"], listed_ids=ids)
+                assert read is not None and read.frames == [[b"one"]]
+        finally:
+            await db.close()
+            await store.close()
+
+
+async def test_a_reader_whose_server_stops_mid_read_holds_no_erasure_for_ever() -> None:
+    """Found by the review of the recordings' gates: a server that stops in the middle of a
+    playback's transaction, its connection left open (a paused container or VM, a process
+    stopped, a network partition PostgreSQL only notices after TCP keep-alive's two hours),
+    held the recording's gate and row for as long: every erasure of it failed after its
+    database timeout (503, again at every try), and each playback asked while one waited
+    queued behind it. PostgreSQL now ends such a transaction once it has waited for its
+    client twice as long as one statement may take (``idle_in_transaction_session_timeout``,
+    twice the reader's ``database_timeout_seconds``): the erasure, waiting longer, goes
+    through, and the stopped reader, when it goes on, fails and gives out nothing."""
+    async with fresh_schema(migrated=True) as schema:
+        reader = await SQLStorage.connect(PG_DSN, schema=schema, timeout=1.0)
+        eraser = await SQLStorage.connect(PG_DSN, schema=schema, timeout=10.0)
+        db = await pg_connect(schema)
+        try:
+            await eraser.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=30))
+            await eraser.add_recording(*owned(recording("r1", "acme")))
+            await eraser.append_recording_frames("r1", 0, [b"one"])
+            await eraser.end_recording("r1", 1000.0, "stopped")
+            stopped, resumed = asyncio.Event(), asyncio.Event()
+            gate = reader._recording_gate
+
+            def stopping(*args: object, **kwargs: object) -> None:
+                gate(*args, **kwargs)  # type: ignore[arg-type]
+                stopped.set()
+                await_(resumed.wait())  # the server stops here, its transaction open
+
+            reader._recording_gate = stopping  # type: ignore[assignment,method-assign]
+            reading = asyncio.create_task(reader.read_recording("r1", now=2000.0))
+            await stopped.wait()
+            assert await db.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            )
+            assert await eraser.delete_recording("r1")  # failed: StorageError after 10 s
+            resumed.set()
+            with pytest.raises(StorageError):
+                await reading
+            assert await eraser.get_recording("r1") is None
+        finally:
+            resumed.set()
+            await db.close()
+            await reader.close()
+            await eraser.close()
+
+
+class Gated:
+    """A storage's gates, watched: the backend of the transaction that takes them (its pid), and
+    with ``pause``, that transaction stopped right after taking them, its locks held, until
+    :attr:`resumed` is set."""
+
+    def __init__(self, store: SQLStorage, *, pause: bool) -> None:
+        self.asked, self.stopped, self.resumed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.pid = 0
+        gate = store._recording_gate
+
+        def watched(db: Any, recording_ids: Any, *, exclusive: bool) -> None:
+            self.pid = int(db.execute(sa.select(sa.func.pg_backend_pid())).rows[0][0])
+            self.asked.set()
+            gate(db, recording_ids, exclusive=exclusive)
+            if pause:
+                self.stopped.set()
+                await_(self.resumed.wait())
+
+        store._recording_gate = watched  # type: ignore[assignment,method-assign]
+
+    async def locks(self, db: asyncpg.Connection, *, granted: bool = True) -> set[tuple[int, str]]:
+        rows = await db.fetch(
+            "SELECT objid, mode FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
+            " AND pid = $2 AND granted = $3",
+            RECORDING_GATE_CLASS,
+            self.pid,
+            granted,
+        )
+        return {(int(row[0]), str(row[1])) for row in rows}
+
+
+async def _many_recordings(store: SQLStorage, db: asyncpg.Connection) -> list[str]:
+    """Recording ``r0`` of customer session ``s-r0`` and copies of it: more gates' worth than a
+    transaction takes one by one (:data:`GATE_BUDGET`); their ids."""
+    await store.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=30))
+    await store.record_session_start(of_org("acme"), "s-r0", 10.0, "demo")
+    await store.add_recording(*owned(recording("r0", "acme")))
+    await store.append_recording_frames("r0", 0, [b"one"])
+    await store.end_recording("r0", 1000.0, "stopped")
+    await store.record_session_end("s-r0", 1000.0, "customer_left", "Alice")
+    await _recordings_beyond_the_lock_table(db, 4 * GATE_BUDGET)
+    ids = sorted(str(row[0]) for row in await db.fetch("SELECT recording_id FROM recordings"))
+    assert len({_gate_key(i) for i in ids}) > GATE_BUDGET
+    return ids
+
+
+@pytest.mark.parametrize("reader", ["erasure", "export"])
+async def test_a_transaction_takes_at_most_its_budget_of_gates(reader: str) -> None:
+    """Found by review: with the recordings' 1 024 gates shared, a customer's erasure or export
+    still took a gate for each of their recordings' keys, up to 1 024 entries of PostgreSQL's
+    shared lock table (``max_locks_per_transaction``, 64 by default, times the connections, for
+    the whole cluster): a few large customers erased or exported at once filled it, and every
+    other transaction of the cluster needing a lock failed (*out of shared memory*) while they
+    ran. One naming more than GATE_BUDGET gates now takes a wide lock instead."""
+    async with fresh_schema(migrated=True) as schema:
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        gated = Gated(store, pause=True)
+        try:
+            ids = await _many_recordings(store, db)
+            if reader == "erasure":
+                task = asyncio.create_task(store.erase_subject(of_org("acme"), "s-r0", ["s-r0"]))
+                expected = {(EVERY_RECORDING, "ExclusiveLock")}
+            else:
+                task = asyncio.create_task(store.read_for_export(["s-r0"], ["r0"], listed_ids=ids))
+                expected = {(EVERY_RECORDING, "ShareLock"), (MANY_READ, "ShareLock")}
+            await gated.stopped.wait()
+            assert await gated.locks(db) == expected
+            gated.resumed.set()
+            if reader == "erasure":
+                assert len((await task).recordings) == len(ids)
+                assert await db.fetchval("SELECT count(*) FROM recordings") == 0
+            else:
+                read = await task
+                assert read is not None and read.frames == [[b"one"]]
+        finally:
+            gated.resumed.set()
+            await db.close()
+            await store.close()
+
+
+# (what is held first, what comes second and must wait for it, what the second then finds)
+QUEUED = [
+    ("export of many", "erasure of one of them", "erased after the export"),
+    ("erasure of one", "export of many", "the export finds it gone"),
+    ("erasure of many", "playback of one of them", "the playback finds it gone"),
+    ("playback of one", "erasure of many", "erased after the playback"),
+    ("erasure of one", "playback of it", "the playback finds it gone"),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "found"), QUEUED)
+async def test_readers_and_erasures_of_many_recordings_queue_behind_each_other(
+    first: str, second: str, found: str
+) -> None:
+    """The wide locks keep the gates' promise: an erasure waits for every reader of what it
+    erases, and a reader asked after an erasure waits for it and finds what it erased gone,
+    whichever of the two names more recordings than GATE_BUDGET gates."""
+    async with fresh_schema(migrated=True) as schema:
+        one = await SQLStorage.connect(PG_DSN, schema=schema)
+        other = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        held, waiting = Gated(one, pause=True), Gated(other, pause=False)
+        try:
+            ids = await _many_recordings(one, db)
+            target = ids[len(ids) // 2]
+
+            def run(store: SQLStorage, what: str) -> asyncio.Task[Any]:
+                calls = {
+                    "export of many": lambda: store.read_for_export(
+                        ["s-r0"], ["r0"], listed_ids=ids
+                    ),
+                    "erasure of one": lambda: store.delete_recording(target),
+                    "erasure of one of them": lambda: store.delete_recording(target),
+                    "erasure of many": lambda: store.erase_subject(
+                        of_org("acme"), "s-r0", ["s-r0"]
+                    ),
+                    "playback of one": lambda: store.read_recording(target, now=2000.0),
+                    "playback of one of them": lambda: store.read_recording(target, now=2000.0),
+                    "playback of it": lambda: store.read_recording(target, now=2000.0),
+                }
+                return asyncio.create_task(calls[what]())
+
+            before = run(one, first)
+            await held.stopped.wait()
+            after = run(other, second)
+            await waiting.asked.wait()
+            while not await waiting.locks(db, granted=False):  # queued behind the first
+                assert not after.done(), await after
+                await asyncio.sleep(0.01)  # polling PostgreSQL's view of the queue
+            assert not after.done()
+            held.resumed.set()
+            first_result, second_result = await before, await after
+            if found.startswith("erased after"):
+                assert first_result is not None
+                assert second_result
+                assert await one.get_recording(target) is None
+            else:
+                assert first_result
+                assert second_result is None  # nothing read of what was erased
+        finally:
+            held.resumed.set()
+            await db.close()
+            await one.close()
+            await other.close()
+
+
+def _as_before_the_wide_locks(store: SQLStorage) -> None:
+    """``store`` takes the recordings' gates as a server of the version before the wide locks
+    did (a cluster mid-upgrade): a gate per key, however many, and no wide lock."""
+
+    def gate(db: Any, recording_ids: Any, *, exclusive: bool) -> None:
+        lock = sa.func.pg_advisory_xact_lock if exclusive else sa.func.pg_advisory_xact_lock_shared
+        for key in sorted({_gate_key(recording_id) for recording_id in recording_ids}):
+            db.execute(sa.select(lock(sa.literal(RECORDING_GATE_CLASS), sa.literal(key))))
+
+    store._recording_gate = gate  # type: ignore[assignment,method-assign]
+
+
+# (the old server's, held once it took its gates; the new server's, which goes ahead of it)
+MIXED = [
+    ("playback of one", "erasure of many"),
+    ("erasure of many", "export of many"),
+    ("erasure of many", "playback of one"),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), MIXED)
+async def test_servers_before_and_after_the_wide_locks_never_read_what_was_erased(
+    old: str, new: str
+) -> None:
+    """Review (a cluster mid-upgrade): a server of the version before takes only gates, one
+    after takes a wide lock for many, and the two share no lock: the new one's transaction is
+    not queued behind the old one's (the gates' order is lost while both versions run; a reader
+    of few takes the same gates on both, and is queued). What
+    is read and erased stays right: the rows' own locks (a reader's key share lock, which the
+    erasure's DELETE waits for) keep a reader from what an erasure deleted, and an erasure
+    from a recording under a read, whichever server each runs on."""
+    async with fresh_schema(migrated=True) as schema:
+        before_upgrade = await SQLStorage.connect(PG_DSN, schema=schema)
+        upgraded = await SQLStorage.connect(PG_DSN, schema=schema)
+        db = await pg_connect(schema)
+        _as_before_the_wide_locks(before_upgrade)
+        held, waiting = Gated(before_upgrade, pause=True), Gated(upgraded, pause=False)
+        try:
+            ids = await _many_recordings(before_upgrade, db)
+            target = ids[len(ids) // 2]
+
+            def run(store: SQLStorage, what: str) -> asyncio.Task[Any]:
+                calls = {
+                    "playback of one": lambda: store.read_recording(target, now=2000.0),
+                    "erasure of many": lambda: store.erase_subject(
+                        of_org("acme"), "s-r0", ["s-r0"]
+                    ),
+                    "export of many": lambda: store.read_for_export(
+                        ["s-r0"], ["r0"], listed_ids=ids
+                    ),
+                }
+                return asyncio.create_task(calls[what]())
+
+            first = run(before_upgrade, old)
+            await held.stopped.wait()
+            if new == "playback of one":
+                # A reader of few takes the gates both versions name alike: queued as before.
+                second_task = run(upgraded, new)
+                await waiting.asked.wait()
+                while not await waiting.locks(db, granted=False):
+                    assert not second_task.done(), await second_task
+                    await asyncio.sleep(0.01)  # polling PostgreSQL's view of the queue
+                held.resumed.set()
+                first_result, second = await first, await second_task
+                assert len(first_result.recordings) == len(ids)
+                assert second is None  # the playback finds it gone
+            else:
+                # Not queued behind the old server's gates: done while they are held.
+                second = await run(upgraded, new)
+                held.resumed.set()
+                first_result = await first
+                if old == "playback of one":
+                    assert second and len(second.recordings) == len(ids)
+                    assert first_result is None  # nothing read of what was erased
+                else:
+                    assert second is not None  # read whole before the erasure deleted it
+                    assert len(first_result.recordings) == len(ids)
+            assert await db.fetchval("SELECT count(*) FROM recordings") == 0
+        finally:
+            held.resumed.set()
+            await db.close()
+            await before_upgrade.close()
+            await upgraded.close()

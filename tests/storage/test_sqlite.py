@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,13 @@ from tandem.exceptions import ConfigError, ConflictError, StorageError
 from tandem.storage import open_storage
 from tandem.storage.base import Storage, TakenCode
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
-from tandem.storage.sql import BUSY_SECONDS, SQLStorage, expire_upgrade_copies
+from tandem.storage.sql import (
+    BUSY_SECONDS,
+    SQLStorage,
+    StorageThread,
+    _SQLiteCall,
+    expire_upgrade_copies,
+)
 from tests.grants import of_org
 
 
@@ -217,6 +224,37 @@ def test_a_copy_that_cannot_go_leaves_the_others_going(tmp_path: Path) -> None:
     assert not old.exists() and no_time.exists() and stuck.exists()
 
 
+async def test_a_call_given_up_before_its_turn_is_never_run(tmp_path: Path) -> None:
+    """A storage call cancelled while it waits its turn in the SQLite thread (behind a statement
+    waiting for a locked file) is not run when its turn comes: its caller was told it failed."""
+    from tests.storage.conftest import migrated_sqlite
+
+    path = migrated_sqlite(tmp_path / "db.sqlite3")
+    storage = await SQLStorage.open_sqlite(path)
+    grant = of_org("default")
+    try:
+        shell = sqlite3.connect(path, isolation_level=None)
+        try:
+            shell.execute("BEGIN EXCLUSIVE")
+            first = asyncio.create_task(storage.put_join_code(grant, "d1", "s1", 100.0))
+            while storage._sqlite_call is None:  # in the thread, waiting for the lock
+                await asyncio.sleep(0.01)
+            queued = asyncio.create_task(storage.put_join_code(grant, "d2", "s2", 100.0))
+            assert storage._thread is not None
+            while storage._thread._calls.qsize() == 0:  # handed to the thread, not yet run
+                await asyncio.sleep(0.01)
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        finally:
+            shell.close()  # the lock goes: the first call goes on, then the queue's next
+        await first
+        assert await storage.take_join_code(grant, "d2", 50.0) is None
+        assert await storage.take_join_code(grant, "d1", 50.0) == TakenCode("s1", 100.0)
+    finally:
+        await storage.close()
+
+
 async def test_a_write_given_up_while_the_file_is_locked_never_lands_later(
     tmp_path: Path,
 ) -> None:
@@ -249,3 +287,205 @@ async def test_a_write_given_up_while_the_file_is_locked_never_lands_later(
         assert record is not None and record.node == "old"
     finally:
         await storage.close()
+
+
+async def test_an_audit_append_given_up_while_the_file_is_locked_never_lands_later(
+    tmp_path: Path,
+) -> None:
+    """The hub keeps a record whose append was given up on (its caller cancelled while the file
+    was locked) in the audit backlog, written by the next start: the append itself must not land
+    once the lock goes, or the record is on the trail twice. An append with no anchor due (most
+    of them) is one INSERT, which committed itself when the lock went."""
+    from tests.storage.conftest import migrated_sqlite
+
+    path = migrated_sqlite(tmp_path / "db.sqlite3")
+    storage = await SQLStorage.open_sqlite(path)
+    try:
+        log = AuditLog(storage, bytes(range(32)), anchor_every=1000)
+        await log.record(1.0, "sign_in", actor="first", org="default")
+        shell = sqlite3.connect(path, isolation_level=None)
+        try:
+            shell.execute("BEGIN IMMEDIATE")
+            appending = asyncio.create_task(
+                log.record(2.0, "sign_in", actor="given-up", org="default")
+            )
+            while storage._sqlite_call is None:  # in the thread, waiting for the lock
+                await asyncio.sleep(0.01)
+            appending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await appending
+        finally:
+            shell.close()  # the lock goes: the waiting statement goes on
+        # Queued behind it, so answered once that append is over.
+        assert [r.actor for r in await storage.audit_records()] == ["first"]
+        await log.record(3.0, "sign_in", actor="next", org="default")
+        records = await storage.audit_records()
+        assert [(r.seq, r.actor) for r in records] == [(1, "first"), (2, "next")]
+        assert verify(records, await storage.anchors(), bytes(range(32))).ok
+    finally:
+        await storage.close()
+
+
+async def test_a_work_raising_stopiteration_is_answered_not_left_pending(tmp_path: Path) -> None:
+    """asyncio refuses StopIteration into a future (TypeError, in the loop's callback): the
+    storage call's answer was never set and its caller waited forever."""
+    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    try:
+
+        def work(connection: sqlite3.Connection) -> object:
+            return next(iter(()))
+
+        answer = asyncio.ensure_future(storage._on_sqlite(work))
+        done, _ = await asyncio.wait([answer], timeout=BUSY_SECONDS)
+        assert done, "the storage call was never answered"
+        with pytest.raises(RuntimeError) as raised:
+            answer.result()
+        assert isinstance(raised.value.__cause__, StopIteration)
+        # The thread goes on.
+        await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    finally:
+        await storage.close()
+
+
+async def test_a_call_on_a_closed_storage_is_a_storage_error(tmp_path: Path) -> None:
+    """Not an AssertionError (nor, under ``python -O``, an AttributeError on None)."""
+    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    queued = [
+        asyncio.create_task(storage.put_join_code(of_org("default"), f"d{i}", "s", 100.0))
+        for i in range(5)
+    ]
+    await asyncio.sleep(0)  # each handed to the thread before the close
+    await storage.close()
+    assert await asyncio.gather(*queued) == [None] * 5  # answered, before the connection closed
+    with pytest.raises(StorageError, match="closed"):
+        await storage.put_join_code(of_org("default"), "late", "s", 100.0)
+    await storage.close()  # twice: nothing more to do
+
+
+def test_an_answer_to_a_closed_event_loop_leaves_the_thread_serving() -> None:
+    """A storage call whose event loop closed before its answer (a CLI's asyncio.run over, a
+    test's loop): call_soon_threadsafe raises RuntimeError in the worker thread, which must
+    not end the thread and leave every later call pending."""
+    thread = StorageThread("tandem-sqlite-test")
+    go = threading.Event()
+    ran = threading.Event()
+
+    def slow() -> int:
+        go.wait()
+        ran.set()
+        return 1
+
+    async def hand_over() -> None:
+        thread.run(_SQLiteCall(), slow)
+
+    asyncio.run(hand_over())  # its loop closed, the call still in the thread
+    go.set()
+    assert ran.wait(10)
+
+    async def next_call() -> int:
+        return await asyncio.wait_for(thread.run(_SQLiteCall(), lambda: 42), 10)
+
+    try:
+        assert asyncio.run(next_call()) == 42
+    finally:
+        thread.shutdown()
+
+
+async def test_sqlite_s_chain_head_reads_as_the_former_statement_does(tmp_path: Path) -> None:
+    """SQLite's chain head (by each index's largest key) gives what the former statement (still
+    PostgreSQL's) gives: an empty trail, records with no anchor, two organisations, the last
+    anchor past the last record (written by hand: an odd trail)."""
+    from tandem.storage.sql import _kept_statements, _SQLiteDb
+
+    key = bytes(range(32))
+    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    former, current = _kept_statements(True).chain_head, _kept_statements(False).chain_head
+    assert former is not current
+
+    async def heads() -> list[tuple[object, object]]:
+        def work(connection: sqlite3.Connection) -> list[tuple[object, object]]:
+            db = _SQLiteDb(storage, connection)
+            return [
+                (
+                    [tuple(row) for row in db.execute(former, {"org": org}).rows],
+                    [tuple(row) for row in db.execute(current, {"org": org}).rows],
+                )
+                for org in ("one", "two", "none")
+            ]
+
+        return await storage._on_sqlite(work)
+
+    try:
+        seen = await heads()
+        assert all(old == new == [] for old, new in seen)  # empty: no row
+        log = AuditLog(storage, key, anchor_every=3)
+        for i in range(7):
+            await log.record(1.0 + i, "sign_in", actor=f"u{i}", org="one" if i % 3 else "two")
+            seen = await heads()
+            assert all(old == new and len(new) == 1 for old, new in seen), seen
+        assert seen[0][1][0][2] == 4 and seen[1][1][0][2] == 3 and seen[2][1][0][2] == 0
+        last = (await storage.anchors())[-1]
+
+        def odd(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO audit_anchors (seq, hash, mac) VALUES (?, ?, ?)",
+                (last.seq + 100, "h", "m"),
+            )
+
+        await storage._on_sqlite(odd)
+        seen = await heads()
+        assert all(old == new and new[0][3] == last.seq + 100 for old, new in seen), seen
+    finally:
+        await storage.close()
+
+
+async def test_a_work_s_exception_whose_text_fails_reaches_its_caller(tmp_path: Path) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+        __repr__ = __str__
+
+    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    try:
+
+        def work(connection: sqlite3.Connection) -> None:
+            raise Unprintable()
+
+        with pytest.raises(Unprintable):
+            await storage._on_sqlite(work)
+        await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    finally:
+        await storage.close()
+
+
+async def test_a_close_given_up_on_still_closes_the_connection_and_ends_the_thread(
+    tmp_path: Path,
+) -> None:
+    """A close cancelled while a call ahead of it waits for a locked file (a stop past its
+    deadline): the connection's close was a call of its own, cancelled with it, so it never ran
+    and the thread never ended (an open connection, the thread waiting forever)."""
+    from tests.storage.conftest import migrated_sqlite
+
+    path = migrated_sqlite(tmp_path / "db.sqlite3")
+    storage = await SQLStorage.open_sqlite(path)
+    thread = storage._thread
+    assert thread is not None
+    shell = sqlite3.connect(path, isolation_level=None)
+    try:
+        shell.execute("BEGIN EXCLUSIVE")
+        first = asyncio.create_task(storage.put_join_code(of_org("default"), "d1", "s1", 100.0))
+        while storage._sqlite_call is None:  # in the thread, waiting for the lock
+            await asyncio.sleep(0.01)
+        closing = asyncio.create_task(storage.close())
+        await asyncio.sleep(0)  # its close handed to the thread, behind the first call
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    finally:
+        shell.close()  # the lock goes: the first call goes on, then the close
+    await first
+    await asyncio.to_thread(thread._thread.join, 10)
+    assert not thread._thread.is_alive()
+    # The last connection closed: SQLite checkpointed the write-ahead log and removed it.
+    assert not path.with_name(path.name + "-wal").exists()

@@ -15,13 +15,17 @@ import json
 import logging
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from tandem.config import Settings
 from tandem.exceptions import ConflictError
 from tandem.recordings import read_container
+from tandem.server import compliance_api
 from tandem.storage.base import RecordingRecord, Storage
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import EXPORT_ATTEMPTS, Subjects
@@ -172,6 +176,35 @@ async def test_an_export_whose_customer_keeps_changing_is_refused_after_its_atte
     assert len(calls) == EXPORT_ATTEMPTS
     actions = [r.action for r in await storage.audit_records()]
     assert "subject_exported" not in actions
+
+
+@pytest.mark.parametrize("attempts", ["1", "5"])
+async def test_the_export_attempts_setting_is_how_often_a_changing_customer_is_looked_up(
+    attempts: str, storage: Storage
+) -> None:
+    """``subject_export_attempts`` (TANDEM_SUBJECT_EXPORT_ATTEMPTS) reaches the exports the
+    admin API makes (tandem.server.compliance_api): a customer who changes after every look-up
+    is looked up that many times, then refused (409), nothing given out or recorded."""
+    world = await built(storage)
+    settings = Settings.load(
+        environ={"TANDEM_SUBJECT_EXPORT_ATTEMPTS": attempts}, data_dir=Path("unused")
+    )
+    services = SimpleNamespace(
+        storage=storage,
+        hub=SimpleNamespace(record=world.record, witness=None),
+        clock=world.clock,
+        settings=settings,
+    )
+    subjects = compliance_api._subjects(SimpleNamespace(services=services))  # type: ignore[arg-type]
+
+    async def new_session(n: int) -> None:
+        await world.session(f"s-new-{n}", SUB, "p-first")
+
+    calls = before_the_trail(world, new_session, after=True)
+    with pytest.raises(ConflictError, match="changed while it was exported"):
+        await subjects.export(ADMIN, SUB, by="sub")
+    assert len(calls) == int(attempts)
+    assert "subject_exported" not in [r.action for r in await storage.audit_records()]
 
 
 async def test_a_running_recording_goes_out_as_its_listing_counts_it(storage: Storage) -> None:

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tandem.audit import AuditLog
 from tandem.directory import operator
-from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
+from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage, subject_key
+from tandem.storage.schema import recording_frames, recordings, sessions, subject_sessions
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
 from tests.conftest import migrated_sqlite
@@ -253,3 +255,126 @@ async def test_a_customers_export_tells_them_of_no_legal_hold(storage: Storage, 
     assert "legal holds" in manifest["withheld"]
     exported = [fields for action, fields in records if action == "subject_exported"]
     assert exported[-1]["audit_records"] == manifest["audit_records"] + manifest["reports"]
+
+
+MANY = 33_100
+"""More than a statement may bind: asyncpg refuses more than 32 767 arguments, and SQLite more
+than SQLITE_MAX_VARIABLE_NUMBER (32 766 by default since SQLite 3.32)."""
+SQLITE_DEFAULT_VARIABLES = 32_766
+
+
+async def _many_sessions_of(store: SQLStorage, sub: str, count: int) -> None:
+    """``count`` ended sessions of the customer ``sub``, each with a recording of one frame,
+    written at once: one statement per table (PostgreSQL: COPY)."""
+    ids = [f"s-{n:05}" for n in range(count)]
+    rows: dict[sa.Table, list[dict[str, Any]]] = {
+        sessions: [
+            {
+                "session_id": sid,
+                "created_at": 10.0 + n,
+                "ended_at": 20.0 + n,
+                "end_reason": "customer_left",
+                "agent": "Alice",
+                "org_id": "default",
+                "site_id": "demo",
+                "node": "",
+                "state": "ended",
+            }
+            for n, sid in enumerate(ids)
+        ],
+        subject_sessions: [
+            {
+                "session_id": sid,
+                "org_id": "default",
+                "subject": sub,
+                "pseudonym": "p-many",
+                "subject_key": subject_key(sub),
+            }
+            for sid in ids
+        ],
+        recordings: [
+            {
+                "recording_id": f"r-{sid}",
+                "org_id": "default",
+                "session_id": sid,
+                "site_id": "demo",
+                "agent": "alice",
+                "key_id": "k1",
+                "started_at": 11.0 + n,
+                "ended_at": 19.0 + n,
+                "end_reason": "stopped",
+                "frames": 1,
+                "size": len(sid),
+            }
+            for n, sid in enumerate(ids)
+        ],
+        recording_frames: [
+            {"recording_id": f"r-{sid}", "seq": 0, "data": sid.encode()} for sid in ids
+        ],
+    }
+    if store._postgres:
+        async with store._pool.acquire() as db, db.transaction():
+            for table, each in rows.items():
+                columns = list(each[0])
+                await db.copy_records_to_table(
+                    table.name,
+                    records=[tuple(r[c] for c in columns) for r in each],
+                    columns=columns,
+                )
+        return
+
+    def write(db: Any) -> None:
+        for table, each in rows.items():
+            db.execute(table.insert(), each)
+
+    await store._transaction(write)
+
+
+async def test_a_customer_with_more_sessions_and_recordings_than_a_statement_binds_is_exported_and_erased(  # noqa: E501
+    storage: Storage,
+) -> None:
+    """Found by a review: the export of a customer read their sessions, recordings and trail
+    with one ``IN`` list each, one bound parameter per id, and the erasure deleted with them;
+    past 32 767 ids asyncpg refuses the statement (and SQLite past its build's limit), so a
+    customer with that many recordings could not be exported, nor one with that many sessions
+    erased, at every try: a compliance failure. This SQLite allows more variables than most
+    builds do; the test lowers it to SQLite's default."""
+    assert isinstance(storage, SQLStorage)
+    if not storage._postgres:
+        await storage._on_sqlite(
+            lambda connection: connection.setlimit(
+                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, SQLITE_DEFAULT_VARIABLES
+            )
+        )
+    await _many_sessions_of(storage, CUSTOMER, MANY)
+    records: list[tuple[str, dict[str, Any]]] = []
+    log = AuditLog(storage, b"k" * 32, anchor_every=1000)
+
+    async def record(action: str, **fields: Any) -> None:
+        records.append((action, fields))
+        await log.record(100.0 + MANY, action, **fields)
+
+    subjects = Subjects(storage, record, lambda: 100.0 + MANY)
+    admin = operator("default")
+    _, archive = await subjects.export(admin, CUSTOMER, "sub")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        manifest = json.loads(opened.read("manifest.json"))
+        stored = json.loads(opened.read("sessions.json"))
+        files = [name for name in opened.namelist() if name.startswith("recordings/")]
+    assert manifest["sessions"] == MANY
+    assert len(stored["linked"]) == len(stored["stored"]) == MANY
+    assert len(manifest["recordings"]) == len(files) == MANY
+    assert not manifest["recordings_left_out"]
+
+    erased = await subjects.erase(admin, CUSTOMER, "sub")
+    assert erased["session_records"] == MANY and len(erased["recordings"]) == MANY  # type: ignore[arg-type]
+    assert erased["links"] == MANY
+
+    def counted(db: Any) -> list[int]:
+        return [
+            int(db.execute(sa.select(sa.func.count()).select_from(table)).rows[0][0])
+            for table in (sessions, subject_sessions, recordings, recording_frames)
+        ]
+
+    assert await storage._session(counted) == [0, 0, 0, 0]
+    assert [action for action, _ in records] == ["subject_exported", "subject_erased"]

@@ -83,6 +83,22 @@ export function activityLine(event: AccountEvent, here: string | null = null): {
     // A right password with a wrong code from elsewhere, or a copy of the cookie used
     // elsewhere: someone else.
     const warn = (event.action === "second_factor_failed" && event.ip !== here) || event.action === "sign_in_other_client";
+    if (event.action === "password_changed" && event.chosen_by !== null) {
+      // A temporary password claimed: the owner's own first sign-in, or its chooser's before
+      // the owner's (an admin who chose the owner's password). From another address than this
+      // sign-in's, a warning. "" when no version kept who chose it (set before revision 0019):
+      // still a claim of a password someone else chose.
+      const chooser = event.chosen_by === "cli"
+        ? a("actChooserOperator")
+        : plainLine(event.chosen_by, MAX_NAME) || a("actChooserUnknown");
+      return { text: a("actClaimedTemporary", { ip, by: chooser }), warn: event.ip !== here };
+    }
+    if (event.action === "password_changed" && event.ip !== null) {
+      // From another address than this sign-in's, a warning: whoever holds the account (its
+      // claimer, a phished sign-in) changing the password in the owner's name. Records made
+      // before a change kept its address say it without one.
+      return { text: a("actPasswordChangedFrom", { ip }), warn: event.ip !== here };
+    }
     return { text: a(OWN[event.action], { ip, how }), warn };
   }
   return { text: plainLine(event.action, MAX_NAME), warn: false };

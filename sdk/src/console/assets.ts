@@ -21,7 +21,7 @@ import {
   looksLike,
 } from "../shared/assets.ts";
 import {
-  ADOPTED_STYLE_SHEET, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+  ADOPTED_STYLE_SHEET, FONT, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
   STYLE_DECLARATION, STYLE_SHEET_RULE,
 } from "../shared/rrweb-events.ts";
 
@@ -91,7 +91,8 @@ export class AssetStore implements AssetLookup {
 
 /** A carried stylesheet's relative `url()`s made absolute against its own address. */
 function absoluteCss(css: string, base: string): string {
-  return css.replace(/\burl\(\s*(['"]?)([^)'"]*)\1\s*\)/gi, (whole, _q: string, address: string) => {
+  return css.replace(CSS_ADDRESS, (whole, fn: string, _space: string, _q: string, address: string) => {
+    if (fn.toLowerCase() !== "url") return whole;
     try {
       return /^\s*(data|blob):/i.test(address) ? whole : `url("${new URL(address.trim(), base).href}")`;
     } catch {
@@ -102,10 +103,11 @@ function absoluteCss(css: string, base: string): string {
 
 export { cssUrls };
 
-/** Attributes whose value the browser fetches (or may), on any element. */
+/** Attributes whose value the browser fetches (or may), on any element (`attributionsrc`: Chromium's
+ * Attribution Reporting makes a request of its own to it, beside an image's or a link's). */
 const FETCHED = new Set([
   "src", "srcset", "poster", "background", "data", "xlink:href", "imagesrcset", "lowsrc", "dynsrc",
-  "ping", "manifest", "codebase", "archive", "longdesc", "action", "formaction", "itemtype",
+  "ping", "manifest", "codebase", "archive", "longdesc", "action", "formaction", "itemtype", "attributionsrc",
 ]);
 /** Attributes whose value is an address a browser follows or fetches (not words: an `alt` may
  * well read "JavaScript: the good parts"). */
@@ -147,8 +149,20 @@ function scripted(url: string): boolean {
   return /^(javascript|vbscript):/i.test(url.replace(/[\u0000-\u0020]/g, ""));
 }
 
-/** A refresh's `content` ("5", "0; url=…"). */
-const REFRESH = /^\s*\d*(\.\d*)?\s*([;,]|$)/;
+/** A refresh's `content` ("5", "0; url=…", "0 url=…": the browser reads any that starts with a
+ * number, its address after a `;`, a `,` or a space). */
+const REFRESH = /^\s*[\d.]/;
+
+/** Elements whose address is a document of its own (its images, styles and frames load as they
+ * are: nothing here neutralises a `data:` page), and a `<link>`, whose address is a stylesheet. */
+const DOCUMENT_HOLDERS = new Set(["iframe", "frame", "object", "embed", "portal", "fencedframe", "link"]);
+
+/** Not a `data:` address, or one of content that shows (a picture, a sound, a font), not a page
+ * or a stylesheet. An SVG picture stays (pages change an image's to one), though on a frame it
+ * is a document: the mirror's policy and the sandbox are left to stop that. */
+function shownData(url: string): boolean {
+  return !/^\s*data:/i.test(url) || /^\s*data:\s*(image|audio|video|font)\//i.test(url);
+}
 
 /** Whether an animation that sets `attribute` could make its target fetch. */
 function animatesAnAddress(attribute: string): boolean {
@@ -165,20 +179,65 @@ function animatesAnAddress(attribute: string): boolean {
  * is dropped by the CSS parser; the rest of the style stays.
  */
 export function neutralizeCss(css: string, assets?: AssetLookup, fragments = false): string {
-  // Unescape first so `\75 rl(` cannot hide a url(; CSS escapes in a url are rare in real pages.
-  const plain = css.replace(/\\([0-9a-fA-F]{1,6})\s?/g, (_, hex: string) => {
-    const code = parseInt(hex, 16);
-    return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : "\ufffd";
-  }).replace(/\\([^\n0-9a-fA-F])/g, "$1");
+  return breakFetches(unescapeCss(css), assets, fragments);
+}
+
+/**
+ * CSS with its escapes decoded, so that `\75 rl(` or `u\rl(` cannot hide a `url(` from the
+ * patterns (CSS escapes in an address are rare in real pages). Decoded once, as the browser
+ * decodes (its newlines first, then each escape in one pass from the left): what an escape gives
+ * is a character, never the start of another escape, so a backslash it gives (`\5c`, `\\`) is
+ * written back escaped (`\\`, read as one backslash; see `written`). Decoded in two passes, or a decoded
+ * backslash written bare, `\5c 75 rl(` and `u\r\\l(` (which the browser reads as no function) came
+ * out as `\75 rl(` and `ur\l(`, which it reads as `url(`.
+ */
+function unescapeCss(css: string): string {
+  return css.replace(/\r\n?|\f/g, "\n").replace(/\\(?:([0-9a-fA-F]{1,6})[ \t\n]?|([^\n]))/g, (_, hex?: string, other?: string) => {
+    let decoded = other ?? "";
+    if (hex !== undefined) {
+      const code = parseInt(hex, 16);
+      decoded = code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff) ? String.fromCodePoint(code) : "\ufffd";
+    }
+    return written(decoded);
+  });
+}
+
+/**
+ * A decoded character as written back: as itself, but a backslash, a quote or a control (a line
+ * break, a tab), which are written escaped again (`\\`, `\"`, `\a `) so that they mean in the
+ * neutralised CSS what they meant escaped: a backslash that starts no escape, a quote or a line
+ * break that ends no string (`content:"\""` and `"one\A two"` decoded bare were a string left
+ * open, its declaration and the rules after it in its block lost). None of these escapes spells a
+ * letter or a bracket, so none hides a `url(` from the patterns; and decoding them again gives
+ * the same text (a carried sheet is neutralised twice: as a sheet and as its `<link>`'s).
+ */
+function written(decoded: string): string {
+  if (decoded === "\\" || decoded === '"' || decoded === "'") return `\\${decoded}`;
+  const code = decoded.codePointAt(0) ?? 0x20;
+  return code < 0x20 || code === 0x7f ? `\\${code.toString(16)} ` : decoded;
+}
+
+/**
+ * `url(…)` or `src(…)` with the address in it (group 4), quoted or not. Written so that the regular
+ * expression engine never tries a character in two places: `(?=(x*))\n` takes a run whole (as an
+ * atomic group would), and the address holds no `(`, so the look from one `url(` stops at the
+ * next. As `\(\s*(['"]?)([^)'"]*)\2\s*\)` it tried every split of a run of spaces between its
+ * three quantifiers, at every `url(`: a hostile page's `url(` followed by 4,000 spaces (in a
+ * `<style>`, an attribute, a font's source) kept the agent's tab busy for 155 s. An address with a
+ * `(` (a data: SVG's `rgb(…)`) is left to the pattern that breaks every `url(` but data:'s.
+ */
+const CSS_ADDRESS = /\b(url|src)\((?=(\s*))\2(['"]?)(?=([^()'"]*))\4\3\s*\)/gi;
+
+function breakFetches(plain: string, assets: AssetLookup | undefined, fragments: boolean): string {
   return plain
     .replace(/@import[^;]*;?/gi, "")
-    .replace(/\b(url|src)\(\s*(['"]?)([^)'"]*)\2\s*\)/gi, (whole, fn: string, _q: string, address: string) => {
+    .replace(CSS_ADDRESS, (whole, fn: string, _space: string, _q: string, address: string) => {
       if (local(address) || (fragments && fn.toLowerCase() === "url" && sameDocument(address))) return whole;
       const carried = fn.toLowerCase() === "url" ? assets?.resolve(address) : undefined;
       return carried ? `url("${carried}")` : "none";
     })
     // What the pattern above could not take apart (a quoted `)`...): broken, not fetched.
-    .replace(fragments ? /\b(url|src)\(\s*(?!['"]?\s*(?:data:|blob:|#))/gi : /\b(url|src)\(\s*(?!['"]?\s*(?:data|blob):)/gi,
+    .replace(fragments ? /\b(url|src)\((?=(\s*))\2(?!['"]?\s*(?:data:|blob:|#))/gi : /\b(url|src)\((?=(\s*))\2(?!['"]?\s*(?:data|blob):)/gi,
       "blocked-$1(")
     .replace(/\b((?:-webkit-)?image-set|image|cross-fade|element)\(/gi, "blocked-$1(");
 }
@@ -186,14 +245,41 @@ export function neutralizeCss(css: string, assets?: AssetLookup, fragments = fal
 /** `<link>` kinds that fetch ahead of need (or connect): dropped whole. */
 const HINTS = /\b(prefetch|preload|modulepreload|prerender|dns-prefetch|preconnect|next|icon|apple-touch-icon|manifest|search|pingback)\b/i;
 
+/**
+ * An attribute's value as the neutraliser looks at it, as rrweb's replayer would write it, or
+ * undefined to drop it. rrweb sends strings, `true` (a boolean attribute), `null` and, in its own
+ * `rr_` attributes, numbers and booleans (a medium's time, muted); its replayer writes any other
+ * value of a node it builds with `toString()`, so `["https://…"]` (an array) or `{}` wrote an
+ * address or CSS the checks of strings never saw (`src`, `style`, `rr_dataURL`), and `7` or
+ * `false` an address relative to the console's. A number is written as a string here, so that the
+ * checks see it, `false` dropped from an address or CSS (kept elsewhere: rrweb skips an option's),
+ * anything else dropped (no honest page sends them). In
+ * a mutation (`inMutation`), a `style` may be an object of properties (checked by the caller).
+ */
+function writtenValue(name: string, value: unknown, inMutation: boolean): unknown {
+  if (typeof value === "string" || value === null || value === true) return value;
+  if (name.startsWith("rr_") && (typeof value === "number" || typeof value === "boolean")) return value;
+  // rrweb skips an option's `selected: false`; elsewhere it writes "false", an address in an address.
+  if (value === false) return ADDRESSES.has(name.toLowerCase()) || CSS_VALUED.has(name.toLowerCase()) ? undefined : value;
+  if (typeof value === "number") return String(value);
+  if (inMutation && name === "style" && typeof value === "object") return value;
+  return undefined;
+}
+
 function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, assets?: AssetLookup): void {
   // A stylesheet rrweb could not inline, carried whole: rrweb builds a <style> from `_cssText`.
   if (tag === "link" && typeof attrs.href === "string" && typeof attrs._cssText !== "string") {
     const sheet = assets?.stylesheet(attrs.href);
     if (sheet !== undefined) attrs._cssText = sheet;
   }
-  for (const [name, value] of Object.entries(attrs)) {
+  for (const [name, given] of Object.entries(attrs)) {
     const key = name.toLowerCase();
+    const value = writtenValue(name, given, tag === "");
+    if (value === undefined) {
+      delete attrs[name];
+      continue;
+    }
+    attrs[name] = value;
     // Event handlers and script addresses never run in the script-less sandbox; they are not
     // replayed either, so that no change of the sandbox could ever run them.
     if (DROPPED.has(key) || key.startsWith("on") || (ADDRESSES.has(key) && typeof value === "string" && scripted(value))) {
@@ -214,12 +300,19 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
         continue;
       }
       if ((key === "href" || key === "xlink:href") && SAME_DOCUMENT_REFS.has(tag) && sameDocument(value)) continue;
+      // A page or a stylesheet inside an address: dropped where it would load as one, and in a
+      // mutation (whose element is not said) unless it only shows.
+      if (local(value) && (DOCUMENT_HOLDERS.has(tag) || (tag === "" && !shownData(value)))) {
+        delete attrs[name];
+        continue;
+      }
       const carried = local(value) ? undefined : assets?.resolve(value);
       if (carried && (key === "src" || key === "poster" || key === "href" || key === "xlink:href")) attrs[name] = carried;
       else if (!local(value)) delete attrs[name];
     }
   }
-  if (typeof attrs.rr_dataURL === "string" && !local(attrs.rr_dataURL)) delete attrs.rr_dataURL;
+  // rrweb sets an image's (or a canvas's image's) `src` to it, whatever it is (a number too).
+  if ("rr_dataURL" in attrs && !(typeof attrs.rr_dataURL === "string" && local(attrs.rr_dataURL))) delete attrs.rr_dataURL;
   if (tag === "link" && typeof attrs.rel === "string" && HINTS.test(attrs.rel)) {
     attrs.rel = "";
     delete attrs.href;
@@ -251,20 +344,138 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
 }
 
 interface Serialized {
-  type?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown; textContent?: unknown; isStyle?: unknown;
+  type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown; textContent?: unknown; isStyle?: unknown;
 }
 
-function neutralizeTree(root: unknown, assets?: AssetLookup): void {
-  const stack: unknown[] = [root];
+/** Elements whose text the browser reads as CSS: `<style>` (HTML's and SVG's) and `<link>`, which
+ * rrweb builds into a `<style>` when it carries the sheet (`_cssText`). By the name's local part:
+ * rrweb builds an SVG element with `createElementNS`, so `x:style` is an SVG `<style>` (prefix
+ * `x`, local name `style`) whose text the browser applies as CSS. */
+function holdsCss(node: Serialized): boolean {
+  if (node.type !== SERIALIZED_ELEMENT || typeof node.tagName !== "string") return false;
+  const tag = localTag(node.tagName);
+  return tag === "style" || tag === "link";
+}
+
+/** An element's name as the browser tells elements apart: lowercased, without a prefix (rrweb
+ * builds an SVG element with `createElementNS`, so `x:image` is an SVG `<image>`; an HTML one
+ * named so is no element the browser knows, and loses no more than an `<image>` would). */
+function localTag(tagName: string): string {
+  const tag = tagName.toLowerCase();
+  return tag.slice(tag.lastIndexOf(":") + 1);
+}
+
+/** Put before every text that goes into an element whose text is CSS (and every change of one):
+ * another text may come before it (even before the first: a mutation may add one before it), and
+ * the browser reads a `<style>`'s texts as one, so two that each name nothing
+ * (`p{background:u` and `rl(https://…)}`, `@imp` and `ort "…"`, a backslash and `75 rl(…)`)
+ * would name an address together. A comment ends a word (or a comment the text before left
+ * open); after a backslash, what is left of it (two stars and a slash) still does; inside a
+ * string it is text (and a string fetches only after a word the neutraliser breaks wherever it
+ * stands). It changes no honest CSS.
+ */
+export const CSS_TEXT_SEPARATOR = "/**/";
+
+/**
+ * The ids of a page's elements whose text is CSS (`holdsCss`), and of the texts in them, from its
+ * full snapshot on: a text a mutation adds to one of them is neutralised as CSS whatever rrweb's
+ * `isStyle` flag says (the page's SDK sets the flag, and a hostile page leaves it off, so rrweb's
+ * replayer takes the text as it is; its `url()`s then fetched from the agent's browser, but for
+ * the mirror's own policy), and so is a change of such a text (`CSS_TEXT_SEPARATOR` before it).
+ * A change of any other text is the page's text, shown as it is (`isPageText`), unless it may be
+ * in such an element all the same: an id never placed as a text (a style element itself, whose
+ * text rrweb's replayer replaces, or a node the events never showed), or a text once placed in
+ * one since the snapshot (moved out by an add rrweb may not have made: a parent it never had).
+ * One per mirror, given every event in the order rrweb applies them; a full snapshot starts
+ * afresh (a new page's ids name other nodes). An id a page names again as another node stays in
+ * (its text is then taken as CSS, which only such a page's own text pays for).
+ */
+export class StyleParents {
+  private readonly ids = new Set<number>();
+  private readonly texts = new Set<number>();
+  /** Texts placed outside such elements only, since the snapshot. */
+  private readonly pageTexts = new Set<number>();
+  /** Texts placed in one at some time since the snapshot. */
+  private readonly everCss = new Set<number>();
+
+  has(id: unknown): boolean {
+    return typeof id === "number" && this.ids.has(id);
+  }
+
+  /** Whether `id` was a text in an element whose text is CSS. */
+  hasText(id: unknown): boolean {
+    return typeof id === "number" && this.texts.has(id);
+  }
+
+  /** Whether a change of `id` is page text, never CSS: a text placed outside every element whose
+   * text is CSS, and never in one since the snapshot (rrweb may not have made the add that moved
+   * it out), under an id that names no such element. */
+  isPageText(id: unknown): boolean {
+    return typeof id === "number" && this.pageTexts.has(id) && !this.everCss.has(id) && !this.ids.has(id);
+  }
+
+  /** A node removed: its id is no page text until placed again (rrweb keeps a node whose removal
+   * names a parent it never had, so only the safe side is forgotten: the sets stay bounded by the
+   * page's texts, not by all it ever had). */
+  removed(id: unknown): void {
+    if (typeof id === "number") this.pageTexts.delete(id);
+  }
+
+  /** A full snapshot: the page's earlier elements are gone. */
+  clear(): void {
+    this.ids.clear();
+    this.texts.clear();
+    this.pageTexts.clear();
+    this.everCss.clear();
+  }
+
+  /** Keep the CSS-holding elements of a serialized tree, and their texts. */
+  learn(root: unknown): void {
+    const stack: unknown[] = [root];
+    while (stack.length) {
+      const node = stack.pop() as Serialized | null;
+      if (!node || typeof node !== "object") continue;
+      const css = holdsCss(node);
+      if (css && typeof node.id === "number") this.ids.add(node.id);
+      if (!Array.isArray(node.childNodes)) continue;
+      for (const child of node.childNodes as Serialized[]) {
+        this.placeText(child, css);
+        stack.push(child);
+      }
+    }
+  }
+
+  /** A text goes where it is CSS (`css`) or page text (a page moves a text by naming it again). */
+  placeText(node: unknown, css: boolean): void {
+    const n = node as Serialized | null;
+    if (!n || typeof n !== "object" || n.type !== SERIALIZED_TEXT || typeof n.id !== "number") return;
+    if (css) {
+      this.texts.add(n.id);
+      this.everCss.add(n.id);
+      this.pageTexts.delete(n.id);
+    } else {
+      this.texts.delete(n.id);
+      this.pageTexts.add(n.id);
+    }
+  }
+}
+
+/** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. */
+function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false): void {
+  const stack: [unknown, boolean][] = [[root, rootCss]];
   while (stack.length) {
-    const node = stack.pop() as Serialized | null;
+    const [item, css] = stack.pop() as [unknown, boolean];
+    const node = item as Serialized | null;
     if (!node || typeof node !== "object") continue;
     if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes && typeof node.attributes === "object") {
-      neutralizeAttributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>, assets);
-    } else if (node.type === SERIALIZED_TEXT && node.isStyle === true && typeof node.textContent === "string") {
-      node.textContent = neutralizeCss(node.textContent, assets);
+      neutralizeAttributes(localTag(node.tagName), node.attributes as Record<string, unknown>, assets);
+    } else if (node.type === SERIALIZED_TEXT) {
+      // rrweb makes a text of any value (an array's items, joined): only a string is a text here.
+      node.textContent = typeof node.textContent === "string" ? node.textContent : typeof node.textContent === "number" ? String(node.textContent) : "";
+      if (node.isStyle === true || css) node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
     }
-    if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push(child);
+    const holds = holdsCss(node);
+    if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, holds]);
   }
 }
 
@@ -288,7 +499,8 @@ function neutralizeStrings(value: unknown, assets?: AssetLookup): unknown {
  * that sends them continuously stalls the console. rrweb's recorder names as next sibling a node
  * already in the page or added before it in the same mutation, never one of these.
  * A next sibling that is a node id neither in the mirror nor added (which the event alone cannot
- * tell) is not caught here (docs/security.md).
+ * tell) is left to the replayer, whose loop (patched: ../../rrweb-patches.mjs, "Next siblings
+ * waited for") does not wait for it.
  */
 function settledAdds(adds: unknown[]): unknown[] {
   const nextOf = (add: unknown) => (add as { nextId?: unknown } | null)?.nextId;
@@ -326,32 +538,62 @@ function settledAdds(adds: unknown[]): unknown[] {
 }
 
 /** Neutralise one rrweb event in place (before `Replayer.addEvent` or `new Replayer`); addresses
- * of assets the customer's browser carried become theirs in `assets`. */
-export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
+ * of assets the customer's browser carried become theirs in `assets`. `styles` follows the page's
+ * CSS-holding elements across events: give one per mirror and every event, in order (without it,
+ * a text added to such an element of an earlier event, with no `isStyle` flag, is not seen as
+ * CSS). */
+export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: StyleParents = new StyleParents()): T {
   const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
   if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
   const data = e.data;
   if (e.type === FULL_SNAPSHOT) {
+    styles.clear();
+    styles.learn(data.node);
     neutralizeTree(data.node, assets);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
+    // rrweb's replayer removes before it adds: a text moved is removed, then placed again.
+    if (Array.isArray(data.removes)) for (const removal of data.removes as { id?: unknown }[]) styles.removed(removal?.id);
     if (Array.isArray(data.adds)) {
       data.adds = settledAdds(data.adds);
-      for (const add of data.adds as unknown[]) neutralizeTree((add as { node?: unknown })?.node, assets);
+      const adds = data.adds as { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[];
+      // All of them first: an added text may name a style added later in the same mutation.
+      for (const add of adds) styles.learn(add?.node);
+      for (const add of adds) {
+        // A sibling id -1 (rrweb's "not known yet", which its recorder no longer sends): the
+        // replayer holds the node aside and inserts it beside the first later node that names it
+        // as its sibling, in that one's parent (a <style> perhaps), whatever its own parentId.
+        const css = styles.has(add?.parentId) || add?.previousId === -1 || add?.nextId === -1;
+        styles.placeText(add?.node, css);
+        neutralizeTree(add?.node, assets, css);
+      }
     }
     if (Array.isArray(data.texts)) {
-      for (const text of data.texts as { value?: unknown }[]) {
-        if (text && typeof text.value === "string") text.value = neutralizeCss(text.value, assets);
+      for (const text of data.texts as { id?: unknown; value?: unknown }[]) {
+        // rrweb sets a text to any value (an array's items, joined): only a string or null (empty).
+        if (text && typeof text === "object" && typeof text.value !== "string" && text.value !== null) {
+          text.value = typeof text.value === "number" ? String(text.value) : "";
+        }
+        // A page's own text (a help article about CSS, a path C:\Users) is shown as written; a
+        // change that may land in a <style> is neutralised as CSS, after the separator if its
+        // text is one of a style's.
+        if (text && typeof text.value === "string" && !styles.isPageText(text.id)) {
+          text.value = (styles.hasText(text.id) ? CSS_TEXT_SEPARATOR : "") + neutralizeCss(text.value, assets);
+        }
       }
     }
     if (Array.isArray(data.attributes)) {
       for (const change of data.attributes as { attributes?: unknown }[]) {
         if (!change?.attributes || typeof change.attributes !== "object") continue;
         const attrs = change.attributes as Record<string, unknown>;
-        // The tag is not in the event: treat `href` as fetching (an anchor only loses its link).
-        if (typeof attrs.href === "string" && !local(attrs.href)) {
-          const carried = assets?.resolve(attrs.href);
-          if (carried) attrs.href = carried;
-          else delete attrs.href;
+        // The tag is not in the event: treat `href` as fetching (an anchor only loses its link),
+        // whatever the case of its name (the browser lowercases an HTML element's: `HREF` on a
+        // <link> was its stylesheet's address), and a data: one as a page unless it only shows.
+        for (const name of Object.keys(attrs)) {
+          const value = attrs[name];
+          if (name.toLowerCase() !== "href" || typeof value !== "string") continue;
+          const carried = local(value) ? undefined : assets?.resolve(value);
+          if (carried) attrs[name] = carried;
+          else if (!local(value) || !shownData(value)) delete attrs[name];
         }
         for (const [name, value] of Object.entries(attrs)) {
           if (name === "style" && value && typeof value === "object") attrs[name] = neutralizeStrings(value, assets);
@@ -362,8 +604,36 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
   } else if (e.type === INCREMENTAL_SNAPSHOT &&
     (data.source === STYLE_SHEET_RULE || data.source === STYLE_DECLARATION || data.source === ADOPTED_STYLE_SHEET)) {
     for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key], assets);
+  } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === FONT && data.buffer) {
+    // With `buffer`, rrweb's replayer makes the font's bytes of `new Uint8Array(JSON.parse(fontSource))`,
+    // which reads any array-like: `{"length": 200000000}` (40 bytes) kept the agent's tab busy over
+    // a minute filling zeros, each such event. Only an array of bytes is the font's.
+    data.fontSource = fontBytes(data.fontSource);
+  } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === FONT) {
+    // rrweb's replayer makes a FontFace of `fontSource` (a CSS `src`: `url(…)`) in the console's
+    // own window and adds it to the mirror's fonts: it loads under the console's policy (which
+    // allows the console's server), not the mirror's, so `url(/api/…)` went to Tandem's server
+    // with the agent's cookie. The SDK records no fonts; a page's SDK that sends one gets its
+    // addresses neutralised as any CSS (a source that is not a string, which the FontFace would
+    // read as one, is dropped). With `buffer`, the source is the font's bytes: nothing to fetch.
+    data.fontSource = typeof data.fontSource === "string" ? neutralizeCss(data.fontSource, assets) : "";
   }
   return event;
+}
+
+/** A font event's bytes (JSON) as given when they are an array of at most MAX_ASSET_BYTES bytes;
+ * none (`[]`) otherwise. */
+function fontBytes(source: unknown): string {
+  if (typeof source !== "string") return "[]";
+  let bytes: unknown;
+  try {
+    bytes = JSON.parse(source);
+  } catch {
+    return "[]";
+  }
+  const ok = Array.isArray(bytes) && bytes.length <= MAX_ASSET_BYTES &&
+    bytes.every((byte) => Number.isInteger(byte) && (byte as number) >= 0 && (byte as number) <= 255);
+  return ok ? source : "[]";
 }
 
 /** The mirror's own Content-Security-Policy, on top of the console's: nothing from any server,

@@ -9,7 +9,7 @@
  */
 
 import { Replayer } from "rrweb";
-import { AssetStore, confineMirror, neutralizeEvent } from "./assets.ts";
+import { AssetStore, StyleParents, confineMirror, neutralizeEvent } from "./assets.ts";
 import { MirrorBudget } from "./budget.ts";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
@@ -32,6 +32,7 @@ import {
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t, type WorkspaceKey } from "./messages/workspace.ts";
 import { plausibleName } from "../shared/names.ts";
+import { frameView, type FrameView } from "../shared/frame-view.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -112,9 +113,11 @@ function splitCode(text: string): { routing: string; secret: string } | null {
 /** Shadow roots and frames nest, but never this deep in a real page: the search stops there. */
 const MAX_SHADOW_DEPTH = 64;
 
-/** What deepestAt found: the element, and where its document's viewport starts in the mirror's
- * (a same-origin frame's content box; 0, 0 for the mirror's own document). */
-interface Hit { el: Element | null; left: number; top: number }
+/** What deepestAt found: the element, and where its document's viewport lies in the mirror's (a
+ * same-origin frame's content box; 0, 0 for the mirror's own document): a point (x, y) of it is
+ * at (left + x * scaleX, top + y * scaleY) of the mirror's (frameView: a CSS transform on a
+ * frame scales what it shows). */
+interface Hit { el: Element | null; left: number; top: number; scaleX: number; scaleY: number }
 
 /**
  * The element at (x, y) of the mirror's viewport, inside the open shadow roots and the
@@ -123,31 +126,37 @@ interface Hit { el: Element | null; left: number; top: number }
  * click on a button in a frame was sent to the `<iframe>` (the page's button never saw it, and
  * the customer's banner named the wrong element). A frame is entered only when the element found
  * in it is one the mirror knows (`known`: recorded, with a node id): a frame rrweb could not
- * record (another origin's) stays the element clicked.
+ * record (another origin's) stays the element clicked, and so does a frame a transform turns or
+ * skews (no point of it can be mapped: frameView).
  */
 function deepestAt(found: Element | null, x: number, y: number, known: (el: Element) => boolean): Hit {
-  const hit: Hit = { el: found, left: 0, top: 0 };
+  const hit: Hit = { el: found, left: 0, top: 0, scaleX: 1, scaleY: 1 };
   for (let depth = 0; hit.el && depth < MAX_SHADOW_DEPTH; depth++) {
     const el: Element = hit.el;
-    const shadowed = el.shadowRoot?.elementFromPoint(x - hit.left, y - hit.top) ?? null;
+    // (x, y) in the viewport of the document `el` is in.
+    const inX = (x - hit.left) / hit.scaleX;
+    const inY = (y - hit.top) / hit.scaleY;
+    const shadowed = el.shadowRoot?.elementFromPoint(inX, inY) ?? null;
     if (shadowed && shadowed !== el) {
       hit.el = shadowed;
       continue;
     }
     const framed = frameContent(el);
     if (!framed) break;
-    const inner = framed.doc.elementFromPoint(x - hit.left - framed.left, y - hit.top - framed.top);
+    const { doc, view } = framed;
+    const inner = doc.elementFromPoint((inX - view.left) / view.scaleX, (inY - view.top) / view.scaleY);
     if (!inner || !known(inner)) break;
     hit.el = inner;
-    hit.left += framed.left;
-    hit.top += framed.top;
+    hit.left += view.left * hit.scaleX;
+    hit.top += view.top * hit.scaleY;
+    hit.scaleX *= view.scaleX;
+    hit.scaleY *= view.scaleY;
   }
   return hit;
 }
 
-/** A frame element's document (when the mirror can read it) and where its viewport starts in
- * the frame's own document: its box, within its border and padding. */
-function frameContent(el: Element): { doc: Document; left: number; top: number } | null {
+/** A frame element's document (when the mirror can read it) and where it shows it (frameView). */
+function frameContent(el: Element): { doc: Document; view: FrameView } | null {
   if (el.localName !== "iframe" && el.localName !== "frame") return null;
   let doc: Document | null = null;
   try {
@@ -155,11 +164,8 @@ function frameContent(el: Element): { doc: Document; left: number; top: number }
   } catch {
     return null;
   }
-  if (!doc) return null;
-  const box = el.getBoundingClientRect();
-  const style = el.ownerDocument.defaultView?.getComputedStyle(el);
-  const padding = (side: "Left" | "Top"): number => parseFloat(style?.[`padding${side}`] ?? "") || 0;
-  return { doc, left: box.left + el.clientLeft + padding("Left"), top: box.top + el.clientTop + padding("Top") };
+  const view = doc ? frameView(el) : null;
+  return doc && view ? { doc, view } : null;
 }
 
 export class LiveView {
@@ -207,6 +213,8 @@ export class LiveView {
   private replayer: Replayer | null = null;
   /** Page assets the customer's browser carried (issue 14, item 7), until the session ends. */
   private readonly assets = new AssetStore();
+  /** The page's `<style>`s, which its events' texts may be added to (./assets.ts). */
+  private readonly styles = new StyleParents();
   private resizeObserver: ResizeObserver | null = null;
   private size = { width: 0, height: 0 };
   private ended = false;
@@ -233,6 +241,12 @@ export class LiveView {
   /** A control request made before the epoch shown had its first echo: sent with that echo
    * (one sent at once would name a proof the customer's browser no longer holds). */
   private controlWaiting = false;
+  /** The proof (echo nonce) a control request named that went to the customer's browser, while no
+   * answer came yet and the view stayed live: one refused as crossing a new epoch (sent before
+   * this console knew of it) is asked again with that epoch's echo, as one asked during it is (it
+   * aims at no node of the page); only on a refusal naming it (`of`, `proof`): never on a click's,
+   * an earlier request's, or one that came after the view went stale (never asked late). */
+  private askedWith: string | null = null;
   /** A policy version this agent has not acknowledged was published during the session
    * (the server's `policy_changed`): no control or recording is asked for. */
   private policyPending = false;
@@ -455,7 +469,11 @@ export class LiveView {
         // this console asks for no control and no recording until it is reloaded acknowledged
         // (the server refuses the recording, the rejoin and any join anyway; control is asked
         // inside the encrypted channel, where only the console can hold back).
-        if (message.code === "policy_changed") this.policyPending = true;
+        if (message.code === "policy_changed") {
+          this.policyPending = true;
+          this.controlWaiting = false; // nor one that waited for an epoch's echo, nor asked again
+          this.askedWith = null;
+        }
         else if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
         else this.ui.selectCode();
         break;
@@ -624,7 +642,8 @@ export class LiveView {
     const acting = typeof command.k === "string" && ACTIONS.has(command.k);
     if (acting && !this.mayAct()) return;
     // The echo this action is taken on: the customer's browser acts only if it sent it lately.
-    const proof = acting ? { ...command, proof: this.fresh?.provenNonce } : command;
+    const proven = acting ? this.fresh?.provenNonce : undefined;
+    const proof = acting ? { ...command, proof: proven } : command;
     const bytes = new TextEncoder().encode(JSON.stringify(proof));
     this.commandChain = this.commandChain
       .then(() => this.reserveFor(sender))
@@ -642,7 +661,9 @@ export class LiveView {
           else if (command.k === "click" || command.k === "type" || command.k === "scroll") this.notSent();
           return;
         }
-        if (this.ws.isOpen) this.ws.send(sealed);
+        if (!this.ws.isOpen) return;
+        this.ws.send(sealed);
+        if (command.k === "control_request") this.askedWith = proven ?? null;
       })
       .catch(() => undefined);
   }
@@ -797,7 +818,7 @@ export class LiveView {
    * request that waited for this epoch's echo. */
   private settle(): void {
     this.showFreshness();
-    if (this.controlWaiting && this.fresh && provenInThisEpoch(this.fresh) && this.mayAct()) {
+    if (this.controlWaiting && !this.policyPending && this.fresh && provenInThisEpoch(this.fresh) && this.mayAct()) {
       this.controlWaiting = false;
       this.sendCommand({ k: "control_request" });
       this.status(t("waitingForControl"));
@@ -814,7 +835,11 @@ export class LiveView {
     if (now.kind !== was) {
       // A control request is asked again once live: never sent late, on a view gone stale (or
       // rejoined). One asked while a new epoch comes in waits for its echo (requestControl).
-      if (now.kind === "stale" || now.kind === "checking") this.controlWaiting = false;
+      // Nor one refused as crossing a new epoch once the view was not live in between (askedWith).
+      if (now.kind === "stale" || now.kind === "checking") {
+        this.controlWaiting = false;
+        this.askedWith = null;
+      }
       // No longer live: a stroke being drawn is dropped and the pointer leaves the customer's page.
       if (was === "live") {
         if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
@@ -846,7 +871,7 @@ export class LiveView {
   }
 
   /** Where an agent's mouse event lands in the customer's page: viewport point and node id. */
-  private target(event: MouseEvent): { x: number; y: number; id: number | null; el: Element | null; left: number; top: number } | null {
+  private target(event: MouseEvent): { x: number; y: number; id: number | null; el: Element | null; left: number; top: number; scaleX: number; scaleY: number } | null {
     const replayer = this.replayer;
     if (!replayer) return null;
     const rect = replayer.wrapper.getBoundingClientRect();
@@ -854,9 +879,9 @@ export class LiveView {
     const y = (event.clientY - rect.top) / this.scale;
     const mirror = replayer.getMirror();
     const known = (node: Element): boolean => mirror.getId(node as unknown as Node) > 0;
-    const { el, left, top } = deepestAt(replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null, x, y, known);
+    const { el, left, top, scaleX, scaleY } = deepestAt(replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null, x, y, known);
     const id = el ? mirror.getId(el as unknown as Node) : -1;
-    return { x, y, id: id > 0 ? id : null, el, left, top };
+    return { x, y, id: id > 0 ? id : null, el, left, top, scaleX, scaleY };
   }
 
   onLayerMove(event: MouseEvent): void {
@@ -878,10 +903,14 @@ export class LiveView {
       this.typingTarget = t.id;
       this.ui.report({ type: "typing", on: true });
       // The box sits over the mirrored field: the agent types where the customer's field is
-      // (a field in a frame: its box within the frame's viewport, moved by where that starts).
+      // (a field in a frame: its box within the frame's viewport, moved and scaled as the frame
+      // shows it).
       const inFrame = field.getBoundingClientRect();
-      const box = { left: inFrame.left + t.left, top: inFrame.top + t.top, width: inFrame.width, height: inFrame.height };
-      const size = parseFloat(field.ownerDocument.defaultView?.getComputedStyle(field).fontSize ?? "") || 15;
+      const box = {
+        left: t.left + inFrame.left * t.scaleX, top: t.top + inFrame.top * t.scaleY,
+        width: inFrame.width * t.scaleX, height: inFrame.height * t.scaleY,
+      };
+      const size = (parseFloat(field.ownerDocument.defaultView?.getComputedStyle(field).fontSize ?? "") || 15) * t.scaleY;
       this.ui.focusTyping({
         left: wrapper.left + box.left * this.scale, top: wrapper.top + box.top * this.scale,
         width: box.width * this.scale, height: box.height * this.scale, fontSize: size * this.scale,
@@ -1159,6 +1188,7 @@ export class LiveView {
     if (payload.k === "recording") return this.onCustomerRecording(payload);
     if (payload.k === "recording_start" || payload.k === "recording_end") return; // for the auditors
     if (payload.k === "control") {
+      this.askedWith = null;
       // Repeated by the customer's browser in each epoch (pages, reconnections): nothing new.
       if (payload.state === "granted" && this.controlling) return;
       const released = payload.state === "revoked" && this.releasing;
@@ -1173,6 +1203,20 @@ export class LiveView {
     }
     if (payload.k === "asset") {
       this.assets.add(payload); // one that breaks a rule is dropped: the mirror shows it missing
+      return;
+    }
+    if (
+      payload.k === "action_refused" && payload.code === "refreshed" && payload.of === "control_request" &&
+      this.askedWith !== null && payload.proof === this.askedWith && !this.controlling && !this.policyPending
+    ) {
+      // The control request crossed a new epoch on its way (a supervisor paired as the agent
+      // asked): it waits for that epoch's echo and goes with it (settle), unless the view goes
+      // stale first. The refusal names it (its kind and proof): a click's, an earlier request's,
+      // or one a relay held past the bound (the view went stale meanwhile) is said, not asked again.
+      this.askedWith = null;
+      this.controlWaiting = true;
+      this.status(this.refreshingText(), "", true);
+      this.settle();
       return;
     }
     if (payload.k === "action_refused") {
@@ -1213,7 +1257,7 @@ export class LiveView {
       }
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
-      neutralizeEvent(event, this.assets); // issue 14, item 7: the mirror fetches nothing
+      neutralizeEvent(event, this.assets, this.styles); // issue 14, item 7: the mirror fetches nothing
       if (event.type === FULL_SNAPSHOT) this.snapshotEpochs.set(event, this.epochs);
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
@@ -1318,6 +1362,7 @@ export class LiveView {
     this.early = [];
     this.commands = null;
     this.controlWaiting = false;
+    this.askedWith = null;
     this.setControlling(false);
     this.cancelRecordingCheck?.();
     this.cancelFreshness?.();

@@ -410,7 +410,11 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
       state.append(el("span", u.disabled ? t("state.disabled") : t("state.active"), u.disabled ? "pill bad" : "pill good"));
       // Its password is the one an admin typed until its owner signs in and chooses another. A
       // bound account signs in through the provider: a temporary password signs it in never.
-      if (u.password_change_required && !u.sso_bound) state.append(" ", el("span", t("state.temporaryPassword"), "pill warn"));
+      // Past temporary_password_seconds it signs in no more: the admin gives a new one (reset).
+      if (u.password_change_required && !u.sso_bound) {
+        const expired = u.temporary_password_expired;
+        state.append(" ", el("span", t(expired ? "state.temporaryPasswordExpired" : "state.temporaryPassword"), expired ? "pill bad" : "pill warn"));
+      }
       const tools = el("div", "", "row-actions");
       const toggle = button(u.disabled ? t("action.enable") : t("action.disable"));
       toggle.setAttribute("aria-label", `${toggle.textContent} ${u.username}`);

@@ -6,8 +6,8 @@
  * for the auditors, only the public half to the server.
  */
 
-import { AssetStore, confineMirror, neutralizeEvent } from "./assets.ts";
-import { MirrorBudget } from "./budget.ts";
+import { AssetStore, confineMirror } from "./assets.ts";
+import { playableEvents } from "./playback.ts";
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
 import {
@@ -134,15 +134,14 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
         new Uint8Array(await response.arrayBuffer()), key, { partial: true },
       );
       if (events.length < 2) return say(t("rec.empty"));
-      // A page beyond what the mirror holds (./budget.ts) is not played: its nodes would fill the tab.
-      const budget = new MirrorBudget();
-      if (!events.every((event) => budget.admit(event))) return say(t("rec.tooLarge"));
       // issue 14, item 7: the player fetches nothing either; the page assets the recording
       // carried are shown from blob: URLs of this page (released when another recording plays).
       playerAssets.dispose();
       for (const asset of assets) playerAssets.add(asset);
-      for (const event of events) neutralizeEvent(event, playerAssets);
-      const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
+      // A page beyond what the mirror holds (./budget.ts) is not played: its nodes would fill the tab.
+      const playable = playableEvents(events, playerAssets);
+      if (!playable) return say(t("rec.tooLarge"));
+      const replayerEvents = playable as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
       });

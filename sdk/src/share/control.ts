@@ -9,8 +9,9 @@
 
 import { record } from "rrweb";
 import { ELEMENT_NODE, frameElementOf, isConnectedNode, nodeTypeOf } from "../shared/dom.ts";
+import { frameView } from "../shared/frame-view.ts";
 import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
-import type { ActionRefusal, ControlState, Payload } from "../shared/payload.ts";
+import type { ActionRefusal, ControlPayload, ControlState } from "../shared/payload.ts";
 import type { CustomerView } from "./ports.ts";
 import { CONTROL_QUESTION } from "./ui.ts";
 import { Bucket } from "./bucket.ts";
@@ -25,7 +26,7 @@ const MAX_TYPED = 1000;
 
 export interface ControlHost {
   agent(): string;
-  reply(payload: Payload): void;
+  reply(payload: ControlPayload): void;
   /** Redraw the banner for the new control state. */
   changed(): void;
   isPrivate(url: URL): boolean;
@@ -163,30 +164,25 @@ function framesAround(node: unknown): Element[] | null {
   return null;
 }
 
-/** Where a frame's viewport starts in the viewport of the document it is shown in: its box,
- * within its border and padding. */
-function frameOrigin(frame: Element): { left: number; top: number } {
-  const box = frame.getBoundingClientRect();
-  const style = frame.ownerDocument.defaultView?.getComputedStyle(frame);
-  const padding = (side: "Left" | "Top"): number => parseFloat(style?.[`padding${side}`] ?? "") || 0;
-  return { left: box.left + frame.clientLeft + padding("Left"), top: box.top + frame.clientTop + padding("Top") };
-}
-
 /**
  * Whether Tandem's own UI (a question, the banner) covers the middle of `el` on the customer's
  * screen. The agent's mirror never shows that UI, so the agent cannot know the customer does not
  * see what it would act on; and while a question is open, the page behind it is not to be touched.
  * The outlines, pointer and notices let clicks through and do not count. An element in a frame
- * (`frames`: framesAround) is looked for where its frame shows it on the page.
+ * (`frames`: framesAround) is looked for where its frame shows it on the page, moved and scaled
+ * by a CSS transform on the frame or around it (frameView: the frame's own pixels were taken for
+ * the page's, so an element a scaled frame draws under the banner was looked for elsewhere).
+ * A frame turned or skewed by a transform cannot be mapped: counts as covered.
  */
 function coveredByTandemUi(el: Element, frames: Element[]): boolean {
   const box = el.getBoundingClientRect();
   let x = box.left + box.width / 2;
   let y = box.top + box.height / 2;
   for (const frame of frames) {
-    const origin = frameOrigin(frame);
-    x += origin.left;
-    y += origin.top;
+    const view = frameView(frame);
+    if (!view) return true;
+    x = view.left + x * view.scaleX;
+    y = view.top + y * view.scaleY;
   }
   if (!(x >= 0 && y >= 0 && x < innerWidth && y < innerHeight)) return false;
   const hit = document.elementFromPoint(x, y); // a shadow host stands for what is inside it

@@ -37,9 +37,27 @@ interface Realm {
   isVisible: Getter | null;
   setInterval: ((this: unknown, run: () => void, ms: number) => unknown) | null;
   clearInterval: ((this: unknown, id: unknown) => void) | null;
+  requestAnimationFrame: ((this: unknown, run: () => void) => unknown) | null;
+  /** Taken from a fresh realm (not the page's own functions, where none could be made). */
+  fresh: boolean;
 }
 
-function take(win: typeof globalThis): Realm | null {
+/** Whether `fn` is a function of the browser's, as `win`'s own functions say (a script's
+ * function shows its source to `Function.prototype.toString`); read with `win`'s only (the
+ * page's `RegExp` or `Reflect`, replaced, cannot make it say no, and the widget fall back on
+ * the page's observer). */
+function native(win: typeof globalThis, fn: unknown): boolean {
+  try {
+    const apply = win.Reflect.apply;
+    const source = apply(win.Function.prototype.toString, fn, []);
+    const pattern = new win.RegExp("\\{\\s*\\[native code\\]\\s*\\}\\s*$");
+    return typeof fn === "function" && apply(win.RegExp.prototype.test, pattern, [source]) === true;
+  } catch {
+    return false;
+  }
+}
+
+function take(win: typeof globalThis, fresh: boolean): Realm | null {
   const describe = win.Object?.getOwnPropertyDescriptor;
   if (typeof describe !== "function") return null;
   const getter = (proto: object | undefined, name: string): Getter | null => {
@@ -71,6 +89,11 @@ function take(win: typeof globalThis): Realm | null {
     // fake timers do, never ran the session's looks).
     setInterval: typeof win.setInterval === "function" ? (win.setInterval as Realm["setInterval"]) : null,
     clearInterval: typeof win.clearInterval === "function" ? (win.clearInterval as Realm["clearInterval"]) : null,
+    // The window's own frame callbacks, set on the page's window (browserFrame()); not fake
+    // timers' (Playwright's clock, installed in every frame, the fresh one too: in a frame
+    // removed, theirs never run).
+    requestAnimationFrame: native(win, win.requestAnimationFrame) ? (win.requestAnimationFrame as Realm["requestAnimationFrame"]) : null,
+    fresh,
   };
 }
 
@@ -89,7 +112,7 @@ function freshRealm(): Realm | null {
     try {
       const win = frame.contentWindow as (typeof globalThis) | null;
       // Another realm's, not the page's own window handed back.
-      return win && win !== (globalThis as unknown) && win.Event !== Event ? take(win) : null;
+      return win && win !== (globalThis as unknown) && win.Event !== Event ? take(win, true) : null;
     } finally {
       frame.remove();
     }
@@ -98,7 +121,7 @@ function freshRealm(): Realm | null {
   }
 }
 
-const realm: Realm | null = freshRealm() ?? (typeof document === "undefined" ? null : take(globalThis));
+const realm: Realm | null = freshRealm() ?? (typeof document === "undefined" ? null : take(globalThis, false));
 
 function read(get: Getter | null | undefined, object: unknown): { ok: true; value: unknown } | { ok: false } {
   if (!realm || !get) return { ok: false };
@@ -153,12 +176,38 @@ export function hasOcclusionTest(): boolean {
  * the start of the frame last drawn (the document's animation clock), a little before now; null
  * where neither can be read (no report is then set against a time). */
 export function pageNow(): number | null {
+  return pageTime()?.time ?? null;
+}
+
+/** pageNow(), and whether it is the performance clock itself (`exact`), not the animation clock
+ * standing in for it (which, read at a frame, says when that frame was due: a moment before a
+ * report made at the frame before it, on a busy browser). */
+export function pageTime(): { time: number; exact: boolean } | null {
   const own = read(realm?.performance, globalThis);
   const now = own.ok ? read(realm?.now, own.value) : own;
-  if (now.ok && typeof now.value === "number") return now.value;
+  if (now.ok && typeof now.value === "number") return { time: now.value, exact: true };
   const timeline = typeof document === "undefined" ? { ok: false as const } : read(realm?.timeline, document);
   const frame = timeline.ok ? read(realm?.timelineTime, timeline.value) : timeline;
-  return frame.ok && typeof frame.value === "number" ? frame.value : null;
+  return frame.ok && typeof frame.value === "number" ? { time: frame.value, exact: false } : null;
+}
+
+/** Whether browserFrame() can be set (a fresh realm was made, with its frame callbacks). */
+export function hasBrowserFrames(): boolean {
+  return !!realm?.fresh && realm.requestAnimationFrame !== null && typeof window !== "undefined";
+}
+
+/** Run `run` as the next frame of this page's window is drawn, before it is (its frame
+ * callbacks), with the browser's own `requestAnimationFrame` from the fresh realm, set on the
+ * page's window: no wrapper of the page's sees `run` or calls it, nor holds it back. False where
+ * there is no fresh realm or it cannot be set (`run` is then never called). */
+export function browserFrame(run: () => void): boolean {
+  if (!hasBrowserFrames() || !realm?.requestAnimationFrame) return false;
+  try {
+    realm.apply(realm.requestAnimationFrame, globalThis, [run]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether this page is shown (its tab in front), as the browser says: a page that defined its

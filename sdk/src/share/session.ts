@@ -23,12 +23,12 @@ import { CommandReceiver, ContentSender, importChainKey, KIND_FROM_WATCHER, type
 import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import {
-  hasBlockedShapes, hiddenFromAgent, inMaskedRegion, maskedRegionElements, maskFormState, onMarkedLate, onMaskingFailure,
+  forgetSessionSecrets, hasBlockedShapes, hiddenFromAgent, inMaskedRegion, maskedRegionElements, maskFormState, onMarkedLate, onMaskingFailure,
   recordMaskingOptions, scrubEvent, usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import {
-  ACTING_COMMANDS, ACTION_PROOF_MS, ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, parseChallengeCommand, type Payload,
+  ACTING_COMMANDS, ACTION_PROOF_MS, ALONE_FROM_BYTES, type ControlPayload, encodePayload, PackStream, packAlone, parseChallengeCommand, type Payload,
   type RecordingOffReason,
 } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
@@ -105,6 +105,11 @@ export const ECHOES_PER_SECOND = 4;
 /** How many of the agent's echoed nonces are kept for acting commands to name (ACTION_PROOF_MS
  * of them at ECHOES_PER_SECOND, and then some). */
 const MAX_ECHOED_KEPT = 64;
+
+/** How many replies (refusals, the customer's control decision) are kept between two epochs to be
+ * said in the next (the agent's console sends little while it is not live: a control request, a
+ * click or two). */
+const MAX_HELD_REFUSALS = 8;
 
 /** Whether a command would act on the page (../shared/payload.ts, ACTING_COMMANDS). */
 function actsOnPage(command: unknown): boolean {
@@ -395,6 +400,17 @@ export class Session {
   /** Each viewer's latest challenge not answered yet (the epoch is starting, or events were
    * dropped for a slow network), and how many of each viewer's are answered a second. */
   private pendingEchoes = new Map<Viewer, string>();
+  /** Replies the agent's console waits for (refusals of its actions, the customer's control
+   * decisions) that could not go in their epoch: decided while the next epoch's key is being made
+   * (no sender: a supervisor paired, the console came back), or queued in an epoch that ended
+   * before they were sealed. Said first in the next epoch, after its `consented`, never dropped
+   * unsaid (the console asks a refused control request again; a control taken back unsaid left
+   * the console showing the agent in control). */
+  private heldReplies: ControlPayload[] = [];
+  /** The customer's latest control decision: one dropped with its epoch, or held, after a later
+   * one was taken is never said again (a `granted` dropped and then said after the customer's
+   * `revoked` showed the agent in control the customer had taken back). */
+  private latestControl: ControlPayload | null = null;
   /** The agent's nonces echoed lately: when, and in which epoch (its sender). An acting command
    * is taken only when it names one of these of the current epoch, echoed less than
    * ACTION_PROOF_MS ago (../shared/payload.ts, ACTING_COMMANDS). */
@@ -1043,6 +1059,7 @@ export class Session {
     // First in every epoch, inside the encrypted channel: the agent's console shows nothing
     // until the customer's own browser says the customer allowed it.
     this.sendPayload({ k: "consented" });
+    for (const reply of this.heldReplies.splice(0)) this.sendReply(reply);
     // One receiver for the keys' life in this page (a new epoch keeps it: a command opened while
     // it began is counted); a new page goes on after the count its record kept with their handle.
     this.commands ??= new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
@@ -1057,7 +1074,8 @@ export class Session {
     this.control ??= new RemoteControl(this.ui, {
       agent: () => this.saved?.agent ?? "The agent",
       reply: (payload) => {
-        this.sendPayload(payload);
+        if (payload.k === "control") this.latestControl = payload;
+        this.sendReply(payload);
         // For the audit trail: the decision's name only (the server cannot see the payload).
         if (payload.k === "control") this.send({ type: "report", event: `control_${payload.state}` });
       },
@@ -1259,18 +1277,65 @@ export class Session {
       // the agent tries again on the new snapshot. One proven in this epoch, but past the bound
       // (the relay or the network held it), is said to be late: the page was not gone, and the
       // agent may try again on what the view shows now. Either way nothing of it is applied.
+      // Each refusal says what it refuses (the command's kind, and the proof it named when that is
+      // an echo this page sent): the console asks a control request again only on the refusal of
+      // its own, never on a click's or an earlier request's (which it could not tell apart).
       const k = (command as { k?: unknown }).k;
       if (k === "click" || k === "type" || k === "scroll" || k === "control_request") {
-        this.sendPayload(this.provenInEarlierEpoch(command)
-          ? { k: "action_refused", reason: "The customer's page was refreshed before that arrived: try again in a moment.", code: "refreshed" }
+        const proof = this.echoNamed(command) ? { proof: (command as { proof: string }).proof } : {};
+        const refusal: ControlPayload = this.provenInEarlierEpoch(command)
+          ? { k: "action_refused", reason: "The customer's page was refreshed before that arrived: try again in a moment.", code: "refreshed", of: k, ...proof }
           : this.provenInThisEpoch(command)
-            ? { k: "action_refused", reason: "That arrived too late to be sure the page was still as the agent saw it.", code: "late" }
-            : { k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
+            ? { k: "action_refused", reason: "That arrived too late to be sure the page was still as the agent saw it.", code: "late", of: k, ...proof }
+            : { k: "action_refused", reason: "That part of the page is gone.", code: "gone", of: k };
+        this.sendReply(refusal);
       }
       return;
     }
     if (this.annotations?.handle(command)) return;
     this.control.handle(command);
+  }
+
+  /** Say a reply the agent's console waits for in this epoch; between two epochs (the next one's
+   * key is being made), or if this epoch ends before it is sealed (it is dropped with the
+   * epoch's unsent frames: a new full snapshot repairs the view, but not a reply), in the next. */
+  private sendReply(reply: ControlPayload): void {
+    if (this.superseded(reply)) return;
+    const ws = this.ws;
+    const sender = this.sender;
+    if (!ws || !sender) return this.holdReply(reply);
+    this.sendPayload(reply, undefined, () => {
+      if (this.state !== "sharing") return; // ended: nothing more is said
+      // The next epoch began meanwhile (its `consented` went first): in it; else kept for it.
+      if (this.sender && this.sender !== sender && this.ws?.isOpen) this.sendReply(reply);
+      else this.holdReply(reply);
+    });
+  }
+
+  /** Whether `reply` is a control decision the customer has taken another since (that one says
+   * the state: said in its place, never after it). */
+  private superseded(reply: ControlPayload): boolean {
+    return reply.k === "control" && reply !== this.latestControl;
+  }
+
+  /** Keep a reply for the next epoch, at most MAX_HELD_REFUSALS: the customer's control decision
+   * (the latest only: it says the state) and a control request's refusal (which the console asks
+   * again) each take the place of the oldest refusal of a click, typing or scroll when they fill
+   * the list (those the console only says). */
+  private holdReply(reply: ControlPayload): void {
+    if (this.superseded(reply)) return;
+    const held = this.heldReplies;
+    if (reply.k === "control") {
+      const earlier = held.findIndex((kept) => kept.k === "control");
+      if (earlier >= 0) held.splice(earlier, 1);
+    }
+    if (held.length >= MAX_HELD_REFUSALS) {
+      const kept = (one: ControlPayload) => one.k === "control" || one.of === "control_request";
+      const aimed = kept(reply) ? held.findIndex((one) => !kept(one)) : -1;
+      if (aimed < 0) return;
+      held.splice(aimed, 1);
+    }
+    held.push(reply);
   }
 
   /** Whether an acting command names an echo of the agent's challenge sent in this epoch less
@@ -1748,16 +1813,26 @@ export class Session {
   }
 
   /** Compress, encrypt and send, in call order; `sent` runs once the last frame went out. */
-  private sendPayload(payload: Payload, sent?: () => void): void {
+  private sendPayload(payload: Payload, sent?: () => void, dropped?: () => void): void {
     const ws = this.ws;
     const sender = this.sender;
     if (!ws || !sender) return;
-    this.outbox = this.outbox.then(() => this.seal(prepack(encodePayload(payload)), ws, sender, sent)).catch(() => undefined);
+    this.outbox = this.outbox
+      .then(() => this.seal(prepack(encodePayload(payload)), ws, sender, sent, false, dropped))
+      .catch(() => undefined);
   }
 
   /** Compress, encrypt and send one payload's frames (prepack's), in order. `marker`: the
    * recording's end marker, sealed in its closing epoch (closingEpoch) after that epoch ended here. */
-  private seal(frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void, marker = false): void {
+  private seal(
+    frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void, marker = false, dropped?: () => void,
+  ): void {
+    let lost = false;
+    const lose = () => {
+      if (lost) return;
+      lost = true;
+      dropped?.();
+    };
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame instanceof Uint8Array ? frame : frame.raw); // benchmark builds only: measures what encryption costs
@@ -1772,7 +1847,7 @@ export class Session {
           // (packAlone), already under way: the epoch's stream does not see it. An epoch being
           // closed by the recording's end marker takes nothing more but the marker.
           const current = () => marker || (this.ws === ws && this.sender === sender);
-          if (!current() || !ws.isOpen) return null;
+          if (lost || !current() || !ws.isOpen) return null;
           if (frame instanceof Uint8Array) return sender.seal(this.packer(sender).pack(frame));
           const packed = await frame.packed;
           return current() ? sender.seal(packed) : null;
@@ -1780,12 +1855,12 @@ export class Session {
         .then((sealed) => {
           // Sealed (its counter taken): it goes also in a closing epoch, which stays whole.
           const closing = this.closingEpoch?.ws === ws && this.closingEpoch.sender === sender;
-          if (!sealed || !ws.isOpen || !(closing || (this.ws === ws && this.sender === sender))) return;
+          if (!sealed || !ws.isOpen || !(closing || (this.ws === ws && this.sender === sender))) return lose();
           ws.send(sealed);
           if (sender.recorded) this.recordedFrameSent(sender);
           if (i === frames.length - 1) sent?.();
         })
-        .catch(() => undefined);
+        .catch(lose);
     });
   }
 
@@ -1886,6 +1961,7 @@ export class Session {
     this.annotations?.dispose();
     this.annotations = null;
     forgetAnnotationChoice(); // kept in this tab's storage for the session's next pages only
+    forgetSessionSecrets(); // the hidden values the masking saw (passwords typed since load stay)
     this.pairing = null;
     this.watchPairing = null;
     this.keys = null;
@@ -1893,6 +1969,8 @@ export class Session {
     this.commands = null;
     this.watcherCommands = null;
     this.pendingEchoes.clear();
+    this.heldReplies = [];
+    this.latestControl = null;
     this.echoedToAgent.clear();
     const ws = this.ws;
     this.ws = null;

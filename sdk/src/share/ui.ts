@@ -30,7 +30,8 @@ import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
-import { browserEvery, coverReport, customersClick, hasOcclusionTest, pageNow, pageShown } from "./realm.ts";
+import { type Question, type Verdict, ask, heardFrame, heardShown } from "./first-frame.ts";
+import { browserEvery, browserFrame, coverReport, customersClick, hasBrowserFrames, hasOcclusionTest, pageNow, pageShown, pageTime } from "./realm.ts";
 import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
@@ -115,12 +116,20 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 @media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
 
-/** How many times the widget is put back where it must be (or raised again over a popover of
- * the page's), as the page's changes call for it, between two of the session's looks
- * (reachable(), every 300 ms). A page that takes it away again each time (its own observer
- * against the widget's) is left to those looks, and kept paused: a put-back answered at once by
- * the next would be an endless loop of microtasks, the customer's tab frozen. */
+/** How many times the widget is put back where it must be, as the page's changes call for it,
+ * between two of the session's looks (reachable(), every 300 ms). A page that takes it away
+ * again each time (its own observer against the widget's) is left to those looks, and kept
+ * paused: a put-back answered at once by the next would be an endless loop of microtasks, the
+ * customer's tab frozen. */
 const PUT_BACKS_PER_LOOK = 8;
+
+/** How many times the widget is raised again over a popover the page shows, between two looks.
+ * Apart from the put-backs and larger: a page's tooltips shown one after another as the pointer
+ * runs over a menu are shown a dozen at a time between two looks on a busy machine (a bound of 8
+ * shared with the put-backs paused sharing for them, in CI). A page that shows one again after
+ * each raise (a loop of tasks: each popover's `toggle` is one) is left to the looks past it, and
+ * kept paused, as one taking the widget away is. */
+const RAISES_PER_LOOK = 32;
 
 /** The page's open shadow roots the widget watches for its dialogs and popovers (watchShadowRoots),
  * at most: a dialog opened with showModal() or a popover shown in one is seen at that change, as
@@ -378,6 +387,14 @@ export class CustomerUI {
    * counts a layer that lets the pointer through (`pointer-events: none`) as the hit test does not. */
   private coverWatch: IntersectionObserver | null = null;
   private coverTarget: Element | null = null;
+  /** What marks the first frame drawn after each question of the cover watch (./first-frame.ts):
+   * the browser's own frame callbacks (realm.ts, browserFrame()), which no wrapper of the page's
+   * sees or holds back (markFrame()); only where they cannot be set, an observer (no occlusion
+   * test, the page's `IntersectionObserver`) observing the document afresh with each question,
+   * whose first report is made at that frame. */
+  private frameWatch: IntersectionObserver | null = null;
+  /** Counts the questions asked: a frame callback marks only the question asked with it. */
+  private asked = 0;
   /** The last report of the cover watch: something is painted over Stop sharing; and the reports
    * in a row that said so, each after a raise (COVERED_REPORTS). */
   private covered = false;
@@ -391,16 +408,18 @@ export class CustomerUI {
   /** Told of each report of the cover watch that answers askShown() (session.ts holds the page's
    * changes back until one finds Stop sharing shown). */
   private coverHeard: { shown: () => void; covered: () => void } | null = null;
-  /** When the last askShown() asked (pageNow()): a report made before it, handed over late by a
-   * page's own observer wrapping the browser's (one kept from before its cover), answers nothing. */
-  private askedAt: number | null = null;
-  /** The time of the latest of the browser's own reports on Stop sharing the widget was given
-   * (`lastReportAt`), as the last askShown() asked (`askedAfter`): a report answers only if made
-   * after it. A report the widget was given before (a page's wrapper handing it again), or made
-   * at a frame before one it was given, answers nothing, whatever the clock says (pageNow() null:
-   * the fresh realm's clocks taken away). */
+  /** The question asked (askShown()), until answered (./first-frame.ts): a report answers it only
+   * if made after it (a report made before, handed over late by a page's own observer wrapping the
+   * browser's, one kept from before its cover, answers nothing: its `time` against pageNow()) and
+   * at the first frame drawn after it (a later one, kept back until the page lifted its cover,
+   * neither: what was asked about is dropped, and the question asked again). */
+  private question: Question | null = null;
+  /** The time of the latest of the browser's own reports (the cover watch's, the frame marks) the
+   * widget was given: a report answers only if made after the one latest as the question was
+   * asked. A report the widget was given before (a page's wrapper handing it again), or made at a
+   * frame before one it was given, answers nothing, whatever the clock says (pageNow() null: the
+   * fresh realm's clocks taken away). */
   private lastReportAt = -Infinity;
-  private askedAfter = -Infinity;
   /** This browser has the occlusion test, and the page took away what the cover watch needs
    * (its IntersectionObserver): Stop sharing counts as covered (./realm.ts). */
   private coverBroken = false;
@@ -410,6 +429,8 @@ export class CustomerUI {
    * and whether the page asked for more (it fights back: out of reach until a look finds the
    * widget left where it was put). */
   private putBacks = 0;
+  /** Raises over the page's popovers since the session's last look (RAISES_PER_LOOK). */
+  private raises = 0;
   private contested = false;
   /** Told at once when a change of the page's took the widget out of reach (whenOutOfReach). */
   private outOfReach: (() => void) | null = null;
@@ -615,7 +636,8 @@ export class CustomerUI {
       const target = event.target;
       if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) {
         this.heardPopover = true;
-        if (this.mayPutBack()) this.raise();
+        // Hidden, it covers nothing: only a popover shown calls for a raise.
+        if ((event as ToggleEvent).newState !== "closed" && this.mayRaise()) this.raise();
       }
       check();
     };
@@ -653,6 +675,7 @@ export class CustomerUI {
     // reach, even where the put-back below finds it (the page takes it away again right after).
     const contested = this.contested;
     this.putBacks = 0;
+    this.raises = 0;
     this.contested = false;
     this.watchCover();
     // Kept covered (the page's layer over it again after each raise): one more raise and a
@@ -677,6 +700,16 @@ export class CustomerUI {
       return false;
     }
     this.putBacks++;
+    return true;
+  }
+
+  /** Whether the widget may still be raised over the page's popovers before the next look. */
+  private mayRaise(): boolean {
+    if (this.raises >= RAISES_PER_LOOK) {
+      this.contested = true;
+      return false;
+    }
+    this.raises++;
     return true;
   }
 
@@ -727,7 +760,14 @@ export class CustomerUI {
       if (!hasOcclusionTest()) return;
       try {
         const options = { trackVisibility: true, delay: 100 } as IntersectionObserverInit;
-        this.coverWatch = new IntersectionObserver((entries) => this.onCoverReport(entries), options);
+        const coverWatch = new IntersectionObserver((entries) => this.onCoverReport(entries), options);
+        // Only where the browser's own frame callbacks cannot be set (no fresh realm, or fake
+        // timers' in it: realm.ts, hasBrowserFrames()): a page's
+        // wrapper of IntersectionObserver held this observer's mark back, and handed one of its
+        // own observer's, made after it lifted its cover
+        // (tests/e2e/test_page_forges_frame_mark.py).
+        if (!hasBrowserFrames()) this.frameWatch = new IntersectionObserver((entries) => this.onFrameMark(entries));
+        this.coverWatch = coverWatch;
       } catch {
         // The page took the watch away (replaced IntersectionObserver): out of reach, as covered.
         this.coverBroken = true;
@@ -740,6 +780,8 @@ export class CustomerUI {
     this.coverStreak = 0;
     this.shownSince = 0;
     if (target) this.coverWatch.observe(target);
+    // A question asked about the target before: asked again of this one.
+    if (target && this.question) this.askAgain();
   }
 
   /** Now on the browser's own clock of the page (realm.ts, pageNow()), which the page's `Date.now`
@@ -783,24 +825,104 @@ export class CustomerUI {
     // widget's callback from inside it with the report it kept that answered the question before
     // (made after that one was asked), and it answered this one too, made under its cover
     // (tests/e2e/test_page_ran_first.py).
-    this.askedAt = pageNow();
-    this.askedAfter = this.lastReportAt;
+    const askedAt = pageNow();
+    this.question = ask(askedAt, this.lastReportAt);
     const stale = this.coverWatch.takeRecords();
     if (stale.length) this.onCoverReport(stale, false);
+    const marks = this.frameWatch?.takeRecords() ?? [];
+    if (marks.length) this.onFrameMark(marks, false);
     if (this.coverTarget !== target || !this.coverWatch) return; // a report ended the watch
-    this.askedAfter = this.lastReportAt;
-    this.coverWatch.unobserve(target);
-    this.coverWatch.observe(target);
+    this.question = ask(askedAt, this.lastReportAt);
+    this.observeAfresh(target);
   }
 
-  /** Raise the widget, and ask the cover watch for a fresh report (it reports only changes: a
-   * layer the page shows over it again before the next frame would be no change). */
-  private raiseUncovered(): void {
-    this.raise();
+  /** Ask the cover watch again, now (the question's first frame found Stop sharing covered, or
+   * its report was kept back: what was asked about is dropped). The cover watch's reports due are
+   * left to come (made before now, none answers; one finding Stop sharing covered still counts);
+   * the frame marks due are taken: made before now, none marks this question's frame. */
+  private askAgain(): void {
     const target = this.coverTarget;
     if (!target || !this.coverWatch) return;
-    this.coverWatch.unobserve(target);
-    this.coverWatch.observe(target);
+    const marks = this.frameWatch?.takeRecords() ?? [];
+    if (marks.length) this.onFrameMark(marks, false);
+    this.question = ask(pageNow(), this.lastReportAt);
+    this.observeAfresh(target);
+  }
+
+  /** Observe Stop sharing afresh (reported at the next frame drawn, whatever the watch's `delay`),
+   * and the document with it: the first frame drawn after now is marked (./first-frame.ts). */
+  private observeAfresh(target: Element): void {
+    this.coverWatch?.unobserve(target);
+    this.coverWatch?.observe(target);
+    if (!this.frameWatch) return this.markFrame();
+    const frameTarget = document.documentElement;
+    this.frameWatch.unobserve(frameTarget);
+    this.frameWatch.observe(frameTarget);
+  }
+
+  /**
+   * Mark the first frame drawn after the question asked now with the browser's own frame
+   * callbacks (realm.ts, browserFrame()): the first runs as that frame is drawn, before the
+   * cover watch makes its report of it (the browser runs a frame's callbacks, then draws it, then
+   * makes the observers' reports); the next one runs as the frame after it is drawn, after that
+   * report was made, and before any report of its own frame: the time then (the browser's own
+   * clock) is the mark. A report made later than that one was made at a later frame. Where the
+   * browser's clock cannot be read but the document's animation clock stands in for it (fake
+   * timers in every frame: realm.ts, pageTime()), the one after (the animation clock says when a
+   * frame was due, on a busy browser before the report of the frame before was made). No clock:
+   * no report can be set against the frame, and the question is late.
+   */
+  private markFrame(): void {
+    const asked = ++this.asked;
+    const mine = (): boolean => asked === this.asked && this.question !== null;
+    const mark = (frames: number): void => {
+      if (!mine()) return;
+      const now = pageTime();
+      if (now && !now.exact && frames < 3) {
+        browserFrame(() => mark(frames + 1));
+        return;
+      }
+      const question = this.question;
+      if (!question) return;
+      if (!now) return this.heard({ kind: "late" });
+      this.heard(heardFrame(question, now.time));
+    };
+    browserFrame(() => {
+      if (mine()) browserFrame(() => mark(2));
+    });
+  }
+
+  /** Raise the widget, and ask the cover watch afresh (it reports only changes: a layer the page
+   * shows over it again before the next frame would be no change). */
+  private raiseUncovered(): void {
+    this.raise();
+    this.askAgain();
+  }
+
+  /** The first frame drawn after the question, marked (observeAfresh()): read with the browser's
+   * own getters, of the document only. `answers` false: made before the question. */
+  private onFrameMark(entries: IntersectionObserverEntry[], answers = true): void {
+    if (!Array.isArray(entries)) return;
+    const frameTarget = document.documentElement;
+    const marks = entries.map((entry) => coverReport(entry, frameTarget)).filter((mark) => mark !== null);
+    const made = marks.at(0)?.time;
+    if (made === undefined) return;
+    for (const mark of marks) if (mark.time > this.lastReportAt) this.lastReportAt = mark.time;
+    if (answers && this.question) this.heard(heardFrame(this.question, made));
+  }
+
+  /** What a report told of the question asked (./first-frame.ts). */
+  private heard(verdict: Verdict): void {
+    if (verdict.kind === "wait") {
+      this.question = verdict.question;
+      return;
+    }
+    this.question = null;
+    if (verdict.kind === "shown") return this.coverHeard?.shown();
+    // The first frame's report kept back: what the page changed before the question was drawn
+    // under a cover the widget was not told of (session.ts drops it, as for a cover); asked again.
+    this.coverHeard?.covered();
+    this.askAgain();
   }
 
   /** `answers`: whether a report of Stop sharing shown answers the question asked (askShown()),
@@ -821,8 +943,9 @@ export class CustomerUI {
       this.covered = false;
       this.heardPopover = false;
       // A report kept back from before the question by a page's observer answers nothing (the
-      // question stays asked: the browser's own report still comes, if the page passes it on).
-      if (answers && made !== null && made > this.askedAfter && (this.askedAt === null || made >= this.askedAt)) this.coverHeard?.shown();
+      // question stays asked: the browser's own report still comes, if the page passes it on);
+      // nor does one made after the question's first frame (./first-frame.ts).
+      if (answers && made !== null && this.question) this.heard(heardShown(this.question, made));
       return;
     }
     // What the page changed before this frame was drawn under the cover: not to go (session.ts).
@@ -855,10 +978,11 @@ export class CustomerUI {
   private unwatchCover(): void {
     this.coverWatch?.disconnect();
     this.coverWatch = null;
+    this.frameWatch?.disconnect();
+    this.frameWatch = null;
     this.coverBroken = false;
-    this.askedAt = null;
+    this.question = null;
     this.lastReportAt = -Infinity;
-    this.askedAfter = -Infinity;
     this.coverTarget = null;
     this.covered = false;
     this.coverStreak = 0;
@@ -1433,6 +1557,7 @@ export class CustomerUI {
     this.gaveUp = null;
     this.placedIn = null;
     this.putBacks = 0;
+    this.raises = 0;
     this.contested = false;
     this.host?.remove();
     this.host = null;

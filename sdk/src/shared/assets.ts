@@ -121,19 +121,46 @@ export function isAssetPayload(value: Record<string, unknown>): boolean {
     value.data.length <= Math.ceil(MAX_ASSET_BYTES / 3) * 4;
 }
 
+/**
+ * `url(…)` with its address: in double quotes (group 2), single quotes (3) or none (4). Written so
+ * that the regular expression engine never tries a character in two places (`(?=(x*))\n` takes a
+ * run whole, as an atomic group would), and each look ends at the next quote of its kind or, with
+ * none, at the next bracket: as `\(\s*(['"]?)([^)'"]*)\1\s*\)` it tried every split of a run of
+ * spaces after `url(` between its quantifiers (`url(` and 4,000 spaces: 40 s of the customer's tab).
+ */
+const CSS_URL = /\burl\((?=(\s*))\1(?:"(?=([^"]*))\2"|'(?=([^']*))\3'|(?=([^()'"\s]*))\4)(?=(\s*))\5\)/gi;
+
 /** Every address a CSS text fetches with `url(…)` (quoted or not), as written. */
 export function cssUrls(css: string): string[] {
   const found: string[] = [];
-  for (const match of css.matchAll(/\burl\(\s*(['"]?)([^)'"]*)\1\s*\)/gi)) {
-    if (match[2]) found.push(match[2].trim());
+  for (const match of css.matchAll(CSS_URL)) {
+    const address = (match[2] ?? match[3] ?? match[4] ?? "").trim();
+    if (address) found.push(address);
   }
   return found;
+}
+
+/** `css` without its `@font-face` rules, each up to the first `}` after its `{` (a rule that never
+ * closes, and those after it, kept: as `@font-face\s*\{[^}]*\}` looked to the end of the text from
+ * each, 20,000 unclosed ones took 6 s). */
+function withoutFontFaces(css: string): string {
+  const start = /@font-face\s*\{/gi;
+  const kept: string[] = [];
+  let at = 0;
+  for (let match = start.exec(css); match; match = start.exec(css)) {
+    const end = css.indexOf("}", start.lastIndex);
+    if (end < 0) break;
+    kept.push(css.slice(at, match.index), " ");
+    at = start.lastIndex = end + 1;
+  }
+  kept.push(css.slice(at));
+  return kept.join("");
 }
 
 /** The addresses of a CSS text that show images: every `url(…)` but those of `@font-face` rules
  * (fonts) and of `@import`s (style sheets). */
 export function cssImageUrls(css: string): string[] {
-  return cssUrls(css.replace(/@font-face\s*\{[^}]*\}/gi, " ").replace(/@import\b[^;]*;?/gi, " "));
+  return cssUrls(withoutFontFaces(css).replace(/@import\b[^;]*;?/gi, " "));
 }
 
 /** The addresses of a `srcset` (`a.png 1x, b.png 2x`). */

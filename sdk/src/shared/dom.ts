@@ -17,7 +17,7 @@ type Method = (...args: unknown[]) => unknown;
 /** The realm's interface objects; read when called (node tests install a DOM after import). */
 function proto(
   name: "Node" | "Element" | "Document" | "DocumentFragment" | "ShadowRoot" | "HTMLInputElement" | "HTMLTextAreaElement" |
-    "HTMLSelectElement" | "HTMLLabelElement",
+    "HTMLSelectElement" | "HTMLLabelElement" | "CSSStyleDeclaration",
 ): object {
   const ctor = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[name];
   if (!ctor) throw new TypeError(`no DOM here (${name})`);
@@ -243,6 +243,30 @@ export function frameElementOf(doc: Node): Element | null {
   return frame as Element;
 }
 
+/** This realm's `getComputedStyle`, taken on first use (it reads elements of same-origin frames
+ * too), and the style declaration's own `getPropertyValue`. */
+let computedStyleOf: ((el: Element) => unknown) | undefined;
+const getPropertyValueMethod = method("CSSStyleDeclaration", "getPropertyValue");
+
+/**
+ * Whether the page draws a field's characters as discs or squares (`-webkit-text-security`, from
+ * its `style` or a style sheet): a PIN or a password a page keeps out of a password field (to get
+ * a number pad, or no password manager's offer) says so this way. An element with no computed
+ * style (a DOM without styles) says nothing. Throws when the style cannot be read (callers fail
+ * closed).
+ */
+export function drawnAsDots(el: Element): boolean {
+  if (!computedStyleOf) {
+    const fn = (globalThis as unknown as { getComputedStyle?: (el: Element) => unknown }).getComputedStyle;
+    if (typeof fn !== "function" || !("CSSStyleDeclaration" in globalThis)) return false;
+    computedStyleOf = (element) => fn.call(globalThis, element);
+  }
+  const style = computedStyleOf(el);
+  if (style === null || typeof style !== "object") return false;
+  const value = String(getPropertyValueMethod(style, "-webkit-text-security") ?? "").trim().toLowerCase();
+  return value !== "" && value !== "none";
+}
+
 /** The live value of a form field (input, textarea, select), or null for other elements. */
 export function liveValueOf(el: Element): string | null {
   const tag = localNameOf(el);
@@ -319,6 +343,41 @@ const nextElementSiblingGetter = getter("Element", "nextElementSibling");
 export function childElementsOf(el: Element, limit: number): Element[] {
   const out: Element[] = [];
   for (let child = firstElementChildGetter(el) as Element | null; child && out.length < limit; child = nextElementSiblingGetter(child) as Element | null) {
+    out.push(child);
+  }
+  return out;
+}
+
+const boundingRectMethod = method("Element", "getBoundingClientRect");
+
+/** An element's `getBoundingClientRect()` (its border box in its viewport, CSS pixels). */
+export function boundingBoxOf(el: Element): DOMRect {
+  return boundingRectMethod(el) as DOMRect;
+}
+
+/**
+ * The shadow root `node` sits straight in (a web component that puts its elements right in its
+ * root, with no wrapper: their `parentElement` is null), else null.
+ */
+export function shadowParentOf(node: Node): ShadowRoot | null {
+  const parent = parentNodeGetter(node) as Node | null;
+  if (parent === null || nodeTypeOf(parent) !== DOCUMENT_FRAGMENT_NODE) return null;
+  return nodeTypeOf(hostGetter(parent)) === ELEMENT_NODE ? (parent as ShadowRoot) : null;
+}
+
+let fragmentFirstElementChild: ((this: Node) => unknown) | undefined;
+
+/** The first `limit` child elements of an element or a shadow root (read one by one). */
+export function childElementsIn(parent: Element | ShadowRoot, limit: number): Element[] {
+  if (nodeTypeOf(parent) === ELEMENT_NODE) return childElementsOf(parent as Element, limit);
+  if (!fragmentFirstElementChild) {
+    for (let p: object | null = proto("DocumentFragment"); p && !fragmentFirstElementChild; p = Object.getPrototypeOf(p) as object | null) {
+      fragmentFirstElementChild = Object.getOwnPropertyDescriptor(p, "firstElementChild")?.get as ((this: Node) => unknown) | undefined;
+    }
+    if (!fragmentFirstElementChild) throw new TypeError("DocumentFragment.firstElementChild has no getter");
+  }
+  const out: Element[] = [];
+  for (let child = fragmentFirstElementChild.call(parent) as Element | null; child && out.length < limit; child = nextElementSiblingGetter(child) as Element | null) {
     out.push(child);
   }
   return out;

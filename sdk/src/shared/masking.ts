@@ -5,8 +5,11 @@
  * - Every input, textarea and select value, and every checkbox, radio and option choice, is masked
  *   unless the element (or an ancestor) carries `data-tandem-unmask`.
  * - Sensitive fields are masked even then: passwords, hidden inputs, `autocomplete` cc-* and
- *   one-time-code / current-password / new-password.
- * - Payment card numbers (Luhn-valid, 13-19 digits, spaces or dashes between) are masked in every
+ *   one-time-code / current-password / new-password, fields named or labelled a password, a PIN
+ *   or a card's security code (`cvv`, `pin`...), and fields the page draws as discs
+ *   (`-webkit-text-security`).
+ * - Payment card numbers (Luhn-valid, 13-19 digits, spaces or dashes between; also other
+ *   separators and full-width digits: maskLooseRuns) are masked in every
  *   value, in page text, and in every string of every recorded event.
  * - In input values any run of 7 or more digits is masked too: a card number typed key by key
  *   passes through prefixes that are not Luhn-valid (PCI DSS allows at most the first six digits
@@ -41,9 +44,9 @@
  */
 
 import {
-  asElement, assignedSlotOf, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  asElement, assignedSlotOf, drawnAsDots, attributeOf, boundingBoxOf, CDATA_SECTION_NODE, childElementsIn, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
   firstInside, frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
-  rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
+  rootNodeOf, shadowParentOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import {
@@ -326,13 +329,78 @@ function hasDigits(text: string, count: number): boolean {
 
 /** Mask every digit of every Luhn-valid 13-19 digit card number in `text`. */
 export function maskCardNumbers(text: string): string {
-  if (text.length < 13 || !hasDigits(text, 13)) return text;
-  return text.replace(DIGIT_RUN, (run) => maskRun(run, Infinity));
+  if (text.length < 13) return text;
+  if (!hasDigits(text, 13) && !hasOtherDigits(text)) return text;
+  return maskLooseRuns(text.replace(DIGIT_RUN, (run) => maskRun(run, Infinity)), false);
 }
 
 /** Mask card numbers and every run of 7 or more digits (for values typed into fields). */
 export function maskLongDigitRuns(text: string): string {
-  return text.replace(DIGIT_RUN, (run) => maskRun(run, 7));
+  return maskLooseRuns(text.replace(DIGIT_RUN, (run) => maskRun(run, 7)), true);
+}
+
+/** A decimal digit other than ASCII's: full-width (a Japanese or Chinese IME's `４１１１`),
+ * Arabic-Indic (`٤١١١`, an Arabic keyboard's), Persian, Devanagari, mathematical bold
+ * (`𝟒𝟏𝟏𝟏`)... any script's: the agent reads them as digits. */
+const OTHER_DIGIT = /(?![0-9])\p{Nd}/u;
+const ANY_DIGIT = /\p{Nd}/gu;
+/** Characters drawn as nothing (zero-width spaces and joiners, word joiner, BOM, soft hyphen):
+ * between digits they hide no digit from the agent's eye, and split no group. */
+const INVISIBLE = /[\u00ad\u200b-\u200d\u2060\ufeff]/gu;
+/** Digit runs, any script's digits, with up to four of the separators a card is written with
+ * besides one space or dash (DIGIT_RUN): dots (`.`, `·`, `‧`, `・`), slashes, bars, underscores,
+ * tabs, spaces of any width, dashes of any width, the invisible ones above, several spaces
+ * ("4111.1111.1111.1111", "4111  1111", "4111\u200b1111"). */
+const LOOSE_RUN = /\p{Nd}(?:[ \t.\/_|\u00a0\u00b7\u2027\u30fb\u2000-\u200a\u202f\u205f\u2010-\u2015\u2212\u3000\u00ad\u200b-\u200d\u2060\ufeff-]{0,4}\p{Nd})*/gu;
+/** The same for ASCII digits only: most text has no other, and this one is the cheaper to run. */
+const LOOSE_ASCII_RUN = /[0-9](?:[ \t.\/_|\u00a0\u00b7\u2027\u30fb\u2000-\u200a\u202f\u205f\u2010-\u2015\u2212\u3000\u00ad\u200b-\u200d\u2060\ufeff-]{0,4}[0-9])*/g;
+/** Whether a text has a decimal digit other than ASCII's (cheapest first: any non-ASCII). */
+function hasOtherDigits(text: string): boolean {
+  return /[^\x00-\x7f]/.test(text) && OTHER_DIGIT.test(text);
+}
+const LOOSE_SEPARATORS = /\P{Nd}+/u;
+
+/** Digit values of non-ASCII digits: Unicode assigns decimal digits only in whole runs of ten,
+ * zero first, so a digit's value is its distance from the start of its run of digits, mod 10. */
+const digitValues = new Map<string, string>();
+function asciiDigit(ch: string): string {
+  if (ch >= "0" && ch <= "9") return ch;
+  let value = digitValues.get(ch);
+  if (value === undefined) {
+    const code = ch.codePointAt(0) as number;
+    let start = code;
+    while (start > 0 && /\p{Nd}/u.test(String.fromCodePoint(start - 1)) && code - start < 100) start--;
+    value = String((code - start) % 10);
+    if (digitValues.size < 1000) digitValues.set(ch, value);
+  }
+  return value;
+}
+
+/**
+ * What DIGIT_RUN's single space or dash leaves: a card number written with other separators or
+ * in another script's digits is masked whole when its 13-19 digits, in groups of at least three,
+ * are Luhn-valid; in a value typed
+ * into a field (`typed`), also a run of 7 or more digits (any script's) unbroken or split only by
+ * spaces or invisible characters (as DIGIT_RUN's runs are), and groups of four digits joined by
+ * dots, slashes or underscores (a card typed key by key, "4111.1111.1"; a date's "15.01.2024" is
+ * no such run).
+ */
+function maskLooseRuns(text: string, typed: boolean): string {
+  return text.replace(hasOtherDigits(text) ? LOOSE_RUN : LOOSE_ASCII_RUN, (run) => {
+    if (run.length < (typed ? 7 : 13)) return run; // too few digits, whatever they are
+    const ascii = !/[^\x00-\x7f]/.test(run);
+    const visible = ascii ? run : run.replace(INVISIBLE, "");
+    const groups = visible.split(ascii ? /[^0-9]+/ : LOOSE_SEPARATORS);
+    if (groups.length < 2 && visible === run && !hasOtherDigits(run)) return run; // DIGIT_RUN's already
+    const digits = ascii ? groups.join("") : Array.from(groups.join(""), asciiDigit).join("");
+    // A card is written in groups of 3 to 6 (4-4-4-4, Amex's 4-6-5) or unbroken: two dates in a
+    // row ("01.02.2024 - 15.02.2024") are not one, even when their digits pass Luhn's check.
+    const size = (group: string) => (ascii ? group.length : [...group].length);
+    const card = digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits);
+    const long = typed && digits.length >= 7 && (/^[\p{Nd}\s]+$/u.test(visible) ||
+      groups.slice(0, -1).every((group) => size(group) === 4));
+    return card || long ? run.replace(ANY_DIGIT, MASK) : run;
+  });
 }
 
 export function maskAll(text: string): string {
@@ -380,10 +448,20 @@ const PASSWORD_NAME = /pass(?:word|wd|phrase|code)|pwd/i;
  * few languages. A field wrongly taken for one only has its value hidden, as every field's is
  * unless the site shows it. */
 const PASSWORD_WORDS = new RegExp(
-  "pass(?:word|wd|phrase|code)|pwd|\\bpin\\b|passwort|kennwort|mot de passe|contrase(?:ñ|n)a|senha|wachtwoord|" +
-  "\\bhas(?:ł|l)o\\b|lösenord|adgangskode|salasana|пароль|密码|密碼|パスワード|비밀번호|كلمة المرور|סיסמה",
+  "pass(?:word|wd|phrase|code)|pwd|\\bpin\\b|\\bcv[vcn]2?\\b|\\bcsc\\b|security code|card verification|passwort|kennwort|mot de passe|contrase(?:ñ|n)a|senha|wachtwoord|" +
+  "\\bhas(?:ł|l)o\\b|lösenord|adgangskode|salasana|пароль|密码|密碼|パスワード|비밀번호|كلمة المرور|סיסמה|" +
+  // A card's security code, a PIN, a one-time code, in one word and in the page's language.
+  "security ?code|\\bcv[vcn]2?|\\botp\\b|\\bone[- ]?time (?:pass(?:word|code)?|code|pin)|" +
+  "\\b(?:verification|authentication|auth|2fa|mfa|sms|security) code|authenticator|cryptogramme|" +
+  "code (?:de s[ée]curit[ée]|confidentiel|secret|de v[ée]rification)|pr(?:ü|ue?)f(?:ziffer|nummer)|sicherheits(?:code|nummer)|" +
+  "geheimzahl|best(?:ä|ae?)tigungscode|c(?:ó|o)digo (?:de )?(?:seguridad|seguran(?:ç|c)a|verificaci(?:ó|o)n|verifica(?:ç|c)(?:ã|a)o)|" +
+  "codice (?:di )?(?:sicurezza|verifica)|kod (?:bezpiecze(?:ń|n)stwa|zabezpieczaj|weryfikacyjny|sms)|" +
+  "beveiligingscode|verificatiecode|s(?:ä|a)kerhetskod|sikkerhedskode|sikkerhetskode|turvakoodi|g(?:ü|u)venlik kodu|" +
+  "код (?:безопасности|подтверждения)|セキュリティコード|暗証番号|認証コード|确认码|安全码|安全碼|验证码|驗證碼|보안 ?코드|인증 ?번호",
   "i",
 );
+/** A TAN (a German bank's transaction number) in a label: only in capitals ("Tan" is a colour). */
+const TAN_WORDS = /\b(?:m|sms|i|e|push|chip|photo|app)?TAN\b/;
 /** How much of a label is read, and how many labels and toggles are (a page's text, not a field's). */
 const LABEL_CHARS = 200;
 const LABEL_REFS = 8;
@@ -415,7 +493,10 @@ function saidToBePassword(el: MaskableElement): boolean {
  * the toggles naming it), so a MutationObserver on that tree (every node, attribute and text)
  * sees every change that could alter an answer; `takeRecords` at each ask catches changes made
  * in the same task, before the observer's callback runs. Only open trees of the page (documents
- * and shadow roots); if the observer cannot be set up, nothing is kept.
+ * and shadow roots); if the observer cannot be set up, nothing is kept. Some answers are read
+ * outside the field's tree too (isSplitNumberBox reads a web component's host, its label and
+ * legend: namedCodeAbove, codeSaidAround): a tree's answers are also dropped when the tree
+ * around it (its host's, its frame's) changes, however far out (each tree's `generation`).
  */
 interface KeptAnswers {
   observer: MutationObserver;
@@ -425,10 +506,28 @@ interface KeptAnswers {
   split: WeakMap<Element, boolean>;
   /** Whether the tree holds a one-time-code field or an input-otp container (isCodeSlot). */
   codeFields?: boolean;
+  /** The forms of the tree that controls named after SERIALIZER_NAMES join by their `form`
+   * attribute (formsJoinedByClobberers). */
+  joinedForms?: Set<Element>;
+  /** Counts the times the answers were dropped: a tree inside this one drops its own when it
+   * changes (outerGeneration). */
+  generation: number;
+  /** The tree around's `generation` when this tree's answers were last checked. */
+  outerGeneration?: number;
+}
+/** How many trees (shadow roots, frames) around a tree keptEntry looks at; deeper, nothing kept. */
+const MAX_KEPT_NESTING = 32;
+
+function dropKept(kept: KeptAnswers): void {
+  kept.answers = new WeakMap();
+  kept.split = new WeakMap();
+  kept.codeFields = undefined;
+  kept.joinedForms = undefined;
+  kept.generation++;
 }
 const keptByTree = new WeakMap<Node, KeptAnswers | null>();
 
-function keptEntry(root: Node): KeptAnswers | null {
+function keptEntry(root: Node, depth = 0): KeptAnswers | null {
   let kept = keptByTree.get(root);
   if (kept === undefined) {
     kept = null;
@@ -436,13 +535,10 @@ function keptEntry(root: Node): KeptAnswers | null {
     if (typeof MutationObserver !== "undefined" && (type === DOCUMENT_NODE || type === DOCUMENT_FRAGMENT_NODE)) {
       try {
         const entry: KeptAnswers = {
-          observer: new MutationObserver(() => {
-            entry.answers = new WeakMap();
-            entry.split = new WeakMap();
-            entry.codeFields = undefined;
-          }),
+          observer: new MutationObserver(() => dropKept(entry)),
           answers: new WeakMap(),
           split: new WeakMap(),
+          generation: 0,
         };
         entry.observer.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
         kept = entry;
@@ -453,10 +549,24 @@ function keptEntry(root: Node): KeptAnswers | null {
     keptByTree.set(root, kept);
   }
   if (!kept) return null;
-  if (kept.observer.takeRecords().length) {
-    kept.answers = new WeakMap();
-    kept.split = new WeakMap();
-    kept.codeFields = undefined;
+  if (kept.observer.takeRecords().length) dropKept(kept);
+  // The tree around (a shadow host's, a frame's), kept and checked so too: a change there
+  // (the host's label becomes "PIN") drops this tree's answers. Unreadable (a removed frame's
+  // document): nothing kept, every answer read afresh (no masking failure: nothing is hidden).
+  let outer: KeptAnswers | null | undefined;
+  try {
+    const around = outerElementOf(root);
+    outer = around === null ? undefined : depth < MAX_KEPT_NESTING ? keptEntry(rootNodeOf(around), depth + 1) : null;
+  } catch {
+    outer = null;
+  }
+  if (outer === null) {
+    dropKept(kept);
+    return null;
+  }
+  if (outer && kept.outerGeneration !== outer.generation) {
+    if (kept.outerGeneration !== undefined) dropKept(kept);
+    kept.outerGeneration = outer.generation;
   }
   return kept;
 }
@@ -481,7 +591,7 @@ function readPasswordWords(el: MaskableElement, root: Node): boolean {
       words.push(attributeOf(toggle, "aria-label"), attributeOf(toggle, "title"), textContentUpTo(toggle, LABEL_CHARS));
     }
   }
-  return words.some((word) => word !== null && PASSWORD_WORDS.test(word));
+  return words.some((word) => word !== null && (PASSWORD_WORDS.test(word) || TAN_WORDS.test(word)));
 }
 
 /**
@@ -556,6 +666,30 @@ export function watchPasswordFields(doc: Document): void {
     for (const field of Array.from(doc.querySelectorAll('input[type="password" i]'))) everPassword.add(field);
     passwordWatch = new MutationObserver(notePasswordChanges);
     passwordWatch.observe(doc, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+    // `change` too: an autofill, a password manager or a drop that tells the page only so.
+    doc.addEventListener("input", notePasswordTyping, true);
+    doc.addEventListener("change", notePasswordTyping, true);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+/**
+ * What the customer types into a password field from load is remembered as a hidden value
+ * (rememberSecret; in the page only, as the field's value is): a page that shows a password by
+ * putting a new text field in its place (a plugin's clone, a component keyed anew) before
+ * sharing starts leaves the value with no trace of a password on any field, and it went to the
+ * agent as a shown field's value; now it is masked there as a copy. Only password fields (and
+ * fields that were one), read at the document in the capture phase, before the page's own
+ * handlers can swap the field.
+ */
+function notePasswordTyping(event: Event): void {
+  try {
+    const path = event.composedPath();
+    const el = asElement(path.length > 0 ? path[0] : event.target);
+    if (!el || localNameOf(el) !== "input") return;
+    if (!everPassword.has(el) && (attributeOf(el, "type") ?? "").toLowerCase().trim() !== "password") return;
+    rememberSecret(liveValueOf(el) ?? "", el, undefined, false, false, true);
   } catch (error) {
     failed(error);
   }
@@ -577,7 +711,49 @@ export function isSensitiveField(el: MaskableElement): boolean {
   }
   const autocomplete = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim();
   if (autocomplete.split(/\s+/).some((token) => SENSITIVE_AUTOCOMPLETE.test(token))) return true;
-  return (name === "input" || name === "textarea") && saidToBePassword(el);
+  if (name !== "input" && name !== "textarea") return false;
+  if (namedSecret(el) || saidToBePassword(el)) return true;
+  // Last: the only check that asks the page's style (only fields the site shows get this far).
+  if (drawnAsDots(el)) {
+    everPassword.add(el); // a "show PIN" toggle taking the discs off later does not show it
+    return true;
+  }
+  return false;
+}
+
+/** Words of a field's `name` or `id` that name a card's security code or a PIN (a checkout's
+ * `cvv` field without `autocomplete="cc-csc"`, a bank's `pin` in a `type="tel"` box). Whole
+ * words (wordsOf): `pinNumber`, `card_cvc`, `cvv2` are; `pincode` (an Indian postcode),
+ * `spinner` are not. */
+const SECRET_NAME_WORDS = new Set([
+  "cvv", "cvc", "csc", "cvn", "cav", "cvd", "pin", "pins", "tan", "otp", "totp", "hotp", "securitycode", "cardcode",
+  "pinnumber", "pinno", "onetimecode", "onetimepassword", "mtan", "smstan", "itan", "pushtan", "chiptan", "phototan",
+  "apptan", "cryptogramme", "cryptogram", "geheimzahl", "sicherheitscode", "sicherheitsnummer", "prüfziffer", "pruefziffer",
+  "prufziffer", "prüfnummer", "pruefnummer", "kartenprüfnummer", "kartenpruefnummer", "beveiligingscode", "säkerhetskod",
+  "sikkerhedskode", "sikkerhetskode", "turvakoodi",
+]);
+/** A `cvv` run into what follows (`cvvcode`, `cvvNumber` is two words already). */
+const SECRET_NAME_START = /^(?:cvv|cvc|cvn|csc)\d?(?:code|number|num|no|nr|value)$/;
+/** Words that make a `code` beside them a secret's: `security_code`, `card_code` (Authorize.net's
+ * `x_card_code` is the security code), `mfaCode`, `verification-code`, `one-time-code`. */
+const SECRET_CODE_WORDS = new Set([
+  "security", "card", "mfa", "2fa", "tfa", "verification", "verify", "auth", "authentication", "sms",
+  "seguridad", "segurança", "seguranca", "sicurezza", "sécurité", "securite", "verificación", "verificacion",
+]);
+const CODE_NAMES = new Set(["code", "codigo", "código", "codice"]);
+
+function namedSecret(el: Element): boolean {
+  for (const attribute of ["name", "id"]) {
+    const value = attributeOf(el, attribute);
+    if (!value) continue;
+    const words = wordsOf(value);
+    if (words.some((word) => SECRET_NAME_WORDS.has(word) || SECRET_NAME_START.test(word))) return true;
+    // `securityCode`, `security-code`, `card_verification`, `codigo_seguridad`
+    if (words.some((word) => CODE_NAMES.has(word)) && words.some((word) => SECRET_CODE_WORDS.has(word))) return true;
+    if (words.includes("one") && words.includes("time")) return true; // `one-time-code`, `oneTimePassword`
+    if (words.includes("verification") && (words.includes("card") || words.includes("value"))) return true;
+  }
+  return false;
 }
 
 /** The value of a form field as the agent may see it. Never throws: on any error, all masked. */
@@ -696,13 +872,16 @@ function codeNaming(el: Element): "code" | "other" | null {
 
 /** Whether an element from `el`'s parent up, at most NAMING_LEVELS levels and one above `around`,
  * is named a code's (namedCode): the row or the form of boxes that say nothing themselves. */
-function namedCodeAbove(el: Element, around: Element): boolean {
+function namedCodeAbove(el: Element, around: BoxParent): boolean {
   // Through a shadow root to its host and on (a web component's boxes, the host under a legend
-  // "Verification code" or labelled so); unreadable counts as named.
+  // "Verification code" or labelled so); unreadable counts as named. Boxes straight in a shadow
+  // root: its host is the one above.
   try {
+    const root = isShadowRoot(around) ? hostOf(around) : null;
     let node = composedParentElement(el);
     for (let level = 0; node && level < NAMING_LEVELS; level++) {
       if (namedCode(node)) return true;
+      if (node === root) return false;
       if (node === around) {
         const outer = composedParentElement(node);
         return outer !== null && namedCode(outer);
@@ -773,19 +952,89 @@ const NARROW_WIDTH = /(?:^|;)\s*(?:width|inline-size|max-width)\s*:\s*(\d+(?:\.\
  * character, with no repetition or a bounded one (`[0-9]`, `\d`, `\d{1}`, `[0-9]{1,4}`, `.?`). */
 const SHORT_PATTERN = /^\^?(?:\[[^\]]{1,40}\]|\\[dDwWsS]|[^\\[\](){}*+?|^$])(?:\{(\d)(?:,(\d))?\}|\?)?\$?$/;
 
+/** What a row of boxes is: an element, or a web component's shadow root holding them straight
+ * (no wrapper: their `parentElement` is null). */
+type BoxParent = Element | ShadowRoot;
+
+/** The element or shadow root `node` sits straight in, or null. Throws when it cannot tell. */
+function boxParentOf(node: Node): BoxParent | null {
+  return parentElementOf(node) ?? shadowParentOf(node);
+}
+
+/** The element or shadow root above `parent`; above a shadow root, what its host sits in (a
+ * component per box, `<otp-digit>` six times: the host is the box's wrapper, wrapperChildrenOf). */
+function boxParentAbove(parent: BoxParent): BoxParent | null {
+  if (!isShadowRoot(parent)) {
+    // A component's own wrapper (alone in its shadow root, or the innermost of a chain of such
+    // wrappers around its one box): the component is the wrapper.
+    const root = rootNodeOf(parent);
+    if (nodeTypeOf(root) === DOCUMENT_FRAGMENT_NODE && componentWrapperOf(root as ShadowRoot) === parent) {
+      return boxParentAbove(root as ShadowRoot);
+    }
+    return boxParentOf(parent);
+  }
+  const host = hostOf(parent);
+  return host ? boxParentOf(host) : null;
+}
+
+/** Elements a shadow root holds besides what it draws (its style sheets, templates). */
+const UNDRAWN = new Set(["style", "link", "script", "template"]);
+
+/** The one element a component's shadow root draws everything in (`<div class="box">` holding
+ * its box), else null: none, several, or a field itself. */
+function componentWrapperOf(root: ShadowRoot): Element | null {
+  const drawn = drawnChildren(root);
+  if (drawn.length !== 1 || localNameOf(drawn[0]) === "input") return null;
+  // A chain of wrappers around one box (`<div class="field"><div class="box"><input>`): the
+  // innermost, when it holds the box alone (a component drawing a form stays as it was).
+  let inner = drawn[0];
+  for (let level = 0; level < COMPONENT_WRAPPER_LEVELS; level++) {
+    const within = drawnChildren(inner);
+    if (within.length !== 1) break;
+    if (localNameOf(within[0]) === "input") return inner;
+    inner = within[0];
+  }
+  return drawn[0];
+}
+
+/** How many wrappers deeper than the first componentWrapperOf looks for a component's one box. */
+const COMPONENT_WRAPPER_LEVELS = 3;
+
+function drawnChildren(parent: BoxParent): Element[] {
+  return childElementsIn(parent, 8).filter((child) => !UNDRAWN.has(localNameOf(child)));
+}
+
+/** Counts the times wrapperChildrenOf read a shadow root: an answer read across components
+ * (another component's tree) is not kept in the box's own tree (isSplitNumberBox). */
+let componentsRead = 0;
+
+/** The children of a wrapper: of its open shadow root when it has one (a component drawing
+ * a box), or of the one element that root draws in (componentWrapperOf), else its own. */
+function wrapperChildrenOf(el: Element, limit: number): Element[] {
+  const root = shadowRootOf(el);
+  if (!root) return childElementsOf(el, limit);
+  componentsRead++;
+  const wrapper = componentWrapperOf(root);
+  return wrapper ? childElementsOf(wrapper, limit) : childElementsIn(root, limit);
+}
+
+function isShadowRoot(parent: BoxParent): parent is ShadowRoot {
+  return nodeTypeOf(parent) === DOCUMENT_FRAGMENT_NODE;
+}
+
 /** The inputs among `el`'s parent's children and its grandparent's grandchildren (at most
- * WRAPPER_NODES elements read each). */
+ * WRAPPER_NODES elements read each); a shadow root counts as a parent. */
 function groupBoxesOf(el: Element): Element[] {
   const found: Element[] = [];
-  const parent = parentElementOf(el);
+  const parent = boxParentOf(el);
   if (!parent) return found;
   let seen = 0;
-  for (const child of childElementsOf(parent, WRAPPER_NODES)) if (localNameOf(child) === "input") found.push(child);
-  const grandparent = parentElementOf(parent);
+  for (const child of childElementsIn(parent, WRAPPER_NODES)) if (localNameOf(child) === "input") found.push(child);
+  const grandparent = boxParentAbove(parent);
   if (!grandparent) return found;
-  for (const child of childElementsOf(grandparent, WRAPPER_NODES)) {
+  for (const child of childElementsIn(grandparent, WRAPPER_NODES)) {
     seen++;
-    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+    for (const grandchild of wrapperChildrenOf(child, WRAPPER_NODES - seen)) {
       seen++;
       if (localNameOf(grandchild) === "input" && !found.includes(grandchild)) found.push(grandchild);
     }
@@ -895,13 +1144,17 @@ const everPiece = new WeakSet<Element>();
 function isSplitNumberBox(el: Element): boolean {
   if (everPiece.has(el)) return true;
   if (!pieceCandidate(el)) return false;
-  const kept = keptEntry(rootNodeOf(el));
+  let kept = keptEntry(rootNodeOf(el));
   const known = kept?.split.get(el);
   if (known !== undefined) return known;
+  const before = componentsRead;
   let found = splitBoxAtDepth(el, 1) || splitBoxAtDepth(el, 2);
   // Only a piece is asked whether it is a date's box (most fields are neither); a date's row is
   // read once: its other boxes are no pieces either (until the tree changes).
   const date = found ? dateRowOf(el) : null;
+  // Read in other components' trees (a component per box): a change there is not seen by this
+  // tree's observer, so nothing is kept (a piece stays one all the same: everPiece).
+  if (componentsRead !== before) kept = null;
   if (date) {
     found = false;
     for (const field of date) if (!everPiece.has(field)) kept?.split.set(field, false);
@@ -911,14 +1164,15 @@ function isSplitNumberBox(el: Element): boolean {
   return found;
 }
 
-/** isSplitNumberBox at one depth: the children (1) or grandchildren (2) of `el`'s ancestor. */
+/** isSplitNumberBox at one depth: the children (1) or grandchildren (2) of `el`'s ancestor (an
+ * element, or a shadow root holding the boxes or their wrappers straight). */
 function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
-  let around = parentElementOf(el);
-  if (depth === 2 && around) around = parentElementOf(around);
+  let around = boxParentOf(el);
+  if (depth === 2 && around) around = boxParentAbove(around);
   if (!around) return false;
   const boxes: Element[] = [];
   let seen = 0;
-  for (const child of childElementsOf(around, WRAPPER_NODES)) {
+  for (const child of childElementsIn(around, WRAPPER_NODES)) {
     seen++;
     if (depth === 1) {
       if (pieceCandidate(child)) boxes.push(child);
@@ -928,7 +1182,7 @@ function splitBoxAtDepth(el: Element, depth: 1 | 2): boolean {
     // two boxes) are a group of their own (depth 1), not pieces with the next row's.
     let fields = 0;
     let candidate: Element | null = null;
-    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+    for (const grandchild of wrapperChildrenOf(child, WRAPPER_NODES - seen)) {
       seen++;
       if (localNameOf(grandchild) !== "input" || FIXED_VALUE_TYPES.has((attributeOf(grandchild, "type") ?? "").toLowerCase().trim())) continue;
       fields++;
@@ -961,7 +1215,7 @@ function allAlike(boxes: Element[]): boolean {
  * marked `one-time-code`, `cc-number` or `cc-csc`, or they are all alike in a row or form named
  * a code's (`marked`), each is named a code's (codeNaming), their row or form is and each is
  * said to be short, or each holds one character (saidToHoldOne). A date or a phone number in boxes is none of these. */
-function isSmallCodeGroup(el: Element, around: Element, pieces: Element[], marked: boolean): boolean {
+function isSmallCodeGroup(el: Element, around: BoxParent, pieces: Element[], marked: boolean): boolean {
   if (marked || pieces.every((box) => codeNaming(box) === "code")) return true;
   if (pieces.length >= SPLIT_ONE_CHAR_BOXES && pieces.every(saidToHoldOne)) return true;
   return pieces.every(saidToBeShort) && namedCodeAbove(el, around);
@@ -1001,8 +1255,8 @@ const DATE_ROW_BOXES = 8;
  */
 function dateRowOf(el: Element): Element[] | null {
   if (datePartOf(el) === null) return null;
-  let row = parentElementOf(el);
-  for (let level = 0; row && level < DATE_ROW_LEVELS; level++, row = parentElementOf(row)) {
+  let row = boxParentOf(el);
+  for (let level = 0; row && level < DATE_ROW_LEVELS; level++, row = boxParentAbove(row)) {
     const fields = fieldsUnder(row);
     if (fields === null || fields.length > DATE_ROW_BOXES) return null;
     const parts = fields.map(datePartOf);
@@ -1014,11 +1268,11 @@ function dateRowOf(el: Element): Element[] | null {
 
 /** The fields under `row` (inputs that take a value, selects, textareas), DATE_ROW_LEVELS deep,
  * in tree order; null when more than WRAPPER_NODES elements are read. */
-function fieldsUnder(row: Element): Element[] | null {
+function fieldsUnder(row: BoxParent): Element[] | null {
   const fields: Element[] = [];
   let seen = 0;
-  const walk = (el: Element, depth: number): boolean => {
-    for (const child of childElementsOf(el, WRAPPER_NODES + 1)) {
+  const walk = (el: BoxParent, depth: number): boolean => {
+    for (const child of isShadowRoot(el) ? childElementsIn(el, WRAPPER_NODES + 1) : wrapperChildrenOf(el, WRAPPER_NODES + 1)) {
       if (++seen > WRAPPER_NODES) return false;
       const tag = localNameOf(child);
       if (tag === "select" || tag === "textarea" ||
@@ -1099,7 +1353,7 @@ function datePartsNamedBy(el: Element, box: boolean): Set<DatePart> {
  * card's or a password's), a box or a wrapper up to the row, or the row and NAMING_LEVELS above
  * it, holding a code word (CODE_WORDS: `otp`, `code`, `digit`, "Verification code") in its names,
  * placeholder, title or labels, or numbering a box as a piece ("Digit 1 of 8": PIECE_NAME). */
-function codeSaidAround(fields: Element[], row: Element): boolean {
+function codeSaidAround(fields: Element[], row: BoxParent): boolean {
   const saysCode = (texts: (string | null)[]): boolean =>
     texts.some((text) => text !== null && (PIECE_NAME.test(text) || wordsOf(text).some((word) => CODE_WORDS.has(word))));
   const checked = new Set<Element>();
@@ -1117,9 +1371,10 @@ function codeSaidAround(fields: Element[], row: Element): boolean {
     for (let node = parentElementOf(field); node && node !== row; node = parentElementOf(node)) if (wrapperSaysCode(node)) return true;
   }
   // Through a shadow root to its host and on (a date's row a web component draws, its host named
-  // `otp` or labelled a code's); unreadable counts as said.
-  let node: Element | null = row;
+  // `otp` or labelled a code's); unreadable counts as said. A row that is a shadow root: from its host.
+  let node: Element | null;
   try {
+    node = isShadowRoot(row) ? hostOf(row) : row;
     for (let level = 0; node && level <= NAMING_LEVELS; level++, node = composedParentElement(node)) if (wrapperSaysCode(node)) return true;
   } catch {
     return true;
@@ -1227,7 +1482,9 @@ function editableHostOf(el: MaskableElement): Element | null {
  */
 function maskEditableText(text: string, el: MaskableElement): string {
   if (!/\S/.test(text)) return text;
-  if (valueHidden(el)) return hideValue(text, el);
+  // An editor the page draws as discs (`-webkit-text-security`: a PIN box on a number pad) is a
+  // field drawn so (isSensitiveField), whatever the site shows.
+  if (valueHidden(el) || drawnAsDots(el)) return hideValue(text, el);
   if (/\d/.test(text)) {
     const host = editableHostOf(el) ?? el;
     const whole = textContentUpTo(host, 400);
@@ -2082,6 +2339,13 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     delete attrs[FRAME_DOCUMENT]; // before anything that could fail: never sent
     dropInlineDocuments(attrs, n.tagName.toLowerCase());
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
+    if (n.tagName.toLowerCase() === "form") {
+      blockShapedForm(n, el);
+      if (n.attributes !== attrs) {
+        if (el) noteSentRegion(el, n.attributes as Record<string, unknown>);
+        return;
+      }
+    }
     if (n.tagName.toLowerCase() === "meta") maskMetaContent(attrs, el);
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
@@ -2144,6 +2408,10 @@ const everyInputType: Record<string, boolean> = new Proxy(
 const SERIALIZER_NAMES = ["attributes", "childNodes", "nodeType", "parentNode", "firstChild", "nextSibling", "matches", "classList", "getAttribute"];
 
 const CLOBBERING_CONTROLS = SERIALIZER_NAMES.flatMap((name) => [`[name="${name}" i]`, `[id="${name}" i]`]).join(", ");
+/** Such controls anywhere that name a form by their `form` attribute (`<input form="pay"
+ * name="attributes">`): a form's listed elements include the controls that join it so, wherever
+ * they sit, and their names shadow the form's properties as a descendant's do. */
+const JOINING_CLOBBERERS = SERIALIZER_NAMES.flatMap((name) => [`[form][name="${name}" i]`, `[form][id="${name}" i]`]).join(", ");
 
 /** Whether this browser supports `:has()` (asked once: it does not change). */
 let hasSelector: boolean | null = null;
@@ -2170,27 +2438,65 @@ function clobberedForm(form: Element): boolean {
   const kept = memo ? (memo.clobbered ??= new Map()) : null;
   const known = kept?.get(form);
   if (known !== undefined) return known;
-  const clobbered = firstInside(form, CLOBBERING_CONTROLS) !== null;
+  const clobbered = firstInside(form, CLOBBERING_CONTROLS) !== null || formsJoinedByClobberers(rootNodeOf(form)).has(form);
   kept?.set(form, clobbered);
   return clobbered;
 }
 
-/** Whether `el` is a form blocked for its shape (rrweb's `matches` of clobberedForms()). */
+/**
+ * The forms of `root` (a document or shadow root) that a control named after SERIALIZER_NAMES
+ * joins by its `form` attribute: the element of that id, when it is a form (a control's form
+ * owner is looked up in its own tree). Kept per tree until it changes (keptEntry), or for the
+ * pass. rrweb's `:has()` rule sees only a form's descendants: the SDK blocks these forms itself
+ * (blockShapedForm). Throws when the tree cannot be read.
+ */
+function formsJoinedByClobberers(root: Node): Set<Element> {
+  const kept = keptEntry(root);
+  if (kept?.joinedForms) return kept.joinedForms;
+  const forms = new Set<Element>();
+  for (const control of queryAllIn(root, JOINING_CLOBBERERS)) {
+    const owner = elementByIdIn(root, attributeOf(control, "form") ?? "");
+    if (owner && localNameOf(owner) === "form") forms.add(owner);
+  }
+  if (kept) kept.joinedForms = forms;
+  return forms;
+}
+
+/** Whether `el` is a form blocked for its shape: rrweb's `matches` of clobberedForms(), and a
+ * form that controls join by their `form` attribute (formsJoinedByClobberers). */
 function isClobberedForm(el: Element): boolean {
-  return clobberedForms().length > 0 && matchesOf(el, "form") && clobberedForm(el);
+  return matchesOf(el, "form") && clobberedForm(el);
 }
 
 /** Whether `el` is or lies in a form blocked for its shape, through shadow roots and frames as
  * composedClosest (rrweb's `closest` of clobberedForms()). Throws when it cannot tell. */
 function inClobberedForm(el: Element): boolean {
-  return clobberedForms().length > 0 && composedClosest(el, "form", clobberedForm) !== null;
+  return composedClosest(el, "form", clobberedForm) !== null;
+}
+
+/**
+ * A form blocked for its shape that rrweb serialised all the same (the controls shadowing its
+ * properties join it by their `form` attribute, or this browser has no `:has()`): made the empty
+ * box of rrweb's own blocking (its class and size, no other attribute, no children). What rrweb
+ * read of it through the shadowed properties never goes: two controls named `attributes` made
+ * `form.attributes` a list of them, and their live values the form's attributes.
+ */
+function blockShapedForm(n: SerializedNode, el: Element | null): void {
+  if (!el || !n.attributes || typeof n.attributes !== "object" || "rr_width" in n.attributes) return;
+  if (!isClobberedForm(el)) return;
+  const box = boundingBoxOf(el);
+  const className = attributeOf(el, "class");
+  n.attributes = { ...(className !== null ? { class: className } : {}), rr_width: `${box.width}px`, rr_height: `${box.height}px` };
+  n.childNodes = [];
 }
 
 /** Whether `root` has a form blocked for its shape (so part of the page cannot be shown). */
 export function hasBlockedShapes(root: ParentNode): boolean {
   const selector = clobberedForms().join(", ");
   try {
-    return selector !== "" && root.querySelector(selector) !== null;
+    if (selector !== "" && root.querySelector(selector) !== null) return true;
+    return formsJoinedByClobberers(root as unknown as Node).size > 0 ||
+      (selector === "" && Array.from(root.querySelectorAll("form")).some(clobberedForm));
   } catch {
     return true;
   }
@@ -2282,8 +2588,12 @@ const MAX_SECRETS = 32;
 /** Values longer than this are a text's, not a field's: only their digits are looked for. */
 const MAX_SECRET_CHARS = 256;
 /** The hidden values remembered, newest last, each with its digits (or "" under 3 of them). */
-/** `whole`: a piece box's single letter, looked for only as a whole string (maskCopies). */
-let secrets: { value: string; lower: string; digits: string; whole: boolean }[] = [];
+/** `whole`: a piece box's single letter, looked for only as a whole string (maskCopies).
+ * `password`: typed into a password field since the SDK loaded (notePasswordTyping): kept apart
+ * from MAX_SECRETS (other hidden values never push it out) and across a session's end. */
+let secrets: { value: string; lower: string; digits: string; whole: boolean; password: boolean }[] = [];
+/** How many passwords typed since load are kept (the latest). */
+const MAX_TYPED_PASSWORDS = 8;
 /** The fields they came from (whether each is a password, PIN or card field), whose live values
  * are read again at each recorded event. */
 let secretFields = new Map<Element, SecretKind>();
@@ -2312,7 +2622,9 @@ function secretKindOf(el: Element): SecretKind | null {
   return isSensitiveField(el) ? "sensitive" : "typed";
 }
 
-function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false, piece = false): void {
+function rememberSecret(
+  text: string, el: MaskableElement | null, known?: SecretKind, digitsOnly = false, piece = false, password = false,
+): void {
   let kind: SecretKind = known ?? "typed";
   try {
     if (el && VALUE_FIELDS.has(localNameOf(el))) {
@@ -2340,11 +2652,21 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: Secret
   if (!keepsText && !keepsDigits) return;
   // A piece box's single letter: a code of letters' `A` masked the word "a" across the page.
   const whole = piece && value.length === 1 && !/\d/.test(value);
-  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "", whole };
-  // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
-  secrets = secrets.filter((known) => known.value !== value && !value.startsWith(known.value));
+  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "", whole, password };
+  // The customer typing "hunter2" key by key: each longer value replaces the one it starts with
+  // (a typed password stays one when the session's masking remembers it again).
+  secrets = secrets.filter((known) => {
+    const replaced = known.value === value || value.startsWith(known.value);
+    if (replaced && known.password && known.value === value) entry.password = true;
+    return !replaced;
+  });
   secrets.push(entry);
-  if (secrets.length > MAX_SECRETS) secrets = secrets.slice(-MAX_SECRETS);
+  const passwords = secrets.filter((known) => known.password);
+  const others = secrets.filter((known) => !known.password);
+  if (passwords.length > MAX_TYPED_PASSWORDS || others.length > MAX_SECRETS) {
+    const keep = new Set([...passwords.slice(-MAX_TYPED_PASSWORDS), ...others.slice(-MAX_SECRETS)]);
+    secrets = secrets.filter((known) => keep.has(known));
+  }
 }
 
 /** A value typed in pieces: one-time codes in one box per digit, a card number in four boxes of
@@ -2402,12 +2724,13 @@ const HIDDEN_PIECE = /^[\p{L}\p{N}]*\p{Nd}[\p{L}\p{N}]*$/u;
 
 function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: string }[]): void {
   try {
-    const groups = new Map<Element, typeof pieces>();
+    const groups = new Map<BoxParent, typeof pieces>();
     for (const piece of pieces) {
-      // Up to three levels: a code in two groups of three boxes, each box wrapped.
-      const parent = parentElementOf(piece.el);
-      const grandparent = parent ? parentElementOf(parent) : null;
-      const above = grandparent ? parentElementOf(grandparent) : null;
+      // Up to three levels: a code in two groups of three boxes, each box wrapped (a shadow
+      // root holding them straight counts as a level).
+      const parent = boxParentOf(piece.el);
+      const grandparent = parent ? boxParentAbove(parent) : null;
+      const above = grandparent ? boxParentAbove(grandparent) : null;
       for (const around of [parent, grandparent, above]) {
         if (!around) continue;
         const group = groups.get(around);
@@ -2417,13 +2740,33 @@ function rememberSplitValues(pieces: { el: Element; kind: SecretKind; value: str
     }
     for (const group of groups.values()) {
       if (group.length < 2) continue;
-      group.sort((a, b) => (a.el === b.el ? 0 : precedesNode(a.el, b.el) ? -1 : 1));
+      group.sort((a, b) => (a.el === b.el ? 0 : composedPrecedes(a.el, b.el) ? -1 : 1));
       const kind: SecretKind = group.some((piece) => piece.kind === "sensitive") ? "sensitive" : "typed";
       rememberSecret(group.map((piece) => piece.value).join(""), null, kind);
     }
   } catch (error) {
     failed(error);
   }
+}
+
+/** The shadow host `el`'s tree hangs from, or null (a document's element). */
+function hostAbove(el: Element): Element | null {
+  const root = rootNodeOf(el);
+  return nodeTypeOf(root) === DOCUMENT_FRAGMENT_NODE ? hostOf(root) : null;
+}
+
+/** Whether `a` comes before `b` as the page draws them, through shadow hosts: boxes in
+ * components of their own (a component per box) are in the order of their hosts (the order of
+ * two nodes of different trees is the browser's own otherwise, not the page's). */
+function composedPrecedes(a: Element, b: Element): boolean {
+  let x: Element | null = a;
+  for (let i = 0; x && i < MAX_KEPT_NESTING; i++, x = hostAbove(x)) {
+    let y: Element | null = b;
+    for (let j = 0; y && j < MAX_KEPT_NESTING; j++, y = hostAbove(y)) {
+      if (rootNodeOf(x) === rootNodeOf(y)) return x === y ? precedesNode(a, b) : precedesNode(x, y);
+    }
+  }
+  return precedesNode(a, b);
 }
 
 /** Keep `el` among the fields whose live values are read again at each event (refreshSecrets). */
@@ -2434,6 +2777,17 @@ function rememberField(el: Element, kind: SecretKind): void {
 /** Forget the hidden values seen (tests; a page's values otherwise live as long as it does). */
 export function forgetSecrets(): void {
   secrets = [];
+  secretFields = new Map();
+}
+
+/**
+ * A session's end (promise 8): forget every hidden value it saw and the fields they came from.
+ * Only the passwords typed into password fields since the SDK loaded stay (MAX_TYPED_PASSWORDS,
+ * in this page's memory only, never sent nor stored): a field the page swapped for a text field
+ * holds one still, and a later session on this page must mask it there as the first did.
+ */
+export function forgetSessionSecrets(): void {
+  secrets = secrets.filter((known) => known.password);
   secretFields = new Map();
 }
 

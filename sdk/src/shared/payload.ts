@@ -66,9 +66,13 @@ export const ACTION_REFUSALS = [
   "not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text", "refreshed", "late",
 ] as const;
 export type ActionRefusal = (typeof ACTION_REFUSALS)[number];
+/** What a refusal the customer's browser decides before control does (a proof not taken) is of:
+ * the refused command's kind, and its proof when it names an echo this page sent. */
+export const REFUSED_COMMANDS = ["click", "type", "scroll", "control_request"] as const;
+export type RefusedCommand = (typeof REFUSED_COMMANDS)[number];
 export type ControlPayload =
   | { k: "control"; state: ControlState }
-  | { k: "action_refused"; reason: string; code?: ActionRefusal };
+  | { k: "action_refused"; reason: string; code?: ActionRefusal; of?: RefusedCommand; proof?: string };
 
 /** Why recording is off, as the customer's browser tells the agent (docs/recordings.md). */
 export type RecordingOffReason =
@@ -285,8 +289,9 @@ function isEvents(value: unknown): value is Payload {
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
   if (k === "action_refused") {
     // Shown on the agent's status line (an older SDK's words, as sent): a sentence, not a book.
-    const code = (value as { code?: unknown }).code;
-    return isField(v.reason) && (code === undefined || isField(code));
+    const { code, of, proof } = value as { code?: unknown; of?: unknown; proof?: unknown };
+    return isField(v.reason) && (code === undefined || isField(code)) &&
+      (of === undefined || REFUSED_COMMANDS.includes(of as RefusedCommand)) && (proof === undefined || isField(proof));
   }
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);

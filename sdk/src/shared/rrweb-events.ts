@@ -20,6 +20,8 @@ export const INPUT = 5;
 export const TOUCH_MOVE = 6;
 export const MEDIA_INTERACTION = 7;
 export const STYLE_SHEET_RULE = 8;
+/** A web font the page loaded (rrweb's `collectFonts`, which the SDK leaves off). */
+export const FONT = 10;
 export const DRAG = 12;
 export const STYLE_DECLARATION = 13;
 export const SELECTION = 14;

@@ -17,6 +17,7 @@ import segno
 from starlette.responses import JSONResponse, Response
 
 from tandem import audit, auth, crypto, revocation
+from tandem.config import RECORDING_LIST_MOST
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
@@ -25,6 +26,7 @@ from tandem.exceptions import (
     ForbiddenError,
     NotFoundError,
     SecondFactorError,
+    TemporaryPasswordError,
 )
 from tandem.hub import address_group
 from tandem.policy import MaskingPolicy, handed_out_problem
@@ -39,6 +41,7 @@ from tandem.server.http import (
     too_many_attempts,
 )
 from tandem.server.operations import Call, Operation, download_guard
+from tandem.storage.base import CLAIM_DETAIL, SET_ASIDE_BY_BINDING, UserRecord
 
 if TYPE_CHECKING:
     pass
@@ -210,6 +213,9 @@ class User(Answer):
     mfa_exempt: bool
     sso_bound: bool
     password_change_required: bool
+    temporary_password_expired: bool
+    """Its temporary password is older than ``temporary_password_seconds`` and signs in no
+    more: give a new one (POST .../reset-password)."""
     disabled: bool
     """No sign-in while disabled (POST .../disable, .../enable)."""
 
@@ -316,13 +322,23 @@ class AccountEvent(Answer):
     ``password``; for a wrong second factor, ``wrong``, ``missing`` or ``unreadable``; for the
     account's creation (``user_created``), the password its creator chose: ``temporary`` (to
     be replaced at the first sign-in) or ``kept_by_creator``."""
+    chosen_by: str | None
+    """For ``password_changed`` that replaced a temporary password: who chose that password
+    (an admin's username, ``cli`` for the operator; ``""`` when no version kept it, one set
+    before revision 0019). A change the owner did not make, of a password its chooser claimed
+    before the owner could. None for other records."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
 
 
+def _user_json(call: Call, user: UserRecord) -> dict[str, object]:
+    services = call.services
+    return user_json(user, services.clock(), services.settings.temporary_password_seconds)
+
+
 async def _list_users(call: Call) -> object:
-    return [user_json(u) for u in await call.services.directory.list_users(call.principal)]
+    return [_user_json(call, u) for u in await call.services.directory.list_users(call.principal)]
 
 
 async def _add_user(call: Call) -> object:
@@ -335,7 +351,7 @@ async def _add_user(call: Call) -> object:
         body.display_name,
         tuple(body.teams) if body.teams is not None else None,
     )
-    return user_json(user)
+    return _user_json(call, user)
 
 
 async def _change_user(call: Call) -> object:
@@ -347,12 +363,22 @@ async def _change_user(call: Call) -> object:
         display_name=body.display_name,
         teams=tuple(body.teams) if body.teams is not None else None,
     )
-    return user_json(user)
+    return _user_json(call, user)
 
 
 async def _delete_user(call: Call) -> object:
     await call.services.directory.delete_user(call.principal, call.params["username"])
     return None
+
+
+def _chooser(details: dict[str, object]) -> str | None:
+    """A claim's chooser (:class:`AccountEvent`): ``""`` when no version kept it or nobody
+    chose it (the owner's own password, set aside by a binding to the identity provider: no
+    name to show, as before that was kept), None for another record."""
+    if CLAIM_DETAIL not in details:
+        return None
+    chosen = details[CLAIM_DETAIL]
+    return chosen if isinstance(chosen, str) and chosen != SET_ASIDE_BY_BINDING else ""
 
 
 def _account_event(record: audit.AuditRecord) -> dict[str, object]:
@@ -369,6 +395,7 @@ def _account_event(record: audit.AuditRecord) -> dict[str, object]:
         "by": record.actor,
         "ip": ip if isinstance(ip, str) else None,
         "method": method if isinstance(method, str) else None,
+        "chosen_by": _chooser(details),
     }
 
 
@@ -389,6 +416,7 @@ async def _my_activity(call: Call) -> object:
         call.principal,
         services.clock(),
         services.settings.account_activity_days,
+        services.settings.max_account_activity,
     )
     return [_account_event(r) for r in records]
 
@@ -404,14 +432,14 @@ async def _disable_user(call: Call) -> object:
     user = await call.services.directory.set_disabled(
         call.principal, call.params["username"], disabled=True
     )
-    return user_json(user)
+    return _user_json(call, user)
 
 
 async def _enable_user(call: Call) -> object:
     user = await call.services.directory.set_disabled(
         call.principal, call.params["username"], disabled=False
     )
-    return user_json(user)
+    return _user_json(call, user)
 
 
 SECOND_FACTOR_HEADER = "Tandem-Second-Factor"
@@ -440,7 +468,7 @@ async def _bind_sso(call: Call) -> object:
     user = await call.services.directory.bind_sso_identity(
         call.principal, call.params["username"], body.subject
     )
-    return user_json(user)
+    return _user_json(call, user)
 
 
 async def _unbind_sso(call: Call) -> object:
@@ -455,8 +483,10 @@ async def _change_password(call: Call) -> object:
     wait = await services.sign_in_backoff.retry_after(services.clock(), key)
     if wait > 0:
         return too_many_attempts(wait, "wrong passwords")
+    assert call.request is not None
+    address = call.request.client.host if call.request.client else ""
     try:
-        token = await auth.change_password(
+        token, replaced = await auth.change_password(
             services.storage,
             call.principal.username,
             body.current_password,
@@ -467,14 +497,40 @@ async def _change_password(call: Call) -> object:
             hashing=services.hashing,
             client=f"user:{call.principal.username}",
             setup_ttl=services.settings.setup_sign_in_seconds,
+            temporary_ttl=services.settings.temporary_password_seconds,
         )
     except BusyError as exc:
         return busy(1.0, str(exc))  # a check takes a tenth of a second
+    except TemporaryPasswordError as exc:  # a half sign-in made before it expired
+        await services.sign_in_backoff.failed(services.clock(), key)
+        await services.hub.record(
+            "temporary_password_expired",
+            actor=call.principal.username,
+            org=call.principal.org,
+            ip=address,
+            chosen_by=exc.chosen_by,
+            during="password_change",
+        )
+        raise
     except AuthenticationError:
         await services.sign_in_backoff.failed(services.clock(), key)
         raise
+    claim: dict[str, object] = {}
+    if replaced.password_change_required:
+        # A temporary password claimed: whose it was and since when, for the owner (shown at
+        # sign-in) and auditors, since its chooser may have claimed it (docs/security.md).
+        claim[CLAIM_DETAIL] = replaced.password_set_by
+        claim["temporary_chosen_at"] = (
+            replaced.password_set_at
+            if replaced.password_set_at is not None
+            else replaced.created_at
+        )
     await services.hub.record(
-        "password_changed", actor=call.principal.username, org=call.principal.org
+        "password_changed",
+        actor=call.principal.username,
+        org=call.principal.org,
+        ip=address,
+        **claim,
     )
     # Every other sign-in ended: their open sockets close now, in every process.
     revocation.announce(services.fanout, user=call.principal.username)
@@ -482,7 +538,6 @@ async def _change_password(call: Call) -> object:
     if user is None:  # removed meanwhile
         raise NotFoundError("not found")
     response = JSONResponse(agent_json(auth.principal(user, auth.password_method(user))))
-    assert call.request is not None
     set_sign_in_cookie(response, call.request, token, services.settings.login_ttl_seconds)
     return response
 
@@ -609,7 +664,8 @@ def _limit(call: Call, default: int, most: int) -> int:
 
 async def _list_recordings(call: Call) -> object:
     recordings = call.services.hub.recordings
-    found = await recordings.list(call.principal, _limit(call, 100, 500))
+    # A limit above max_recording_list is cut to it, as the audit trail's pages are.
+    found = await recordings.list(call.principal, _limit(call, 100, RECORDING_LIST_MOST))
     return [recording_json(r) for r in found]
 
 
@@ -698,7 +754,6 @@ async def _live_sessions(call: Call) -> object:
     ]
 
 
-MAX_AUDIT_PAGE = 1000
 MAX_SEQ = 2**63 - 1
 
 
@@ -711,28 +766,27 @@ def _audit_entry(record: audit.AuditRecord) -> dict[str, object]:
 
 async def _audit(call: Call) -> object:
     """The organisation's audit records after position ``after`` of its trail (a page at a
-    time)."""
+    time: ``max_audit_page`` at most)."""
+    most = call.services.settings.max_audit_page
     try:
         after = int(call.query.get("after", "0"))
-        limit = int(call.query.get("limit", str(MAX_AUDIT_PAGE)))
+        limit = int(call.query.get("limit", str(most)))
     except ValueError:
         raise ConfigError("after and limit are whole numbers") from None
     # Bounded before they reach the database (a 64-bit integer there; larger failed inside it).
     if not 0 <= after <= MAX_SEQ or not 0 <= limit <= MAX_SEQ:
         raise ConfigError(f"after and limit are whole numbers from 0 to {MAX_SEQ}")
-    page = await call.services.storage.audit_page(call.grant, after, min(limit, MAX_AUDIT_PAGE))
+    page = await call.services.storage.audit_page(call.grant, after, min(limit, most))
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )
     return [_audit_entry(r) for r in page]
 
 
-MAX_AUDIT_SEARCH = 100
-
-
 async def _audit_search(call: Call) -> object:
     """A page of the organisation's audit records, newest first, before position ``before``,
-    whose action, actor or subject contains ``q`` (the console's audit trail page)."""
+    whose action, actor or subject contains ``q`` (the console's audit trail page;
+    ``max_audit_search`` at most)."""
     try:
         before = int(call.query.get("before", str(MAX_SEQ)))
         limit = int(call.query.get("limit", "50"))
@@ -744,7 +798,7 @@ async def _audit_search(call: Call) -> object:
     if len(text) > 100:
         raise ConfigError("q is at most 100 characters")
     page = await call.services.storage.audit_search(
-        call.grant, before, min(limit, MAX_AUDIT_SEARCH), text
+        call.grant, before, min(limit, call.services.settings.max_audit_search), text
     )
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
@@ -760,7 +814,9 @@ async def _audit_counts(call: Call) -> object:
         raise ConfigError("since is a number of seconds since the epoch") from None
     if not 0 <= since <= 1e12:
         raise ConfigError("since is a number of seconds since the epoch, from 0 to 1e12")
-    counts = await call.services.storage.audit_counts(since, call.grant, MAX_AUDIT_PAGE)
+    counts = await call.services.storage.audit_counts(
+        since, call.grant, call.services.settings.max_audit_page
+    )
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, counts=len(counts)
     )
@@ -935,7 +991,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Your organisation's recordings, newest first (`limit`, at most 500).",
         _list_recordings,
         returns=list[Recording],
-        query=(("limit", {"type": "integer", "minimum": 1, "maximum": 500}),),
+        query=(("limit", {"type": "integer", "minimum": 1, "maximum": RECORDING_LIST_MOST}),),
     ),
     Operation(
         "GET",
@@ -1194,7 +1250,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/api/audit",
         "audit.read",
-        "Your organisation's audit records after position `after` of its own trail (at most 1000).",
+        "Your organisation's audit records after position `after` of its own trail (at most "
+        "`max_audit_page`, 1000 by default).",
         _audit,
         returns=list[AuditRecord],
         query=(
@@ -1207,7 +1264,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/audit/search",
         "audit.read",
         "A page of your organisation's audit records, newest first: before position `before`, "
-        "at most `limit` (100), whose event, actor or subject contains `q`.",
+        "at most `limit` (`max_audit_search`, 100 by default), whose event, actor or subject "
+        "contains `q`.",
         _audit_search,
         returns=list[AuditRecord],
         query=(
@@ -1221,8 +1279,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "/api/audit/counts",
         "audit.read",
         "Your organisation's counts of events with no signed-in actor (refused customer "
-        "sockets, rejected customer tokens) per interval from `since` (epoch seconds; at most "
-        "1000 rows).",
+        "sockets, rejected customer tokens) per interval from `since` (epoch seconds; about "
+        "`max_audit_page` rows, 1000 by default, the last interval whole: ask the next page "
+        "from after it).",
         _audit_counts,
         returns=list[AuditCountRecord],
         query=(("since", {"type": "number", "minimum": 0, "maximum": 1e12}),),

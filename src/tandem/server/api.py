@@ -12,7 +12,12 @@ from starlette.responses import JSONResponse, Response
 
 from tandem import auth, revocation
 from tandem.access import authorize
-from tandem.exceptions import AuthenticationError, BusyError, SecondFactorError
+from tandem.exceptions import (
+    AuthenticationError,
+    BusyError,
+    SecondFactorError,
+    TemporaryPasswordError,
+)
 from tandem.hub import address_group
 from tandem.protocol.codec import json_carries_nul
 from tandem.server.http import (
@@ -72,6 +77,7 @@ async def login(request: Request) -> Response:
         )
         return too_many_attempts(wait, "failed sign-ins")
     try:
+        browser_signed_in_as = await _signed_in_as(request, services)
         agent, token, factor = await auth.sign_in(
             services.storage,
             creds.username,
@@ -84,9 +90,26 @@ async def login(request: Request) -> Response:
             hashing=services.hashing,
             client=group,
             setup_ttl=services.settings.setup_sign_in_seconds,
+            temporary_ttl=services.settings.temporary_password_seconds,
+            browser_signed_in_as=browser_signed_in_as,
         )
     except BusyError as exc:  # nothing was checked: no failure counted
         return busy(1.0, str(exc))  # a check takes a tenth of a second
+    except TemporaryPasswordError as exc:
+        # The right password, refused: its message says so already, so a record each (no
+        # spray to hide), bounded by the account's back-off as wrong passwords are.
+        await services.sign_in_backoff.failed(services.clock(), *keys)
+        expired = exc.reason == "expired"
+        fields: dict[str, object] = {"ip": client, "chosen_by": exc.chosen_by}
+        if not expired:
+            fields["reason"] = exc.reason
+        await services.hub.record(
+            "temporary_password_expired" if expired else "temporary_password_refused",
+            actor=creds.username,
+            org=await auth.organisation_of(services.storage, creds.username) or NO_ORG,
+            **fields,
+        )
+        return problem(401 if expired else 403, "Sign-in refused", str(exc))
     except AuthenticationError as exc:
         now = services.clock()
         # A waiting address still gets one try per account it has not tried (a colleague
@@ -140,6 +163,11 @@ async def login(request: Request) -> Response:
     details: dict[str, object] = {"ip": client}
     if factor:
         details["second_factor"] = factor
+    if agent.must_change_password and browser_signed_in_as not in (None, agent.username):
+        # A temporary password typed in a browser signed in as someone else (not its chooser:
+        # refused above): an admin colleague claiming the owner's account, worth an auditor's
+        # look. Auditors see it; the owner's activity shows the sign-in's address alone.
+        details["browser_signed_in_as"] = browser_signed_in_as
     if factor == auth.RECOVERY_CODE:
         # One of the codes the owner keeps on paper: a sign-in with it is worth a look (an
         # old copy found, with the password), and how many are left tells when to renew them.
@@ -150,6 +178,18 @@ async def login(request: Request) -> Response:
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
+
+
+async def _signed_in_as(request: Request, services: Services) -> str | None:
+    """The account of the live sign-in the signing-in browser carries already, if any (read for
+    every sign-in that brings a cookie, whatever its password: the same statements either way)."""
+    token = sign_in_token(request)
+    if not token or len(token) > 128:
+        return None
+    login = await services.storage.get_login(auth.login_digest(token))
+    if login is None or login.expires_at <= services.clock():
+        return None
+    return login.username
 
 
 async def _record_after_answer(services: Services, fields: dict[str, Any]) -> None:

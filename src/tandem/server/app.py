@@ -140,7 +140,11 @@ async def signed_in_over_tls(app: Starlette, scope: Scope) -> bool:
     cookie = HTTPConnection(scope).cookies.get(auth.SECURE_COOKIE_NAME)
     token = auth.cookie_token(cookie) if cookie is not None else None
     agent = await auth.agent_for_token(
-        running.storage, token, running.clock(), running.settings.login_idle_seconds
+        running.storage,
+        token,
+        running.clock(),
+        running.settings.login_idle_seconds,
+        touch_seconds=running.settings.login_touch_seconds,
     )
     return agent is not None
 
@@ -214,6 +218,7 @@ def create_app(
                     settings.advisory_check_seconds,
                     clock,
                     hub.background,
+                    settings.max_advisory_file_bytes,
                 ):
                     yield
             finally:

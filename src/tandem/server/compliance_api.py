@@ -120,6 +120,7 @@ def _subjects(call: Call) -> Subjects:
         services.clock,
         services.hub.witness,
         services.settings.max_subject_export_bytes,
+        services.settings.subject_export_attempts,
     )
 
 
@@ -146,10 +147,15 @@ async def _compliance(call: Call) -> object:
 
 async def _security(call: Call) -> object:
     settings = call.services.settings
-    # Read in a worker thread: the operator's advisory file (OSV JSON, up to 64 MiB) was
-    # parsed on the event loop at every admin's page, holding every live session meanwhile.
+    # Read in a worker thread: the operator's advisory file (OSV JSON, up to
+    # max_advisory_file_bytes) was parsed on the event loop at every admin's page, holding every
+    # live session meanwhile.
     state = await asyncio.to_thread(
-        sbom.status, settings.advisory_file, settings.advisory_max_age_days, call.services.clock()
+        sbom.status,
+        settings.advisory_file,
+        settings.advisory_max_age_days,
+        call.services.clock(),
+        max_bytes=settings.max_advisory_file_bytes,
     )
     return state.to_json()
 

@@ -68,8 +68,14 @@ SPEC: dict[str, object] = {
                 "responses": {
                     "200": _json(_AGENT, "Signed in"),
                     "400": _problem("Malformed body"),
-                    "401": _problem("Wrong username, password or authentication code"),
-                    "403": _problem("Cross-site request refused"),
+                    "401": _problem(
+                        "Wrong username, password or authentication code; or a temporary "
+                        "password past temporary_password_seconds (ask an admin for a new one)"
+                    ),
+                    "403": _problem(
+                        "Cross-site request refused; or a temporary password typed in a "
+                        "browser signed in as the admin who chose it"
+                    ),
                     "413": _problem("Body over 4096 bytes"),
                     "415": _problem("Not application/json"),
                     "429": _problem("Too many failed sign-ins (Retry-After says how long)"),

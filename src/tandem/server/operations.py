@@ -87,7 +87,7 @@ class Operation:
     returns: Any = None
     """The type of a JSON success's body (an :class:`Answer`, a list of them, or ``list[str]``)."""
     max_body: Callable[[Settings], int] | None = None
-    """The body's size limit from the settings, where it is not ``MAX_BODY_BYTES``."""
+    """The body's size limit from the settings, where it is not ``max_request_body_bytes``."""
     query: tuple[tuple[str, dict[str, object]], ...] = ()
     """Query parameters the handler reads: name and JSON schema (all optional)."""
     throttled: bool = False
@@ -196,7 +196,12 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             return problem(400, "Bad request", NUL_REFUSED)
         body: Any = None
         if decoder is not None:
-            limit = operation.max_body(services.settings) if operation.max_body else None
+            settings = services.settings
+            limit = (
+                operation.max_body(settings)
+                if operation.max_body
+                else settings.max_request_body_bytes
+            )
             raw = await json_body(request, limit)
             if isinstance(raw, Response):
                 return raw

@@ -96,6 +96,8 @@ async def running(
             stack.push_async_callback(leave)
 
         store = storage if storage is not None else await open_storage(settings)
+        store.retention_clock_skew = settings.max_retention_clock_skew_seconds
+        store.audit_append_attempts = settings.audit_append_attempts
         bounded(store.close, "closing storage")
         carrier = metrics.CountingFanout(
             fanout if fanout is not None else await _open_fanout(settings, bounded)
@@ -240,7 +242,7 @@ async def register_allowed_origins(directory: Directory, settings: Settings) -> 
     can never be verified while the default organisation holds the origin."""
     await check_allowed_origins(directory.storage, settings.allow_origins)
     for origin in settings.allow_origins:
-        for attempt in range(ALLOW_ORIGIN_ATTEMPTS):
+        for attempt in range(settings.allow_origin_attempts):
             try:
                 await _hold_allowed_origin(directory, origin)
                 break
@@ -251,12 +253,8 @@ async def register_allowed_origins(directory: Directory, settings: Settings) -> 
                 held = await directory.storage.site_for_origin(origin)
                 if held is not None and held.org_id == DEFAULT_ORG:
                     break
-                if attempt + 1 == ALLOW_ORIGIN_ATTEMPTS:
+                if attempt + 1 == settings.allow_origin_attempts:
                     raise
-
-
-ALLOW_ORIGIN_ATTEMPTS = 3
-"""Tries to hold an --allow-origin origin at start-up, against servers starting beside it."""
 
 
 async def _hold_allowed_origin(directory: Directory, origin: str) -> None:

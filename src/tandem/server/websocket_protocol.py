@@ -43,6 +43,7 @@ that stops gracefully.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import math
@@ -61,6 +62,7 @@ from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
 from tandem import heap
+from tandem.config import Settings
 from tandem.exceptions import StorageError
 from tandem.lean import Flag, SingleReaderQueue
 from tandem.supervise import cancel_within
@@ -296,11 +298,18 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
             self.request = self.response = None  # type: ignore[assignment]
 
 
-UVICORN_SECONDS = 2.0
-"""What a stop keeps, of its timeout, for uvicorn and the lifespan after Tandem's part."""
-HURRIED_STOP_SECONDS = 2.0
-"""What is left of a stop once Ctrl-C is pressed again (and of a longer --shutdown-timeout):
-the waits for sockets end at once, and a healthy database takes what the stop still writes (the
+UVICORN_SECONDS: float = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "shutdown_reserve_seconds"
+)  # type: ignore[assignment]
+"""Default of :attr:`TandemServer.reserve_seconds` (the ``shutdown_reserve_seconds``
+setting's): what a stop keeps, of its timeout, for uvicorn and the lifespan after Tandem's
+part."""
+HURRIED_STOP_SECONDS: float = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "hurried_stop_seconds"
+)  # type: ignore[assignment]
+"""Default of :attr:`TandemServer.hurried_seconds` (the ``hurried_stop_seconds`` setting's):
+what is left of a stop once Ctrl-C is pressed again (and of a longer --shutdown-timeout): the
+waits for sockets end at once, and a healthy database takes what the stop still writes (the
 hand-overs under way, the recordings' last frames, ``server_stopped``) in a small part of it;
 a frozen one is given up on sooner, what it did not take kept in the audit backlog."""
 
@@ -334,10 +343,22 @@ class TandemServer(uvicorn.Server):
     ``timeout`` bounds Tandem's part (``shutdown_timeout_seconds``); uvicorn's own wait for the
     connections that are left is bounded by ``timeout_graceful_shutdown`` in its config."""
 
-    def __init__(self, config: uvicorn.Config, app: Starlette, timeout: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        app: Starlette,
+        timeout: float,
+        *,
+        hurried_seconds: float = HURRIED_STOP_SECONDS,
+        reserve_seconds: float = UVICORN_SECONDS,
+    ) -> None:
         super().__init__(config)
         self.tandem_app = app
         self.stop_timeout = timeout
+        self.hurried_seconds = hurried_seconds
+        """What is left of the stop after a second Ctrl-C (``hurried_stop_seconds``)."""
+        self.reserve_seconds = reserve_seconds
+        """What the stop leaves uvicorn and the lifespan (``shutdown_reserve_seconds``)."""
         self.hurry_asked = False
         """Whether Ctrl-C came during the stop: the next forces the exit."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -359,7 +380,7 @@ class TandemServer(uvicorn.Server):
         # uvicorn forces the exit on a second Ctrl-C: its wait for the sockets and the
         # lifespan's end are skipped, so the sessions still being handed over were never told,
         # the recordings' last frames and server_stopped never written nor kept. Here a second
-        # one only hurries the stop (HURRIED_STOP_SECONDS); a third forces it, as uvicorn's
+        # one only hurries the stop (hurried_stop_seconds); a third forces it, as uvicorn's
         # second did. A repeated SIGTERM (a supervisor's) changes nothing.
         if sig == signal.SIGINT:
             if not self.should_exit:
@@ -390,14 +411,14 @@ class TandemServer(uvicorn.Server):
             return
         self._hurried.set()
         log.warning(
-            "second interrupt: the stop is cut to %.0f s (no more waiting for sockets); "
+            "second interrupt: the stop is cut to %g s (no more waiting for sockets); "
             "sessions are still told, what cannot be written is kept for the next start; "
             "press Ctrl-C again to force the exit (nothing more written nor kept)",
-            HURRIED_STOP_SECONDS,
+            self.hurried_seconds,
         )
         services = getattr(self.tandem_app.state, "services", None)
         if services is not None:
-            services.hub.hurry(HURRIED_STOP_SECONDS)
+            services.hub.hurry(self.hurried_seconds)
 
     def _forced(self) -> None:
         log.error(
@@ -428,18 +449,19 @@ class TandemServer(uvicorn.Server):
         deadline = time.monotonic() + self.stop_timeout
         # Tandem's part leaves uvicorn (closing what is left) and the lifespan (anchoring the
         # audit trail) the last seconds of the timeout.
-        budget = max(self.stop_timeout - UVICORN_SECONDS, self.stop_timeout / 2)
+        budget = max(self.stop_timeout - self.reserve_seconds, self.stop_timeout / 2)
         services = getattr(self.tandem_app.state, "services", None)
         if services is not None and not self.force_exit:
             log.info(
-                "stopping: telling every socket, ending sessions (within %g s; Ctrl-C again "
-                "shortens the stop)",
+                "stopping: telling every socket, ending sessions (within %g s, %g s of it before "
+                "uvicorn closes what is left; Ctrl-C again shortens the stop)",
                 self.stop_timeout,
+                budget,
             )
             # Leaving the hub and the services (the lifespan) is bounded by the same deadline.
             services.hub.stop_by(deadline)
             if self._hurried is not None and self._hurried.is_set():  # before the stop began
-                services.hub.hurry(HURRIED_STOP_SECONDS)
+                services.hub.hurry(self.hurried_seconds)
             try:
                 if services.tunnels is not None:  # sockets carried to other processes' sessions
                     await asyncio.wait_for(services.tunnels.restart_edges(), budget / 2)
@@ -471,9 +493,18 @@ class BannerServer(TandemServer):
     failure): what `tandem serve` runs."""
 
     def __init__(
-        self, config: uvicorn.Config, app: Starlette, timeout: float, banner: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        app: Starlette,
+        timeout: float,
+        banner: Callable[[], None],
+        *,
+        hurried_seconds: float = HURRIED_STOP_SECONDS,
+        reserve_seconds: float = UVICORN_SECONDS,
     ) -> None:
-        super().__init__(config, app, timeout)
+        super().__init__(
+            config, app, timeout, hurried_seconds=hurried_seconds, reserve_seconds=reserve_seconds
+        )
         self.banner = banner
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -75,7 +75,9 @@ class Connection:
     reading so that a send blocks, is closed with 1013 and the other side is told
     (:meth:`~tandem.hub.Seat.dropped_as_slow`); the publisher never waits for it."""
 
-    def __init__(self, ws: WebSocket, seat: Seat, drain: float, send_timeout: float) -> None:
+    def __init__(
+        self, ws: WebSocket, seat: Seat, drain: float, send_timeout: float, notice: float
+    ) -> None:
         if seat.subscription is None:
             raise ValueError("a seat pumps to its socket once it has a subscription")
         self.ws = ws
@@ -83,6 +85,8 @@ class Connection:
         self.subscription: Subscription = seat.subscription
         self.drain_seconds = drain
         self.send_timeout = send_timeout
+        self.notice_seconds = notice
+        """How long a kick's last notice may wait for the peer (``close_notice_seconds``)."""
         self._tasks = asyncio.TaskGroup()
         self._busy = False  # the writer holds frames it took and has not sent yet
         direct = _direct_paths(ws)
@@ -165,25 +169,32 @@ class Connection:
         self.seat.on_kick = None
         self._writer.cancel()
         self._closing = self._tasks.create_task(
-            _close(self.ws, *self.seat.kick_reason, notice=self.seat.kick_notice)
+            _close(
+                self.ws,
+                *self.seat.kick_reason,
+                notice=self.seat.kick_notice,
+                notice_seconds=self.notice_seconds,
+            )
         )
 
 
-async def _close(ws: WebSocket, code: int, reason: str, notice: str | None = None) -> None:
+async def _close(
+    ws: WebSocket,
+    code: int,
+    reason: str,
+    notice: str | None = None,
+    notice_seconds: float = 0.0,
+) -> None:
     """Close ``ws`` with ``code`` (after sending ``notice``, a control message, if given). A
     close never waits for a peer that stopped reading (:mod:`tandem.server.websocket_protocol`);
-    the notice waits at most a few seconds."""
+    the notice waits at most ``notice_seconds`` (``close_notice_seconds``)."""
     if ws.application_state == WebSocketState.DISCONNECTED:
         return
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError, TimeoutError):
         if notice is not None:
-            await asyncio.wait_for(ws.send_text(notice), _NOTICE_SECONDS)
+            await asyncio.wait_for(ws.send_text(notice), notice_seconds)
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
         await ws.close(code, reason[:120])
-
-
-_NOTICE_SECONDS = 2.0
-"""How long a last notice before a close may wait for the peer to read."""
 
 
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
@@ -209,11 +220,16 @@ async def _receive(
 
 
 async def _receive_unless_kicked(
-    ws: WebSocket, seat: Seat, timeout: float | None = None, waiting_for: str = "a message"
+    ws: WebSocket,
+    seat: Seat,
+    notice_seconds: float,
+    timeout: float | None = None,
+    waiting_for: str = "a message",
 ) -> str | bytes | None:
     """Next frame of an agent's socket that is in no session yet, or None once the peer went or
     the hub kicked the seat (the server is stopping, or its sign-in was revoked: the socket is
-    then told and closed). Raises 4408 after ``timeout`` seconds of silence."""
+    then told, its notice waiting up to ``notice_seconds``, and closed). Raises 4408 after
+    ``timeout`` seconds of silence."""
     receiving = asyncio.ensure_future(_receive(ws, timeout, waiting_for))
     kicked = asyncio.ensure_future(seat.kicked.wait())
     try:
@@ -224,13 +240,17 @@ async def _receive_unless_kicked(
             receiving.cancel()
     if receiving.done() and not receiving.cancelled():
         return receiving.result()
-    await _close(ws, *seat.kick_reason, notice=seat.kick_notice)
+    await _close(ws, *seat.kick_reason, notice=seat.kick_notice, notice_seconds=notice_seconds)
     return None
 
 
-def _pacing(settings: Settings) -> tuple[float, float]:
-    """A connection's drain time and send timeout."""
-    return settings.close_timeout_seconds, settings.socket_send_timeout_seconds
+def _pacing(settings: Settings) -> tuple[float, float, float]:
+    """A connection's drain time, send timeout and wait for a kick's last notice."""
+    return (
+        settings.close_timeout_seconds,
+        settings.socket_send_timeout_seconds,
+        settings.close_notice_seconds,
+    )
 
 
 class _Reading(Protocol):
@@ -357,6 +377,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
         sign_in_token(ws),
         services.clock(),
         settings.login_idle_seconds,
+        touch_seconds=settings.login_touch_seconds,
     )
     if agent is None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
@@ -401,7 +422,9 @@ async def _agent_socket(ws: WebSocket, seat: AgentSeat) -> None:
         async with seat:
             timeout, waiting_for = settings.first_message_timeout_seconds, "the first message"
             while seat.live is None:  # until it joins (or watches): answers go straight back
-                frame = await _receive_unless_kicked(ws, seat, timeout, waiting_for)
+                frame = await _receive_unless_kicked(
+                    ws, seat, settings.close_notice_seconds, timeout, waiting_for
+                )
                 timeout, waiting_for = settings.agent_idle_seconds, "a message (idle)"
                 if frame is None:
                     return

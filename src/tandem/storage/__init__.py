@@ -20,11 +20,15 @@ async def open_storage(settings: Settings) -> SQLStorage:
     if settings.database_url:
         storage = await SQLStorage.connect(
             settings.database_url,
+            max_connections=settings.database_pool_size,
             timeout=settings.database_timeout_seconds,
             migration_timeout=settings.database_migration_timeout_seconds,
         )
         storage.vacuum_timeout = settings.database_vacuum_timeout_seconds
-        return storage
-    return await SQLStorage.open_sqlite(
-        settings.database_path, busy_seconds=settings.sqlite_busy_seconds
-    )
+    else:
+        storage = await SQLStorage.open_sqlite(
+            settings.database_path, busy_seconds=settings.sqlite_busy_seconds
+        )
+    storage.retention_clock_skew = settings.max_retention_clock_skew_seconds
+    storage.audit_append_attempts = settings.audit_append_attempts
+    return storage

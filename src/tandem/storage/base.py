@@ -32,6 +32,19 @@ The compliance check's ``erasure_residue`` item fails while it is there; the nex
 leaves nothing removes it."""
 
 
+SET_ASIDE_BY_BINDING = "single sign-on binding"
+""":attr:`UserRecord.password_set_by` of the owner's own password, made temporary when an admin
+bound the account to the identity provider (no username has a space): nobody chose it for the
+owner, and once expired its owner is told it was set aside by the binding, not that "this
+temporary password" expired. Bindings made before this value was kept left None there."""
+
+
+CLAIM_DETAIL = "temporary_chosen_by"
+"""The detail of a ``password_changed`` record that replaced a temporary password: who chose
+that password (None when no version kept it). Such a record is a claim, listed apart in the
+owner's activity (:meth:`Storage.account_activity`)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class UserRecord:
     username: str
@@ -56,6 +69,21 @@ class UserRecord:
     admin or the operator bound to this user; None: no sign-in through a provider."""
     password_change_required: bool = False
     """Set by an admin's password reset: the next sign-in must choose a new password first."""
+    password_set_at: float | None = None
+    """When the password was set (made, reset, changed by its owner); a temporary one signs in
+    only ``temporary_password_seconds`` after it. Revisions 0019 and 0020 gave the passwords
+    there the upgrade's time. None: set by a version before 0019 after the upgrade (a server of
+    a cluster not yet upgraded made the account: ``created_at`` stands for it)."""
+    password_set_by: str | None = None
+    """Who chose a temporary password (the admin's username, ``cli`` for the operator): the
+    owner is shown whose password it replaced; None for a password the owner chose;
+    :data:`SET_ASIDE_BY_BINDING` for the owner's own, made temporary by a binding to the
+    identity provider."""
+    claimed_password_hash: str | None = None
+    """The hash of the temporary password the account's last claim replaced (its first own
+    password change after a new account or a reset): refused as a new password, so that
+    whoever claimed it first cannot give the account back the password its owner was told, no
+    longer temporary (the owner never asked to choose its own)."""
     disabled: bool = False
     """Disabled by an admin or the operator: no sign-in, no socket, until enabled again."""
 
@@ -196,13 +224,6 @@ class HoldRecord:
     placed_at: float
 
 
-MAX_RETENTION_CLOCK_SKEW_SECONDS = 3600.0
-"""How far ahead of a server's own clock the recordings' purges' clock is believed
-(:meth:`Storage.read_recording`): a recording past its retention by the last purge's clock is
-given out by no server, even one whose clock is behind, up to this much behind (a clock set
-far ahead would otherwise have every server refuse every recording for as long)."""
-
-
 class ViewChanged(ConflictError):
     """What a customer's export found changed before its transaction read it again
     (:meth:`Storage.read_for_export`): nothing was given out or recorded; find it again."""
@@ -256,12 +277,11 @@ class ExportView:
     """When the look-up read the recordings (:meth:`Storage.recordings_of_sessions`): those
     past their retention then are left out of the re-read as they were of the look-up."""
 
-    def frames_of(self, recording_id: str) -> int | None:
-        """How many frames of the recording the export gives out (those its header counts)."""
-        for recording in self.recordings:
-            if recording.recording_id == recording_id:
-                return recording.frames
-        return None
+    def frame_counts(self) -> dict[str, int]:
+        """How many frames of each recording the export gives out (those its header counts),
+        by recording id: looked up in a mapping, not in the list for each recording, which
+        took a customer with tens of thousands of recordings minutes."""
+        return {recording.recording_id: recording.frames for recording in self.recordings}
 
     def same(
         self,
@@ -388,6 +408,16 @@ class Storage(AuditStore, Protocol):
     """Async storage. Implementations must make :meth:`take_join_code` atomic (single use) and
     :meth:`append_audit` atomic (sequence and chain)."""
 
+    retention_clock_skew: float
+    """How far ahead of a reader's own clock the recordings' purges' clock is believed, in
+    seconds (:meth:`read_recording`; the ``max_retention_clock_skew_seconds`` setting): a
+    recording past its retention by the last purge's clock is given out by no server, even one
+    whose clock is behind, up to this much behind (a clock set far ahead would otherwise have
+    every server refuse every recording for as long)."""
+    audit_append_attempts: int
+    """Attempts at appending one audit record while other servers take the next numbers first,
+    before the append fails (the ``audit_append_attempts`` setting)."""
+
     async def add_user(self, grant: Grant, user: UserRecord) -> None:
         """Raises :class:`~tandem.exceptions.UserExistsError` if the name is taken, and
         NotFoundError if ``user`` is not of the grant's organisation."""
@@ -488,6 +518,12 @@ class Storage(AuditStore, Protocol):
     ) -> None: ...
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    async def sessions_of(self, grant: Grant, session_ids: Sequence[str]) -> list[SessionRecord]:
+        """The organisation's sessions among ``session_ids`` still stored, in the order asked
+        (any number of ids: one statement, where one :meth:`get_session` each took a customer
+        with tens of thousands of sessions minutes)."""
+        ...
 
     async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
         """A live session's state and agent (display name) changed (scale-out only)."""
@@ -615,16 +651,23 @@ class Storage(AuditStore, Protocol):
         password_hash: str,
         change_required: bool,
         *,
+        at: float,
+        chosen_by: str | None,
         replacing: str | None = None,
+        claimed: str | None = None,
     ) -> int:
         """Replace the password hash of ``username`` of ``grant``'s organisation and end every
         sign-in of the user, in one transaction (a sign-in check never sees a live sign-in of the
         new password's account); ``change_required``: it must be changed at the next sign-in (an
-        admin's reset). With ``replacing``, only if the stored hash is still that one (the
-        owner's change, checked against it): ConflictError, nothing written, if another change
-        was stored since. Returns the number of sign-ins ended. Raises NotFoundError (nothing
-        written) if the organisation has no such user: the name may have been deleted and made
-        another organisation's account while the password was hashed."""
+        admin's reset). ``at`` (when) and ``chosen_by`` (who chose a temporary one) are kept
+        with it (:attr:`UserRecord.password_set_at`, :attr:`UserRecord.password_set_by`);
+        ``claimed``, the hash of the temporary password a claim replaces, is kept too
+        (:attr:`UserRecord.claimed_password_hash`; None leaves the one kept). With
+        ``replacing``, only if the stored hash is still that one (the owner's change, checked
+        against it): ConflictError, nothing written, if another change was stored since.
+        Returns the number of sign-ins ended. Raises NotFoundError (nothing written) if the
+        organisation has no such user: the name may have been deleted and made another
+        organisation's account while the password was hashed."""
         ...
 
     async def get_oidc(self, grant: Grant) -> str | None:
@@ -720,10 +763,19 @@ class Storage(AuditStore, Protocol):
         not at all (an erasure, which needs it ended, never goes before its end's record)."""
         ...
 
-    async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...
+    async def get_recording(
+        self, recording_id: str, now: float | None = None
+    ) -> RecordingRecord | None:
+        """The recording, or None if there is none; given ``now``, None too if it is past its
+        organisation's retention then and under no legal hold (as :meth:`read_recording`)."""
+        ...
 
-    async def list_recordings(self, grant: Grant, limit: int) -> list[RecordingRecord]:
-        """The organisation's recordings, newest first, at most ``limit``."""
+    async def list_recordings(
+        self, grant: Grant, limit: int, now: float | None = None
+    ) -> list[RecordingRecord]:
+        """The organisation's recordings, newest first, at most ``limit``; given ``now``,
+        without those past their retention then and under no legal hold (as
+        :meth:`read_recording`: as if erased, awaiting the purge)."""
         ...
 
     async def recording_frames(self, recording_id: str) -> list[bytes]:
@@ -935,7 +987,9 @@ class Storage(AuditStore, Protocol):
         """The organisation's audit records from ``since`` (epoch seconds) about ``username``'s
         account: those of the ``own`` actions it made (its sign-ins) and of the ``changes``
         others made to it (whose subject it is), newest first, at most ``limit`` of each action
-        (a flood of one action does not push another out)."""
+        (a flood of one action does not push another out), the claims of a temporary password
+        (``password_changed`` records with :data:`CLAIM_DETAIL`) counted apart from the
+        account's other password changes."""
         ...
 
     async def audit_concerning(

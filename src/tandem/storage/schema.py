@@ -54,6 +54,11 @@ users = sa.Table(
     sa.Column("oidc_subject", Text),
     sa.Column("password_change_required", Flag, nullable=False, server_default=sa.false()),
     sa.Column("disabled", Flag, nullable=False, server_default=sa.false()),
+    sa.Column("password_set_at", Real),
+    sa.Column("password_set_by", Text),
+    # The temporary password the account's last claim replaced (revision 0020): refused as a
+    # new password (tandem.auth.change_password).
+    sa.Column("claimed_password_hash", Text),
 )
 
 recovery_codes = sa.Table(

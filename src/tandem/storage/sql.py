@@ -20,21 +20,25 @@ import contextlib
 import dataclasses
 import functools
 import glob
+import hashlib
 import json
 import logging
+import math
+import operator
 import os
 import queue
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import compiler
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
@@ -49,6 +53,7 @@ from tandem.audit import (
     RecordSeal,
     record_hash,
 )
+from tandem.config import Settings
 from tandem.exceptions import (
     BacklogLineWritten,
     ConfigError,
@@ -61,7 +66,7 @@ from tandem.names import REPLACEMENT, shown_name
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
-    MAX_RETENTION_CLOCK_SKEW_SECONDS,
+    CLAIM_DETAIL,
     VACUUM_NOTE,
     AuditCount,
     ExportRead,
@@ -130,9 +135,10 @@ T = TypeVar("T")
 DAY = 86400.0
 _SQLITE_TAKEN = ("the audit log is append-only", "the audit backlog notes are append-only")
 """What SQLite's no-replace triggers (the baseline's, revision 0016's) raise for a key taken."""
-# Attempts at appending an audit record while other servers take the numbers (each failed
-# attempt means another server's record went in).
-_AUDIT_ATTEMPTS = 1000
+AUDIT_APPEND_ATTEMPTS: int = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "audit_append_attempts"
+)  # type: ignore[assignment]
+"""The default of :attr:`SQLStorage.audit_append_attempts` (the setting's)."""
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # asyncpg is imported only by the code that runs on PostgreSQL (a SQLite process never loads it).
 
@@ -338,6 +344,8 @@ _AUDIT_COLUMNS = (
     audit.c.org_seq,
 )
 _ANCHOR_COLUMNS = tuple(audit_anchors.c)
+_RECORD_KEYS = tuple(column.key for column in _AUDIT_COLUMNS)
+"""The columns an appended record's row gives, in :func:`_audit_record`'s order."""
 _RECORDING_COLUMNS = tuple(recordings.c)
 
 
@@ -533,6 +541,10 @@ class _Db:
     def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
         raise NotImplementedError
 
+    def run(self, compiled: _Statement, args: Sequence[Any]) -> _Result:
+        """One statement compiled already, with its arguments in placeholder order."""
+        raise NotImplementedError
+
     def _begin(self) -> None:
         raise NotImplementedError
 
@@ -586,7 +598,10 @@ class _SQLiteDb(_Db):
                 compiled.sql, [compiled.args(each) for each in params]
             )
             return _Result([], cursor.rowcount)
-        cursor = self._connection.execute(compiled.sql, compiled.args(params))
+        return self.run(compiled, compiled.args(params))
+
+    def run(self, compiled: _Statement, args: Sequence[Any]) -> _Result:
+        cursor = self._connection.execute(compiled.sql, args)
         rows = cursor.fetchall() if compiled.returns_rows else []
         return _Result(rows, cursor.rowcount)
 
@@ -597,7 +612,7 @@ class _PostgresDb(_Db):
         self._connection = connection
 
     def _begin(self) -> None:
-        await_(self._connection.execute("BEGIN"))
+        await_(self._connection.execute(self._storage._postgres_begin))
 
     def _commit(self) -> None:
         await_(self._connection.execute("COMMIT"))
@@ -617,7 +632,9 @@ class _PostgresDb(_Db):
         if isinstance(params, list):
             await_(self._connection.executemany(compiled.sql, [compiled.args(p) for p in params]))
             return _Result([], len(params))
-        args = compiled.args(params)
+        return self.run(compiled, compiled.args(params))
+
+    def run(self, compiled: _Statement, args: Sequence[Any]) -> _Result:
         if compiled.returns_rows:
             rows = await_(self._connection.fetch(compiled.sql, *args))
             return _Result(rows, len(rows))
@@ -751,23 +768,46 @@ class _KeptStatements:
         # the last anchor, in one statement, so from one snapshot (no row while the trail is
         # empty; anchor columns NULL while it has no anchor). Read apart, another server's
         # record could come between the two reads and both give one position.
-        last_record = (
-            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1).subquery()
-        )
-        last_anchor = (
-            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
-        )
         last_position = (
             sa.select(sa.func.coalesce(sa.func.max(audit.c.org_seq), 0))
             .where(audit.c.org == sa.bindparam("org"))
+            .correlate(None)
             .scalar_subquery()
         )
-        self.chain_head = sa.select(
-            last_record.c.seq,
-            last_record.c.hash,
-            last_position.label("org_seq"),
-            *(c.label(f"a_{c.name}") for c in last_anchor.c),
-        ).select_from(last_record.outerjoin(last_anchor, sa.true()))
+        if postgres:
+            last_record = (
+                sa.select(audit.c.seq, audit.c.hash)
+                .order_by(audit.c.seq.desc())
+                .limit(1)
+                .subquery()
+            )
+            last_anchor = (
+                sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
+            )
+            self.chain_head = sa.select(
+                last_record.c.seq,
+                last_record.c.hash,
+                last_position.label("org_seq"),
+                *(c.label(f"a_{c.name}") for c in last_anchor.c),
+            ).select_from(last_record.outerjoin(last_anchor, sa.true()))
+        else:
+            # SQLite: each part by the largest key of an index, with no subquery to run and
+            # join (half the time of the form above there; on PostgreSQL, this form took
+            # longer to plan than to run, and the append was slower).
+            last_seq = sa.select(sa.func.max(audit.c.seq)).correlate(None).scalar_subquery()
+            last_anchor_seq = (
+                sa.select(sa.func.max(audit_anchors.c.seq)).correlate(None).scalar_subquery()
+            )
+            self.chain_head = (
+                sa.select(
+                    audit.c.seq,
+                    audit.c.hash,
+                    last_position.label("org_seq"),
+                    *(c.label(f"a_{c.name}") for c in _ANCHOR_COLUMNS),
+                )
+                .select_from(audit.outerjoin(audit_anchors, audit_anchors.c.seq == last_anchor_seq))
+                .where(audit.c.seq == last_seq)
+            )
         self.insert_record = audit.insert()
         self.insert_anchor = audit_anchors.insert()
         self.touch = (
@@ -798,6 +838,11 @@ VACUUM_TIMEOUT_SECONDS = 600.0
 """PostgreSQL: how long one ``VACUUM`` of a table :meth:`SQLStorage.vacuum_deleted` runs may
 take before it is cancelled and left for the next turn, unless told otherwise (the
 ``database_vacuum_timeout_seconds`` setting)."""
+RETENTION_CLOCK_SKEW_SECONDS: float = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "max_retention_clock_skew_seconds"
+)  # type: ignore[assignment]
+"""The default of :attr:`SQLStorage.retention_clock_skew` (the setting's): for a storage opened
+without settings (tests, ``tandem db`` copies)."""
 _LOCKED_BUSY_MS = 250
 """The same while the lock is known to be held (a statement just waited the whole busy
 timeout): each statement queued behind fails fast instead of waiting in turn."""
@@ -844,6 +889,14 @@ class SQLStorage:
         """SQLite: the busy timeout (ms) statements wait for another connection's lock."""
         self.vacuum_timeout = VACUUM_TIMEOUT_SECONDS
         """PostgreSQL: seconds one ``VACUUM`` of :meth:`vacuum_deleted` may take."""
+        self.audit_append_attempts = AUDIT_APPEND_ATTEMPTS
+        """Attempts at appending one audit record while other servers take the next numbers
+        first (each failed attempt means another server's record went in): the
+        ``audit_append_attempts`` setting."""
+        self.retention_clock_skew = RETENTION_CLOCK_SKEW_SECONDS
+        """How far ahead of the reader's clock the purges' clock is believed
+        (:meth:`~tandem.storage.base.Storage.read_recording`; the
+        ``max_retention_clock_skew_seconds`` setting)."""
         self._vacuum_due: set[str] = set()
         self._vacuum_seen: set[str] = set()
         self._vacuum_noted = True
@@ -866,6 +919,21 @@ class SQLStorage:
         self._insert_record = kept.insert_record
         self._insert_anchor = kept.insert_anchor
         self._touch = kept.touch
+
+    @property
+    def _postgres_begin(self) -> str:
+        """PostgreSQL: how a transaction begins (one round trip): PostgreSQL ends it, and the
+        session, once it has waited for this client twice as long as one statement may take
+        (the storage's timeout). Tandem runs a transaction's statements back to back, so a
+        transaction idle that long belongs to a server that stopped mid-way (a paused container
+        or VM, a stopped process, a network partition PostgreSQL would notice only after TCP
+        keep-alive's two hours), which had given it up: it held what it locked (a recording's
+        gate and row: every erasure of it failed after its own timeout, and playbacks asked
+        meanwhile queued behind) for as long. Twice: a busy event loop late to send the next
+        statement is not taken for a stopped server. ``SET LOCAL``, not a connection
+        parameter: nothing outlives the transaction, and a pooler passes it on."""
+        idle = min(2**31 - 1, max(1, math.ceil(2 * self._timeout * 1000)))
+        return f"BEGIN; SET LOCAL idle_in_transaction_session_timeout = {idle}"
 
     @property
     def _engine(self) -> AsyncEngine:
@@ -1125,9 +1193,14 @@ class SQLStorage:
         if self._thread is not None:
             thread, self._thread = self._thread, None
             connection, self._sqlite = self._sqlite, None
-            if connection is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, connection.close)
+            # The connection's close and the thread's end both handed over before the wait
+            # (after the calls handed over before them): a close given up on (a stop past its
+            # deadline, behind a call waiting for a locked file) still closes the connection
+            # and ends the thread once that call is over.
+            closing = thread.submit(connection.close) if connection is not None else None
             thread.shutdown(wait=False)
+            if closing is not None:
+                await asyncio.shield(asyncio.wrap_future(closing))
         if self._built_engine is not None:
             await self._built_engine.dispose()
 
@@ -1135,12 +1208,12 @@ class SQLStorage:
 
     async def _on_sqlite(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in the SQLite worker thread (one trip for the whole storage call)."""
-        assert self._thread is not None and self._sqlite is not None
-        connection = self._sqlite
-        loop = asyncio.get_running_loop()
+        thread, connection = self._thread, self._sqlite
+        if thread is None or connection is None:
+            raise StorageError("the database failed: the storage is closed")
         call = _SQLiteCall()
         try:
-            return await loop.run_in_executor(self._thread, self._in_worker, work, connection, call)
+            return await thread.run(call, self._in_worker, work, connection, call)
         except asyncio.CancelledError:
             # Not waited for (a stop past its deadline cut the hand-over this wrote, and kept
             # its audit record in the backlog): a transaction still waiting for a locked file
@@ -1732,16 +1805,26 @@ class SQLStorage:
         password_hash: str,
         change_required: bool,
         *,
+        at: float,
+        chosen_by: str | None,
         replacing: str | None = None,
+        claimed: str | None = None,
     ) -> int:
         own = sa.and_(users.c.username == username, users.c.org_id == grant.org_id)
+        kept = {} if claimed is None else {"claimed_password_hash": claimed}
 
         def work(db: _Db) -> int:
             still = own if replacing is None else sa.and_(own, users.c.password_hash == replacing)
             changed = db.execute(
                 users.update()
                 .where(still)
-                .values(password_hash=password_hash, password_change_required=change_required)
+                .values(
+                    password_hash=password_hash,
+                    password_change_required=change_required,
+                    password_set_at=at,
+                    password_set_by=chosen_by,
+                    **kept,
+                )
             )
             if not changed.rowcount:  # raised inside: the transaction ends nothing either
                 if (
@@ -1911,6 +1994,18 @@ class SQLStorage:
         row = await self._row(sa.select(*sessions.c).where(sessions.c.session_id == session_id))
         return _session(row) if row else None
 
+    async def sessions_of(self, grant: Grant, session_ids: Sequence[str]) -> list[SessionRecord]:
+        if not session_ids:
+            return []
+        rows = await self._rows(
+            sa.select(*sessions.c).where(
+                sessions.c.org_id == grant.org_id,
+                _one_of(sessions.c.session_id, session_ids, postgres=self._postgres),
+            )
+        )
+        found = {str(row["session_id"]): _session(row) for row in rows}
+        return [found[sid] for sid in dict.fromkeys(session_ids) if sid in found]
+
     async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
         await self._count(self._live_session, {"sid": session_id, "state": state, "agent": agent})
 
@@ -2077,12 +2172,14 @@ class SQLStorage:
             # a practice session's evidence (its completion keeps the steps it proved).
             if ended:
                 emptied.update((sessions, subject_sessions, practice_sessions))
-            for start in range(0, len(ended), 500):
-                ids = [row[0] for row in ended[start : start + 500]]
-                db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
-                db.execute(
-                    practice_sessions.delete().where(practice_sessions.c.session_id.in_(ids))
-                )
+            if ended:
+                ids = [row[0] for row in ended]
+                for table in (subject_sessions, practice_sessions):
+                    db.execute(
+                        table.delete().where(
+                            _one_of(table.c.session_id, ids, postgres=self._postgres)
+                        )
+                    )
             # Those skipped, told (a reader that never lets go had them skipped at every run).
             skipped[:] = [
                 str(row[0])
@@ -2381,23 +2478,85 @@ class SQLStorage:
 
         return await self._with_evidence(work, evidence)
 
-    async def get_recording(self, recording_id: str) -> RecordingRecord | None:
-        row = await self._row(
-            sa.select(*_RECORDING_COLUMNS).where(recordings.c.recording_id == recording_id)
-        )
+    async def get_recording(
+        self, recording_id: str, now: float | None = None
+    ) -> RecordingRecord | None:
+        wanted = recordings.c.recording_id == recording_id
+        if now is None:
+            row = await self._row(sa.select(*_RECORDING_COLUMNS).where(wanted))
+            return _recording(row) if row else None
+
+        def work(db: _Db) -> Any:  # the holds and the purges' clock read with it
+            return db.execute(
+                sa.select(*_RECORDING_COLUMNS).where(wanted, ~self._expired_at(db, now))
+            ).first()
+
+        row = await self._transaction(work)
         return _recording(row) if row else None
 
-    async def list_recordings(self, grant: Grant, limit: int) -> list[RecordingRecord]:
-        org_id = grant.org_id
-        rows = await self._rows(
+    async def list_recordings(
+        self, grant: Grant, limit: int, now: float | None = None
+    ) -> list[RecordingRecord]:
+        query = (
             sa.select(*_RECORDING_COLUMNS)
-            .where(recordings.c.org_id == org_id)
+            .where(recordings.c.org_id == grant.org_id)
             .order_by(
                 recordings.c.started_at.desc(), self._bytewise(recordings.c.recording_id).desc()
             )
             .limit(limit)
         )
-        return [_recording(row) for row in rows]
+        if now is None:
+            return [_recording(row) for row in await self._rows(query)]
+
+        def work(db: _Db) -> list[Any]:  # the holds and the purges' clock read with them
+            return db.execute(query.where(~self._expired_at(db, now))).rows
+
+        return [_recording(row) for row in await self._transaction(work)]
+
+    def _recording_gate(self, db: _Db, recording_ids: Sequence[str], *, exclusive: bool) -> None:
+        """PostgreSQL: take the recordings' gates (transaction-level advisory locks, in one
+        order), shared by a reader (a playback, an export), exclusive by an erasure, before
+        the rows. A reader's key share lock on a row let every later reader's in ahead of an
+        erasure's DELETE waiting for it (row locks keep no queue), so back-to-back playbacks
+        held the erasure until its database timeout; the gates are queued in turn: an erasure
+        waits for the reads under way when it asked, and a read asked after it waits for it,
+        then finds the recording erased. (SQLite: one writer at a time, in turn already.)
+
+        A transaction takes at most :data:`GATE_BUDGET` gates and two more locks (every
+        advisory lock is an entry of PostgreSQL's shared lock table, whose room is shared by the
+        whole cluster): one that names more recordings' gates stands for them all with one of
+        the two wide locks (:data:`EVERY_RECORDING`, :data:`MANY_READ`). Every transaction takes
+        its locks in one order (:data:`EVERY_RECORDING`, :data:`MANY_READ`, the gates by key):
+
+        - a reader of few: ``EVERY_RECORDING`` shared, its gates shared;
+        - a reader of many: ``EVERY_RECORDING`` shared, ``MANY_READ`` shared;
+        - an erasure of few: ``EVERY_RECORDING`` shared, ``MANY_READ`` exclusive, its gates
+          exclusive;
+        - an erasure of many: ``EVERY_RECORDING`` exclusive.
+
+        So an erasure waits for every reader of what it erases, and each reader asked after it
+        for it, as with a gate each; what they cost is waiting where they share nothing: an
+        erasure of many holds every playback up while it deletes, a reader of many every
+        erasure, and erasures of few wait for each other (each brief)."""
+        if not self._postgres:
+            return
+        keys = sorted({_gate_key(recording_id) for recording_id in recording_ids})
+        many = len(keys) > GATE_BUDGET
+        shared, alone = sa.func.pg_advisory_xact_lock_shared, sa.func.pg_advisory_xact_lock
+        taken: list[tuple[Any, int]] = [(alone if exclusive and many else shared, EVERY_RECORDING)]
+        if exclusive and not many:
+            taken += [(alone, MANY_READ), *((alone, key) for key in keys)]
+        elif not exclusive:
+            taken += [(shared, MANY_READ)] if many else [(shared, key) for key in keys]
+        for lock, key in taken:
+            db.execute(sa.select(lock(sa.literal(RECORDING_GATE_CLASS), sa.literal(key))))
+
+    def _expired_at(self, db: _Db, now: float) -> sa.ColumnElement[bool]:
+        """The recordings past their retention (and under no legal hold) for a reader whose
+        clock says ``now`` (by the purges' clock when that is ahead: :func:`_retention_clock`):
+        given out, listed and looked up no more, as if erased."""
+        judged = _retention_clock(db, now, self.retention_clock_skew)
+        return _expired(recordings, judged, _held_forms(db))
 
     async def recording_frames(self, recording_id: str) -> list[bytes]:
         rows = await self._rows(
@@ -2422,6 +2581,7 @@ class SQLStorage:
             # running recording's frames and its end, an UPDATE of the row, until the playback
             # was read: back-to-back playbacks kept them waiting until storage gave up on them);
             # SQLite's transaction holds the write lock already.
+            self._recording_gate(db, [recording_id], exclusive=False)
             wanted = recordings.c.recording_id == recording_id
             if now is not None:
                 # Past its retention (and not held) it is as gone: never given out, and never
@@ -2430,7 +2590,8 @@ class SQLStorage:
                 # while the purge's DELETE waited, until the purge's own database timeout).
                 # By the cluster's purges' clock too, when it is ahead of this server's: one
                 # behind played (and held from the next purge) what a purge found expired.
-                expired = _expired(recordings, _retention_clock(db, now), _held_forms(db))
+                judged = _retention_clock(db, now, self.retention_clock_skew)
+                expired = _expired(recordings, judged, _held_forms(db))
                 wanted = sa.and_(wanted, ~expired)
             row = db.execute(
                 sa.select(*_RECORDING_COLUMNS)
@@ -2471,7 +2632,9 @@ class SQLStorage:
             if not ids:
                 return True
             found = db.execute(
-                sa.select(column).where(column.in_(ids)).with_for_update(read=True, key_share=True)
+                sa.select(column)
+                .where(_one_of(column, ids, postgres=self._postgres))
+                .with_for_update(read=True, key_share=True)
             ).rows
             return len(found) == len(ids)
 
@@ -2483,6 +2646,7 @@ class SQLStorage:
             # sessions, then the customer's links): taken the other way round, an export
             # holding a session while the erasure held its recording waited for each other
             # until PostgreSQL broke the deadlock by failing one of them.
+            self._recording_gate(db, [*recording_ids, *listed_ids], exclusive=False)
             if not (
                 held(db, recordings.c.recording_id, [*recording_ids, *listed_ids])
                 and held(db, sessions.c.session_id, session_ids)
@@ -2490,19 +2654,28 @@ class SQLStorage:
             ):
                 return None
             trail = seen_again(db, view) if view is not None else ()
-            frames = []
-            for recording_id in recording_ids:
-                wanted = recording_frames.c.recording_id == recording_id
-                counted = view.frames_of(recording_id) if view is not None else None
-                if counted is not None:  # a running recording's, as its header counts them
-                    wanted = sa.and_(wanted, recording_frames.c.seq < counted)
-                rows = db.execute(
-                    sa.select(recording_frames.c.data)
-                    .where(wanted)
-                    .order_by(recording_frames.c.seq)
+            # In one statement: one per recording took minutes for a customer with tens of
+            # thousands of them.
+            read: dict[str, list[bytes]] = {recording_id: [] for recording_id in recording_ids}
+            counted = view.frame_counts() if view is not None else {}
+            rows = (
+                db.execute(
+                    sa.select(
+                        recording_frames.c.recording_id,
+                        recording_frames.c.seq,
+                        recording_frames.c.data,
+                    )
+                    .where(_one_of(recording_frames.c.recording_id, read, postgres=self._postgres))
+                    .order_by(recording_frames.c.recording_id, recording_frames.c.seq)
                 ).rows
-                frames.append([bytes(row[0]) for row in rows])
-            return ExportRead(frames, trail)
+                if read
+                else []
+            )
+            for recording_id, seq, data in rows:
+                limit = counted.get(str(recording_id))
+                if limit is None or seq < limit:  # a running recording's, as its header counts
+                    read[str(recording_id)].append(bytes(data))
+            return ExportRead([read[recording_id] for recording_id in recording_ids], trail)
 
         def seen_again(db: _Db, view: ExportView) -> tuple[AuditRecord, ...]:
             """The customer's trail, read now; then their links, sessions and recordings,
@@ -2513,7 +2686,9 @@ class SQLStorage:
             theirs at that moment. (SQLite: no writer at all meanwhile.)"""
             subjects, actors = view.audit_subjects, view.audit_actors
             trail = (
-                db.execute(_audit_about(view.org_id, subjects, actors)).rows
+                db.execute(
+                    _audit_about(view.org_id, subjects, actors, postgres=self._postgres)
+                ).rows
                 if subjects or actors
                 else []
             )
@@ -2524,13 +2699,24 @@ class SQLStorage:
             ]
             stored = (
                 db.execute(
-                    sa.select(*sessions.c).where(sessions.c.session_id.in_(list(view.session_ids)))
+                    sa.select(*sessions.c).where(
+                        _one_of(sessions.c.session_id, view.session_ids, postgres=self._postgres)
+                    )
                 ).rows
                 if view.session_ids
                 else []
             )
             found = (
-                db.execute(_recordings_of(view.org_id, view.session_ids, view.now, db)).rows
+                db.execute(
+                    _recordings_of(
+                        view.org_id,
+                        view.session_ids,
+                        view.now,
+                        db,
+                        skew=self.retention_clock_skew,
+                        postgres=self._postgres,
+                    )
+                ).rows
                 if view.session_ids
                 else []
             )
@@ -2551,6 +2737,7 @@ class SQLStorage:
         self, recording_id: str, evidence: Evidence[bool] | None = None
     ) -> bool:
         def work(db: _Db) -> bool:
+            self._recording_gate(db, [recording_id], exclusive=True)
             # Checked again here, in the erasure's transaction, as erase_subject does: a hold
             # placed after the caller checked (another admin, another server) was erased over.
             held = db.execute(
@@ -2684,13 +2871,29 @@ class SQLStorage:
                 )
             return record
 
-        for _ in range(_AUDIT_ATTEMPTS):
+        for _ in range(self.audit_append_attempts):
             try:
                 return await self._session(work)
             except _Violation as exc:
                 if not exc.key_taken:
                     raise
-        raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
+        raise StorageError(
+            f"the audit trail kept moving on: {self.audit_append_attempts} attempts to append"
+        )
+
+    @functools.cached_property
+    def _append_statements(
+        self,
+    ) -> tuple[_Statement, _Statement, Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+        """The chain head's statement and the record's INSERT, compiled once for this storage,
+        and how a record's row (the columns in :data:`_RECORD_KEYS`' order) is put in the
+        INSERT's parameter order: the append runs them on the driver without looking either up
+        again (every request that is audited appends)."""
+        head = self._compiled(self._chain_head, {"org": ""})
+        insert = self._compiled(self._insert_record, dict.fromkeys(_RECORD_KEYS))
+        assert sorted(insert.names) == sorted(_RECORD_KEYS)
+        order = operator.itemgetter(*(_RECORD_KEYS.index(name) for name in insert.names))
+        return head, insert, order
 
     def _append_in(
         self,
@@ -2708,8 +2911,18 @@ class SQLStorage:
     ) -> AuditRecord:
         """Append one record (and its anchor) on ``db``: in a transaction of its own if
         ``alone``, else in the caller's (:meth:`_with_evidence`)."""
+        if alone and not self._postgres:
+            # SQLite: always in a transaction (taking the write lock before the head is read),
+            # even with no anchor due. A lone INSERT committed itself once a locked file let it
+            # through, after its caller had given up on it and kept the record in the audit
+            # backlog (the hub's record_done): written twice. atomic() asks _SQLiteCall first.
+            with db.atomic():
+                return self._append_in(
+                    db, org, at, action, actor, subject, details, anchor, seal, alone=False
+                )
+        head_statement, insert_statement, insert_order = self._append_statements
         encoded = json.dumps(details, sort_keys=True)
-        head = db.execute(self._chain_head, {"org": org}).first()
+        head = db.run(head_statement, head_statement.args({"org": org})).first()
         seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
         position = int(head[2]) + 1 if head else 1
         latest = _anchor(head[3:]) if head and head[3] is not None else None
@@ -2717,27 +2930,20 @@ class SQLStorage:
         record = AuditRecord(
             seq, at, action, actor, org, subject, details, prev, digest, org_seq=position
         )
+        mac = None
         if seal is not None:
-            record = dataclasses.replace(record, mac=seal(record))
-        values = {
-            "seq": seq,
-            "at": at,
-            "action": action,
-            "actor": actor,
-            "org": org,
-            "subject": subject,
-            "details": encoded,
-            "prev_hash": prev,
-            "hash": digest,
-            "mac": record.mac,
-            "org_seq": position,
-        }
+            mac = seal(record)
+            record = AuditRecord(
+                seq, at, action, actor, org, subject, details, prev, digest, mac, position
+            )
+        row = (seq, at, action, actor, org, subject, encoded, prev, digest, mac, position)
+        args = insert_order(row)
         sealed = anchor(record, latest) if anchor is not None else None
         if sealed is None:
-            db.execute(self._insert_record, values)
+            db.run(insert_statement, args)
             return record
         with db.atomic() if alone else contextlib.nullcontext():
-            db.execute(self._insert_record, values)
+            db.run(insert_statement, args)
             db.execute(
                 self._insert_anchor,
                 {
@@ -2782,7 +2988,7 @@ class SQLStorage:
                 ]
             return result, written
 
-        for _ in range(_AUDIT_ATTEMPTS):
+        for _ in range(self.audit_append_attempts):
             try:
                 result, written = await self._session(both)
             except _Violation as exc:
@@ -2791,7 +2997,9 @@ class SQLStorage:
                 continue
             evidence.written(written)
             return result
-        raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
+        raise StorageError(
+            f"the audit trail kept moving on: {self.audit_append_attempts} attempts to append"
+        )
 
     async def inventory(self) -> Inventory:
         def work(db: _Db) -> Inventory:
@@ -2885,9 +3093,24 @@ class SQLStorage:
         ).where(audit_counts.c.bucket >= since)
         if grant is not None:
             query = query.where(audit_counts.c.org == grant.org_id)
+        # Whole intervals only: the reader pages by `since` alone, so a page ending inside an
+        # interval left the rest of it where no `since` reaches. The page ends with the
+        # interval of its `limit`-th row, all of it (a few rows more at most: one per kind and
+        # server, and organisation for the operator's view).
+        last = query.with_only_columns(audit_counts.c.bucket).order_by(audit_counts.c.bucket)
+        last = last.offset(max(0, limit - 1)).limit(1)
+        query = query.where(
+            sa.or_(
+                audit_counts.c.bucket <= last.scalar_subquery(),
+                ~sa.exists(last.subquery().select()),
+            )
+        )
         rows = await self._rows(
-            query.order_by(audit_counts.c.bucket, audit_counts.c.action, audit_counts.c.org).limit(
-                limit
+            query.order_by(
+                audit_counts.c.bucket,
+                audit_counts.c.action,
+                audit_counts.c.org,
+                audit_counts.c.node,
             )
         )
         return [
@@ -3026,11 +3249,24 @@ class SQLStorage:
             return []
         org_id = grant.org_id
         if now is None:
-            rows = await self._rows(_recordings_of(org_id, session_ids))
+            rows = await self._rows(
+                _recordings_of(
+                    org_id, session_ids, skew=self.retention_clock_skew, postgres=self._postgres
+                )
+            )
             return [_recording(row) for row in rows]
 
         def work(db: _Db) -> list[Any]:  # the holds and the purges' clock read with them
-            return db.execute(_recordings_of(org_id, session_ids, now, db)).rows
+            return db.execute(
+                _recordings_of(
+                    org_id,
+                    session_ids,
+                    now,
+                    db,
+                    skew=self.retention_clock_skew,
+                    postgres=self._postgres,
+                )
+            ).rows
 
         return [_recording(row) for row in await self._transaction(work)]
 
@@ -3047,13 +3283,20 @@ class SQLStorage:
         # the account's records, never the organisation's whole trail of the window. Each action
         # has its own limit: a flood of one (the one who took the account over signing in again
         # and again, or changing its role back and forth) cannot push another (its own
-        # authenticator enrolled, the reset that let it in) out of the list.
+        # authenticator enrolled, the reset that let it in) out of the list. The claim of a
+        # temporary password (a ``password_changed`` naming whose it replaced) is counted apart
+        # from the account's other password changes: whoever claimed it, its chooser before
+        # the owner, changing the password again and again in the owner's name pushed the claim
+        # out of the owner's sight.
+        claim = sa.case(
+            (audit.c.details.contains(f'"{CLAIM_DETAIL}"', autoescape=True), 1), else_=0
+        )
         found: list[AuditRecord] = []
         for column, actions in ((audit.c.actor, own), (audit.c.subject, changes)):
             if not actions:
                 continue
             rank = sa.func.row_number().over(
-                partition_by=audit.c.action, order_by=audit.c.org_seq.desc()
+                partition_by=(audit.c.action, claim), order_by=audit.c.org_seq.desc()
             )
             ranked = (
                 sa.select(*_AUDIT_COLUMNS, rank.label("rank"))
@@ -3078,7 +3321,9 @@ class SQLStorage:
     ) -> list[AuditRecord]:
         if not subjects and not actors:
             return []
-        rows = await self._rows(_audit_about(grant.org_id, subjects, actors))
+        rows = await self._rows(
+            _audit_about(grant.org_id, subjects, actors, postgres=self._postgres)
+        )
         return [_audit_record(row) for row in rows]
 
     async def erase_subject(
@@ -3092,8 +3337,20 @@ class SQLStorage:
         org_id = grant.org_id
         ids = list(session_ids)
         spellings = list(dict.fromkeys([subject, *forms]))
+        postgres = self._postgres
+
+        def of_these(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+            return _one_of(column, ids, postgres=postgres)  # any number of sessions
 
         def work(db: _Db) -> SubjectErasure:
+            # (The sessions are ended: the caller refuses a live one, so no recording of
+            # theirs starts meanwhile.)
+            gated = db.execute(
+                sa.select(recordings.c.recording_id).where(
+                    recordings.c.org_id == org_id, of_these(recordings.c.session_id)
+                )
+            ).rows
+            self._recording_gate(db, [str(row[0]) for row in gated], exclusive=True)
             # Checked again here, in the erasure's transaction: a hold placed after the caller
             # checked (another admin, another server) was erased over.
             held = db.execute(
@@ -3103,14 +3360,17 @@ class SQLStorage:
                     sa.or_(
                         sa.and_(
                             legal_holds.c.kind == "subject",
-                            legal_holds.c.target.in_([*spellings, *ids]),
+                            sa.or_(
+                                legal_holds.c.target.in_(spellings),
+                                of_these(legal_holds.c.target),
+                            ),
                         ),
                         sa.and_(
                             legal_holds.c.kind == "recording",
                             legal_holds.c.target.in_(
                                 sa.select(recordings.c.recording_id).where(
                                     recordings.c.org_id == org_id,
-                                    recordings.c.session_id.in_(ids),
+                                    of_these(recordings.c.session_id),
                                 )
                             ),
                         ),
@@ -3124,22 +3384,26 @@ class SQLStorage:
                 )
             erased = db.execute(
                 recordings.delete()
-                .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(ids))
+                .where(recordings.c.org_id == org_id, of_these(recordings.c.session_id))
                 .returning(recordings.c.recording_id)
             ).rows
             ended = db.execute(
                 sessions.delete()
-                .where(sessions.c.org_id == org_id, sessions.c.session_id.in_(ids))
+                .where(sessions.c.org_id == org_id, of_these(sessions.c.session_id))
                 .returning(sessions.c.session_id)
             ).rows
-            db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+            db.execute(
+                join_codes.delete().where(
+                    join_codes.c.org_id == org_id, of_these(join_codes.c.session_id)
+                )
+            )
             # The links of these sessions only: one a new session of the customer made since the
             # caller looked stays, and leads to that session (erased by the next request).
             links = db.execute(
                 subject_sessions.delete().where(
                     subject_sessions.c.org_id == org_id,
                     subject_sessions.c.subject.in_(spellings),
-                    subject_sessions.c.session_id.in_(ids),
+                    of_these(subject_sessions.c.session_id),
                 )
             ).rowcount
             return SubjectErasure(
@@ -3425,10 +3689,17 @@ class SQLStorage:
                 if ids:
                     db.execute(
                         sessions.update()
-                        .where(sessions.c.session_id.in_(ids), sessions.c.ended_at.is_(None))
+                        .where(
+                            _one_of(sessions.c.session_id, ids, postgres=self._postgres),
+                            sessions.c.ended_at.is_(None),
+                        )
                         .values(ended_at=now, end_reason=reason)
                     )
-                    db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+                    db.execute(
+                        join_codes.delete().where(
+                            _one_of(join_codes.c.session_id, ids, postgres=self._postgres)
+                        )
+                    )
                     self._deleted_from(join_codes)
             still_live = sa.select(sessions.c.session_id).where(sessions.c.ended_at.is_(None))
             running = recordings.c.ended_at.is_(None) & recordings.c.session_id.not_in(still_live)
@@ -3438,7 +3709,11 @@ class SQLStorage:
                 db.execute(
                     recordings.update()
                     .where(
-                        recordings.c.recording_id.in_([r.recording_id for r in stopped]),
+                        _one_of(
+                            recordings.c.recording_id,
+                            [r.recording_id for r in stopped],
+                            postgres=self._postgres,
+                        ),
                         recordings.c.ended_at.is_(None),
                     )
                     .values(ended_at=now, end_reason="interrupted")
@@ -3516,6 +3791,36 @@ def _practice(row: Any) -> PracticeRecord:
     )
 
 
+def _one_of(
+    column: sa.ColumnElement[Any], values: Iterable[str], *, postgres: bool
+) -> sa.ColumnElement[bool]:
+    """``column`` is one of ``values``, however many: all bound as one parameter (PostgreSQL: a
+    text array, ``= ANY``; SQLite: a JSON array, ``IN (SELECT value FROM json_each(?))``). An
+    ``IN`` list binds one parameter per value, and past 32 767 asyncpg refuses the statement
+    (SQLite past ``SQLITE_MAX_VARIABLE_NUMBER``, 32 766 by default): the export of a customer
+    with that many recordings, and the erasure of one with that many sessions, failed at every
+    try. For lists of stored ids, which grow with the data; the same SQL whatever their number,
+    so its compiled shape is shared too.
+
+    An id matches only itself, as in an ``IN`` list: SQLite's ``json_each`` ends a string at an
+    escaped NUL (``"s-1\\u0000x"`` matched ``s-1``) and joins a surrogate pair spelled as two
+    characters into the character it encodes, so a value with a NUL is compared in an ``IN``
+    list of its own (PostgreSQL: none, its text holds no NUL), and one with a surrogate matches
+    nothing (neither driver stores one)."""
+    listed = [value for value in values if not _SURROGATE.search(value)]
+    odd = [value for value in listed if "\x00" in value]
+    if odd:
+        listed = [value for value in listed if "\x00" not in value]
+    if postgres:
+        return column == sa.any_(sa.bindparam(None, listed, type_=ARRAY(sa.Text())))
+    each = sa.func.json_each(sa.bindparam(None, json.dumps(listed))).table_valued("value")
+    matched = column.in_(sa.select(each.c.value))
+    return sa.or_(matched, column.in_(odd)) if odd else matched
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _links_of(org_id: str, subject: str) -> sa.Select[Any]:
     """(session id, pseudonym) of the customer ``subject``'s links, oldest session first."""
     return (
@@ -3531,13 +3836,24 @@ def _links_of(org_id: str, subject: str) -> sa.Select[Any]:
 
 
 def _recordings_of(
-    org_id: str, session_ids: Sequence[str], now: float | None = None, db: _Db | None = None
+    org_id: str,
+    session_ids: Sequence[str],
+    now: float | None = None,
+    db: _Db | None = None,
+    *,
+    skew: float,
+    postgres: bool,
 ) -> sa.Select[Any]:
     """The organisation's recordings of the sessions, oldest first; given ``now`` (and ``db``,
-    to read the holds), without those past their retention then (:func:`_expired`)."""
-    wanted = sa.and_(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+    to read the holds and the purges' clock, believed up to ``skew`` seconds ahead), without
+    those past their retention then (:func:`_expired`)."""
+    wanted = sa.and_(
+        recordings.c.org_id == org_id,
+        _one_of(recordings.c.session_id, session_ids, postgres=postgres),
+    )
     if now is not None and db is not None:
-        wanted = sa.and_(wanted, ~_expired(recordings, _retention_clock(db, now), _held_forms(db)))
+        judged = _retention_clock(db, now, skew)
+        wanted = sa.and_(wanted, ~_expired(recordings, judged, _held_forms(db)))
     return (
         sa.select(*_RECORDING_COLUMNS)
         .where(wanted)
@@ -3545,13 +3861,18 @@ def _recordings_of(
     )
 
 
-def _audit_about(org_id: str, subjects: Sequence[str], actors: Sequence[str]) -> sa.Select[Any]:
+def _audit_about(
+    org_id: str, subjects: Sequence[str], actors: Sequence[str], *, postgres: bool
+) -> sa.Select[Any]:
     """The organisation's records concerning ``subjects`` or by ``actors``, in its order."""
     return (
         sa.select(*_AUDIT_COLUMNS)
         .where(
             audit.c.org == org_id,
-            sa.or_(audit.c.subject.in_(list(subjects)), audit.c.actor.in_(list(actors))),
+            sa.or_(
+                _one_of(audit.c.subject, subjects, postgres=postgres),
+                _one_of(audit.c.actor, actors, postgres=postgres),
+            ),
         )
         .order_by(audit.c.org_seq)
     )
@@ -3573,9 +3894,50 @@ PURGED_AT_NOTE = "recordings_purged_at"
 (:func:`_retention_clock`)."""
 
 
-def _retention_clock(db: _Db, now: float) -> float:
+RECORDING_GATE_CLASS = 0x7464_7263
+"""PostgreSQL: the first key of the recordings' gates (:meth:`SQLStorage._recording_gate`),
+advisory locks of the two-key form, which share no keys with the one-key form."""
+
+
+RECORDING_GATES = 1024
+"""PostgreSQL: how many gates the recordings share (:func:`_gate_key`). With a gate per
+recording, a customer's recordings could not be counted on to fit the gates' keys in one
+transaction's locks; recordings that share a gate only wait for each other's erasure (a
+read for an erasure under way of another recording of its gate). Not a setting: every server
+of a cluster must name a recording's gate alike, or their readers and erasures would not queue
+together."""
+
+GATE_BUDGET = 32
+"""PostgreSQL: the most gates one transaction takes (:meth:`SQLStorage._recording_gate`); one
+that names more takes a wide lock instead. Each advisory lock is an entry of the shared lock
+table, ``max_locks_per_transaction`` (64 by default) times the connections for the whole
+cluster: with a gate each, the erasure or the export of a customer recorded more often than
+that failed at every try (*out of shared memory*), and while it tried so could any other
+transaction needing a lock; with the 1 024 gates shared, a few large customers' erasures or
+exports at once could still fill it. Half the default, for the table locks a transaction takes
+beside. Servers of a cluster may differ in it (each transaction's locks cover what it reads or
+erases whichever form it takes), but it is no operator's choice either."""
+
+EVERY_RECORDING = RECORDING_GATES
+"""PostgreSQL: the wide lock every gated transaction takes first: shared, and exclusive by an
+erasure of more than :data:`GATE_BUDGET` gates' recordings (it waits for every reader and
+erasure, and they for it)."""
+
+MANY_READ = RECORDING_GATES + 1
+"""PostgreSQL: the wide lock of a reader of more than :data:`GATE_BUDGET` gates' recordings
+(shared), which every erasure of fewer takes exclusive."""
+
+
+def _gate_key(recording_id: str) -> int:
+    """The second key of a recording's gate: its id's hash, one of :data:`RECORDING_GATES`."""
+    digest = hashlib.sha256(recording_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % RECORDING_GATES
+
+
+def _retention_clock(db: _Db, now: float, skew: float) -> float:
     """The moment a recording's retention is judged at by a server whose clock says ``now``:
-    the latest purge's clock when that is ahead (up to MAX_RETENTION_CLOCK_SKEW_SECONDS). A
+    the latest purge's clock when that is ahead, up to ``skew`` seconds
+    (``max_retention_clock_skew_seconds``: :attr:`SQLStorage.retention_clock_skew`). A
     recording a purge found expired but left (held by a reader, or by a legal hold lifted
     since) was played on by a server whose clock is behind, and held from the next purge by
     its back-to-back playbacks, for as long as its clock was behind."""
@@ -3584,7 +3946,7 @@ def _retention_clock(db: _Db, now: float) -> float:
     ).first()
     if row is None:
         return now
-    return max(now, min(float(row[0]), now + MAX_RETENTION_CLOCK_SKEW_SECONDS))
+    return max(now, min(float(row[0]), now + skew))
 
 
 def _expired(
@@ -3723,7 +4085,7 @@ class StorageThread(concurrent.futures.Executor):
     statement would have written is not written (SQLite rolls back what it never committed)."""
 
     def __init__(self, name: str) -> None:
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[_Call | _Hop | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -3734,8 +4096,22 @@ class StorageThread(concurrent.futures.Executor):
         self._calls.put(_Call(future, functools.partial(fn, *args, **kwargs)))
         return future
 
+    def run(self, call: _SQLiteCall, fn: Callable[..., T], /, *args: Any) -> asyncio.Future[T]:
+        """``fn(*args)`` in the thread, its result (or error) in the future answered (on the
+        calling event loop). Without :meth:`submit`'s two futures, chained across threads
+        through callbacks and a condition each: this is the hop every storage call makes. Not
+        run at all if ``call`` was abandoned before its turn came."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        self._calls.put(_Hop(loop, answer, call, functools.partial(fn, *args)))
+        return answer
+
     def _run(self) -> None:
         while (call := self._calls.get()) is not None:
+            if isinstance(call, _Hop):
+                call.run()
+                del call
+                continue
             if not call.future.set_running_or_notify_cancel():
                 continue
             try:
@@ -3774,6 +4150,11 @@ class _SQLiteCall:
             if not self._committing:
                 self._abandoned = True
 
+    @property
+    def abandoned(self) -> bool:
+        with self._lock:
+            return self._abandoned
+
     def commit(self) -> bool:
         """Whether the transaction may commit (then it can no longer be abandoned)."""
         with self._lock:
@@ -3789,6 +4170,55 @@ class _Call:
     work: Callable[[], Any]
 
 
+class _Hop:
+    """A storage call handed to the worker thread by :meth:`StorageThread.run`."""
+
+    __slots__ = ("answer", "call", "loop", "work")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        answer: asyncio.Future[Any],
+        call: _SQLiteCall,
+        work: Callable[[], Any],
+    ) -> None:
+        self.loop = loop
+        self.answer = answer
+        self.call = call
+        self.work = work
+
+    def run(self) -> None:
+        if self.call.abandoned:  # its caller stopped waiting before its turn: not run
+            return
+        try:
+            result = self.work()
+        except BaseException as exc:  # the caller's, as ThreadPoolExecutor hands it over
+            self._answer(_fail, exc)
+        else:
+            self._answer(_succeed, result)
+
+    def _answer(self, settle: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            self.loop.call_soon_threadsafe(settle, self.answer, value)
+
+
+def _succeed(answer: asyncio.Future[Any], result: Any) -> None:
+    if not answer.done():  # not cancelled meanwhile
+        answer.set_result(result)
+
+
+def _fail(answer: asyncio.Future[Any], exc: BaseException) -> None:
+    if answer.done():
+        return
+    if isinstance(exc, StopIteration):
+        # asyncio refuses it into a future (TypeError, in this callback): the answer was
+        # never set, and its caller waited forever.
+        wrapped = RuntimeError(f"a storage call raised {type(exc).__name__}")
+        wrapped.__cause__ = exc
+        exc = wrapped
+    answer.set_exception(exc)
+
+
 def _sqlite_connect(path: Path, busy_ms: int) -> sqlite3.Connection:
     """The storage's own connection (opened in, and only used by, its worker thread)."""
     # isolation_level=None: the driver begins no transaction of its own; they begin as
@@ -3797,7 +4227,27 @@ def _sqlite_connect(path: Path, busy_ms: int) -> sqlite3.Connection:
     connection.row_factory = sqlite3.Row
     for pragma in _sqlite_pragmas(busy_ms):
         connection.execute(pragma)
+    try:
+        _sqlite_has_json(connection)
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def _sqlite_has_json(connection: sqlite3.Connection) -> None:
+    """Refuse (ConfigError) a SQLite built without its JSON functions: a customer's export and
+    erasure bind their id lists as a JSON array read with ``json_each`` (:func:`_one_of`), and
+    without it every one failed when asked, long after the start."""
+    try:
+        connection.execute("SELECT count(*) FROM json_each('[]')").fetchone()
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"this SQLite ({sqlite3.sqlite_version}) has no JSON functions (json_each: {exc}), "
+            "which a customer's export and erasure need: use a Python whose sqlite3 module is "
+            "built on SQLite 3.38 or later without SQLITE_OMIT_JSON (or with JSON1), or "
+            "PostgreSQL (--database-url)"
+        ) from None
 
 
 def _sqlite_at_head(connection: sqlite3.Connection) -> bool:
