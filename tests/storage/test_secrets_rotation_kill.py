@@ -25,6 +25,10 @@ PENDING = 1500
 """Sealed values (single sign-on starts under way): enough that sealing them all again takes
 the command long enough to be caught half-way."""
 
+ATTEMPTS = 5
+"""Rotations started until one is caught half-way (a look at the database on a loaded machine
+can outlast a whole rotation)."""
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database(
@@ -66,22 +70,30 @@ async def test_a_rotation_killed_half_way_loses_nothing_and_a_second_one_finishe
     grant = of_org("default")
     for n in range(PENDING):
         await storage.put_oidc_pending(grant, f"state-{n}", old.seal(f"start {n}"), 4e9)
-    before = await sealed_values(storage)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tandem", "secrets", "rotate"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    for _attempt in range(ATTEMPTS):
+        before = await sealed_values(storage)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tandem", "secrets", "rotate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            # Waits on the database itself: killed as soon as some values are sealed again.
+            changed = 0
+            while changed == 0 and process.poll() is None:
+                changed = sum(v != before[k] for k, v in (await sealed_values(storage)).items())
+            process.send_signal(signal.SIGKILL)
+        finally:
+            _, err = process.communicate(timeout=PROCESS_SECONDS)
+        if process.returncode == -signal.SIGKILL:
+            break
+        # On a busy machine the test's look can take longer than the whole rotation: that
+        # rotation finished (it must have, whole), and the next one is caught instead.
+        assert process.returncode == 0, err.decode(errors="replace")
+    assert process.returncode == -signal.SIGKILL, (
+        f"every one of {ATTEMPTS} rotations finished before it was killed"
     )
-    try:
-        # Waits on the database itself: killed as soon as some values are sealed again.
-        changed = 0
-        while changed == 0 and process.poll() is None:
-            changed = sum(v != before[k] for k, v in (await sealed_values(storage)).items())
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.communicate(timeout=PROCESS_SECONDS)
-    assert process.returncode == -signal.SIGKILL, "the rotation finished before it was killed"
     after = await sealed_values(storage)
     resealed = sum(v != before[k] for k, v in after.items())
     assert 0 < resealed < PENDING, resealed
