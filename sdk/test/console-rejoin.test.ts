@@ -594,6 +594,7 @@ async function controlRequests(h: ReturnType<typeof harness>, keys: PairwiseKeys
   return out.filter((command) => command.k === "control_request");
 }
 
+const CONTROL_LAPSED = "Control was not asked for: the view stopped being live first. Ask again if you still need it.";
 const REFRESHED = "The customer's page was refreshed before that arrived: try again in a moment.";
 
 /** The agent asked for control while live in the first epoch, and the request is on the socket. */
@@ -660,7 +661,7 @@ for (const [what, refused] of [
   });
 }
 
-test("a control request held while a new epoch comes in is dropped if the view goes stale first: never sent late", async () => {
+test("a control request held while a new epoch comes in is dropped if the view goes stale first: never sent late, and the agent is told once live", async () => {
   const { h, keys } = await liveInFirstEpoch();
   const second = await epochOf(keys, 2, "page 1");
   for (const frame of second.frames) h.last().events.binary(frame);
@@ -677,6 +678,18 @@ test("a control request held while a new epoch comes in is dropped if the view g
   const sent: string[] = [];
   for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
   assert.ok(!sent.includes("control_request"), "sent late");
+  const sentBefore = h.last().binary.length;
+  // Not left waiting for a question the customer never sees: the agent may ask again.
+  assert.equal(h.card.status.text, CONTROL_LAPSED);
+  assert.equal(h.card.status.tone, "bad");
+  assert.equal(controls(h.card).requestControl, false, "the button is shown");
+  assert.equal(controls(h.card).acting, true, "and enabled");
+  h.view.requestControl();
+  await sealed(h);
+  const again: string[] = [];
+  for (const frame of h.last().binary.slice(sentBefore)) again.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
+  assert.deepEqual(again.filter((k) => k === "control_request"), ["control_request"]);
+  assert.equal(h.card.status.text, "Waiting for the customer to allow control…");
 });
 
 test("a relay that replays the customer's echo ends the session (content counters), it proves nothing", async () => {

@@ -44,9 +44,25 @@ def start(
     return mirror(agent)
 
 
+CONTROL_LAPSED = "Control was not asked for: the view stopped being live first."
+
+
 def request_control(customer: Party, agent: Party) -> None:
-    agent.page.get_by_role("button", name="Request control").click()
-    dialog = customer.page.get_by_role("dialog")
+    """Ask for control as an agent would: a request made while the customer's page is being
+    refreshed waits for the new view's proof, and if the view goes stale first (a loaded
+    machine) it is dropped and the agent told so; the agent then asks again."""
+    dialog = customer.page.get_by_role("dialog").filter(has_text="Alice asks to control this page")
+    status = agent.page.get_by_role("status")
+    deadline = time.monotonic() + EXPECT_TIMEOUT_MS / 1000
+    asks = 0
+    while not dialog.is_visible():
+        if asks == 0 or CONTROL_LAPSED in (status.text_content() or ""):
+            assert asks < 3, "control was asked for three times and never reached the customer"
+            expect(agent.page.get_by_role("button", name="Request control")).to_be_enabled()
+            agent.page.get_by_role("button", name="Request control").click()
+            asks += 1
+        assert time.monotonic() < deadline, "the customer was never asked for control"
+        agent.page.wait_for_timeout(50)
     expect(dialog).to_contain_text("Alice asks to control this page")
 
 

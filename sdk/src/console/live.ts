@@ -247,6 +247,9 @@ export class LiveView {
    * aims at no node of the page); only on a refusal naming it (`of`, `proof`): never on a click's,
    * an earlier request's, or one that came after the view went stale (never asked late). */
   private askedWith: string | null = null;
+  /** A control request that waited for an epoch's echo was dropped when the view went stale:
+   * said once the view is live again (showFreshness). */
+  private controlLapsed = false;
   /** A policy version this agent has not acknowledged was published during the session
    * (the server's `policy_changed`): no control or recording is asked for. */
   private policyPending = false;
@@ -473,6 +476,7 @@ export class LiveView {
           this.policyPending = true;
           this.controlWaiting = false; // nor one that waited for an epoch's echo, nor asked again
           this.askedWith = null;
+          this.controlLapsed = false;
         }
         else if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
         else this.ui.selectCode();
@@ -695,6 +699,7 @@ export class LiveView {
   }
 
   requestControl(): void {
+    this.controlLapsed = false;
     if (this.policyPending) {
       this.status(t("errPolicyChanged"), "bad");
       return;
@@ -837,6 +842,9 @@ export class LiveView {
       // rejoined). One asked while a new epoch comes in waits for its echo (requestControl).
       // Nor one refused as crossing a new epoch once the view was not live in between (askedWith).
       if (now.kind === "stale" || now.kind === "checking") {
+        // One that was waiting is said once live again: the agent is not left waiting for a
+        // question the customer never sees.
+        if (this.controlWaiting && now.kind === "stale") this.controlLapsed = true;
         this.controlWaiting = false;
         this.askedWith = null;
       }
@@ -857,6 +865,9 @@ export class LiveView {
       // Over a line about the view only (news such as a supervisor who joined stays); what the
       // agent tries meanwhile is answered with it (notSent).
       this.status(this.refreshingText(), "", true);
+    } else if (now.kind === "live" && this.controlLapsed) {
+      this.controlLapsed = false;
+      this.status(t("controlLapsed"), "bad");
     } else if (now.kind === "live" && this.freshStatus) {
       if (this.privatePage) this.status(this.pausedText, "");
       else if (this.tooLarge) this.status(t("pageTooLarge"), "bad");
@@ -1363,6 +1374,7 @@ export class LiveView {
     this.commands = null;
     this.controlWaiting = false;
     this.askedWith = null;
+    this.controlLapsed = false;
     this.setControlling(false);
     this.cancelRecordingCheck?.();
     this.cancelFreshness?.();
