@@ -1,0 +1,185 @@
+// A hostile customer page against the agent's mirror (console/assets.ts, console/budget.ts): what
+// it records is replayed in the agent's console, so each of these is an attack on the console.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { CSS_TEXT_SEPARATOR, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
+import { RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
+
+const text = (id: number, textContent: string) => ({ type: 3, id, textContent });
+const el = (id: number, tagName: string, childNodes: unknown[] = [], attributes: Record<string, unknown> = {}) =>
+  ({ type: 2, id, tagName, attributes, childNodes });
+const snapshot = (node: unknown) => ({ type: 2, timestamp: 1, data: { node, initialOffset: { top: 0, left: 0 } } });
+const mutation = (data: Record<string, unknown>) =>
+  ({ type: 3, timestamp: 1, data: { source: 0, texts: [], attributes: [], adds: [], removes: [], ...data } });
+/** A page: document 1 > html 2 > style 3 (text 4), p 5 (text 6), iframe 7. */
+const page = () => snapshot({ type: 0, id: 1, childNodes: [el(2, "html", [
+  el(3, "style", [text(4, "p{color:red}")]), el(5, "p", [text(6, "Hello")]), el(7, "iframe"),
+])] });
+
+test("a text moved out of a <style> into the page keeps the page's words, in later changes too", () => {
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles);
+  const words = "See C:\\Users\\me and url(https://x.example/a) in the manual";
+  const moved = mutation({ removes: [{ parentId: 3, id: 4 }], adds: [{ parentId: 5, nextId: null, node: text(4, words) }] });
+  neutralizeEvent(moved, undefined, styles);
+  assert.equal((moved.data.adds as { node: { textContent: string } }[])[0]!.node.textContent, words);
+  const changed = mutation({ texts: [{ id: 4, value: words }] });
+  neutralizeEvent(changed, undefined, styles);
+  assert.equal((changed.data.texts as { value: string }[])[0]!.value, words, "the page's words, as written");
+});
+
+test("a text 'moved' under a parent the mirror does not have stays CSS (rrweb leaves it in the <style>)", () => {
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles);
+  // the parent 5 is removed first: rrweb forgets it and its subtree, so the add under it fails
+  neutralizeEvent(mutation({ removes: [{ parentId: 2, id: 5 }] }), undefined, styles);
+  neutralizeEvent(mutation({ removes: [{ parentId: 99, id: 4 }], adds: [{ parentId: 6, nextId: null, node: text(4, "x") }] }), undefined, styles);
+  const changed = mutation({ texts: [{ id: 4, value: "p{background:url(https://x.example/a)}" }] });
+  neutralizeEvent(changed, undefined, styles);
+  const value = (changed.data.texts as { value: string }[])[0]!.value;
+  assert.ok(!value.includes("https://x.example"), value);
+});
+
+test("xml:base is dropped from the mirror, as added and as changed", () => {
+  const added = snapshot({ type: 0, id: 1, childNodes: [el(2, "svg", [el(3, "a", [], { "xml:base": "https://x.example/", href: "p" })], { "XML:BASE": "https://x.example/" })] });
+  neutralizeEvent(added);
+  const svg = (added.data.node as { childNodes: { attributes: Record<string, unknown>; childNodes: { attributes: Record<string, unknown> }[] }[] }).childNodes[0]!;
+  assert.deepEqual(Object.keys(svg.attributes), []);
+  assert.ok(!("xml:base" in svg.childNodes[0]!.attributes));
+  const changed = mutation({ attributes: [{ id: 3, attributes: { "xml:base": "https://x.example/" } }] });
+  neutralizeEvent(changed);
+  assert.deepEqual((changed.data.attributes as { attributes: object }[])[0]!.attributes, {});
+});
+
+test("a frame set to a data: document by a later mutation is blocked as when it is added", () => {
+  const svgPage = "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'><image href='https://x.example/p'/></svg>";
+  const added = snapshot({ type: 0, id: 1, childNodes: [el(7, "iframe", [], { src: svgPage })] });
+  neutralizeEvent(added);
+  assert.ok(!("src" in (added.data.node as { childNodes: { attributes: object }[] }).childNodes[0]!.attributes), "on add");
+  for (const name of ["src", "SRC", "data"]) {
+    const styles = new StyleParents();
+    neutralizeEvent(page(), undefined, styles);
+    const changed = mutation({ attributes: [{ id: 7, attributes: { [name]: svgPage } }, { id: 6, attributes: { [name]: svgPage } }] });
+    neutralizeEvent(changed, undefined, styles);
+    const [frame, other] = changed.data.attributes as { attributes: Record<string, unknown> }[];
+    assert.deepEqual(frame!.attributes, {}, `${name} on the frame`);
+    assert.equal(other!.attributes[name], svgPage, "an image elsewhere stays");
+  }
+  // a frame added by a mutation is known too
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles);
+  neutralizeEvent(mutation({ adds: [{ parentId: 2, nextId: null, node: el(8, "IFRAME") }] }), undefined, styles);
+  const changed = mutation({ attributes: [{ id: 8, attributes: { src: svgPage } }] });
+  neutralizeEvent(changed, undefined, styles);
+  assert.deepEqual((changed.data.attributes as { attributes: object }[])[0]!.attributes, {});
+});
+
+test("pointer moves without a valid time are not given to the replayer as such", () => {
+  for (const bad of [NaN, Infinity, -Infinity, "5", null, undefined, 1e15, -1e15]) {
+    const move = { type: 3, timestamp: 1, data: { source: 1, positions: [{ x: 1, y: 2, id: 5, timeOffset: bad }, { x: 3, y: 4, id: 5, timeOffset: -20 }] } };
+    neutralizeEvent(move);
+    for (const p of move.data.positions) {
+      assert.ok(typeof p.timeOffset === "number" && Number.isFinite(p.timeOffset) && p.timeOffset <= 0 && p.timeOffset >= -60_000, `${String(bad)} gave ${String(p.timeOffset)}`);
+    }
+  }
+  for (const positions of [[], "x", [{ x: 1, y: 2, id: 5, timeOffset: NaN }], [null]]) {
+    const move = { type: 3, timestamp: 1, data: { source: 6, positions } };
+    neutralizeEvent(move);
+    const kept = move.data.positions as unknown[];
+    assert.ok(Array.isArray(kept) && kept.length >= 1, "rrweb reads positions[0]: never an empty list");
+    for (const p of kept as { timeOffset: unknown; x: unknown; y: unknown }[]) {
+      assert.ok(Number.isFinite(p.timeOffset) && Number.isFinite(p.x) && Number.isFinite(p.y));
+    }
+  }
+});
+
+/** A style budget on a clock the test moves. */
+function meter() {
+  const clock = { now: 0 };
+  return { clock, budget: new StyleBudget(() => clock.now) };
+}
+
+test("a page that rewrites its <style> text over and over is held beyond STYLE_REWRITE_CHARS per window, and says so", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  assert.equal(budget.takeHeld(), false, "a full snapshot is not counted");
+  const big = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13 / 4));
+  let applied = 0;
+  for (let i = 0; i < 20; i++) {
+    const changed = mutation({ texts: [{ id: 4, value: big }, { id: 6, value: "page words" }] });
+    neutralizeEvent(changed, undefined, styles, budget);
+    const texts = changed.data.texts as { id: number; value: string }[];
+    if (texts.some((t) => t.id === 4)) applied++;
+    assert.ok(texts.some((t) => t.id === 6 && t.value === "page words"), "the page's text still changes");
+  }
+  assert.ok(applied >= 3 && applied <= 4, `applied ${applied}`);
+  assert.equal(budget.takeHeld(), true);
+  assert.equal(budget.takeHeld(), false, "told once per hold");
+  // whole style attributes count too
+  const attrs = mutation({ attributes: [{ id: 5, attributes: { style: `color:red;${big}` } }] });
+  neutralizeEvent(attrs, undefined, styles, budget);
+  assert.ok(!("style" in (attrs.data.attributes as { attributes: object }[])[0]!.attributes));
+  // a text added into the style is held (empty), its node still added
+  const add = mutation({ adds: [{ parentId: 3, nextId: null, node: text(9, big) }] });
+  neutralizeEvent(add, undefined, styles, budget);
+  assert.equal((add.data.adds as { node: { textContent: string } }[])[0]!.node.textContent, CSS_TEXT_SEPARATOR);
+  clock.now += STYLE_WINDOW_MS;
+  const later = mutation({ texts: [{ id: 4, value: big }] });
+  neutralizeEvent(later, undefined, styles, budget);
+  assert.equal((later.data.texts as unknown[]).length, 1, "the next window takes rewrites again");
+});
+
+test("an honest page's style changes stay far within the budget", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  // an animation's properties 60 times a second on 50 elements, for a minute; a theme switch a second
+  for (let frame = 0; frame < 60 * 60; frame++, clock.now += 1000 / 60) {
+    const changes = Array.from({ length: 50 }, () => ({ id: 5, attributes: { style: { transform: "translate3d(12.5px, 40px, 0px)", opacity: "0.5" } } }));
+    const event = mutation({ attributes: changes, texts: frame % 60 ? [] : [{ id: 4, value: "p{color:red}".repeat(2000) }] });
+    neutralizeEvent(event, undefined, styles, budget);
+  }
+  assert.equal(budget.takeHeld(), false);
+});
+
+const ruleEvent = (id: number, data: Record<string, unknown>) => ({ type: 3, timestamp: 1, data: { source: 8, id, ...data } as Record<string, unknown> });
+
+test("rules inserted at the front of a sheet again and again are held beyond RULE_SHIFTS per window, and say so", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  // 100 000 rules at the end (no shift), then one rule at the front each time: each shifts them all
+  const many = ruleEvent(3, { adds: Array.from({ length: 100_000 }, (_, i) => ({ rule: `.r${i}{}`, index: i + 1 })) });
+  neutralizeEvent(many, undefined, styles, budget);
+  assert.equal((many.data.adds as unknown[]).length, 100_000);
+  assert.equal(budget.takeHeld(), false, "rules appended shift nothing");
+  let applied = 0;
+  for (let i = 0; i < 1000; i++) {
+    const front = ruleEvent(3, { adds: [{ rule: ".f{}", index: 0 }] });
+    neutralizeEvent(front, undefined, styles, budget);
+    if (Array.isArray(front.data.adds) && front.data.adds.length) applied++;
+  }
+  const most = Math.ceil(RULE_SHIFTS / 100_000);
+  assert.ok(applied >= most - 5 && applied <= most, `applied ${applied}, expected about ${most}`);
+  assert.equal(budget.takeHeld(), true);
+  clock.now += STYLE_WINDOW_MS;
+  const later = ruleEvent(3, { adds: [{ rule: ".g{}", index: 0 }] });
+  neutralizeEvent(later, undefined, styles, budget);
+  assert.equal((later.data.adds as unknown[]).length, 1);
+});
+
+test("rules of a <style>'s own text count as its sheet's", () => {
+  const { budget } = meter();
+  const styles = new StyleParents();
+  const css = "a{}".repeat(200_000);
+  neutralizeEvent(snapshot({ type: 0, id: 1, childNodes: [el(3, "style", [text(4, css)])] }), undefined, styles, budget);
+  let applied = 0;
+  for (let i = 0; i < 1000; i++) {
+    const front = ruleEvent(3, { removes: [{ index: 0 }] });
+    neutralizeEvent(front, undefined, styles, budget);
+    if (Array.isArray(front.data.removes) && front.data.removes.length) applied++;
+  }
+  assert.ok(applied < 1000, `applied ${applied}`);
+  assert.equal(budget.takeHeld(), true);
+});
