@@ -183,3 +183,46 @@ test("rules of a <style>'s own text count as its sheet's", () => {
   assert.ok(applied < 1000, `applied ${applied}`);
   assert.equal(budget.takeHeld(), true);
 });
+
+test("a frame's id added again as another element stays a frame's (rrweb may not have made that add)", () => {
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles);
+  // id 7 (the frame) named again as a <p> under a parent the mirror does not have
+  neutralizeEvent(mutation({ adds: [{ parentId: 999, nextId: null, node: el(7, "p") }] }), undefined, styles);
+  const changed = mutation({ attributes: [{ id: 7, attributes: { src: "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'/>" } }] });
+  neutralizeEvent(changed, undefined, styles);
+  assert.deepEqual((changed.data.attributes as { attributes: object }[])[0]!.attributes, {});
+});
+
+test("a removal takes its subtree out of the mirror: a text moved under a node of it stays CSS", () => {
+  const styles = new StyleParents();
+  // html 2 > div 10 > p 11; style 3 > text 4
+  neutralizeEvent(snapshot({ type: 0, id: 1, childNodes: [el(2, "html", [el(3, "style", [text(4, "a{}")]), el(10, "div", [el(11, "p")])])] }), undefined, styles);
+  neutralizeEvent(mutation({ removes: [{ parentId: 2, id: 10 }] }), undefined, styles);
+  // the div comes back, without its paragraph: rrweb forgot 11 with it
+  neutralizeEvent(mutation({ adds: [{ parentId: 2, nextId: null, node: el(10, "div") }] }), undefined, styles);
+  neutralizeEvent(mutation({ removes: [{ parentId: 3, id: 4 }], adds: [{ parentId: 11, nextId: null, node: text(4, "x") }] }), undefined, styles);
+  const changed = mutation({ texts: [{ id: 4, value: "p{background:url(https://x.example/a)}" }] });
+  neutralizeEvent(changed, undefined, styles);
+  assert.ok(!(changed.data.texts as { value: string }[])[0]!.value.includes("https://x.example"));
+});
+
+test("<style> elements (and carried sheets) added over and over count as CSS rewritten too", () => {
+  const { budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const big = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13 / 4));
+  let kept = 0;
+  for (let i = 0; i < 10; i++) {
+    const add = mutation({ adds: [
+      { parentId: 2, nextId: null, node: el(100 + 2 * i, "style", [text(101 + 2 * i, big)]) },
+      { parentId: 2, nextId: null, node: el(1000 + i, "link", [], { rel: "stylesheet", _cssText: big }) },
+    ] });
+    neutralizeEvent(add, undefined, styles, budget);
+    const [style, link] = (add.data.adds as { node: { childNodes: { textContent: string }[]; attributes: Record<string, unknown> } }[]);
+    if (style!.node.childNodes[0]!.textContent.length > CSS_TEXT_SEPARATOR.length) kept++;
+    if (typeof link!.node.attributes._cssText === "string") kept++;
+  }
+  assert.ok(kept >= 3 && kept <= 4, `kept ${kept}`);
+  assert.equal(budget.takeHeld(), true);
+});

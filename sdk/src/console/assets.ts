@@ -24,7 +24,7 @@ import {
   ADOPTED_STYLE_SHEET, DRAG, FONT, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MOUSE_MOVE, MUTATION, SERIALIZED_ELEMENT,
   SERIALIZED_TEXT, STYLE_DECLARATION, STYLE_SHEET_RULE, TOUCH_MOVE,
 } from "../shared/rrweb-events.ts";
-import { MAX_MIRROR_DEPTH, type StyleBudget } from "./budget.ts";
+import { MAX_MIRROR_DEPTH, MAX_MIRROR_NODES, type StyleBudget } from "./budget.ts";
 
 /** Where carried assets are found: an address as the events write it → a local URL. */
 export interface AssetLookup {
@@ -404,6 +404,14 @@ export class StyleParents {
   /** Each node of the page by id: where it was last placed (its parent's id; null for the page's
    * root, NaN for no parent the events named), and an element's local tag name. */
   private readonly nodes = new Map<number, { parent: number | null; tag: string | null }>();
+  /** The ids placed under each id (a removal takes them with it, as rrweb's replayer forgets the
+   * ids of a removed node's subtree). */
+  private readonly kids = new Map<number, Set<number>>();
+  /** The ids of elements added as holding a document (DOCUMENT_HOLDERS) since the snapshot, kept
+   * when the id is added again as another element (rrweb may not have made that add); beyond
+   * MAX_MIRROR_NODES of them, every id is taken as one (`manyHolders`) until the next snapshot. */
+  private readonly holders = new Set<number>();
+  private manyHolders = false;
   /** About how many rules each style sheet holds (by `n<id>` of its element or `s<styleId>` of an
    * adopted one): its texts' `{`, and rules added by events (for RULE_SHIFTS). */
   private readonly rules = new Map<string, number>();
@@ -427,8 +435,7 @@ export class StyleParents {
   /** Whether `id` names an element that holds a document of its own (a frame, an object:
    * DOCUMENT_HOLDERS), as it was last added: a mutation of its attributes does not say its tag. */
   holdsDocument(id: unknown): boolean {
-    const tag = typeof id === "number" ? this.nodes.get(id)?.tag : undefined;
-    return typeof tag === "string" && DOCUMENT_HOLDERS.has(tag);
+    return typeof id === "number" && (this.manyHolders || this.holders.has(id));
   }
 
   /** A node removed: its id is no page text until placed again (rrweb keeps a node whose removal
@@ -438,7 +445,16 @@ export class StyleParents {
   removed(id: unknown): void {
     if (typeof id !== "number") return;
     this.pageTexts.delete(id);
-    this.nodes.delete(id);
+    const stack = [id];
+    while (stack.length) {
+      const at = stack.pop() as number;
+      const node = this.nodes.get(at);
+      if (node && typeof node.parent === "number") this.kids.get(node.parent)?.delete(at);
+      this.nodes.delete(at);
+      const below = this.kids.get(at);
+      this.kids.delete(at);
+      if (below) for (const kid of below) stack.push(kid);
+    }
   }
 
   /** A full snapshot: the page's earlier elements are gone. */
@@ -448,6 +464,9 @@ export class StyleParents {
     this.pageTexts.clear();
     this.everCss.clear();
     this.nodes.clear();
+    this.kids.clear();
+    this.holders.clear();
+    this.manyHolders = false;
     this.rules.clear();
   }
 
@@ -461,7 +480,7 @@ export class StyleParents {
       if (!node || typeof node !== "object") continue;
       const id = typeof node.id === "number" ? node.id : NaN;
       const element = node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string";
-      if (!Number.isNaN(id)) this.nodes.set(id, { parent, tag: element ? localTag(node.tagName as string) : null });
+      if (!Number.isNaN(id)) this.place(id, parent, element ? localTag(node.tagName as string) : null);
       const css = holdsCss(node);
       if (css && !Number.isNaN(id)) {
         this.ids.add(id);
@@ -473,6 +492,25 @@ export class StyleParents {
         this.placeText(child, css);
         if (css && child && typeof child === "object" && typeof child.textContent === "string") this.addRules(id, child.textContent);
         stack.push([child, id]);
+      }
+    }
+  }
+
+  /** `id` placed under `parent` (its earlier place, if any, loses it). */
+  private place(id: number, parent: number | null, tag: string | null): void {
+    const before = this.nodes.get(id);
+    if (before && typeof before.parent === "number" && before.parent !== parent) this.kids.get(before.parent)?.delete(id);
+    this.nodes.set(id, { parent, tag });
+    if (typeof parent === "number" && !Number.isNaN(parent)) {
+      const siblings = this.kids.get(parent);
+      if (siblings) siblings.add(id);
+      else this.kids.set(parent, new Set([id]));
+    }
+    if (tag !== null && DOCUMENT_HOLDERS.has(tag) && !this.manyHolders) {
+      this.holders.add(id);
+      if (this.holders.size > MAX_MIRROR_NODES) {
+        this.manyHolders = true;
+        this.holders.clear();
       }
     }
   }
@@ -574,19 +612,26 @@ export class StyleParents {
   }
 }
 
-/** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. */
-function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false): void {
+/** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. With `budget`
+ * (a mutation's addition), its CSS texts and carried sheets are CSS the replayer rewrites for
+ * replay: within the budget, or held (a text left empty, a sheet dropped). */
+function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false, budget?: StyleBudget): void {
   const stack: [unknown, boolean][] = [[root, rootCss]];
   while (stack.length) {
     const [item, css] = stack.pop() as [unknown, boolean];
     const node = item as Serialized | null;
     if (!node || typeof node !== "object") continue;
     if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes && typeof node.attributes === "object") {
+      const attrs = node.attributes as Record<string, unknown>;
+      if (budget && typeof attrs._cssText === "string" && !budget.rewrite(attrs._cssText.length)) delete attrs._cssText;
       neutralizeAttributes(localTag(node.tagName), node.attributes as Record<string, unknown>, assets);
     } else if (node.type === SERIALIZED_TEXT) {
       // rrweb makes a text of any value (an array's items, joined): only a string is a text here.
       node.textContent = typeof node.textContent === "string" ? node.textContent : typeof node.textContent === "number" ? String(node.textContent) : "";
-      if (node.isStyle === true || css) node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
+      if (node.isStyle === true || css) {
+        if (budget && !budget.rewrite((node.textContent as string).length)) node.textContent = "";
+        node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
+      }
     }
     const holds = holdsCss(node);
     if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, holds]);
@@ -700,14 +745,11 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
         // replayer holds the node aside and inserts it beside the first later node that names it
         // as its sibling, in that one's parent (a <style> perhaps), whatever its own parentId.
         const css = styles.has(add?.parentId) || add?.previousId === -1 || add?.nextId === -1;
-        const node = add?.node as Serialized | null | undefined;
-        if (css && node && typeof node === "object" && node.type === SERIALIZED_TEXT && typeof node.textContent === "string") {
-          // CSS the replayer rewrites for replay: within the budget, or held (the text left empty).
-          if (budget && !budget.rewrite(node.textContent.length)) node.textContent = "";
-          else if (typeof add.parentId === "number" && styles.has(add.parentId)) styles.addRules(add.parentId, node.textContent);
-        }
         styles.placeText(add?.node, css, !css && !!add && styles.certainlyPlaced(add, adds.length));
-        neutralizeTree(add?.node, assets, css);
+        neutralizeTree(add?.node, assets, css, budget);
+        const node = add?.node as Serialized | null | undefined;
+        if (css && node?.type === SERIALIZED_TEXT && typeof node.textContent === "string" && typeof add.parentId === "number" &&
+          styles.has(add.parentId)) styles.addRules(add.parentId, node.textContent);
       }
     }
     if (Array.isArray(data.texts)) {
