@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CSS_TEXT_SEPARATOR, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
+import { playableEvents } from "../src/console/playback.ts";
 import { RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
 
 const text = (id: number, textContent: string) => ({ type: 3, id, textContent });
@@ -225,4 +226,37 @@ test("<style> elements (and carried sheets) added over and over count as CSS rew
   }
   assert.ok(kept >= 3 && kept <= 4, `kept ${kept}`);
   assert.equal(budget.takeHeld(), true);
+});
+
+test("an adopted sheet's rules beyond RULE_SHIFTS are held without taking the host's sheets away", () => {
+  const { budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const rules = Array.from({ length: 20_000 }, (_, i) => ({ rule: `.a${i}{}`, index: 0 }));
+  let held: Record<string, unknown> | null = null;
+  for (let i = 0; i < 100 && !held; i++) {
+    const event = { type: 3, timestamp: 1, data: { source: 15, id: 1, styleIds: [i], styles: [{ styleId: i, rules }] } as Record<string, unknown> };
+    neutralizeEvent(event, undefined, styles, budget);
+    if (!Array.isArray(event.data.styles) || !event.data.styles.length) held = event.data;
+  }
+  assert.ok(held, "never held");
+  assert.ok(!("id" in held), "no host: rrweb's replayer changes nothing (with one, it would adopt no sheets)");
+  assert.equal(budget.takeHeld(), true);
+});
+
+test("a recording's style rewrites beyond the budget are held in its own time, and the player is told", () => {
+  const big = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13 / 4));
+  const events = (spacing: number) => [
+    { ...page(), timestamp: 1000 },
+    ...Array.from({ length: 12 }, (_, i) => ({ ...mutation({ texts: [{ id: 4, value: `${big}${i}` }] }), timestamp: 2000 + i * spacing })),
+  ];
+  const notes = { stylesHeld: false };
+  const played = playableEvents(events(10), undefined, notes) as { data: { texts?: unknown[] } }[];
+  assert.equal(notes.stylesHeld, true);
+  assert.ok(played.filter((e) => e.data.texts?.length).length < 12);
+  // the same rewrites a window apart each: all played
+  const slow = { stylesHeld: false };
+  const all = playableEvents(events(STYLE_WINDOW_MS), undefined, slow) as { data: { texts?: unknown[] } }[];
+  assert.equal(slow.stylesHeld, false);
+  assert.equal(all.filter((e) => e.data.texts?.length).length, 12);
 });

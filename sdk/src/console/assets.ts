@@ -805,10 +805,9 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
     if (budget && ((shifts > 0 && !budget.shift(shifts)) || (replaced > 0 && !budget.rewrite(replaced)))) {
       // Held: the event changes no rule (rrweb's replayer reads what is there).
       for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") delete data[key];
-      if (data.source === ADOPTED_STYLE_SHEET) {
-        data.styles = [];
-        data.styleIds = [];
-      }
+      // An adopted sheet's event with no host changes nothing (rrweb returns at once; with one
+      // and no sheets it would take the host's adopted sheets away).
+      if (data.source === ADOPTED_STYLE_SHEET) delete data.id;
     } else {
       commit();
     }
