@@ -2,7 +2,7 @@
 // it records is replayed in the agent's console, so each of these is an attack on the console.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CSS_TEXT_SEPARATOR, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
+import { CSS_TEXT_SEPARATOR, MAX_POINTER_POSITIONS, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
 import { playableEvents } from "../src/console/playback.ts";
 import { RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
 
@@ -259,4 +259,13 @@ test("a recording's style rewrites beyond the budget are held in its own time, a
   const all = playableEvents(events(STYLE_WINDOW_MS), undefined, slow) as { data: { texts?: unknown[] } }[];
   assert.equal(slow.stylesHeld, false);
   assert.equal(all.filter((e) => e.data.texts?.length).length, 12);
+});
+
+test("a pointer move of a great many positions is cut to its last MAX_POINTER_POSITIONS (each is an action in rrweb's timer queue)", () => {
+  const positions = Array.from({ length: 200_000 }, (_, i) => ({ x: i % 500, y: 1, id: 5, timeOffset: -((i * 7919) % 500) }));
+  const move = { type: 3, timestamp: 1, data: { source: 1, positions } };
+  neutralizeEvent(move);
+  const kept = move.data.positions as { x: number }[];
+  assert.ok(kept.length >= 1 && kept.length <= MAX_POINTER_POSITIONS, `${kept.length}`);
+  assert.equal(kept[kept.length - 1]!.x, positions[positions.length - 1]!.x, "the last position is where the pointer is");
 });

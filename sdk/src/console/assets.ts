@@ -702,6 +702,10 @@ function settledAdds(adds: unknown[]): unknown[] {
  * action in its timer's queue that never came due and held every later one (mutations too)
  * behind it: the mirror froze. */
 export const MAX_POINTER_LAG_MS = 60_000;
+/** Positions of one pointer move kept at most (its last ones: where the pointer ends up): each is
+ * an action put in order into rrweb's timer queue, which a move of hundreds of thousands in no
+ * order made quadratic. rrweb's recorder sends a few dozen at most. */
+export const MAX_POINTER_POSITIONS = 500;
 
 /** A pointer move's (or touch move's, or drag's) positions as the replayer may schedule them:
  * numbers, each time within MAX_POINTER_LAG_MS before its event (a time that is no finite number
@@ -709,7 +713,7 @@ export const MAX_POINTER_LAG_MS = 60_000;
 function pointerPositions(positions: unknown): unknown[] {
   const kept: unknown[] = [];
   if (Array.isArray(positions)) {
-    for (const p of positions as { x?: unknown; y?: unknown; id?: unknown; timeOffset?: unknown }[]) {
+    for (const p of positions.slice(-MAX_POINTER_POSITIONS) as { x?: unknown; y?: unknown; id?: unknown; timeOffset?: unknown }[]) {
       if (!p || typeof p !== "object" || !Number.isFinite(p.x) || !Number.isFinite(p.y)) continue;
       const time = typeof p.timeOffset === "number" && Number.isFinite(p.timeOffset) ? p.timeOffset : 0;
       kept.push({ ...p, id: typeof p.id === "number" ? p.id : -1, timeOffset: Math.min(0, Math.max(-MAX_POINTER_LAG_MS, time)) });
