@@ -259,6 +259,15 @@ const RRWEB_PATCHES = [
   ["Next siblings waited for: the loop's rounds", /^(\t\t\tconst resolveTrees = queueToResolveTrees\(legacy_queue\);\n)(\t\t\tlegacy_queue\.length = 0;\n(?:.*\n){6}\t\t\t\tappendNode\(mutation\);\n\t\t\t\}\);\n)(\t\t\}\n)/gm, 1,
     "$1\t\t\tconst tandemQueued = legacy_queue.length;\n$2\t\t\ttandemFlush();\n\t\t\tif (legacy_queue.length >= tandemQueued) tandemAwaited.clear();\n$3"],
   ["Resolve trees in one pass", new RegExp(RESOLVE_TREES.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "g"), 1, () => TANDEM_RESOLVE_TREES],
+  // A node the mirror holds under an id is reused when a mutation adds the id again and the node's
+  // recorded description matches; a text's is the text it was added with, not what it shows since
+  // (a change of its text, a <style>'s text rewritten for replay), so a page that changed a text
+  // and added its id again elsewhere with the old words moved the node, showing other words where
+  // the event said its own (test/rrweb-text-reuse.test.ts). A text, comment or CDATA is reused
+  // only when it reads as the event says; otherwise a new node is built, as for any other change.
+  ["Texts reused only as they read", literal("\t\tif (isNodeMetaEqual(mirror.getMeta(nodeInMirror), n)) return mirror.getNode(n.id);\n"), 1,
+    "\t\tif (isNodeMetaEqual(mirror.getMeta(nodeInMirror), n) && (n.type !== NodeType$3.Text && n.type !== NodeType$3.Comment &&\n" +
+    "\t\t\tn.type !== NodeType$3.CDATA || nodeInMirror.textContent === n.textContent)) return nodeInMirror;\n"],
   ...XHTML_TAGS,
 ];
 /** rrweb's bundle (`source`) with every patch applied; throws if one does not match as expected. */

@@ -21,9 +21,10 @@ import {
   looksLike,
 } from "../shared/assets.ts";
 import {
-  ADOPTED_STYLE_SHEET, FONT, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
-  STYLE_DECLARATION, STYLE_SHEET_RULE,
+  ADOPTED_STYLE_SHEET, DRAG, FONT, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MOUSE_MOVE, MUTATION, SERIALIZED_ELEMENT,
+  SERIALIZED_TEXT, STYLE_DECLARATION, STYLE_SHEET_RULE, TOUCH_MOVE,
 } from "../shared/rrweb-events.ts";
+import { MAX_MIRROR_DEPTH, MAX_MIRROR_NODES, type StyleBudget } from "./budget.ts";
 
 /** Where carried assets are found: an address as the events write it → a local URL. */
 export interface AssetLookup {
@@ -123,8 +124,9 @@ const SVG_REFERENCES = new Set([
 const CSS_VALUED = new Set(["style", "_csstext", "cursor", ...SVG_REFERENCES]);
 /** Dropped on every element: a frame's `srcdoc` is a whole document that nothing here would
  * neutralise (its images, styles and frames load as they are; rrweb carries a same-origin
- * frame's content as nodes of its own). */
-const DROPPED = new Set(["srcdoc"]);
+ * frame's content as nodes of its own); `xml:base` sets the base its element's (and its
+ * children's) relative addresses resolve against, which the neutraliser does not follow. */
+const DROPPED = new Set(["srcdoc", "xml:base"]);
 /** SMIL animations set another attribute of their target to these values. */
 const ANIMATIONS = new Set(["set", "animate", "animatemotion", "animatetransform", "animatecolor"]);
 const ANIMATED_VALUES = ["to", "from", "by", "values"];
@@ -266,7 +268,9 @@ function writtenValue(name: string, value: unknown, inMutation: boolean): unknow
   return undefined;
 }
 
-function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, assets?: AssetLookup): void {
+/** `holder`: in a mutation (`tag` ""), the element is known to hold a document (a frame, an
+ * object: DOCUMENT_HOLDERS), from when it was added. */
+function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, assets?: AssetLookup, holder = false): void {
   // A stylesheet rrweb could not inline, carried whole: rrweb builds a <style> from `_cssText`.
   if (tag === "link" && typeof attrs.href === "string" && typeof attrs._cssText !== "string") {
     const sheet = assets?.stylesheet(attrs.href);
@@ -302,7 +306,7 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
       if ((key === "href" || key === "xlink:href") && SAME_DOCUMENT_REFS.has(tag) && sameDocument(value)) continue;
       // A page or a stylesheet inside an address: dropped where it would load as one, and in a
       // mutation (whose element is not said) unless it only shows.
-      if (local(value) && (DOCUMENT_HOLDERS.has(tag) || (tag === "" && !shownData(value)))) {
+      if (local(value) && (DOCUMENT_HOLDERS.has(tag) || holder || (tag === "" && !shownData(value)))) {
         delete attrs[name];
         continue;
       }
@@ -395,8 +399,22 @@ export class StyleParents {
   private readonly texts = new Set<number>();
   /** Texts placed outside such elements only, since the snapshot. */
   private readonly pageTexts = new Set<number>();
-  /** Texts placed in one at some time since the snapshot. */
+  /** Texts placed in one at some time since the snapshot, and not certainly moved out since. */
   private readonly everCss = new Set<number>();
+  /** Each node of the page by id: where it was last placed (its parent's id; null for the page's
+   * root, NaN for no parent the events named), and an element's local tag name. */
+  private readonly nodes = new Map<number, { parent: number | null; tag: string | null }>();
+  /** The ids placed under each id (a removal takes them with it, as rrweb's replayer forgets the
+   * ids of a removed node's subtree). */
+  private readonly kids = new Map<number, Set<number>>();
+  /** The ids of elements added as holding a document (DOCUMENT_HOLDERS) since the snapshot, kept
+   * when the id is added again as another element (rrweb may not have made that add); beyond
+   * MAX_MIRROR_NODES of them, every id is taken as one (`manyHolders`) until the next snapshot. */
+  private readonly holders = new Set<number>();
+  private manyHolders = false;
+  /** About how many rules each style sheet holds (by `n<id>` of its element or `s<styleId>` of an
+   * adopted one): its texts' `{`, and rules added by events (for RULE_SHIFTS). */
+  private readonly rules = new Map<string, number>();
 
   has(id: unknown): boolean {
     return typeof id === "number" && this.ids.has(id);
@@ -408,17 +426,35 @@ export class StyleParents {
   }
 
   /** Whether a change of `id` is page text, never CSS: a text placed outside every element whose
-   * text is CSS, and never in one since the snapshot (rrweb may not have made the add that moved
-   * it out), under an id that names no such element. */
+   * text is CSS, and never in one since the snapshot unless certainly moved out since (see
+   * `certainlyPlaced`), under an id that names no such element. */
   isPageText(id: unknown): boolean {
     return typeof id === "number" && this.pageTexts.has(id) && !this.everCss.has(id) && !this.ids.has(id);
   }
 
+  /** Whether `id` names an element that holds a document of its own (a frame, an object:
+   * DOCUMENT_HOLDERS), as it was last added: a mutation of its attributes does not say its tag. */
+  holdsDocument(id: unknown): boolean {
+    return typeof id === "number" && (this.manyHolders || this.holders.has(id));
+  }
+
   /** A node removed: its id is no page text until placed again (rrweb keeps a node whose removal
    * names a parent it never had, so only the safe side is forgotten: the sets stay bounded by the
-   * page's texts, not by all it ever had). */
+   * page's texts, not by all it ever had), and no longer in the mirror (rrweb forgets its id and
+   * those below it: `inMirror`). */
   removed(id: unknown): void {
-    if (typeof id === "number") this.pageTexts.delete(id);
+    if (typeof id !== "number") return;
+    this.pageTexts.delete(id);
+    const stack = [id];
+    while (stack.length) {
+      const at = stack.pop() as number;
+      const node = this.nodes.get(at);
+      if (node && typeof node.parent === "number") this.kids.get(node.parent)?.delete(at);
+      this.nodes.delete(at);
+      const below = this.kids.get(at);
+      this.kids.delete(at);
+      if (below) for (const kid of below) stack.push(kid);
+    }
   }
 
   /** A full snapshot: the page's earlier elements are gone. */
@@ -427,26 +463,89 @@ export class StyleParents {
     this.texts.clear();
     this.pageTexts.clear();
     this.everCss.clear();
+    this.nodes.clear();
+    this.kids.clear();
+    this.holders.clear();
+    this.manyHolders = false;
+    this.rules.clear();
   }
 
-  /** Keep the CSS-holding elements of a serialized tree, and their texts. */
-  learn(root: unknown): void {
-    const stack: unknown[] = [root];
+  /** Keep the CSS-holding elements of a serialized tree, and their texts; where each node is
+   * (`parentId`: the root's, null for a page's root). */
+  learn(root: unknown, parentId: number | null = null): void {
+    const stack: [unknown, number | null][] = [[root, parentId]];
     while (stack.length) {
-      const node = stack.pop() as Serialized | null;
+      const [item, parent] = stack.pop() as [unknown, number | null];
+      const node = item as Serialized | null;
       if (!node || typeof node !== "object") continue;
+      const id = typeof node.id === "number" ? node.id : NaN;
+      const element = node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string";
+      if (!Number.isNaN(id)) this.place(id, parent, element ? localTag(node.tagName as string) : null);
       const css = holdsCss(node);
-      if (css && typeof node.id === "number") this.ids.add(node.id);
+      if (css && !Number.isNaN(id)) {
+        this.ids.add(id);
+        const cssText = (node.attributes as { _cssText?: unknown } | undefined)?._cssText;
+        if (typeof cssText === "string") this.addRules(id, cssText);
+      }
       if (!Array.isArray(node.childNodes)) continue;
       for (const child of node.childNodes as Serialized[]) {
         this.placeText(child, css);
-        stack.push(child);
+        if (css && child && typeof child === "object" && typeof child.textContent === "string") this.addRules(id, child.textContent);
+        stack.push([child, id]);
       }
     }
   }
 
-  /** A text goes where it is CSS (`css`) or page text (a page moves a text by naming it again). */
-  placeText(node: unknown, css: boolean): void {
+  /** `id` placed under `parent` (its earlier place, if any, loses it). */
+  private place(id: number, parent: number | null, tag: string | null): void {
+    const before = this.nodes.get(id);
+    if (before && typeof before.parent === "number" && before.parent !== parent) this.kids.get(before.parent)?.delete(id);
+    this.nodes.set(id, { parent, tag });
+    if (typeof parent === "number" && !Number.isNaN(parent)) {
+      const siblings = this.kids.get(parent);
+      if (siblings) siblings.add(id);
+      else this.kids.set(parent, new Set([id]));
+    }
+    if (tag !== null && DOCUMENT_HOLDERS.has(tag) && !this.manyHolders) {
+      this.holders.add(id);
+      if (this.holders.size > MAX_MIRROR_NODES) {
+        this.manyHolders = true;
+        this.holders.clear();
+      }
+    }
+  }
+
+  /** Whether `id` is in the mirror as rrweb's replayer has it, as far as the events tell: placed
+   * under a parent that is, up to the page's root, none removed since. */
+  private inMirror(id: unknown): boolean {
+    let at = id;
+    for (let steps = 0; steps <= 2 * MAX_MIRROR_DEPTH; steps++) {
+      const node = typeof at === "number" ? this.nodes.get(at) : undefined;
+      if (!node) return false;
+      if (node.parent === null) return true;
+      at = node.parent;
+    }
+    return false; // a cycle, or deeper than the mirror takes
+  }
+
+  /**
+   * Whether rrweb's replayer certainly places `add` (a mutation's only addition) where it says:
+   * under an element in the mirror that is no frame, beside siblings (if it names them) that are
+   * that element's children. Anything else (a parent it does not have, a sibling elsewhere, another
+   * addition before it that may throw) may leave the node where it was.
+   */
+  certainlyPlaced(add: { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }, adds: number): boolean {
+    if (adds !== 1 || typeof add.parentId !== "number") return false;
+    const parent = this.nodes.get(add.parentId);
+    if (!parent || parent.tag === null || DOCUMENT_HOLDERS.has(parent.tag) || !this.inMirror(add.parentId)) return false;
+    const sibling = (id: unknown) => !id || (typeof id === "number" && this.nodes.get(id)?.parent === add.parentId && this.inMirror(id));
+    const rootId = (add.node as { rootId?: unknown } | null)?.rootId;
+    return sibling(add.previousId) && sibling(add.nextId) && (rootId === undefined || this.inMirror(rootId));
+  }
+
+  /** A text goes where it is CSS (`css`) or page text (a page moves a text by naming it again);
+   * `certain`: the replayer certainly places it there (`certainlyPlaced`). */
+  placeText(node: unknown, css: boolean, certain = false): void {
     const n = node as Serialized | null;
     if (!n || typeof n !== "object" || n.type !== SERIALIZED_TEXT || typeof n.id !== "number") return;
     if (css) {
@@ -456,23 +555,83 @@ export class StyleParents {
     } else {
       this.texts.delete(n.id);
       this.pageTexts.add(n.id);
+      if (certain) this.everCss.delete(n.id);
     }
+  }
+
+  /** The sheet of the element whose text `textId` is (a change of it parses the whole sheet again). */
+  sheetOfText(textId: unknown): number | null {
+    const parent = typeof textId === "number" ? this.nodes.get(textId)?.parent : undefined;
+    return typeof parent === "number" && this.ids.has(parent) ? parent : null;
+  }
+
+  /** `css`, added to the sheet of the element `id`: about as many rules as it has `{`. */
+  addRules(id: number, css: string, replaces = false): void {
+    let count = 0;
+    for (let at = css.indexOf("{"); at !== -1; at = css.indexOf("{", at + 1)) count++;
+    const key = `n${id}`;
+    this.rules.set(key, replaces ? Math.max(count, this.rules.get(key) ?? 0) : (this.rules.get(key) ?? 0) + count);
+  }
+
+  /** The rules a style sheet event (STYLE_SHEET_RULE, ADOPTED_STYLE_SHEET) shifts (each rule
+   * inserted or removed at an index moves those after it), and the sheets' rule counts after it:
+   * `commit` keeps them (when the event is applied). */
+  ruleShifts(data: Record<string, unknown>): { shifts: number; commit: () => void } {
+    const counts = new Map<string, number>();
+    const count = (key: string) => counts.get(key) ?? this.rules.get(key) ?? 0;
+    const indexOf = (index: unknown) => {
+      const last = Array.isArray(index) ? index[index.length - 1] : index;
+      return typeof last === "number" && Number.isFinite(last) ? Math.max(0, last) : 0;
+    };
+    let shifts = 0;
+    const insert = (key: string, index: unknown) => {
+      const n = count(key);
+      shifts += Math.max(0, n - indexOf(index));
+      counts.set(key, n + 1);
+    };
+    const sheetKey = typeof data.styleId === "number" ? `s${data.styleId}` : `n${String(data.id)}`;
+    if (data.source === STYLE_SHEET_RULE) {
+      for (const text of [data.replace, data.replaceSync]) {
+        if (typeof text === "string") counts.set(sheetKey, text.split("{").length - 1);
+      }
+      if (Array.isArray(data.removes)) {
+        for (const removal of data.removes as { index?: unknown }[]) {
+          const n = Math.max(0, count(sheetKey) - 1);
+          shifts += Math.max(0, n - indexOf(removal?.index));
+          counts.set(sheetKey, n);
+        }
+      }
+      if (Array.isArray(data.adds)) for (const add of data.adds as { index?: unknown }[]) insert(sheetKey, add?.index);
+    } else if (data.source === ADOPTED_STYLE_SHEET && Array.isArray(data.styles)) {
+      for (const style of data.styles as { styleId?: unknown; rules?: unknown }[]) {
+        if (!style || typeof style !== "object" || !Array.isArray(style.rules)) continue;
+        for (const rule of style.rules as { index?: unknown }[]) insert(`s${String(style.styleId)}`, rule?.index);
+      }
+    }
+    return { shifts, commit: () => { for (const [key, n] of counts) this.rules.set(key, n); } };
   }
 }
 
-/** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. */
-function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false): void {
+/** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. With `budget`
+ * (a mutation's addition), its CSS texts and carried sheets are CSS the replayer rewrites for
+ * replay: within the budget, or held (a text left empty, a sheet dropped). */
+function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false, budget?: StyleBudget): void {
   const stack: [unknown, boolean][] = [[root, rootCss]];
   while (stack.length) {
     const [item, css] = stack.pop() as [unknown, boolean];
     const node = item as Serialized | null;
     if (!node || typeof node !== "object") continue;
     if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes && typeof node.attributes === "object") {
+      const attrs = node.attributes as Record<string, unknown>;
+      if (budget && typeof attrs._cssText === "string" && !budget.rewrite(attrs._cssText.length)) delete attrs._cssText;
       neutralizeAttributes(localTag(node.tagName), node.attributes as Record<string, unknown>, assets);
     } else if (node.type === SERIALIZED_TEXT) {
       // rrweb makes a text of any value (an array's items, joined): only a string is a text here.
       node.textContent = typeof node.textContent === "string" ? node.textContent : typeof node.textContent === "number" ? String(node.textContent) : "";
-      if (node.isStyle === true || css) node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
+      if (node.isStyle === true || css) {
+        if (budget && !budget.rewrite((node.textContent as string).length)) node.textContent = "";
+        node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
+      }
     }
     const holds = holdsCss(node);
     if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, holds]);
@@ -537,12 +696,39 @@ function settledAdds(adds: unknown[]): unknown[] {
   return adds.filter((_add, i) => state[i] === 2);
 }
 
+/** How far before its event a pointer position may say it was (rrweb's recorder sends the moves of
+ * the last half second or so, each with a `timeOffset` at most 0): rrweb's replayer schedules each
+ * move at its event's time plus it, and a time that is no number (NaN, a string, none) put an
+ * action in its timer's queue that never came due and held every later one (mutations too)
+ * behind it: the mirror froze. */
+export const MAX_POINTER_LAG_MS = 60_000;
+/** Positions of one pointer move kept at most (its last ones: where the pointer ends up): each is
+ * an action put in order into rrweb's timer queue, which a move of hundreds of thousands in no
+ * order made quadratic. rrweb's recorder sends a few dozen at most. */
+export const MAX_POINTER_POSITIONS = 500;
+
+/** A pointer move's (or touch move's, or drag's) positions as the replayer may schedule them:
+ * numbers, each time within MAX_POINTER_LAG_MS before its event (a time that is no finite number
+ * is the event's own), never none (rrweb reads the first's time: one that moves nothing). */
+function pointerPositions(positions: unknown): unknown[] {
+  const kept: unknown[] = [];
+  if (Array.isArray(positions)) {
+    for (const p of positions.slice(-MAX_POINTER_POSITIONS) as { x?: unknown; y?: unknown; id?: unknown; timeOffset?: unknown }[]) {
+      if (!p || typeof p !== "object" || !Number.isFinite(p.x) || !Number.isFinite(p.y)) continue;
+      const time = typeof p.timeOffset === "number" && Number.isFinite(p.timeOffset) ? p.timeOffset : 0;
+      kept.push({ ...p, id: typeof p.id === "number" ? p.id : -1, timeOffset: Math.min(0, Math.max(-MAX_POINTER_LAG_MS, time)) });
+    }
+  }
+  // No node has id -1: the replayer moves the pointer over nothing.
+  return kept.length ? kept : [{ x: 0, y: 0, id: -1, timeOffset: 0 }];
+}
+
 /** Neutralise one rrweb event in place (before `Replayer.addEvent` or `new Replayer`); addresses
  * of assets the customer's browser carried become theirs in `assets`. `styles` follows the page's
  * CSS-holding elements across events: give one per mirror and every event, in order (without it,
  * a text added to such an element of an earlier event, with no `isStyle` flag, is not seen as
- * CSS). */
-export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: StyleParents = new StyleParents()): T {
+ * CSS). With `budget` (./budget.ts), style rewrites and rule changes beyond it are taken out. */
+export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: StyleParents = new StyleParents(), budget?: StyleBudget): T {
   const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
   if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
   const data = e.data;
@@ -557,34 +743,43 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
       data.adds = settledAdds(data.adds);
       const adds = data.adds as { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[];
       // All of them first: an added text may name a style added later in the same mutation.
-      for (const add of adds) styles.learn(add?.node);
+      for (const add of adds) styles.learn(add?.node, typeof add?.parentId === "number" ? add.parentId : NaN);
       for (const add of adds) {
         // A sibling id -1 (rrweb's "not known yet", which its recorder no longer sends): the
         // replayer holds the node aside and inserts it beside the first later node that names it
         // as its sibling, in that one's parent (a <style> perhaps), whatever its own parentId.
         const css = styles.has(add?.parentId) || add?.previousId === -1 || add?.nextId === -1;
-        styles.placeText(add?.node, css);
-        neutralizeTree(add?.node, assets, css);
+        styles.placeText(add?.node, css, !css && !!add && styles.certainlyPlaced(add, adds.length));
+        neutralizeTree(add?.node, assets, css, budget);
+        const node = add?.node as Serialized | null | undefined;
+        if (css && node?.type === SERIALIZED_TEXT && typeof node.textContent === "string" && typeof add.parentId === "number" &&
+          styles.has(add.parentId)) styles.addRules(add.parentId, node.textContent);
       }
     }
     if (Array.isArray(data.texts)) {
-      for (const text of data.texts as { id?: unknown; value?: unknown }[]) {
+      data.texts = (data.texts as { id?: unknown; value?: unknown }[]).filter((text) => {
         // rrweb sets a text to any value (an array's items, joined): only a string or null (empty).
         if (text && typeof text === "object" && typeof text.value !== "string" && text.value !== null) {
           text.value = typeof text.value === "number" ? String(text.value) : "";
         }
         // A page's own text (a help article about CSS, a path C:\Users) is shown as written; a
         // change that may land in a <style> is neutralised as CSS, after the separator if its
-        // text is one of a style's.
+        // text is one of a style's, and counted as CSS rewritten (held beyond the budget).
         if (text && typeof text.value === "string" && !styles.isPageText(text.id)) {
+          if (budget && !budget.rewrite(text.value.length)) return false;
+          const sheet = styles.sheetOfText(text.id);
+          if (sheet !== null) styles.addRules(sheet, text.value, true);
           text.value = (styles.hasText(text.id) ? CSS_TEXT_SEPARATOR : "") + neutralizeCss(text.value, assets);
         }
-      }
+        return true;
+      });
     }
     if (Array.isArray(data.attributes)) {
-      for (const change of data.attributes as { attributes?: unknown }[]) {
+      for (const change of data.attributes as { id?: unknown; attributes?: unknown }[]) {
         if (!change?.attributes || typeof change.attributes !== "object") continue;
         const attrs = change.attributes as Record<string, unknown>;
+        // A frame (or an object) as it was added: an address of a page in it is dropped as then.
+        const holder = styles.holdsDocument(change.id);
         // The tag is not in the event: treat `href` as fetching (an anchor only loses its link),
         // whatever the case of its name (the browser lowercases an HTML element's: `HREF` on a
         // <link> was its stylesheet's address), and a data: one as a page unless it only shows.
@@ -593,17 +788,38 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
           if (name.toLowerCase() !== "href" || typeof value !== "string") continue;
           const carried = local(value) ? undefined : assets?.resolve(value);
           if (carried) attrs[name] = carried;
-          else if (!local(value) || !shownData(value)) delete attrs[name];
+          else if (!local(value) || !shownData(value) || holder) delete attrs[name];
         }
         for (const [name, value] of Object.entries(attrs)) {
+          // A whole style (or a link's carried sheet) parsed again: within the budget, or held.
+          const key = name.toLowerCase();
+          if (budget && (key === "style" || key === "_csstext") && typeof value === "string" && !budget.rewrite(value.length)) {
+            delete attrs[name];
+            continue;
+          }
           if (name === "style" && value && typeof value === "object") attrs[name] = neutralizeStrings(value, assets);
         }
-        neutralizeAttributes("", attrs, assets);
+        neutralizeAttributes("", attrs, assets, holder);
       }
     }
-  } else if (e.type === INCREMENTAL_SNAPSHOT &&
-    (data.source === STYLE_SHEET_RULE || data.source === STYLE_DECLARATION || data.source === ADOPTED_STYLE_SHEET)) {
+  } else if (e.type === INCREMENTAL_SNAPSHOT && (data.source === STYLE_SHEET_RULE || data.source === ADOPTED_STYLE_SHEET)) {
+    // Rules inserted or removed shift those after them; a sheet replaced is parsed again.
+    const { shifts, commit } = styles.ruleShifts(data);
+    const replaced = [data.replace, data.replaceSync].reduce<number>((n, text) => n + (typeof text === "string" ? text.length : 0), 0);
+    if (budget && ((shifts > 0 && !budget.shift(shifts)) || (replaced > 0 && !budget.rewrite(replaced)))) {
+      // Held: the event changes no rule (rrweb's replayer reads what is there).
+      for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") delete data[key];
+      // An adopted sheet's event with no host changes nothing (rrweb returns at once; with one
+      // and no sheets it would take the host's adopted sheets away).
+      if (data.source === ADOPTED_STYLE_SHEET) delete data.id;
+    } else {
+      commit();
+    }
     for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key], assets);
+  } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === STYLE_DECLARATION) {
+    for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key], assets);
+  } else if (e.type === INCREMENTAL_SNAPSHOT && (data.source === MOUSE_MOVE || data.source === TOUCH_MOVE || data.source === DRAG)) {
+    data.positions = pointerPositions(data.positions);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === FONT && data.buffer) {
     // With `buffer`, rrweb's replayer makes the font's bytes of `new Uint8Array(JSON.parse(fontSource))`,
     // which reads any array-like: `{"length": 200000000}` (40 bytes) kept the agent's tab busy over

@@ -267,3 +267,73 @@ export class MirrorBudget {
       this.count.moved <= this.maxNodes;
   }
 }
+
+/** Characters of CSS a page may have the mirror parse again per STYLE_WINDOW_MS: texts changed in
+ * or added to a `<style>` (rrweb's replayer rewrites each with PostCSS for replay, far slower
+ * than the browser's own parser) and whole `style` attributes set again. A page that rewrote a
+ * large style text over and over kept the agent's console busy without end. An honest page's
+ * changes (an animation's properties, set one by one, which are not counted; a theme switch) are
+ * a few tens of KiB a second; a full snapshot is not counted (MAX_MIRROR_CHARS bounds it). */
+export const STYLE_REWRITE_CHARS = 512 * 1024;
+/** Style rules a page may have the mirror shift per STYLE_WINDOW_MS: a rule inserted (or removed)
+ * at `index` in a sheet of `n` rules moves the `n - index` after it. A page that inserted rules at
+ * the front of a sheet of a hundred thousand, again and again, froze the console; an honest page
+ * (CSS-in-JS) appends its rules, shifting none. */
+export const RULE_SHIFTS = 50_000_000;
+/** The window both style budgets are counted in. */
+export const STYLE_WINDOW_MS = 10_000;
+
+/**
+ * How much style work a page's events make the mirror do (STYLE_REWRITE_CHARS, RULE_SHIFTS), in
+ * windows of STYLE_WINDOW_MS on the console's clock. Beyond either bound, style rewrites and rule
+ * changes are held (dropped: the neutraliser, ./assets.ts, takes them out of the event) until the
+ * window ends, and `takeHeld` says so once, so that the agent is told that the mirror's styles
+ * are behind the page's (until its next full snapshot). Nothing else in the event is held.
+ */
+export class StyleBudget {
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private chars = 0;
+  private shifts = 0;
+  private held = false;
+
+  constructor(private readonly now: () => number, private readonly maxChars = STYLE_REWRITE_CHARS,
+    private readonly maxShifts = RULE_SHIFTS, private readonly windowMs = STYLE_WINDOW_MS) {}
+
+  private roll(): void {
+    const now = this.now();
+    // A clock that goes back (or is not a number) starts a window too: never a window without end.
+    if (!(now >= this.windowStart && now < this.windowStart + this.windowMs)) {
+      this.windowStart = Number.isFinite(now) ? now : 0;
+      this.chars = 0;
+      this.shifts = 0;
+    }
+  }
+
+  /** Whether the mirror may parse `chars` characters of CSS again now (counted if so). */
+  rewrite(chars: number): boolean {
+    this.roll();
+    if (this.chars + chars > this.maxChars) return this.hold();
+    this.chars += chars;
+    return true;
+  }
+
+  /** Whether the mirror may shift `shifts` rules now (counted if so). */
+  shift(shifts: number): boolean {
+    this.roll();
+    if (this.shifts + shifts > this.maxShifts) return this.hold();
+    this.shifts += shifts;
+    return true;
+  }
+
+  private hold(): false {
+    this.held = true;
+    return false;
+  }
+
+  /** Whether anything was held since the last call. */
+  takeHeld(): boolean {
+    const held = this.held;
+    this.held = false;
+    return held;
+  }
+}

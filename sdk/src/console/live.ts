@@ -10,7 +10,7 @@
 
 import { Replayer } from "rrweb";
 import { AssetStore, StyleParents, confineMirror, neutralizeEvent } from "./assets.ts";
-import { MirrorBudget } from "./budget.ts";
+import { MirrorBudget, StyleBudget } from "./budget.ts";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
 } from "../shared/e2e/channel.ts";
@@ -215,6 +215,11 @@ export class LiveView {
   private readonly assets = new AssetStore();
   /** The page's `<style>`s, which its events' texts may be added to (./assets.ts). */
   private readonly styles = new StyleParents();
+  /** How much style work the page makes the mirror do (./budget.ts, STYLE_REWRITE_CHARS and
+   * RULE_SHIFTS), and whether some was held since the page's full snapshot: the mirror's styles
+   * are then behind the page's, which the status line says until the next one. */
+  private readonly styleBudget: StyleBudget;
+  private stylesBehind = false;
   private resizeObserver: ResizeObserver | null = null;
   private size = { width: 0, height: 0 };
   private ended = false;
@@ -275,6 +280,7 @@ export class LiveView {
     private readonly ports: LivePorts,
   ) {
     this.watching = "watch" in target;
+    this.styleBudget = new StyleBudget(() => ports.clock.now());
     this.timings = ports.freshness ?? DEFAULT_TIMINGS;
     this.ui.report({ type: "connecting", watching: this.watching });
     if ("rejoin" in target) {
@@ -739,6 +745,7 @@ export class LiveView {
     if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
     if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
     if (now.kind === "refreshing") return this.status(this.refreshingText(), "", true);
+    if (this.stylesBehind) return this.status(t("stylesTooFast"), "bad");
     if (this.watching) return this.status(t("watchingPage"), "good");
     this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
   }
@@ -1268,7 +1275,17 @@ export class LiveView {
       }
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
-      neutralizeEvent(event, this.assets, this.styles); // issue 14, item 7: the mirror fetches nothing
+      neutralizeEvent(event, this.assets, this.styles, this.styleBudget); // issue 14, item 7: the mirror fetches nothing
+      if (event.type === FULL_SNAPSHOT && this.stylesBehind) {
+        // The page afresh, its styles with it.
+        this.stylesBehind = false;
+        this.connectedStatus();
+      }
+      if (this.styleBudget.takeHeld() && !this.stylesBehind) {
+        // Style work beyond the budget was held: never silently.
+        this.stylesBehind = true;
+        this.status(t("stylesTooFast"), "bad");
+      }
       if (event.type === FULL_SNAPSHOT) this.snapshotEpochs.set(event, this.epochs);
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }

@@ -9,19 +9,29 @@
  * they are sorted here as the Replayer sorts them (a stable sort, which sorts them again to the
  * same order), and one with no time of its own (not a number) is not played, as no sort puts it
  * in one place.
+ *
+ * Style work beyond the budgets of ./budget.ts (STYLE_REWRITE_CHARS, RULE_SHIFTS) is held as in
+ * the live console, counted in windows of the recording's own time; `notes.stylesHeld` says so,
+ * for the player to tell the auditor.
  */
 
 import { type AssetLookup, StyleParents, neutralizeEvent } from "./assets.ts";
-import { MirrorBudget } from "./budget.ts";
+import { MirrorBudget, StyleBudget } from "./budget.ts";
 
 /** The events to give rrweb's Replayer, in its order, neutralised in place; null when the page
  * they make is beyond what the mirror holds (the player does not play it). */
-export function playableEvents(events: unknown[], assets?: AssetLookup): unknown[] | null {
+export function playableEvents(events: unknown[], assets?: AssetLookup, notes?: { stylesHeld: boolean }): unknown[] | null {
   const timed = events.filter((event) => Number.isFinite((event as { timestamp?: unknown } | null)?.timestamp));
   const ordered = (timed as { timestamp: number }[]).sort((a, b) => a.timestamp - b.timestamp);
   const budget = new MirrorBudget();
   if (!ordered.every((event) => budget.admit(event))) return null;
   const styles = new StyleParents();
-  for (const event of ordered) neutralizeEvent(event, assets, styles);
+  let now = 0;
+  const styleBudget = new StyleBudget(() => now);
+  for (const event of ordered) {
+    now = event.timestamp;
+    neutralizeEvent(event, assets, styles, styleBudget);
+  }
+  if (notes) notes.stylesHeld = styleBudget.takeHeld();
   return ordered;
 }

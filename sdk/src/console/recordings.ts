@@ -139,8 +139,11 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
       playerAssets.dispose();
       for (const asset of assets) playerAssets.add(asset);
       // A page beyond what the mirror holds (./budget.ts) is not played: its nodes would fill the tab.
-      const playable = playableEvents(events, playerAssets);
+      const notes = { stylesHeld: false };
+      const playable = playableEvents(events, playerAssets, notes);
       if (!playable) return say(t("rec.tooLarge"));
+      // Style changes beyond the budget (./budget.ts) are not played: never silently.
+      const heldNote = notes.stylesHeld ? ` ${t("rec.stylesHeld")}` : "";
       const replayerEvents = playable as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
@@ -162,11 +165,11 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
       if (end) {
         say(
           t("rec.playing", { events: events.length, origin: start.origin, agent: plainLine(start.agent, MAX_NAME) }) +
-            (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : ""),
+            (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : "") + heldNote,
           true,
         );
       } else {
-        const skippedNote = skipped ? ` ${t("rec.skipped", { frames: skipped })}` : "";
+        const skippedNote = (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : "") + heldNote;
         say(
           // The server's end reason (its header's, unchecked) as one plain line of its words.
           `INCOMPLETE RECORDING: it stops where it was cut short (the server says: ${plainLine(String(header.end_reason ?? "still running"))}). ` +
