@@ -1,0 +1,167 @@
+"""Ninth masking review (docs/security.md, docs/privacy.md), on a real page in Chromium: a
+password a web component or a same-origin frame shows (its "show password" toggle, `type`
+switched to `text`) before sharing started; card numbers the page writes with characters the
+agent's eye skips (bidi marks, a no-break space between every digit, a line break between the
+groups, in a shadow root too); and a password's copy a hyphenation script broke with soft
+hyphens. Every byte the agent's console decrypted and the mirror are searched; the honest fields
+and text beside them stay shown."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import OtherOrigin, Party, caught_up, share
+from tests.e2e.test_masking_secret_fields import MASK_PLACEHOLDER, _assert_never_reached
+
+# A login component: its own form (shown by the site, marked inside the shadow root), a
+# "suggest a strong password" button that fills the field by script (no input event) and a
+# "show password" toggle.
+COMPONENT = """<h1>Sign in</h1>
+<pw-login></pw-login>
+<p>After the form</p>
+<script>
+  customElements.define("pw-login", class extends HTMLElement {
+    connectedCallback() {
+      const root = this.attachShadow({ mode: "open" });
+      root.innerHTML = `<form data-tandem-unmask>
+        <input id="user"><input id="pw" type="password">
+        <button type="button" id="suggest">Suggest a password</button>
+        <button type="button" id="show">Show</button></form>`;
+      const pw = root.querySelector("#pw");
+      root.querySelector("#suggest").onclick = () => { pw.value = "Suggested-Quokka-8841"; };
+      root.querySelector("#show").onclick = () => { pw.type = pw.type === "password" ? "text" : "password"; };
+    }
+  });
+</script>"""
+
+
+def test_a_password_a_web_component_shows_before_sharing_stays_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The SDK watched `type` changes of its document's own tree only: a component's toggle
+    before sharing left a text field holding a password the page (not the customer's keys) put
+    there, and the component's form is one the site shows, so it went to the agent as written."""
+    page = customer.page
+    page.goto(other_origin.page("login.html", COMPONENT, live, title="Sign in"))
+    page.locator("pw-login #suggest").click()
+    page.locator("pw-login #show").click()
+    expect(page.locator("pw-login #pw")).to_have_attribute("type", "text")
+    view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    page.locator("pw-login #user").press_sequentially("jane", delay=5)
+    expect(view.locator("pw-login #user")).to_have_value("jane")  # the form is shown: live
+    page.locator("pw-login #pw").press("End")
+    page.locator("pw-login #pw").press_sequentially("-more", delay=5)
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "Quokka", "8841", "-more")
+    assert view.locator("pw-login #pw").input_value() == MASK_PLACEHOLDER
+
+
+FRAMED = """<h1>Sign in</h1>
+<iframe src="login-frame.html" width="400" height="120"></iframe>
+<p>After the form</p>"""
+FRAME = """<!doctype html><html><body><form data-tandem-unmask>
+<input id="user"><input id="pw" type="password">
+<button type="button" id="suggest" onclick="pw.value = 'Framed-Narwhal-5521'">Suggest</button>
+<button type="button" id="show" onclick="pw.type = 'text'">Show</button>
+</form></body></html>"""
+
+
+def test_a_password_a_same_origin_frame_shows_before_sharing_stays_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The same in a same-origin frame (a payment or login form framed by the page): its
+    document was not watched at all."""
+    (other_origin.root / "login-frame.html").write_text(FRAME)
+    page = customer.page
+    page.goto(other_origin.page("framed-login.html", FRAMED, live, title="Sign in"))
+    inner = page.frame_locator("iframe")
+    inner.locator("#suggest").click()
+    inner.locator("#show").click()
+    expect(inner.locator("#pw")).to_have_attribute("type", "text")
+    view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    inner.locator("#user").press_sequentially("jane", delay=5)
+    expect(view.frame_locator("iframe").locator("#user")).to_have_value("jane")
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "Narwhal", "5521")
+    assert view.frame_locator("iframe").locator("#pw").input_value() == MASK_PLACEHOLDER
+
+
+SPACED = "\u00a0".join("4111111111111111")
+MARKED = "\u200e".join(["5500", "0000", "0000", "0004"])
+LINES = "\n".join(["4012", "8888", "8888", "1881"])
+CARDS = f"""<h1>Receipt</h1>
+<p id="spaced">Paid with {SPACED}</p>
+<p id="marked">Card {MARKED} on file</p>
+<pre id="lines">Card
+{LINES}</pre>
+<card-line></card-line>
+<p id="dates">Stay 01.02.2024 - 15.02.2024, order 123\u00a0456</p>
+<p>After the form</p>
+<script>
+  customElements.define("card-line", class extends HTMLElement {{
+    connectedCallback() {{
+      this.attachShadow({{ mode: "open" }}).innerHTML =
+        "<span>" + ["3782", "822463", "10005"].join("\\u2066\\u2069") + "</span>";
+    }}
+  }});
+</script>"""
+
+
+def test_card_numbers_written_with_invisible_separators_or_spaced_digits_are_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A receipt spacing each digit with a no-break space, a card written with left-to-right
+    marks between its groups (an RTL page's), one broken over lines in a `<pre>`, an Amex number
+    with empty bidi isolates in a component: each reached the agent as written. Dates and an
+    order number beside them stay shown."""
+    page = customer.page
+    page.goto(other_origin.page("receipt.html", CARDS, live, title="Receipt"))
+    view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    expect(view.locator("#dates")).to_have_text("Stay 01.02.2024 - 15.02.2024, order 123\u00a0456")
+    caught_up(customer, view)
+    sep = "(?:\\\\u[0-9a-fA-F]{4}|\\\\n|[^0-9]){1,12}"
+    _assert_never_reached(
+        agent,
+        view,
+        sep.join("4111111111111111"),
+        sep.join(["5500", "0000", "0000", "0004"]),
+        sep.join(["4012", "8888", "8888", "1881"]),
+        sep.join(["3782", "822463", "10005"]),
+    )
+
+
+HYPHENATED = """<h1>Account</h1>
+<form>
+  <input id="pw" type="password">
+  <p id="echo" lang="en"></p>
+</form>
+<p id="honest">Trans\u00adport is on its way</p>
+<p>After the form</p>
+<script>
+  // The page's "you typed" preview, run through a hyphenation script (soft hyphens in long words).
+  pw.addEventListener("input", () => {
+    echo.textContent = "Check: " + pw.value.replace(/(.{4})/g, "$1\\u00ad");
+  });
+</script>"""
+
+
+def test_a_passwords_copy_broken_by_soft_hyphens_is_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Copies were looked for character for character: a hyphenation script's soft hyphens (drawn
+    as nothing) in the page's echo of the password hid it from the search, and the agent read it
+    whole. Text that is no copy keeps its soft hyphens."""
+    page = customer.page
+    page.goto(other_origin.page("account.html", HYPHENATED, live, title="Account"))
+    view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    page.locator("#pw").press_sequentially("Transmogrification7", delay=5)
+    expect(page.locator("#echo")).to_contain_text("Tran")
+    caught_up(customer, view)
+    expect(view.locator("#honest")).to_have_text("Trans\u00adport is on its way")
+    soft = "(?:\u00ad|\\\\u00ad)?"
+    _assert_never_reached(agent, view, soft.join("mogrifi"), soft.join("fication7"))
