@@ -129,3 +129,49 @@ test("a password field a web component drew before the SDK looked, toggled by sc
     forgetSecrets();
   }
 });
+
+test("a password the page fills by script and then swaps for a text field on \"Show\" stays hidden", () => {
+  forgetSecrets();
+  watchPasswordFields(document);
+  const form = html('<form data-tandem-unmask><input id="pw" type="password"><button type="button" id="show">Show</button></form>');
+  document.body.append(form);
+  const field = form.querySelector("#pw") as HTMLInputElement;
+  const show = form.querySelector("#show") as HTMLElement;
+  let swapped: HTMLInputElement | null = null;
+  show.addEventListener("click", () => {
+    // A plugin's "show password": a new text field in its place, holding the value.
+    swapped = html('<input id="plain" type="text">') as HTMLInputElement;
+    swapped.value = field.value;
+    field.replaceWith(swapped);
+  });
+  try {
+    field.value = "Suggested-Wombat-3307"; // the page's "suggest a strong password", no event
+    show.dispatchEvent(new window.MouseEvent("click", { bubbles: true, composed: true }) as unknown as Event);
+    assert.ok(swapped);
+    const plain = swapped as HTMLInputElement;
+    assert.equal(plain.value, "Suggested-Wombat-3307");
+    assert.doesNotMatch(maskInputValue(plain.value, plain), /Wombat|3307/);
+  } finally {
+    form.remove();
+    forgetSecrets();
+  }
+});
+
+test("a PIN typed in another script's digits is found where the page echoes it in ASCII digits, and back", () => {
+  forgetSecrets();
+  const arabic = (ascii: string) => ascii.replace(/\d/g, (d) => String.fromCharCode(0x660 + Number(d)));
+  const form = html('<form><input id="pin" name="pin"><input id="pin2" name="pin"></form>');
+  document.body.append(form);
+  try {
+    maskInputValue(arabic("4729"), form.querySelector("#pin")); // an Arabic keyboard's PIN
+    maskInputValue("8315", form.querySelector("#pin2"));
+    for (const copy of ["PIN 4729 is wrong", `PIN ${arabic("8315")} is wrong`, "Code: 47 29"]) {
+      const masked = maskCopies(copy);
+      assert.doesNotMatch(masked, /4.?7.?2.?9|8.?3.?1.?5|[\u0660-\u0669]/u, `${copy}: ${masked}`);
+    }
+    assert.equal(maskCopies(`Order ${arabic("1234")}`), `Order ${arabic("1234")}`);
+  } finally {
+    form.remove();
+    forgetSecrets();
+  }
+});

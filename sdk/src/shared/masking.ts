@@ -738,15 +738,37 @@ function notePasswordFrame(event: Event): void {
   }
 }
 
-/** Watch the open shadow roots an event passes through (before the page's handlers run). */
+/** How many password fields of a tree a press or click remembers the values of. */
+const PRESS_PASSWORDS = 8;
+
+/**
+ * Watch the open shadow roots an event passes through (before the page's handlers run). On a
+ * press or a click, also remember what the password fields of each tree it passes through hold
+ * (as typed passwords are, notePasswordTyping): a value the page put there by script (its
+ * "suggest a strong password") was never typed, and a "show password" that swaps the field for
+ * a new text field holding it left no trace of a password on the field shown.
+ */
 function notePasswordRoots(event: Event): void {
   try {
     const path = event.composedPath();
+    const press = event.type === "pointerdown" || event.type === "mousedown" || event.type === "click" ||
+      event.type === "touchstart";
     for (let i = 0; i < path.length; i++) {
       const node = path[i] as Node;
-      if (nodeTypeOf(node) !== DOCUMENT_FRAGMENT_NODE) continue;
-      hostOf(node); // a shadow root (throws for anything else)
-      watchPasswordRoot(node as ShadowRoot);
+      const type = nodeTypeOf(node);
+      if (type === DOCUMENT_FRAGMENT_NODE) {
+        hostOf(node); // a shadow root (throws for anything else)
+        watchPasswordRoot(node as ShadowRoot);
+      } else if (type !== DOCUMENT_NODE) {
+        continue;
+      }
+      if (!press) continue;
+      const fields = queryAllIn(node, 'input[type="password" i]');
+      for (const field of fields.slice(0, PRESS_PASSWORDS)) {
+        everPassword.add(field);
+        const value = liveValueOf(field) ?? "";
+        if (value) rememberSecret(value, field, undefined, false, false, true);
+      }
     }
   } catch (error) {
     failed(error);
@@ -2721,7 +2743,7 @@ function rememberSecret(
   const value = asRead(text).trim();
   if (!value || /^[\u2022\s]+$/.test(value)) return;
   const minimum = SECRET_MINIMUM[kind];
-  const digits = value.replace(/\D/g, "");
+  const digits = value.replace(/\D/g, ""); // asRead wrote any script's digits as ASCII ones
   const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
   // A run of digits a shown value masks (maskShownValue) is looked for by its digits only: its
   // copies keep their shape (one `•` a digit), as the run does in the value.
@@ -2892,10 +2914,14 @@ function standsAlone(text: string, start: number, end: number): boolean {
 const ODD_SPACES = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/gu;
 
 /** `text` as the agent reads it: characters drawn as nothing (INVISIBLE: soft hyphens a
- * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, and
- * no-break and other blanks read as a space. Only non-ASCII text changes. */
+ * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, no-break and
+ * other blanks read as a space, and any script's decimal digits as ASCII ones (a PIN typed on an
+ * Arabic keyboard, `٤٧٢٩`, that the page echoes as `4729`, or the other way round). Only
+ * non-ASCII text changes. */
 function asRead(text: string): string {
-  return /[^\x00-\x7f]/.test(text) ? text.replace(INVISIBLE, "").replace(ODD_SPACES, " ") : text;
+  if (!/[^\x00-\x7f]/.test(text)) return text;
+  const read = text.replace(INVISIBLE, "").replace(ODD_SPACES, " ");
+  return hasOtherDigits(read) ? read.replace(ANY_DIGIT, asciiDigit) : read;
 }
 
 /** Mask in `text` the copies of remembered hidden values (see above); `markup`: `text` is markup
