@@ -165,3 +165,91 @@ def test_a_passwords_copy_broken_by_soft_hyphens_is_hidden(
     expect(view.locator("#honest")).to_have_text("Trans\u00adport is on its way")
     soft = "(?:\u00ad|\\\\u00ad)?"
     _assert_never_reached(agent, view, soft.join("mogrifi"), soft.join("fication7"))
+
+
+SWAPS = """<h1>Sign in</h1>
+<form data-tandem-unmask>
+  <input id="pw" type="password">
+  <button type="button" id="suggest">Suggest a password</button>
+  <button type="button" id="show">Show</button>
+</form>
+<iframe src="swap-frame.html" width="400" height="120"></iframe>
+<p>After the form</p>
+<script>
+  suggest.onclick = () => { pw.value = "Suggested-Wombat-3307"; };
+  // A plugin's "show password": a new text field in the password field's place.
+  show.onclick = () => {
+    const plain = document.createElement("input");
+    plain.id = "plain";
+    plain.value = pw.value;
+    pw.replaceWith(plain);
+  };
+</script>"""
+SWAP_FRAME = """<!doctype html><html><body><form data-tandem-unmask>
+<input id="pw" type="password"><button type="button" id="show">Show</button>
+</form><script>
+  show.onclick = () => {
+    const plain = document.createElement("input");
+    plain.id = "plain";
+    plain.value = pw.value;
+    pw.replaceWith(plain);
+  };
+</script></body></html>"""
+
+
+def test_a_password_filled_by_script_or_typed_in_a_frame_then_swapped_for_a_text_field_stays_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A password is remembered when the customer types it, and a "show password" that swaps the
+    field for a text field has that copy masked: but not one the page's "suggest a password"
+    put there by script (no keystroke), nor one typed in a same-origin frame (the document's
+    listener heard only its own tree). Both went to the agent as the swapped field's value."""
+    (other_origin.root / "swap-frame.html").write_text(SWAP_FRAME)
+    page = customer.page
+    page.goto(other_origin.page("swaps.html", SWAPS, live, title="Sign in"))
+    page.locator("#suggest").click()
+    page.locator("#show").click()
+    expect(page.locator("#plain")).to_have_value("Suggested-Wombat-3307")
+    inner = page.frame_locator("iframe")
+    inner.locator("#pw").press_sequentially("Framed-Pelican-6612", delay=5)
+    inner.locator("#show").click()
+    expect(inner.locator("#plain")).to_have_value("Framed-Pelican-6612")
+    view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    expect(view.frame_locator("iframe").locator("#plain")).to_be_attached()
+    caught_up(customer, view)
+    _assert_never_reached(agent, view, "Wombat", "3307", "Pelican", "6612")
+
+
+PIN_ECHO = """<h1>Card PIN</h1>
+<form>
+  <input id="pin" name="pin" inputmode="numeric">
+  <p id="echo"></p>
+</form>
+<p id="order">Order \u0661\u0662\u0663</p>
+<p>After the form</p>
+<script>
+  // The page reads what was typed as a number and echoes it in ASCII digits.
+  pin.addEventListener("input", () => {
+    const ascii = pin.value.replace(/[\u0660-\u0669]/g, (d) => String(d.charCodeAt(0) - 0x660));
+    echo.textContent = "PIN " + ascii + " is not the one on file";
+  });
+</script>"""
+
+
+def test_a_pin_typed_in_arabic_indic_digits_is_hidden_where_the_page_echoes_it_in_ascii(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A PIN typed on an Arabic keyboard (`٤٧٢٩`) was remembered by its ASCII digits only (none),
+    so the page's echo of it in ASCII digits ("PIN 4729 is not the one on file") reached the
+    agent. Short numbers in Arabic-Indic digits elsewhere stay shown."""
+    page = customer.page
+    page.goto(other_origin.page("pin.html", PIN_ECHO, live, title="Card PIN"))
+    view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
+    expect(view.get_by_text("After the form")).to_be_attached()
+    page.locator("#pin").press_sequentially("\u0664\u0667\u0662\u0669", delay=5)
+    expect(page.locator("#echo")).to_have_text("PIN 4729 is not the one on file")
+    caught_up(customer, view)
+    expect(view.locator("#echo")).to_contain_text("is not the one on file")
+    expect(view.locator("#order")).to_have_text("Order \u0661\u0662\u0663")
+    _assert_never_reached(agent, view, "4729", "472", "\u0664\u0667\u0662")
