@@ -30,7 +30,9 @@ COMPONENT = """<h1>Sign in</h1>
         <button type="button" id="show">Show</button></form>`;
       const pw = root.querySelector("#pw");
       root.querySelector("#suggest").onclick = () => { pw.value = "Suggested-Quokka-8841"; };
-      root.querySelector("#show").onclick = () => { pw.type = pw.type === "password" ? "text" : "password"; };
+      root.querySelector("#show").onclick = () => {
+        pw.type = pw.type === "password" ? "text" : "password";
+      };
     }
   });
 </script>"""
