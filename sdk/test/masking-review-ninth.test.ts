@@ -175,3 +175,43 @@ test("a PIN typed in another script's digits is found where the page echoes it i
     forgetSecrets();
   }
 });
+
+test("a card drawn with combining marks (keycaps, underlines, strokes) on its digits is masked", () => {
+  const marked = (card: string, mark: string) => card.replace(/\d/g, (d) => d + mark);
+  for (const card of [
+    marked("4111111111111111", "\ufe0f\u20e3"), marked("4111 1111 1111 1111", "\ufe0f\u20e3"),
+    marked("4111 1111 1111 1111", "\u0332"), marked("4111111111111111", "\u0336"), marked("4111-1111-1111-1111", "\u0305"),
+  ]) {
+    for (const masked of [maskCardNumbers(`Card ${card} on file`), maskLongDigitRuns(`Card ${card}`)]) {
+      assert.doesNotMatch(masked, /\d/, `${JSON.stringify(card)}: ${JSON.stringify(masked)}`);
+    }
+  }
+  // Accented words and an emoji keycap beside short numbers stay as written.
+  for (const text of ["Cafe\u0301 au lait 12", "Press 1\ufe0f\u20e3 then 2\ufe0f\u20e3", "Room 2\u0332"]) {
+    assert.equal(maskCardNumbers(text), text);
+    assert.equal(maskLongDigitRuns(text), text);
+  }
+});
+
+test("a card written in superscript, subscript or circled digits is masked", () => {
+  const forms: Record<string, string[]> = {
+    superscript: ["\u2070", "\u00b9", "\u00b2", "\u00b3", "\u2074", "\u2075", "\u2076", "\u2077", "\u2078", "\u2079"],
+    subscript: Array.from({ length: 10 }, (_, d) => String.fromCharCode(0x2080 + d)),
+    circled: ["\u24ea", ...Array.from({ length: 9 }, (_, d) => String.fromCharCode(0x2460 + d))],
+    dingbat: ["\u24ff", ...Array.from({ length: 9 }, (_, d) => String.fromCharCode(0x2776 + d))],
+    sansSerif: ["\u24ea", ...Array.from({ length: 9 }, (_, d) => String.fromCharCode(0x2780 + d))],
+  };
+  for (const [name, digits] of Object.entries(forms)) {
+    for (const ascii of ["4111111111111111", "4111 1111 1111 1111", "5500-0000-0000-0004"]) {
+      const card = ascii.replace(/\d/g, (d) => digits[Number(d)]);
+      const other = new RegExp(`[${digits.join("")}]`, "u");
+      for (const masked of [maskCardNumbers(`Card ${card} on file`), maskLongDigitRuns(`Card ${card}`)]) {
+        assert.doesNotMatch(masked, other, `${name} ${card}: ${masked}`);
+      }
+    }
+  }
+  for (const text of ["E = mc\u00b2 and H\u2082O", "Area 120 m\u00b2, footnote\u00b9", "\u2460 Step one \u2461 Step two"]) {
+    assert.equal(maskCardNumbers(text), text);
+    assert.equal(maskLongDigitRuns(text), text);
+  }
+});

@@ -330,13 +330,42 @@ function hasDigits(text: string, count: number): boolean {
 /** Mask every digit of every Luhn-valid 13-19 digit card number in `text`. */
 export function maskCardNumbers(text: string): string {
   if (text.length < 13) return text;
-  if (!hasDigits(text, 13) && !hasOtherDigits(text)) return text;
-  return maskLooseRuns(text.replace(DIGIT_RUN, (run) => maskRun(run, Infinity)), false);
+  return withDigitForms(text, (plain) => {
+    if (!hasDigits(plain, 13) && !hasOtherDigits(plain)) return plain;
+    return maskLooseRuns(plain.replace(DIGIT_RUN, (run) => maskRun(run, Infinity)), false);
+  });
 }
 
 /** Mask card numbers and every run of 7 or more digits (for values typed into fields). */
 export function maskLongDigitRuns(text: string): string {
-  return maskLooseRuns(text.replace(DIGIT_RUN, (run) => maskRun(run, 7)), true);
+  return withDigitForms(text, (plain) => maskLooseRuns(plain.replace(DIGIT_RUN, (run) => maskRun(run, 7)), true));
+}
+
+/** Digits drawn in another form, which Unicode counts as no decimal digit (`No`) but the agent
+ * reads as one: superscripts (`⁴¹¹¹`), subscripts, circled, negative circled and sans-serif
+ * circled digits (`④①①①`, `❹❶❶❶`, `➃➀➀➀`, `⓸⓵⓵⓵`), each one UTF-16 unit, with its value. */
+const DIGIT_FORMS = new Map<string, string>();
+for (const [start, values] of [
+  [0x2070, "0"], [0x00b9, "1"], [0x00b2, "23"], [0x2074, "456789"], [0x2080, "0123456789"], [0x2460, "123456789"],
+  [0x24ea, "0"], [0x24f5, "123456789"], [0x24ff, "0"], [0x2776, "123456789"], [0x2780, "123456789"], [0x278a, "123456789"],
+] as const) {
+  for (let i = 0; i < values.length; i++) DIGIT_FORMS.set(String.fromCharCode(start + i), values[i]);
+}
+const DIGIT_FORM = /[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u2080-\u2089\u2460-\u2468\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792]/g;
+
+/**
+ * `mask` applied to `text` with its digits of other forms (DIGIT_FORMS) read as ASCII digits:
+ * where it masks one of them, that character is masked in `text`; the others stay as written.
+ */
+function withDigitForms(text: string, mask: (plain: string) => string): string {
+  DIGIT_FORM.lastIndex = 0;
+  if (!DIGIT_FORM.test(text)) return mask(text);
+  const plain = text.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch);
+  const masked = mask(plain);
+  if (masked.length !== plain.length) return masked; // another script's digits changed length: as read
+  let out = "";
+  for (let i = 0; i < text.length; i++) out += masked[i] === plain[i] ? text[i] : masked[i];
+  return out;
 }
 
 /** A decimal digit other than ASCII's: full-width (a Japanese or Chinese IME's `４１１１`),
@@ -353,12 +382,17 @@ const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
  * `‧`, `・`), slashes, bars, underscores, spaces of any width and line breaks (any White_Space:
  * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width. */
 const LOOSE_SEPARATOR = "[.\\/_|\\u00b7\\u2027\\u30fb\\u2010-\\u2015\\u2212\\p{White_Space}-]";
+/** What is drawn with a digit or as nothing (INVISIBLE, and combining marks: a keycap's
+ * `4\ufe0f\u20e3`, an underline's `4\u0332`, a stroke's): the digit is read all the same. */
+const ATTACHED_CLASS = "[\\p{DI}\\p{M}]";
+const ATTACHED = new RegExp(ATTACHED_CLASS, "gu");
 /** Digit runs, any script's digits, with up to four visible separators (LOOSE_SEPARATOR) and any
  * number of invisible ones between digits ("4111.1111.1111.1111", "4111  1111",
  * "4111\u200b1111", "4111\u200e1111"). */
-const LOOSE_RUN = new RegExp(`\\p{Nd}(?:\\p{DI}*(?:${LOOSE_SEPARATOR}\\p{DI}*){0,4}\\p{Nd})*`, "gu");
-/** The same for ASCII digits only: most text has no other, and this one is the cheaper to run. */
-const LOOSE_ASCII_RUN = new RegExp(`[0-9](?:\\p{DI}*(?:${LOOSE_SEPARATOR}\\p{DI}*){0,4}[0-9])*`, "gu");
+const LOOSE_RUN = new RegExp(`\\p{Nd}(?:${ATTACHED_CLASS}*(?:${LOOSE_SEPARATOR}${ATTACHED_CLASS}*){0,4}\\p{Nd})*`, "gu");
+/** The same for ASCII text (its separators are LOOSE_SEPARATOR's ASCII ones): most text is, and
+ * this one is the cheaper to run. */
+const LOOSE_ASCII_RUN = /[0-9](?:[ \t\n\r\v\f.\/_|-]{0,4}[0-9])*/g;
 /** Spaces drawn as a blank on one line (not line breaks): a card spaced so, even digit by digit
  * ("4\u00a01\u00a01\u00a01…", a receipt's), is read as DIGIT_RUN reads one spaced by ASCII spaces. */
 const LINE_SPACES = /[\t \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/gu;
@@ -403,10 +437,10 @@ function spacedCard(visible: string): boolean {
 }
 
 function maskLooseRuns(text: string, typed: boolean): string {
-  return text.replace(hasOtherDigits(text) ? LOOSE_RUN : LOOSE_ASCII_RUN, (run) => {
+  return text.replace(/[^\x00-\x7f]/.test(text) ? LOOSE_RUN : LOOSE_ASCII_RUN, (run) => {
     if (run.length < (typed ? 7 : 13)) return run; // too few digits, whatever they are
     const ascii = !/[^\x00-\x7f]/.test(run);
-    const visible = ascii ? run : run.replace(INVISIBLE, "");
+    const visible = ascii ? run : run.replace(ATTACHED, "");
     const groups = visible.split(ascii ? /[^0-9]+/ : LOOSE_SEPARATORS);
     if (groups.length < 2 && visible === run && !hasOtherDigits(run)) return run; // DIGIT_RUN's already
     const digits = ascii ? groups.join("") : Array.from(groups.join(""), asciiDigit).join("");
@@ -414,11 +448,15 @@ function maskLooseRuns(text: string, typed: boolean): string {
     // row ("01.02.2024 - 15.02.2024") are not one, even when their digits pass Luhn's check.
     const size = (group: string) => (ascii ? group.length : [...group].length);
     const card = (digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits)) ||
-      spacedCard(visible);
-    // Typed key by key, a card is on one line: numbers one a line (years in a textarea) are none.
-    const long = typed && digits.length >= 7 && !/[\n\r\v\f\u0085\u2028\u2029]/.test(visible) && (/^\p{Nd}+$/u.test(visible.replace(LINE_SPACES, "")) ||
-      groups.slice(0, -1).every((group) => size(group) === 4));
-    return card || long ? run.replace(ANY_DIGIT, MASK) : run;
+      // Spaced otherwise than DIGIT_RUN's single ASCII spaces (which it judged already).
+      ((!ascii || /\t| {2}/.test(visible)) && spacedCard(visible));
+    if (card) return run.replace(ANY_DIGIT, MASK);
+    if (!typed || digits.length < 7) return run;
+    // Unbroken or spaced on one line; or typed key by key in groups of four (a card is on one
+    // line: numbers one a line, years in a textarea, are none).
+    const spaced = ascii ? /^[0-9 \t]+$/.test(visible) : /^\p{Nd}+$/u.test(visible.replace(LINE_SPACES, ""));
+    const long = spaced || (!/[\n\r\v\f\u0085\u2028\u2029]/.test(visible) && groups.slice(0, -1).every((group) => size(group) === 4));
+    return long ? run.replace(ANY_DIGIT, MASK) : run;
   });
 }
 
