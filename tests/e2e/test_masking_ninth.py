@@ -94,11 +94,16 @@ def test_a_password_a_same_origin_frame_shows_before_sharing_stays_hidden(
 SPACED = "\u00a0".join("4111111111111111")
 MARKED = "\u200e".join(["5500", "0000", "0000", "0004"])
 LINES = "\n".join(["4012", "8888", "8888", "1881"])
+KEYCAPS = "".join(f"{d}\ufe0f\u20e3" for d in "4111111111111111")
+SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+SUPERSCRIPT = "".join(SUPERSCRIPTS[int(d)] for d in "5500000000000004")
 CARDS = f"""<h1>Receipt</h1>
 <p id="spaced">Paid with {SPACED}</p>
 <p id="marked">Card {MARKED} on file</p>
 <pre id="lines">Card
 {LINES}</pre>
+<p id="keycaps">Card {KEYCAPS}</p>
+<p id="sup">Card {SUPERSCRIPT}</p>
 <card-line></card-line>
 <p id="dates">Stay 01.02.2024 - 15.02.2024, order 123\u00a0456</p>
 <p>After the form</p>
@@ -117,7 +122,8 @@ def test_card_numbers_written_with_invisible_separators_or_spaced_digits_are_hid
 ) -> None:
     """A receipt spacing each digit with a no-break space, a card written with left-to-right
     marks between its groups (an RTL page's), one broken over lines in a `<pre>`, an Amex number
-    with empty bidi isolates in a component: each reached the agent as written. Dates and an
+    with empty bidi isolates in a component, one in keycap emoji, one in superscript digits:
+    each reached the agent as written. Dates and an
     order number beside them stay shown."""
     page = customer.page
     page.goto(other_origin.page("receipt.html", CARDS, live, title="Receipt"))
@@ -133,6 +139,9 @@ def test_card_numbers_written_with_invisible_separators_or_spaced_digits_are_hid
         sep.join(["5500", "0000", "0000", "0004"]),
         sep.join(["4012", "8888", "8888", "1881"]),
         sep.join(["3782", "822463", "10005"]),
+        sep.join("4111111"),
+        "\u2075\u2075\u2070\u2070",
+        "\\\\u2075\\\\u2075\\\\u2070\\\\u2070",
     )
 
 
