@@ -330,13 +330,42 @@ function hasDigits(text: string, count: number): boolean {
 /** Mask every digit of every Luhn-valid 13-19 digit card number in `text`. */
 export function maskCardNumbers(text: string): string {
   if (text.length < 13) return text;
-  if (!hasDigits(text, 13) && !hasOtherDigits(text)) return text;
-  return maskLooseRuns(text.replace(DIGIT_RUN, (run) => maskRun(run, Infinity)), false);
+  return withDigitForms(text, (plain) => {
+    if (!hasDigits(plain, 13) && !hasOtherDigits(plain)) return plain;
+    return maskLooseRuns(plain.replace(DIGIT_RUN, (run) => maskRun(run, Infinity)), false);
+  });
 }
 
 /** Mask card numbers and every run of 7 or more digits (for values typed into fields). */
 export function maskLongDigitRuns(text: string): string {
-  return maskLooseRuns(text.replace(DIGIT_RUN, (run) => maskRun(run, 7)), true);
+  return withDigitForms(text, (plain) => maskLooseRuns(plain.replace(DIGIT_RUN, (run) => maskRun(run, 7)), true));
+}
+
+/** Digits drawn in another form, which Unicode counts as no decimal digit (`No`) but the agent
+ * reads as one: superscripts (`⁴¹¹¹`), subscripts, circled, negative circled and sans-serif
+ * circled digits (`④①①①`, `❹❶❶❶`, `➃➀➀➀`, `⓸⓵⓵⓵`), each one UTF-16 unit, with its value. */
+const DIGIT_FORMS = new Map<string, string>();
+for (const [start, values] of [
+  [0x2070, "0"], [0x00b9, "1"], [0x00b2, "23"], [0x2074, "456789"], [0x2080, "0123456789"], [0x2460, "123456789"],
+  [0x24ea, "0"], [0x24f5, "123456789"], [0x24ff, "0"], [0x2776, "123456789"], [0x2780, "123456789"], [0x278a, "123456789"],
+] as const) {
+  for (let i = 0; i < values.length; i++) DIGIT_FORMS.set(String.fromCharCode(start + i), values[i]);
+}
+const DIGIT_FORM = /[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u2080-\u2089\u2460-\u2468\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792]/g;
+
+/**
+ * `mask` applied to `text` with its digits of other forms (DIGIT_FORMS) read as ASCII digits:
+ * where it masks one of them, that character is masked in `text`; the others stay as written.
+ */
+function withDigitForms(text: string, mask: (plain: string) => string): string {
+  DIGIT_FORM.lastIndex = 0;
+  if (!DIGIT_FORM.test(text)) return mask(text);
+  const plain = text.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch);
+  const masked = mask(plain);
+  if (masked.length !== plain.length) return masked; // another script's digits changed length: as read
+  let out = "";
+  for (let i = 0; i < text.length; i++) out += masked[i] === plain[i] ? text[i] : masked[i];
+  return out;
 }
 
 /** A decimal digit other than ASCII's: full-width (a Japanese or Chinese IME's `４１１１`),
@@ -344,16 +373,29 @@ export function maskLongDigitRuns(text: string): string {
  * (`𝟒𝟏𝟏𝟏`)... any script's: the agent reads them as digits. */
 const OTHER_DIGIT = /(?![0-9])\p{Nd}/u;
 const ANY_DIGIT = /\p{Nd}/gu;
-/** Characters drawn as nothing (zero-width spaces and joiners, word joiner, BOM, soft hyphen):
- * between digits they hide no digit from the agent's eye, and split no group. */
-const INVISIBLE = /[\u00ad\u200b-\u200d\u2060\ufeff]/gu;
-/** Digit runs, any script's digits, with up to four of the separators a card is written with
- * besides one space or dash (DIGIT_RUN): dots (`.`, `·`, `‧`, `・`), slashes, bars, underscores,
- * tabs, spaces of any width, dashes of any width, the invisible ones above, several spaces
- * ("4111.1111.1111.1111", "4111  1111", "4111\u200b1111"). */
-const LOOSE_RUN = /\p{Nd}(?:[ \t.\/_|\u00a0\u00b7\u2027\u30fb\u2000-\u200a\u202f\u205f\u2010-\u2015\u2212\u3000\u00ad\u200b-\u200d\u2060\ufeff-]{0,4}\p{Nd})*/gu;
-/** The same for ASCII digits only: most text has no other, and this one is the cheaper to run. */
-const LOOSE_ASCII_RUN = /[0-9](?:[ \t.\/_|\u00a0\u00b7\u2027\u30fb\u2000-\u200a\u202f\u205f\u2010-\u2015\u2212\u3000\u00ad\u200b-\u200d\u2060\ufeff-]{0,4}[0-9])*/g;
+/** Characters drawn as nothing (zero-width spaces and joiners, word joiner, BOM, soft hyphen,
+ * bidi marks and isolates, invisible operators, Hangul fillers, variation selectors, tags: every
+ * default-ignorable code point): between digits they hide no digit from the agent's eye, and
+ * split no group, however many there are. */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+/** The separators a card is written with besides one space or dash (DIGIT_RUN): dots (`.`, `·`,
+ * `‧`, `・`), slashes, bars, underscores, spaces of any width and line breaks (any White_Space:
+ * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width. */
+const LOOSE_SEPARATOR = "[.\\/_|\\u00b7\\u2027\\u30fb\\u2010-\\u2015\\u2212\\p{White_Space}-]";
+/** What is drawn with a digit or as nothing (INVISIBLE, and combining marks: a keycap's
+ * `4\ufe0f\u20e3`, an underline's `4\u0332`, a stroke's): the digit is read all the same. */
+const ATTACHED_CLASS = "[\\p{DI}\\p{M}]";
+const ATTACHED = new RegExp(ATTACHED_CLASS, "gu");
+/** Digit runs, any script's digits, with up to four visible separators (LOOSE_SEPARATOR) and any
+ * number of invisible ones between digits ("4111.1111.1111.1111", "4111  1111",
+ * "4111\u200b1111", "4111\u200e1111"). */
+const LOOSE_RUN = new RegExp(`\\p{Nd}(?:${ATTACHED_CLASS}*(?:${LOOSE_SEPARATOR}${ATTACHED_CLASS}*){0,4}\\p{Nd})*`, "gu");
+/** The same for ASCII text (its separators are LOOSE_SEPARATOR's ASCII ones): most text is, and
+ * this one is the cheaper to run. */
+const LOOSE_ASCII_RUN = /[0-9](?:[ \t\n\r\v\f.\/_|-]{0,4}[0-9])*/g;
+/** Spaces drawn as a blank on one line (not line breaks): a card spaced so, even digit by digit
+ * ("4\u00a01\u00a01\u00a01…", a receipt's), is read as DIGIT_RUN reads one spaced by ASCII spaces. */
+const LINE_SPACES = /[\t \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/gu;
 /** Whether a text has a decimal digit other than ASCII's (cheapest first: any non-ASCII). */
 function hasOtherDigits(text: string): boolean {
   return /[^\x00-\x7f]/.test(text) && OTHER_DIGIT.test(text);
@@ -385,21 +427,36 @@ function asciiDigit(ch: string): string {
  * dots, slashes or underscores (a card typed key by key, "4111.1111.1"; a date's "15.01.2024" is
  * no such run).
  */
+/** Whether a run (invisible characters taken out) spaced only by blanks on one line, one or
+ * more between digits, holds a card number as DIGIT_RUN's single spaces would (cardDigitMask:
+ * any 13-19 digits between blanks, a card spaced digit by digit too). */
+function spacedCard(visible: string): boolean {
+  const spaced = visible.replace(LINE_SPACES, " ");
+  if (!/^\p{Nd}(?: ?\p{Nd})*$/u.test(spaced)) return false;
+  return cardDigitMask(Array.from(spaced, (ch) => (ch === " " ? ch : asciiDigit(ch))).join("")) !== null;
+}
+
 function maskLooseRuns(text: string, typed: boolean): string {
-  return text.replace(hasOtherDigits(text) ? LOOSE_RUN : LOOSE_ASCII_RUN, (run) => {
+  return text.replace(/[^\x00-\x7f]/.test(text) ? LOOSE_RUN : LOOSE_ASCII_RUN, (run) => {
     if (run.length < (typed ? 7 : 13)) return run; // too few digits, whatever they are
     const ascii = !/[^\x00-\x7f]/.test(run);
-    const visible = ascii ? run : run.replace(INVISIBLE, "");
+    const visible = ascii ? run : run.replace(ATTACHED, "");
     const groups = visible.split(ascii ? /[^0-9]+/ : LOOSE_SEPARATORS);
     if (groups.length < 2 && visible === run && !hasOtherDigits(run)) return run; // DIGIT_RUN's already
     const digits = ascii ? groups.join("") : Array.from(groups.join(""), asciiDigit).join("");
     // A card is written in groups of 3 to 6 (4-4-4-4, Amex's 4-6-5) or unbroken: two dates in a
     // row ("01.02.2024 - 15.02.2024") are not one, even when their digits pass Luhn's check.
     const size = (group: string) => (ascii ? group.length : [...group].length);
-    const card = digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits);
-    const long = typed && digits.length >= 7 && (/^[\p{Nd}\s]+$/u.test(visible) ||
-      groups.slice(0, -1).every((group) => size(group) === 4));
-    return card || long ? run.replace(ANY_DIGIT, MASK) : run;
+    const card = (digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits)) ||
+      // Spaced otherwise than DIGIT_RUN's single ASCII spaces (which it judged already).
+      ((!ascii || /\t| {2}/.test(visible)) && spacedCard(visible));
+    if (card) return run.replace(ANY_DIGIT, MASK);
+    if (!typed || digits.length < 7) return run;
+    // Unbroken or spaced on one line; or typed key by key in groups of four (a card is on one
+    // line: numbers one a line, years in a textarea, are none).
+    const spaced = ascii ? /^[0-9 \t]+$/.test(visible) : /^\p{Nd}+$/u.test(visible.replace(LINE_SPACES, ""));
+    const long = spaced || (!/[\n\r\v\f\u0085\u2028\u2029]/.test(visible) && groups.slice(0, -1).every((group) => size(group) === 4));
+    return long ? run.replace(ANY_DIGIT, MASK) : run;
   });
 }
 
@@ -654,21 +711,103 @@ function notePasswordChanges(records: MutationRecord[]): void {
   }
 }
 
+/** The trees (documents of same-origin frames, open shadow roots) passwordWatch observes. */
+const passwordRoots = new WeakSet<Node>();
+/** Events, read at a document in the capture phase (before the page's own handlers), whose path
+ * names the open shadow roots (and so the web components) the customer touches. */
+const PASSWORD_ROOT_EVENTS = ["focusin", "pointerdown", "mousedown", "touchstart", "keydown", "click", "input", "change"];
+
 /**
  * Remember every field that is or was `type="password"` in `doc` from now on (the SDK calls it
  * as it loads, before anything is shared): isSensitiveField then hides it whatever its type
- * becomes. Only `doc`'s own tree: fields in shadow roots and frames are known by rrweb's mark
- * when their type changes while recording, by their name, or by their `autocomplete`.
+ * becomes. `doc`'s own tree, the documents of its same-origin frames (as each loads), and each
+ * open shadow root the customer touches (focus, a press, a key, a click: read at the document
+ * in the capture phase, before the component's own "show password" handler runs): a web
+ * component's toggle, or a frame's, before sharing started showed the password as a text field
+ * (ninth masking review). A shadow root nobody touched is known by rrweb's mark when its type
+ * changes while recording, by the field's name, or by its `autocomplete`.
  */
 export function watchPasswordFields(doc: Document): void {
   if (passwordWatch || typeof MutationObserver === "undefined") return;
   try {
-    for (const field of Array.from(doc.querySelectorAll('input[type="password" i]'))) everPassword.add(field);
     passwordWatch = new MutationObserver(notePasswordChanges);
-    passwordWatch.observe(doc, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
-    // `change` too: an autofill, a password manager or a drop that tells the page only so.
-    doc.addEventListener("input", notePasswordTyping, true);
-    doc.addEventListener("change", notePasswordTyping, true);
+    watchPasswordDocument(doc);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+/** Observe `root` (a document or an open shadow root) for password fields and type changes. */
+function watchPasswordRoot(root: Document | ShadowRoot): void {
+  if (!passwordWatch || passwordRoots.has(root)) return;
+  passwordRoots.add(root);
+  for (const field of queryAllIn(root, 'input[type="password" i]')) everPassword.add(field);
+  passwordWatch.observe(root, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+}
+
+function watchPasswordDocument(doc: Document): void {
+  if (passwordRoots.has(doc)) return;
+  watchPasswordRoot(doc);
+  // `change` too: an autofill, a password manager or a drop that tells the page only so.
+  doc.addEventListener("input", notePasswordTyping, true);
+  doc.addEventListener("change", notePasswordTyping, true);
+  for (const type of PASSWORD_ROOT_EVENTS) doc.addEventListener(type, notePasswordRoots, true);
+  // A frame's `load` does not bubble, but a document's capture listener sees it.
+  doc.addEventListener("load", notePasswordFrame, true);
+  for (const frame of queryAllIn(doc, "iframe, frame")) watchPasswordFrame(frame);
+}
+
+/** Watch a same-origin frame's document (another origin's cannot be read, nor is it recorded). */
+function watchPasswordFrame(frame: Element): void {
+  try {
+    const inner = (frame as HTMLIFrameElement).contentDocument;
+    if (inner) watchPasswordDocument(inner);
+  } catch {
+    // another origin's frame
+  }
+}
+
+function notePasswordFrame(event: Event): void {
+  try {
+    const el = asElement(event.target);
+    if (el && (localNameOf(el) === "iframe" || localNameOf(el) === "frame")) watchPasswordFrame(el);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+/** How many password fields of a tree a press or click remembers the values of. */
+const PRESS_PASSWORDS = 8;
+
+/**
+ * Watch the open shadow roots an event passes through (before the page's handlers run). On a
+ * press or a click, also remember what the password fields of each tree it passes through hold
+ * (as typed passwords are, notePasswordTyping): a value the page put there by script (its
+ * "suggest a strong password") was never typed, and a "show password" that swaps the field for
+ * a new text field holding it left no trace of a password on the field shown.
+ */
+function notePasswordRoots(event: Event): void {
+  try {
+    const path = event.composedPath();
+    const press = event.type === "pointerdown" || event.type === "mousedown" || event.type === "click" ||
+      event.type === "touchstart";
+    for (let i = 0; i < path.length; i++) {
+      const node = path[i] as Node;
+      const type = nodeTypeOf(node);
+      if (type === DOCUMENT_FRAGMENT_NODE) {
+        hostOf(node); // a shadow root (throws for anything else)
+        watchPasswordRoot(node as ShadowRoot);
+      } else if (type !== DOCUMENT_NODE) {
+        continue;
+      }
+      if (!press) continue;
+      const fields = queryAllIn(node, 'input[type="password" i]');
+      for (const field of fields.slice(0, PRESS_PASSWORDS)) {
+        everPassword.add(field);
+        const value = liveValueOf(field) ?? "";
+        if (value) rememberSecret(value, field, undefined, false, false, true);
+      }
+    }
   } catch (error) {
     failed(error);
   }
@@ -689,6 +828,7 @@ function notePasswordTyping(event: Event): void {
     const el = asElement(path.length > 0 ? path[0] : event.target);
     if (!el || localNameOf(el) !== "input") return;
     if (!everPassword.has(el) && (attributeOf(el, "type") ?? "").toLowerCase().trim() !== "password") return;
+    everPassword.add(el);
     rememberSecret(liveValueOf(el) ?? "", el, undefined, false, false, true);
   } catch (error) {
     failed(error);
@@ -2638,10 +2778,10 @@ function rememberSecret(
     failed(error);
     kind = "sensitive";
   }
-  const value = text.trim();
+  const value = asRead(text).trim();
   if (!value || /^[\u2022\s]+$/.test(value)) return;
   const minimum = SECRET_MINIMUM[kind];
-  const digits = value.replace(/\D/g, "");
+  const digits = value.replace(/\D/g, ""); // asRead wrote any script's digits as ASCII ones
   const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
   // A run of digits a shown value masks (maskShownValue) is looked for by its digits only: its
   // copies keep their shape (one `•` a digit), as the run does in the value.
@@ -2808,10 +2948,36 @@ function standsAlone(text: string, start: number, end: number): boolean {
   return (start === 0 || !WORD_CHAR.test(text[start - 1])) && (end === text.length || !WORD_CHAR.test(text[end]));
 }
 
+/** Spaces drawn as a blank (no-break, narrow, thin...), read as one ASCII space in copies. */
+const ODD_SPACES = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/gu;
+
+/** `text` as the agent reads it: characters drawn as nothing (INVISIBLE: soft hyphens a
+ * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, no-break and
+ * other blanks read as a space, and any script's decimal digits as ASCII ones (a PIN typed on an
+ * Arabic keyboard, `٤٧٢٩`, that the page echoes as `4729`, or the other way round). Only
+ * non-ASCII text changes. */
+function asRead(text: string): string {
+  if (!/[^\x00-\x7f]/.test(text)) return text;
+  const read = text.replace(INVISIBLE, "").replace(ODD_SPACES, " ");
+  return hasOtherDigits(read) ? read.replace(ANY_DIGIT, asciiDigit) : read;
+}
+
 /** Mask in `text` the copies of remembered hidden values (see above); `markup`: `text` is markup
- * or CSS, where short values are not looked for. */
+ * or CSS, where short values are not looked for. A copy the page wrote with invisible characters
+ * in it or no-break spaces ("Trans\u00admog\u00adri…", a PIN's "4\u200b7\u200b2\u200b9") is
+ * found as the agent reads it: the string is then sent as read, its invisible characters gone
+ * and its blanks plain spaces, with the copy masked. */
 export function maskCopies(text: string, markup = false): string {
   if (!secrets.length || text.length < 1) return text;
+  const read = asRead(text);
+  if (read !== text) {
+    const masked = maskCopiesAsWritten(read, markup);
+    if (masked !== read) return masked;
+  }
+  return maskCopiesAsWritten(text, markup);
+}
+
+function maskCopiesAsWritten(text: string, markup: boolean): string {
   let out = text;
   let lower = out.toLowerCase();
   for (const secret of secrets) {
