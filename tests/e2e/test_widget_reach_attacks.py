@@ -16,8 +16,12 @@ pause a screen reader said or a click reached (the banner over it was inert): a 
 the widget's own is shown over it. `inert` on `<html>` did not pause at that change (what the page
 added with it went), and an input event rrweb emitted a task after the pause went to the agent.
 A burst of the page's tooltips over Stop sharing left the widget under the last (its raises
-shared the put-backs' bound, the hidden tooltips' too): raised over each one shown now. Held: the
-page's copies of its dialog with the widget in it, an agent's click opening the page's layers."""
+shared the put-backs' bound, the hidden tooltips' too): raised over each one shown now. Raised
+at their `toggle`, a task after the frame that shows them, tooltips shown at every animation frame
+paused sharing for an honest page, and the cover a report found after one of the page's popovers
+was heard was excused (counted only in a row): a page showing a tooltip before each cover was never
+paused. Raised at `beforetoggle` now (a microtask), and no excuse. Held: the page's copies of its
+dialog with the widget in it, an agent's click opening the page's layers."""
 
 from __future__ import annotations
 

@@ -133,6 +133,12 @@ const PUT_BACKS_PER_LOOK = 8;
  * left to the looks past it, and kept paused, as one taking the widget away is. */
 const RAISES_PER_LOOK = 32;
 
+/** The browser's `queueMicrotask` as the SDK loaded (the raises over the page's popovers,
+ * ./popover-raises.ts): a page's script that runs later and replaces it does not hold them back.
+ * One that replaced it before leaves them to the popovers' `toggle`, and the cover watch counts
+ * the frames drawn meanwhile (sharing pauses: fail closed). */
+const microtask: ((run: () => void) => void) | null = typeof queueMicrotask === "function" ? queueMicrotask.bind(globalThis) : null;
+
 /** The page's open shadow roots the widget watches for its dialogs and popovers (watchShadowRoots),
  * at most: a dialog opened with showModal() or a popover shown in one is seen at that change, as
  * one of the page itself is, not at the next look. Past it (a page of thousands of components),
@@ -644,7 +650,7 @@ export class CustomerUI {
       },
       mayRaise: () => this.mayRaise(),
       raise: () => this.raise(),
-      microtask: (run) => queueMicrotask(run),
+      microtask: (run) => (microtask ?? ((later: () => void) => void Promise.resolve().then(later)))(run),
       beforeFrame: (run) => browserFrame(run),
     });
     const onBeforeToggle = (event: Event) => raises.beforeToggle(event);
