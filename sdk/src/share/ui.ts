@@ -31,6 +31,7 @@ import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
 import { type Question, type Verdict, ask, heardFrame, heardShown } from "./first-frame.ts";
+import { PopoverRaises } from "./popover-raises.ts";
 import { browserEvery, browserFrame, coverReport, customersClick, hasBrowserFrames, hasOcclusionTest, pageNow, pageShown, pageTime } from "./realm.ts";
 import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
@@ -126,10 +127,17 @@ const PUT_BACKS_PER_LOOK = 8;
 /** How many times the widget is raised again over a popover the page shows, between two looks.
  * Apart from the put-backs and larger: a page's tooltips shown one after another as the pointer
  * runs over a menu are shown a dozen at a time between two looks on a busy machine (a bound of 8
- * shared with the put-backs paused sharing for them, in CI). A page that shows one again after
- * each raise (a loop of tasks: each popover's `toggle` is one) is left to the looks past it, and
- * kept paused, as one taking the widget away is. */
+ * shared with the put-backs paused sharing for them, in CI). One raise for all the popovers shown
+ * before a microtask, at most one for each (./popover-raises.ts). A page that shows one again
+ * after each raise (a loop of microtasks: each raise at a popover's `beforetoggle` is one) is
+ * left to the looks past it, and kept paused, as one taking the widget away is. */
 const RAISES_PER_LOOK = 32;
+
+/** The browser's `queueMicrotask` as the SDK loaded (the raises over the page's popovers,
+ * ./popover-raises.ts): a page's script that runs later and replaces it does not hold them back.
+ * One that replaced it before leaves them to the popovers' `toggle`, and the cover watch counts
+ * the frames drawn meanwhile (sharing pauses: fail closed). */
+const microtask: ((run: () => void) => void) | null = typeof queueMicrotask === "function" ? queueMicrotask.bind(globalThis) : null;
 
 /** The page's open shadow roots the widget watches for its dialogs and popovers (watchShadowRoots),
  * at most: a dialog opened with showModal() or a popover shown in one is seen at that change, as
@@ -401,10 +409,6 @@ export class CustomerUI {
   private coverStreak = 0;
   /** When the cover watch last reported Stop sharing shown after it was covered (COVER_FORGET_MS). */
   private shownSince = 0;
-  /** A popover of the page's was heard shown or hidden (and the widget raised over it) since the
-   * cover watch's last report: a cover it reports then is that popover's frame, counted only in a
-   * row (a page's tooltips shown one after another are no page fighting the widget). */
-  private heardPopover = false;
   /** Told of each report of the cover watch that answers askShown() (session.ts holds the page's
    * changes back until one finds Stop sharing shown). */
   private coverHeard: { shown: () => void; covered: () => void } | null = null;
@@ -614,6 +618,7 @@ export class CustomerUI {
       seen.add(root);
       this.watchedRoots.push(root);
       observer.observe(root, watched);
+      root.addEventListener("beforetoggle", onBeforeToggle, true);
       root.addEventListener("toggle", onToggle, true);
     };
     const findRoots = (node: Node) => {
@@ -631,24 +636,41 @@ export class CustomerUI {
     if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden", TANDEM_UI_ATTRIBUTE] });
     if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover", TANDEM_UI_ATTRIBUTE] });
     if (this.root) observer.observe(this.root, { attributes: true, attributeFilter: [TANDEM_UI_ATTRIBUTE] });
-    // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
+    // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer):
+    // the widget raised over it before the frame that shows it is drawn (at its `beforetoggle`,
+    // in a microtask), else at its `toggle`, a task later (./popover-raises.ts).
+    const raises = new PopoverRaises<Element>({
+      popover: (target) => target instanceof Element && target !== this.layer && target.hasAttribute("popover") ? target : null,
+      shown: (popover) => {
+        try {
+          return popover.matches(":popover-open");
+        } catch {
+          return true; // a browser without :popover-open: raised over all the same
+        }
+      },
+      mayRaise: () => this.mayRaise(),
+      raise: () => this.raise(),
+      microtask: (run) => (microtask ?? ((later: () => void) => void Promise.resolve().then(later)))(run),
+      beforeFrame: (run) => browserFrame(run),
+    });
+    const onBeforeToggle = (event: Event) => raises.beforeToggle(event);
     const onToggle = (event: Event) => {
-      const target = event.target;
-      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) {
-        this.heardPopover = true;
-        // Hidden, it covers nothing: only a popover shown calls for a raise.
-        if ((event as ToggleEvent).newState !== "closed" && this.mayRaise()) this.raise();
-      }
+      raises.toggle(event);
       check();
     };
     document.addEventListener("fullscreenchange", check, true);
+    document.addEventListener("beforetoggle", onBeforeToggle, true);
     document.addEventListener("toggle", onToggle, true);
     findRoots(document.documentElement);
     this.reachWatch = () => {
       observer.disconnect();
       document.removeEventListener("fullscreenchange", check, true);
+      document.removeEventListener("beforetoggle", onBeforeToggle, true);
       document.removeEventListener("toggle", onToggle, true);
-      for (const root of this.watchedRoots) root.removeEventListener("toggle", onToggle, true);
+      for (const root of this.watchedRoots) {
+        root.removeEventListener("beforetoggle", onBeforeToggle, true);
+        root.removeEventListener("toggle", onToggle, true);
+      }
       this.watchedRoots = [];
     };
   }
@@ -941,7 +963,6 @@ export class CustomerUI {
     if (!covered) {
       if (this.covered || !this.shownSince) this.shownSince = watchNow();
       this.covered = false;
-      this.heardPopover = false;
       // A report kept back from before the question by a page's observer answers nothing (the
       // question stays asked: the browser's own report still comes, if the page passes it on);
       // nor does one made after the question's first frame (./first-frame.ts).
@@ -951,16 +972,18 @@ export class CustomerUI {
     // What the page changed before this frame was drawn under the cover: not to go (session.ts).
     this.coverHeard?.covered();
     // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
-    const heard = this.heardPopover;
-    this.heardPopover = false;
-    if (!this.covered && (heard || (this.shownSince && watchNow() - this.shownSince >= COVER_FORGET_MS))) this.coverStreak = 0;
+    // A popover of the page's heard shown is no excuse (it reset the count: a page that showed a
+    // tooltip before each of its covers was never paused): the widget is raised over it before
+    // the frame that shows it is drawn (./popover-raises.ts).
+    if (!this.covered && this.shownSince && watchNow() - this.shownSince >= COVER_FORGET_MS) this.coverStreak = 0;
     this.covered = true;
     // Under the widget's own fullscreen notice: paused for it already, and not to be covered.
     if (this.fullscreen) return;
     // Covered after COVERED_REPORTS raises (not forgotten: COVER_FORGET_MS): out of reach at
     // once (the looks try again).
     // A single report is no cover: a popover's transparent backdrop counts as one in the frame
-    // before the widget is raised over it (at its `toggle`), and each tooltip would pause.
+    // before the widget is raised over it (one the widget does not hear: a closed shadow root's,
+    // or heard only at its `toggle`), and each would pause.
     // Reports come a frame apart at least: no loop of microtasks with a page's observer.
     if (++this.coverStreak >= COVERED_REPORTS) return this.outOfReach?.();
     this.raiseUncovered();
