@@ -3884,10 +3884,10 @@ def _audit_about(
 ) -> sa.Select[Any]:
     """The organisation's records concerning ``subjects`` or by ``actors``, in its order: the
     union of a scan of ``audit_org_subject`` (its condition named: the index is partial, and an
-    empty subject concerns no one) and one of ``audit_org_actor``. Read as one ``OR``, both
-    databases walked the organisation's every record in ``audit_org_position`` instead
-    (tests/storage/test_audit_plans.py). ``UNION`` drops a record both scans find (its whole
-    row, ``seq`` included, is the same)."""
+    empty subject concerns no one; the subjects asked for are session and recording ids) and
+    one of ``audit_org_actor``. Read as one ``OR``, SQLite walked the organisation's every
+    record in ``audit_org_position`` instead, for its order (tests/storage/test_audit_plans.py).
+    ``UNION`` drops a record both scans find (its whole row, ``seq`` included, is the same)."""
     by_subject = sa.select(*_AUDIT_COLUMNS).where(
         audit.c.org == org_id,
         AUDIT_SUBJECT_NAMED,
