@@ -15,7 +15,10 @@ disturbs far less than the times themselves. The operations:
   which begin no transaction of their own)
 
     .venv/bin/python bench/storage_ops.py [--n 100] [--rounds 31] [--old-rev 2a7364f] \
-        [--op "audit append"]
+        [--op "audit append"] [--per-round]
+
+With ``--per-round`` each round's ratio is printed too (a median hides whether the rounds over
+1.10 came together, a burst of load, or throughout), with the load average at start and end.
 
 With ``--against-sql REV`` the "old" side is instead the SQLStorage of another revision
 (``src/tandem/storage/sql.py`` at REV, loaded from git beside this tree's: the schema, its
@@ -204,6 +207,11 @@ async def main() -> None:
         help="old side: this SQLStorage without the idle-in-transaction timeout",
     )
     parser.add_argument(
+        "--per-round",
+        action="store_true",
+        help="also print each round's new/old ratio (and the load average at start and end)",
+    )
+    parser.add_argument(
         "--op",
         action="append",
         choices=sorted({**OPS, **TRANSACTION_OPS}),
@@ -213,6 +221,7 @@ async def main() -> None:
     known = {**OPS, **TRANSACTION_OPS} if args.against_plain_begin else OPS
     ops = {name: op for name, op in known.items() if not args.op or name in args.op}
 
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         old_sqlite = old_module(args.old_rev, "src/tandem/storage/sqlite.py", "old_sqlite", tmp)
@@ -290,6 +299,21 @@ async def main() -> None:
                 f" | {statistics.median(news):.0f} | {statistics.median(ratios):.2f}"
                 f" | {q1:.2f}-{q3:.2f} | {over}/{len(ratios)} |"
             )
+    if args.per_round:
+        columns = [(backend, name) for backend in ("sqlite", "postgresql") for name in ops]
+        print()
+        print("per-round new/old: | round | " + " | ".join(f"{b} {n}" for b, n in columns) + " |")
+        print("| ---: | " + " | ".join("---:" for _ in columns) + " |")
+        for index in range(args.rounds):
+            cells = [results[b, n, "new"][index] / results[b, n, "old"][index] for b, n in columns]
+            print(f"| {index + 1} | " + " | ".join(f"{cell:.2f}" for cell in cells) + " |")
+        end = os.getloadavg()
+        print(
+            "load average (1, 5, 15 min): at start "
+            + ", ".join(f"{x:.1f}" for x in load_at_start)
+            + "; at end "
+            + ", ".join(f"{x:.1f}" for x in end)
+        )
 
 
 if __name__ == "__main__":

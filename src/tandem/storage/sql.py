@@ -91,6 +91,7 @@ from tandem.storage.base import (
     subject_key,
 )
 from tandem.storage.schema import (
+    AUDIT_SUBJECT_NAMED,
     SITE_VERIFIED,
     audit,
     audit_anchors,
@@ -768,13 +769,26 @@ class _KeptStatements:
         # the last anchor, in one statement, so from one snapshot (no row while the trail is
         # empty; anchor columns NULL while it has no anchor). Read apart, another server's
         # record could come between the two reads and both give one position.
-        last_position = (
+        last_position: sa.ColumnElement[Any] = (
             sa.select(sa.func.coalesce(sa.func.max(audit.c.org_seq), 0))
             .where(audit.c.org == sa.bindparam("org"))
             .correlate(None)
             .scalar_subquery()
         )
         if postgres:
+            # The organisation's last position as the last entry of audit_org_position: with
+            # max() PostgreSQL planned, while its statistics said the table was small (a new
+            # schema, until the first ANALYZE), an aggregate over every entry of the
+            # organisation, a read that grew with the trail (tests/storage/test_audit_plans.py).
+            last_position = sa.func.coalesce(
+                sa.select(audit.c.org_seq)
+                .where(audit.c.org == sa.bindparam("org"))
+                .order_by(audit.c.org_seq.desc())
+                .limit(1)
+                .correlate(None)
+                .scalar_subquery(),
+                0,
+            )
             last_record = (
                 sa.select(audit.c.seq, audit.c.hash)
                 .order_by(audit.c.seq.desc())
@@ -3298,11 +3312,15 @@ class SQLStorage:
             rank = sa.func.row_number().over(
                 partition_by=(audit.c.action, claim), order_by=audit.c.org_seq.desc()
             )
+            # The subject half names audit_org_subject's condition (the index is partial):
+            # a username is never empty, so nothing it would find is left out.
+            named = (AUDIT_SUBJECT_NAMED,) if column is audit.c.subject else ()
             ranked = (
                 sa.select(*_AUDIT_COLUMNS, rank.label("rank"))
                 .where(
                     audit.c.org == grant.org_id,
                     column == username,
+                    *named,
                     audit.c.at >= since,
                     audit.c.action.in_(list(actions)),
                 )
@@ -3864,18 +3882,22 @@ def _recordings_of(
 def _audit_about(
     org_id: str, subjects: Sequence[str], actors: Sequence[str], *, postgres: bool
 ) -> sa.Select[Any]:
-    """The organisation's records concerning ``subjects`` or by ``actors``, in its order."""
-    return (
-        sa.select(*_AUDIT_COLUMNS)
-        .where(
-            audit.c.org == org_id,
-            sa.or_(
-                _one_of(audit.c.subject, subjects, postgres=postgres),
-                _one_of(audit.c.actor, actors, postgres=postgres),
-            ),
-        )
-        .order_by(audit.c.org_seq)
+    """The organisation's records concerning ``subjects`` or by ``actors``, in its order: the
+    union of a scan of ``audit_org_subject`` (its condition named: the index is partial, and an
+    empty subject concerns no one; the subjects asked for are session and recording ids) and
+    one of ``audit_org_actor``. Read as one ``OR``, SQLite walked the organisation's every
+    record in ``audit_org_position`` instead, for its order (tests/storage/test_audit_plans.py).
+    ``UNION`` drops a record both scans find (its whole row, ``seq`` included, is the same)."""
+    by_subject = sa.select(*_AUDIT_COLUMNS).where(
+        audit.c.org == org_id,
+        AUDIT_SUBJECT_NAMED,
+        _one_of(audit.c.subject, [s for s in subjects if s], postgres=postgres),
     )
+    by_actor = sa.select(*_AUDIT_COLUMNS).where(
+        audit.c.org == org_id, _one_of(audit.c.actor, actors, postgres=postgres)
+    )
+    either = sa.union(by_subject, by_actor).subquery()
+    return sa.select(*either.c).order_by(either.c.org_seq)
 
 
 def _recording_held(
