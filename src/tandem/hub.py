@@ -804,6 +804,9 @@ class SessionHub:
         """The timer's work under way (:meth:`meet_deadlines`): each session's, and the retries
         (key ""), one at a time each."""
         self._deadline_failed: Exception | None = None
+        self._deadline_outage: Exception | None = None
+        """The timer's last error raised, until a retry started after it wrote everything that
+        failed: the timer stays failing meanwhile (:meth:`meet_deadlines`)."""
         self._stop_deadline: float | None = None
         """When the stop must be over (time.monotonic()): :meth:`stop_by`."""
         self._hurried = asyncio.Event()
@@ -2584,11 +2587,14 @@ class SessionHub:
         finally:
             self._closing.discard(session_id)
 
-    async def _retry_what_failed(self) -> None:
-        """:meth:`_write_what_failed`, raising its first error."""
+    async def _retry_what_failed(self, outage: Exception | None = None) -> None:
+        """:meth:`_write_what_failed`, raising its first error. Started after the timer raised
+        ``outage``, and all written: the outage is over (:meth:`meet_deadlines`)."""
         failed = await self._write_what_failed()
         if failed is not None:
             raise failed
+        if outage is not None and self._deadline_outage is outage:
+            self._deadline_outage = None
 
     async def _write_what_failed(self) -> Exception | None:
         """Retry the storage writes that failed (database away); the first error, if any."""
@@ -2742,12 +2748,14 @@ class SessionHub:
         this again). The timer's own storage work (:meth:`upkeep`) runs apart too."""
         now = self.clock()
         failed, self._deadline_failed = self._deadline_failed, None
+        if failed is not None:
+            self._deadline_outage = failed
         # Beside one another, and beside the timer: in turn, with the database frozen, the last
         # of N sessions ending at one tick was told after N waits of up to
         # database_timeout_seconds each; awaited by the timer, a session's end waiting for the
         # database held every later deadline (a code, an idle or maximum-length session) as long.
         if "" not in self._deadline_work:
-            self._beside("", self._retry_what_failed())
+            self._beside("", self._retry_what_failed(self._deadline_outage))
         for live in tuple(self._live.values()):
             session_id = live.machine.session_id
             if session_id in self._deadline_work:  # its earlier effects are still applied
@@ -2766,6 +2774,11 @@ class SessionHub:
                     self._beside(session_id, stopped)
         if failed is not None:
             raise failed
+        if self._deadline_outage is not None:
+            # Nothing new failed, but what failed is not written yet (its retry is under way,
+            # waiting for the database): still failing. A run that said "recovered" between
+            # two retries read as no outage at all to a scrape of the failing gauge.
+            raise StorageError(f"what failed is not written yet: {self._deadline_outage}")
 
     def _beside(self, key: str, work: Awaitable[None]) -> None:
         """Run ``work`` in a task of the timer's (``key``: a session's id, "" the retries; none

@@ -90,6 +90,14 @@ async def test_the_deadline_timer_survives_a_locked_database_and_codes_expire_af
         await wait_for(lambda: failures_of(server, "deadlines") >= 1)
         assert metric(server, 'tandem_background_failures_total{task="deadlines"}') >= 1
         assert metric(server, 'tandem_background_failing{task="deadlines"}') == 1
+        # And it stays failing while the lock is held: the writes that failed are still not
+        # written, though the timer's own runs (their work apart) meet nothing new (it read 0
+        # between two retries, so an operator's scrape mostly saw no outage at all).
+        seen = failures_of(server, "deadlines")
+        await wait_for(lambda: failures_of(server, "deadlines") >= seen + 3)
+        for _ in range(5):
+            assert metric(server, 'tandem_background_failing{task="deadlines"}') == 1
+            await asyncio.sleep(0.05)
     # The lock is gone: the timer writes the first session's end and keeps applying deadlines.
     await wait_for(
         lambda: (
