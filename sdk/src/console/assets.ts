@@ -413,8 +413,10 @@ export class StyleParents {
   private readonly holders = new Set<number>();
   private manyHolders = false;
   /** About how many rules each style sheet holds (by `n<id>` of its element or `s<styleId>` of an
-   * adopted one): its texts' `{`, and rules added by events (for RULE_SHIFTS). */
-  private readonly rules = new Map<string, number>();
+   * adopted one), for RULE_SHIFTS: `top`, its own (a top-level index shifts those after it), and
+   * `all`, with those nested in its grouping rules (`@media`...: a nested index shifts those of its
+   * group, at most all of them); counted from its texts' `{` (`ruleCount`) and the rules events add. */
+  private readonly rules = new Map<string, RuleCount>();
 
   has(id: unknown): boolean {
     return typeof id === "number" && this.ids.has(id);
@@ -567,49 +569,93 @@ export class StyleParents {
 
   /** `css`, added to the sheet of the element `id`: about as many rules as it has `{`. */
   addRules(id: number, css: string, replaces = false): void {
-    let count = 0;
-    for (let at = css.indexOf("{"); at !== -1; at = css.indexOf("{", at + 1)) count++;
+    const count = ruleCount(css);
     const key = `n${id}`;
-    this.rules.set(key, replaces ? Math.max(count, this.rules.get(key) ?? 0) : (this.rules.get(key) ?? 0) + count);
+    const before = this.rules.get(key) ?? NO_RULES;
+    this.rules.set(key, replaces
+      ? { top: Math.max(count.top, before.top), all: Math.max(count.all, before.all) }
+      : { top: before.top + count.top, all: before.all + count.all });
   }
 
   /** The rules a style sheet event (STYLE_SHEET_RULE, ADOPTED_STYLE_SHEET) shifts (each rule
    * inserted or removed at an index moves those after it), and the sheets' rule counts after it:
    * `commit` keeps them (when the event is applied). */
   ruleShifts(data: Record<string, unknown>): { shifts: number; commit: () => void } {
-    const counts = new Map<string, number>();
-    const count = (key: string) => counts.get(key) ?? this.rules.get(key) ?? 0;
+    const counts = new Map<string, RuleCount>();
+    const count = (key: string) => counts.get(key) ?? this.rules.get(key) ?? NO_RULES;
+    // rrweb's replayer inserts at the last index of an array into the group the others name.
+    const nested = (index: unknown) => Array.isArray(index) && index.length > 1;
     const indexOf = (index: unknown) => {
       const last = Array.isArray(index) ? index[index.length - 1] : index;
       return typeof last === "number" && Number.isFinite(last) ? Math.max(0, last) : 0;
     };
     let shifts = 0;
-    const insert = (key: string, index: unknown) => {
+    const insert = (key: string, index: unknown, rule: unknown) => {
       const n = count(key);
-      shifts += Math.max(0, n - indexOf(index));
-      counts.set(key, n + 1);
+      // One rule, with the rules nested in it (`@media all{…}` brings all of its own).
+      const all = n.all + Math.max(1, typeof rule === "string" ? ruleCount(rule).all : 1);
+      if (nested(index)) {
+        shifts += Math.max(0, n.all - indexOf(index));
+        counts.set(key, { top: n.top, all });
+      } else {
+        shifts += Math.max(0, n.top - indexOf(index));
+        counts.set(key, { top: n.top + 1, all });
+      }
+    };
+    const remove = (key: string, index: unknown) => {
+      const n = count(key);
+      // What it took with it is not said: the sheet's `all` stays at most one less (more, never fewer).
+      const all = Math.max(0, n.all - 1);
+      if (nested(index)) {
+        shifts += Math.max(0, all - indexOf(index));
+        counts.set(key, { top: Math.min(n.top, all), all });
+      } else {
+        const top = Math.max(0, n.top - 1);
+        shifts += Math.max(0, top - indexOf(index));
+        counts.set(key, { top, all: Math.max(top, all) });
+      }
     };
     const sheetKey = typeof data.styleId === "number" ? `s${data.styleId}` : `n${String(data.id)}`;
     if (data.source === STYLE_SHEET_RULE) {
       for (const text of [data.replace, data.replaceSync]) {
-        if (typeof text === "string") counts.set(sheetKey, text.split("{").length - 1);
+        if (typeof text === "string") counts.set(sheetKey, ruleCount(text));
       }
-      if (Array.isArray(data.removes)) {
-        for (const removal of data.removes as { index?: unknown }[]) {
-          const n = Math.max(0, count(sheetKey) - 1);
-          shifts += Math.max(0, n - indexOf(removal?.index));
-          counts.set(sheetKey, n);
-        }
-      }
-      if (Array.isArray(data.adds)) for (const add of data.adds as { index?: unknown }[]) insert(sheetKey, add?.index);
+      if (Array.isArray(data.removes)) for (const removal of data.removes as { index?: unknown }[]) remove(sheetKey, removal?.index);
+      if (Array.isArray(data.adds)) for (const add of data.adds as { index?: unknown; rule?: unknown }[]) insert(sheetKey, add?.index, add?.rule);
     } else if (data.source === ADOPTED_STYLE_SHEET && Array.isArray(data.styles)) {
       for (const style of data.styles as { styleId?: unknown; rules?: unknown }[]) {
         if (!style || typeof style !== "object" || !Array.isArray(style.rules)) continue;
-        for (const rule of style.rules as { index?: unknown }[]) insert(`s${String(style.styleId)}`, rule?.index);
+        for (const rule of style.rules as { index?: unknown; rule?: unknown }[]) insert(`s${String(style.styleId)}`, rule?.index, rule?.rule);
       }
     }
     return { shifts, commit: () => { for (const [key, n] of counts) this.rules.set(key, n); } };
   }
+}
+
+interface RuleCount {
+  top: number;
+  all: number;
+}
+const NO_RULES: RuleCount = { top: 0, all: 0 };
+
+/** About how many rules `css` holds: `{` at its top level (`top`), and in all (`all`, with the
+ * rules nested in `@media`, `@supports`...), read once (strings and comments are not told apart:
+ * a count, not a parse). */
+export function ruleCount(css: string): RuleCount {
+  let top = 0;
+  let all = 0;
+  let depth = 0;
+  for (let at = 0; at < css.length; at++) {
+    const c = css.charCodeAt(at);
+    if (c === 0x7b) {
+      all++;
+      if (depth === 0) top++;
+      depth++;
+    } else if (c === 0x7d && depth > 0) {
+      depth--;
+    }
+  }
+  return { top, all };
 }
 
 /** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. With `budget`
