@@ -311,3 +311,39 @@ test("rules appended to a sheet whose text nests many rules (in @media blocks) s
   }
   assert.equal(budget.takeHeld(), false);
 });
+
+test("a text 'moved' under a node rrweb never built stays CSS: a child nested in an earlier addition, an addition rrweb drops", () => {
+  // rrweb's replayer builds a mutation's addition without the children its event nests in it
+  // (buildNodeWithSN with skipChild: the recorder sends each node as an addition of its own), drops
+  // one whose rootId it does not hold, and cannot build an element of a name createElement refuses;
+  // a text added under any of these stays where it was, in the <style>, and its changes are CSS.
+  const parents: [string, unknown, number][] = [
+    ["a child nested in an addition", el(50, "div", [el(51, "span")]), 51],
+    ["an addition whose root rrweb does not hold", { ...el(52, "div"), rootId: 999 }, 52],
+    ["an element of a name createElement refuses", el(53, "1div"), 53],
+  ];
+  const shown: string[] = [];
+  for (const [what, node, parentId] of parents) {
+    const styles = new StyleParents();
+    neutralizeEvent(page(), undefined, styles);
+    neutralizeEvent(mutation({ adds: [{ parentId: 5, nextId: null, node }] }), undefined, styles);
+    neutralizeEvent(mutation({ adds: [{ parentId, nextId: null, node: text(4, "x") }] }), undefined, styles);
+    const changed = mutation({ texts: [{ id: 4, value: "p{background:url(https://x.example/a)}" }] });
+    neutralizeEvent(changed, undefined, styles);
+    const value = (changed.data.texts as { value: string }[])[0]!.value;
+    if (value.includes("https://x.example")) shown.push(`${what}: ${value}`);
+  }
+  assert.deepEqual(shown, []);
+});
+
+test("a text moved out of a <style> under an element added alone (as rrweb's recorder sends it) keeps the page's words", () => {
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles);
+  neutralizeEvent(mutation({ adds: [{ parentId: 5, nextId: null, node: el(50, "div") }] }), undefined, styles);
+  neutralizeEvent(mutation({ adds: [{ parentId: 50, nextId: null, node: el(51, "span") }] }), undefined, styles);
+  neutralizeEvent(mutation({ removes: [{ parentId: 3, id: 4 }], adds: [{ parentId: 51, nextId: null, node: text(4, "url(") }] }), undefined, styles);
+  const words = "See url(https://x.example/a) in the manual";
+  const changed = mutation({ texts: [{ id: 4, value: words }] });
+  neutralizeEvent(changed, undefined, styles);
+  assert.equal((changed.data.texts as { value: string }[])[0]!.value, words);
+});

@@ -407,6 +407,12 @@ export class StyleParents {
   /** The ids placed under each id (a removal takes them with it, as rrweb's replayer forgets the
    * ids of a removed node's subtree). */
   private readonly kids = new Map<number, Set<number>>();
+  /** The ids rrweb's replayer certainly built where `nodes` says: a full snapshot's texts and
+   * elements, and a mutation's only addition where `certainlyPlaced` (not the children its event
+   * nests in it: the replayer builds an addition without them, skipChild), of a name it can
+   * build. Whatever else a mutation adds may not be there (a rootId it does not hold, a name
+   * createElement refuses, a parent that never came): no text is certainly moved under it. */
+  private readonly built = new Set<number>();
   /** The ids of elements added as holding a document (DOCUMENT_HOLDERS) since the snapshot, kept
    * when the id is added again as another element (rrweb may not have made that add); beyond
    * MAX_MIRROR_NODES of them, every id is taken as one (`manyHolders`) until the next snapshot. */
@@ -453,6 +459,7 @@ export class StyleParents {
       const node = this.nodes.get(at);
       if (node && typeof node.parent === "number") this.kids.get(node.parent)?.delete(at);
       this.nodes.delete(at);
+      this.built.delete(at);
       const below = this.kids.get(at);
       this.kids.delete(at);
       if (below) for (const kid of below) stack.push(kid);
@@ -467,14 +474,16 @@ export class StyleParents {
     this.everCss.clear();
     this.nodes.clear();
     this.kids.clear();
+    this.built.clear();
     this.holders.clear();
     this.manyHolders = false;
     this.rules.clear();
   }
 
   /** Keep the CSS-holding elements of a serialized tree, and their texts; where each node is
-   * (`parentId`: the root's, null for a page's root). */
-  learn(root: unknown, parentId: number | null = null): void {
+   * (`parentId`: the root's, null for a page's root). A full snapshot's (`snapshot`) nodes are
+   * built by rrweb's replayer; a mutation's are not yet known to be (`settle`). */
+  learn(root: unknown, parentId: number | null = null, snapshot = false): void {
     const stack: [unknown, number | null][] = [[root, parentId]];
     while (stack.length) {
       const [item, parent] = stack.pop() as [unknown, number | null];
@@ -482,7 +491,11 @@ export class StyleParents {
       if (!node || typeof node !== "object") continue;
       const id = typeof node.id === "number" ? node.id : NaN;
       const element = node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string";
-      if (!Number.isNaN(id)) this.place(id, parent, element ? localTag(node.tagName as string) : null);
+      if (!Number.isNaN(id)) {
+        this.place(id, parent, element ? localTag(node.tagName as string) : null);
+        if (snapshot) this.built.add(id);
+        else this.built.delete(id);
+      }
       const css = holdsCss(node);
       if (css && !Number.isNaN(id)) {
         this.ids.add(id);
@@ -517,13 +530,21 @@ export class StyleParents {
     }
   }
 
+  /** A mutation's additions, learnt: its only one, where rrweb's replayer certainly places it and
+   * can build it, is built (without the children its event nests in it). */
+  settle(adds: { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[]): void {
+    const add = adds.length === 1 ? adds[0] : undefined;
+    const id = (add?.node as Serialized | null | undefined)?.id;
+    if (add && typeof id === "number" && buildable(add.node as Serialized) && this.certainlyPlaced(add, 1)) this.built.add(id);
+  }
+
   /** Whether `id` is in the mirror as rrweb's replayer has it, as far as the events tell: placed
-   * under a parent that is, up to the page's root, none removed since. */
+   * under a parent that is, up to the page's root, none removed since, each certainly built. */
   private inMirror(id: unknown): boolean {
     let at = id;
     for (let steps = 0; steps <= 2 * MAX_MIRROR_DEPTH; steps++) {
       const node = typeof at === "number" ? this.nodes.get(at) : undefined;
-      if (!node) return false;
+      if (!node || !this.built.has(at as number)) return false;
       if (node.parent === null) return true;
       at = node.parent;
     }
@@ -658,6 +679,15 @@ export function ruleCount(css: string): RuleCount {
   return { top, all };
 }
 
+/** Whether rrweb's replayer can build `node` in the mirror: a text, or an element whose name is
+ * one createElement (createElementNS, with a prefix) takes, whatever the browser (a name such
+ * as `1div` throws). */
+function buildable(node: Serialized): boolean {
+  if (node.type === SERIALIZED_TEXT) return true;
+  return node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" &&
+    /^[A-Za-z][A-Za-z0-9._-]*(?::[A-Za-z][A-Za-z0-9._-]*)?$/.test(node.tagName);
+}
+
 /** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. With `budget`
  * (a mutation's addition), its CSS texts and carried sheets are CSS the replayer rewrites for
  * replay: within the budget, or held (a text left empty, a sheet dropped). */
@@ -780,7 +810,7 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
   const data = e.data;
   if (e.type === FULL_SNAPSHOT) {
     styles.clear();
-    styles.learn(data.node);
+    styles.learn(data.node, null, true);
     neutralizeTree(data.node, assets);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
     // rrweb's replayer removes before it adds: a text moved is removed, then placed again.
@@ -790,6 +820,7 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
       const adds = data.adds as { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[];
       // All of them first: an added text may name a style added later in the same mutation.
       for (const add of adds) styles.learn(add?.node, typeof add?.parentId === "number" ? add.parentId : NaN);
+      styles.settle(adds);
       for (const add of adds) {
         // A sibling id -1 (rrweb's "not known yet", which its recorder no longer sends): the
         // replayer holds the node aside and inserts it beside the first later node that names it
