@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CSS_TEXT_SEPARATOR, MAX_POINTER_POSITIONS, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
 import { playableEvents } from "../src/console/playback.ts";
-import { RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
+import { RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
 
 const text = (id: number, textContent: string) => ({ type: 3, id, textContent });
 const el = (id: number, tagName: string, childNodes: unknown[] = [], attributes: Record<string, unknown> = {}) =>
@@ -346,4 +346,21 @@ test("a text moved out of a <style> under an element added alone (as rrweb's rec
   const changed = mutation({ texts: [{ id: 4, value: words }] });
   neutralizeEvent(changed, undefined, styles);
   assert.equal((changed.data.texts as { value: string }[])[0]!.value, words);
+});
+
+test("a recording's style work is bounded as a whole too: a seek replays all of it at once", () => {
+  // rrweb's player applies every event before the position sought at once (fast-forward), each
+  // style text rewritten with PostCSS as played: a recording of a page that rewrote STYLE_REWRITE_CHARS
+  // every window for an hour (or stamped its events a window apart) froze the auditor's tab for
+  // minutes on a seek to its end. RECORDING_STYLE_CHARS bounds the whole.
+  const big = "p{color:blue}".repeat(Math.floor(STYLE_REWRITE_CHARS / 13) - 1);
+  const events = [
+    { ...page(), timestamp: 1000 },
+    ...Array.from({ length: 360 }, (_, i) => ({ ...mutation({ texts: [{ id: 4, value: `${big}${i}` }] }), timestamp: 2000 + i * STYLE_WINDOW_MS })),
+  ];
+  const notes = { stylesHeld: false };
+  const played = playableEvents(events, undefined, notes) as { data: { texts?: { value: string }[] } }[];
+  const chars = played.reduce((n, e) => n + (e.data.texts ?? []).reduce((m, t) => m + t.value.length, 0), 0);
+  assert.ok(chars <= RECORDING_STYLE_CHARS + 360 * CSS_TEXT_SEPARATOR.length, `played ${chars} characters of CSS rewritten`);
+  assert.equal(notes.stylesHeld, true);
 });

@@ -280,6 +280,14 @@ export const STYLE_REWRITE_CHARS = 512 * 1024;
  * the front of a sheet of a hundred thousand, again and again, froze the console; an honest page
  * (CSS-in-JS) appends its rules, shifting none. */
 export const RULE_SHIFTS = 50_000_000;
+/** Characters of CSS parsed again a recording may have the auditor's player do in all (beside
+ * STYLE_REWRITE_CHARS a window of its time): a seek plays every event before the position at
+ * once, so a recording that used its budget every window for an hour (or stamped its events a
+ * window apart) froze the auditor's tab for minutes on a seek to its end. An honest recording's
+ * style texts and theme switches are a few MiB. */
+export const RECORDING_STYLE_CHARS = 8 * 1024 * 1024;
+/** Rules a recording may have the player shift in all (RULE_SHIFTS, for the same reason). */
+export const RECORDING_RULE_SHIFTS = 10 * RULE_SHIFTS;
 /** The window both style budgets are counted in. */
 export const STYLE_WINDOW_MS = 10_000;
 
@@ -295,9 +303,14 @@ export class StyleBudget {
   private chars = 0;
   private shifts = 0;
   private held = false;
+  private totalChars = 0;
+  private totalShifts = 0;
 
+  /** `maxTotalChars`, `maxTotalShifts`: bounds over all windows (a recording's: RECORDING_STYLE_CHARS,
+   * RECORDING_RULE_SHIFTS), none by default (the live mirror's windows pass in real time). */
   constructor(private readonly now: () => number, private readonly maxChars = STYLE_REWRITE_CHARS,
-    private readonly maxShifts = RULE_SHIFTS, private readonly windowMs = STYLE_WINDOW_MS) {}
+    private readonly maxShifts = RULE_SHIFTS, private readonly windowMs = STYLE_WINDOW_MS,
+    private readonly maxTotalChars = Number.POSITIVE_INFINITY, private readonly maxTotalShifts = Number.POSITIVE_INFINITY) {}
 
   private roll(): void {
     const now = this.now();
@@ -312,16 +325,18 @@ export class StyleBudget {
   /** Whether the mirror may parse `chars` characters of CSS again now (counted if so). */
   rewrite(chars: number): boolean {
     this.roll();
-    if (this.chars + chars > this.maxChars) return this.hold();
+    if (this.chars + chars > this.maxChars || this.totalChars + chars > this.maxTotalChars) return this.hold();
     this.chars += chars;
+    this.totalChars += chars;
     return true;
   }
 
   /** Whether the mirror may shift `shifts` rules now (counted if so). */
   shift(shifts: number): boolean {
     this.roll();
-    if (this.shifts + shifts > this.maxShifts) return this.hold();
+    if (this.shifts + shifts > this.maxShifts || this.totalShifts + shifts > this.maxTotalShifts) return this.hold();
     this.shifts += shifts;
+    this.totalShifts += shifts;
     return true;
   }
 
