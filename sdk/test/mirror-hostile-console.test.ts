@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CSS_TEXT_SEPARATOR, MAX_POINTER_POSITIONS, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
 import { playableEvents } from "../src/console/playback.ts";
-import { RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
+import { OVERSIZED_STYLE_CHARS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
 
 const text = (id: number, textContent: string) => ({ type: 3, id, textContent });
 const el = (id: number, tagName: string, childNodes: unknown[] = [], attributes: Record<string, unknown> = {}) =>
@@ -363,4 +363,42 @@ test("a recording's style work is bounded as a whole too: a seek replays all of 
   const chars = played.reduce((n, e) => n + (e.data.texts ?? []).reduce((m, t) => m + t.value.length, 0), 0);
   assert.ok(chars <= RECORDING_STYLE_CHARS + 360 * CSS_TEXT_SEPARATOR.length, `played ${chars} characters of CSS rewritten`);
   assert.equal(notes.stylesHeld, true);
+});
+
+test("a stylesheet larger than a window's STYLE_REWRITE_CHARS, added once (a route's CSS chunk), is shown; its excess is paid in the next windows", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const chunk = ".route{color:red}".repeat(Math.ceil((1.5 * STYLE_REWRITE_CHARS) / 17));
+  const link = (id: number) => mutation({ adds: [{ parentId: 2, nextId: null, node: el(id, "link", [], { rel: "stylesheet", _cssText: chunk }) }] });
+  const first = link(40);
+  neutralizeEvent(first, undefined, styles, budget);
+  const attrs = (event: ReturnType<typeof link>) => (event.data.adds as { node: { attributes: Record<string, unknown> } }[])[0]!.node.attributes;
+  assert.equal(typeof attrs(first)._cssText, "string", "the route's stylesheet is shown");
+  assert.equal(budget.takeHeld(), false);
+  // the same again at once, and in the next window (its half window's excess still owed): held
+  const again = link(41);
+  neutralizeEvent(again, undefined, styles, budget);
+  assert.equal(attrs(again)._cssText, undefined);
+  clock.now += STYLE_WINDOW_MS;
+  const next = link(42);
+  neutralizeEvent(next, undefined, styles, budget);
+  assert.equal(attrs(next)._cssText, undefined);
+  assert.equal(budget.takeHeld(), true);
+  // paid: shown again
+  clock.now += 2 * STYLE_WINDOW_MS;
+  const later = link(43);
+  neutralizeEvent(later, undefined, styles, budget);
+  assert.equal(typeof attrs(later)._cssText, "string");
+});
+
+test("a style text beyond OVERSIZED_STYLE_CHARS is held even after a quiet while", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  clock.now += 100 * STYLE_WINDOW_MS;
+  const huge = mutation({ texts: [{ id: 4, value: "p{color:red}".repeat(Math.ceil((OVERSIZED_STYLE_CHARS + 1) / 12)) }] });
+  neutralizeEvent(huge, undefined, styles, budget);
+  assert.deepEqual(huge.data.texts, []);
+  assert.equal(budget.takeHeld(), true);
 });
