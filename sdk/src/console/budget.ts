@@ -279,7 +279,7 @@ export const STYLE_REWRITE_CHARS = 512 * 1024;
  * (a route's CSS chunk, a theme: an honest page's is rarely over a MiB), up to this size; what it
  * is over the window's budget is owed by the windows after it, so that the mirror's rate stays
  * STYLE_REWRITE_CHARS a window. Beyond this size, always held. */
-export const OVERSIZED_STYLE_CHARS = 4 * 1024 * 1024;
+export const OVERSIZED_STYLE_CHARS = 2 * 1024 * 1024;
 /** Style rules a page may have the mirror shift per STYLE_WINDOW_MS: a rule inserted (or removed)
  * at `index` in a sheet of `n` rules moves the `n - index` after it. A page that inserted rules at
  * the front of a sheet of a hundred thousand, again and again, froze the console; an honest page
