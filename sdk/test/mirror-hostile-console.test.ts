@@ -402,3 +402,21 @@ test("a style text beyond OVERSIZED_STYLE_CHARS is held even after a quiet while
   assert.deepEqual(huge.data.texts, []);
   assert.equal(budget.takeHeld(), true);
 });
+
+test("a text flagged as style by any truthy isStyle (rrweb's replayer rewrites it with PostCSS wherever it goes) is counted and neutralised as CSS", () => {
+  for (const isStyle of [1, "yes", {}]) {
+    const { budget } = meter();
+    const styles = new StyleParents();
+    neutralizeEvent(page(), undefined, styles, budget);
+    const css = `p{background:url(https://x.example/a)}${"p{color:red}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 12))}`;
+    let kept = 0;
+    for (let i = 0; i < 10; i++) {
+      const add = mutation({ adds: [{ parentId: 5, nextId: null, node: { type: 3, id: 100 + i, textContent: css, isStyle } }] });
+      neutralizeEvent(add, undefined, styles, budget);
+      const node = (add.data.adds as { node: { textContent: string } }[])[0]!.node;
+      assert.ok(!node.textContent.includes("https://x.example"), `isStyle ${JSON.stringify(isStyle)}: an address in CSS`);
+      if (node.textContent.length > 100) kept++;
+    }
+    assert.ok(kept <= 1, `isStyle ${JSON.stringify(isStyle)}: ${kept} rewrites of ${css.length} characters kept in one window`);
+  }
+});

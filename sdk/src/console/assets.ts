@@ -704,6 +704,8 @@ function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false, bu
     } else if (node.type === SERIALIZED_TEXT) {
       // rrweb makes a text of any value (an array's items, joined): only a string is a text here.
       node.textContent = typeof node.textContent === "string" ? node.textContent : typeof node.textContent === "number" ? String(node.textContent) : "";
+      // rrweb's replayer rewrites a text with PostCSS when `isStyle` is truthy (1, "yes"), wherever it goes.
+      if (node.isStyle) node.isStyle = true;
       if (node.isStyle === true || css) {
         if (budget && !budget.rewrite((node.textContent as string).length)) node.textContent = "";
         node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
