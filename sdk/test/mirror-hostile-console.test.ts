@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CSS_TEXT_SEPARATOR, MAX_POINTER_POSITIONS, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
 import { playableEvents } from "../src/console/playback.ts";
-import { RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
+import { OVERSIZED_STYLE_CHARS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
 
 const text = (id: number, textContent: string) => ({ type: 3, id, textContent });
 const el = (id: number, tagName: string, childNodes: unknown[] = [], attributes: Record<string, unknown> = {}) =>
@@ -268,4 +268,155 @@ test("a pointer move of a great many positions is cut to its last MAX_POINTER_PO
   const kept = move.data.positions as { x: number }[];
   assert.ok(kept.length >= 1 && kept.length <= MAX_POINTER_POSITIONS, `${kept.length}`);
   assert.equal(kept[kept.length - 1]!.x, positions[positions.length - 1]!.x, "the last position is where the pointer is");
+});
+
+test("rules inserted at the front of a grouping rule (@media) given by one rule event, again and again, are held too", () => {
+  // A sheet's one rule `@media all{…100 000 rules…}` (one insertRule: its nested rules came in its
+  // text), then `.f{}` at [that rule, 0] each time: each shifts the 100 000 inside it (Chromium
+  // took 630 ms for 3 000 such inserts, twice the time of as many at a sheet's front).
+  const group = `@media all{${Array.from({ length: 100_000 }, (_, i) => `.r${i}{}`).join("")}}`;
+  for (const sheet of ["element", "adopted"] as const) {
+    const { budget } = meter();
+    const styles = new StyleParents();
+    neutralizeEvent(page(), undefined, styles, budget);
+    const target = sheet === "element" ? { id: 3 } : { styleId: 9 };
+    const first = sheet === "element"
+      ? ruleEvent(3, { adds: [{ rule: group, index: 1 }] })
+      : { type: 3, timestamp: 1, data: { source: 15, id: 1, styleIds: [9], styles: [{ styleId: 9, rules: [{ rule: group, index: 0 }] }] } as Record<string, unknown> };
+    neutralizeEvent(first, undefined, styles, budget);
+    assert.equal(budget.takeHeld(), false, `${sheet}: the group itself shifts nothing`);
+    const at = sheet === "element" ? 1 : 0;
+    let applied = 0;
+    for (let i = 0; i < 1000; i++) {
+      const front = { type: 3, timestamp: 1, data: { source: 8, ...target, adds: [{ rule: ".f{}", index: [at, 0] }] } as Record<string, unknown> };
+      neutralizeEvent(front, undefined, styles, budget);
+      if (Array.isArray(front.data.adds) && front.data.adds.length) applied++;
+    }
+    const most = Math.ceil(RULE_SHIFTS / 100_000);
+    assert.ok(applied <= most, `${sheet}: applied ${applied}, expected at most about ${most}`);
+    assert.equal(budget.takeHeld(), true, sheet);
+  }
+});
+
+test("rules appended to a sheet whose text nests many rules (in @media blocks) shift none", () => {
+  // CSS-in-JS appends at the sheet's length, which counts its top-level rules only.
+  const { budget } = meter();
+  const styles = new StyleParents();
+  const css = Array.from({ length: 20_000 }, (_, i) => `@media (min-width:${i}px){.m${i}{color:red}.n${i}{color:blue}}`).join("");
+  neutralizeEvent(snapshot({ type: 0, id: 1, childNodes: [el(3, "style", [text(4, css)])] }), undefined, styles, budget);
+  for (let i = 0; i < 5000; i++) {
+    const append = ruleEvent(3, { adds: [{ rule: `.c${i}{}`, index: 20_000 + i }] });
+    neutralizeEvent(append, undefined, styles, budget);
+    assert.equal((append.data.adds as unknown[]).length, 1, `append ${i}`);
+  }
+  assert.equal(budget.takeHeld(), false);
+});
+
+test("a text 'moved' under a node rrweb never built stays CSS: a child nested in an earlier addition, an addition rrweb drops", () => {
+  // rrweb's replayer builds a mutation's addition without the children its event nests in it
+  // (buildNodeWithSN with skipChild: the recorder sends each node as an addition of its own), drops
+  // one whose rootId it does not hold, and cannot build an element of a name createElement refuses;
+  // a text added under any of these stays where it was, in the <style>, and its changes are CSS.
+  const parents: [string, unknown, number][] = [
+    ["a child nested in an addition", el(50, "div", [el(51, "span")]), 51],
+    ["an addition whose root rrweb does not hold", { ...el(52, "div"), rootId: 999 }, 52],
+    ["an element of a name createElement refuses", el(53, "1div"), 53],
+  ];
+  const shown: string[] = [];
+  for (const [what, node, parentId] of parents) {
+    const styles = new StyleParents();
+    neutralizeEvent(page(), undefined, styles);
+    neutralizeEvent(mutation({ adds: [{ parentId: 5, nextId: null, node }] }), undefined, styles);
+    neutralizeEvent(mutation({ adds: [{ parentId, nextId: null, node: text(4, "x") }] }), undefined, styles);
+    const changed = mutation({ texts: [{ id: 4, value: "p{background:url(https://x.example/a)}" }] });
+    neutralizeEvent(changed, undefined, styles);
+    const value = (changed.data.texts as { value: string }[])[0]!.value;
+    if (value.includes("https://x.example")) shown.push(`${what}: ${value}`);
+  }
+  assert.deepEqual(shown, []);
+});
+
+test("a text moved out of a <style> under an element added alone (as rrweb's recorder sends it) keeps the page's words", () => {
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles);
+  neutralizeEvent(mutation({ adds: [{ parentId: 5, nextId: null, node: el(50, "div") }] }), undefined, styles);
+  neutralizeEvent(mutation({ adds: [{ parentId: 50, nextId: null, node: el(51, "span") }] }), undefined, styles);
+  neutralizeEvent(mutation({ removes: [{ parentId: 3, id: 4 }], adds: [{ parentId: 51, nextId: null, node: text(4, "url(") }] }), undefined, styles);
+  const words = "See url(https://x.example/a) in the manual";
+  const changed = mutation({ texts: [{ id: 4, value: words }] });
+  neutralizeEvent(changed, undefined, styles);
+  assert.equal((changed.data.texts as { value: string }[])[0]!.value, words);
+});
+
+test("a recording's style work is bounded as a whole too: a seek replays all of it at once", () => {
+  // rrweb's player applies every event before the position sought at once (fast-forward), each
+  // style text rewritten with PostCSS as played: a recording of a page that rewrote STYLE_REWRITE_CHARS
+  // every window for an hour (or stamped its events a window apart) froze the auditor's tab for
+  // minutes on a seek to its end. RECORDING_STYLE_CHARS bounds the whole.
+  const big = "p{color:blue}".repeat(Math.floor(STYLE_REWRITE_CHARS / 13) - 1);
+  const events = [
+    { ...page(), timestamp: 1000 },
+    ...Array.from({ length: 360 }, (_, i) => ({ ...mutation({ texts: [{ id: 4, value: `${big}${i}` }] }), timestamp: 2000 + i * STYLE_WINDOW_MS })),
+  ];
+  const notes = { stylesHeld: false };
+  const played = playableEvents(events, undefined, notes) as { data: { texts?: { value: string }[] } }[];
+  const chars = played.reduce((n, e) => n + (e.data.texts ?? []).reduce((m, t) => m + t.value.length, 0), 0);
+  assert.ok(chars <= RECORDING_STYLE_CHARS + 360 * CSS_TEXT_SEPARATOR.length, `played ${chars} characters of CSS rewritten`);
+  assert.equal(notes.stylesHeld, true);
+});
+
+test("a stylesheet larger than a window's STYLE_REWRITE_CHARS, added once (a route's CSS chunk), is shown; its excess is paid in the next windows", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const chunk = ".route{color:red}".repeat(Math.ceil((1.5 * STYLE_REWRITE_CHARS) / 17));
+  const link = (id: number) => mutation({ adds: [{ parentId: 2, nextId: null, node: el(id, "link", [], { rel: "stylesheet", _cssText: chunk }) }] });
+  const first = link(40);
+  neutralizeEvent(first, undefined, styles, budget);
+  const attrs = (event: ReturnType<typeof link>) => (event.data.adds as { node: { attributes: Record<string, unknown> } }[])[0]!.node.attributes;
+  assert.equal(typeof attrs(first)._cssText, "string", "the route's stylesheet is shown");
+  assert.equal(budget.takeHeld(), false);
+  // the same again at once, and in the next window (its half window's excess still owed): held
+  const again = link(41);
+  neutralizeEvent(again, undefined, styles, budget);
+  assert.equal(attrs(again)._cssText, undefined);
+  clock.now += STYLE_WINDOW_MS;
+  const next = link(42);
+  neutralizeEvent(next, undefined, styles, budget);
+  assert.equal(attrs(next)._cssText, undefined);
+  assert.equal(budget.takeHeld(), true);
+  // paid: shown again
+  clock.now += 2 * STYLE_WINDOW_MS;
+  const later = link(43);
+  neutralizeEvent(later, undefined, styles, budget);
+  assert.equal(typeof attrs(later)._cssText, "string");
+});
+
+test("a style text beyond OVERSIZED_STYLE_CHARS is held even after a quiet while", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  clock.now += 100 * STYLE_WINDOW_MS;
+  const huge = mutation({ texts: [{ id: 4, value: "p{color:red}".repeat(Math.ceil((OVERSIZED_STYLE_CHARS + 1) / 12)) }] });
+  neutralizeEvent(huge, undefined, styles, budget);
+  assert.deepEqual(huge.data.texts, []);
+  assert.equal(budget.takeHeld(), true);
+});
+
+test("a text flagged as style by any truthy isStyle (rrweb's replayer rewrites it with PostCSS wherever it goes) is counted and neutralised as CSS", () => {
+  for (const isStyle of [1, "yes", {}]) {
+    const { budget } = meter();
+    const styles = new StyleParents();
+    neutralizeEvent(page(), undefined, styles, budget);
+    const css = `p{background:url(https://x.example/a)}${"p{color:red}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 12))}`;
+    let kept = 0;
+    for (let i = 0; i < 10; i++) {
+      const add = mutation({ adds: [{ parentId: 5, nextId: null, node: { type: 3, id: 100 + i, textContent: css, isStyle } }] });
+      neutralizeEvent(add, undefined, styles, budget);
+      const node = (add.data.adds as { node: { textContent: string } }[])[0]!.node;
+      assert.ok(!node.textContent.includes("https://x.example"), `isStyle ${JSON.stringify(isStyle)}: an address in CSS`);
+      if (node.textContent.length > 100) kept++;
+    }
+    assert.ok(kept <= 1, `isStyle ${JSON.stringify(isStyle)}: ${kept} rewrites of ${css.length} characters kept in one window`);
+  }
 });

@@ -407,14 +407,22 @@ export class StyleParents {
   /** The ids placed under each id (a removal takes them with it, as rrweb's replayer forgets the
    * ids of a removed node's subtree). */
   private readonly kids = new Map<number, Set<number>>();
+  /** The ids rrweb's replayer certainly built where `nodes` says: a full snapshot's texts and
+   * elements, and a mutation's only addition where `certainlyPlaced` (not the children its event
+   * nests in it: the replayer builds an addition without them, skipChild), of a name it can
+   * build. Whatever else a mutation adds may not be there (a rootId it does not hold, a name
+   * createElement refuses, a parent that never came): no text is certainly moved under it. */
+  private readonly built = new Set<number>();
   /** The ids of elements added as holding a document (DOCUMENT_HOLDERS) since the snapshot, kept
    * when the id is added again as another element (rrweb may not have made that add); beyond
    * MAX_MIRROR_NODES of them, every id is taken as one (`manyHolders`) until the next snapshot. */
   private readonly holders = new Set<number>();
   private manyHolders = false;
   /** About how many rules each style sheet holds (by `n<id>` of its element or `s<styleId>` of an
-   * adopted one): its texts' `{`, and rules added by events (for RULE_SHIFTS). */
-  private readonly rules = new Map<string, number>();
+   * adopted one), for RULE_SHIFTS: `top`, its own (a top-level index shifts those after it), and
+   * `all`, with those nested in its grouping rules (`@media`...: a nested index shifts those of its
+   * group, at most all of them); counted from its texts' `{` (`ruleCount`) and the rules events add. */
+  private readonly rules = new Map<string, RuleCount>();
 
   has(id: unknown): boolean {
     return typeof id === "number" && this.ids.has(id);
@@ -451,6 +459,7 @@ export class StyleParents {
       const node = this.nodes.get(at);
       if (node && typeof node.parent === "number") this.kids.get(node.parent)?.delete(at);
       this.nodes.delete(at);
+      this.built.delete(at);
       const below = this.kids.get(at);
       this.kids.delete(at);
       if (below) for (const kid of below) stack.push(kid);
@@ -465,14 +474,16 @@ export class StyleParents {
     this.everCss.clear();
     this.nodes.clear();
     this.kids.clear();
+    this.built.clear();
     this.holders.clear();
     this.manyHolders = false;
     this.rules.clear();
   }
 
   /** Keep the CSS-holding elements of a serialized tree, and their texts; where each node is
-   * (`parentId`: the root's, null for a page's root). */
-  learn(root: unknown, parentId: number | null = null): void {
+   * (`parentId`: the root's, null for a page's root). A full snapshot's (`snapshot`) nodes are
+   * built by rrweb's replayer; a mutation's are not yet known to be (`settle`). */
+  learn(root: unknown, parentId: number | null = null, snapshot = false): void {
     const stack: [unknown, number | null][] = [[root, parentId]];
     while (stack.length) {
       const [item, parent] = stack.pop() as [unknown, number | null];
@@ -480,7 +491,11 @@ export class StyleParents {
       if (!node || typeof node !== "object") continue;
       const id = typeof node.id === "number" ? node.id : NaN;
       const element = node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string";
-      if (!Number.isNaN(id)) this.place(id, parent, element ? localTag(node.tagName as string) : null);
+      if (!Number.isNaN(id)) {
+        this.place(id, parent, element ? localTag(node.tagName as string) : null);
+        if (snapshot) this.built.add(id);
+        else this.built.delete(id);
+      }
       const css = holdsCss(node);
       if (css && !Number.isNaN(id)) {
         this.ids.add(id);
@@ -515,13 +530,21 @@ export class StyleParents {
     }
   }
 
+  /** A mutation's additions, learnt: its only one, where rrweb's replayer certainly places it and
+   * can build it, is built (without the children its event nests in it). */
+  settle(adds: { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[]): void {
+    const add = adds.length === 1 ? adds[0] : undefined;
+    const id = (add?.node as Serialized | null | undefined)?.id;
+    if (add && typeof id === "number" && buildable(add.node as Serialized) && this.certainlyPlaced(add, 1)) this.built.add(id);
+  }
+
   /** Whether `id` is in the mirror as rrweb's replayer has it, as far as the events tell: placed
-   * under a parent that is, up to the page's root, none removed since. */
+   * under a parent that is, up to the page's root, none removed since, each certainly built. */
   private inMirror(id: unknown): boolean {
     let at = id;
     for (let steps = 0; steps <= 2 * MAX_MIRROR_DEPTH; steps++) {
       const node = typeof at === "number" ? this.nodes.get(at) : undefined;
-      if (!node) return false;
+      if (!node || !this.built.has(at as number)) return false;
       if (node.parent === null) return true;
       at = node.parent;
     }
@@ -567,49 +590,102 @@ export class StyleParents {
 
   /** `css`, added to the sheet of the element `id`: about as many rules as it has `{`. */
   addRules(id: number, css: string, replaces = false): void {
-    let count = 0;
-    for (let at = css.indexOf("{"); at !== -1; at = css.indexOf("{", at + 1)) count++;
+    const count = ruleCount(css);
     const key = `n${id}`;
-    this.rules.set(key, replaces ? Math.max(count, this.rules.get(key) ?? 0) : (this.rules.get(key) ?? 0) + count);
+    const before = this.rules.get(key) ?? NO_RULES;
+    this.rules.set(key, replaces
+      ? { top: Math.max(count.top, before.top), all: Math.max(count.all, before.all) }
+      : { top: before.top + count.top, all: before.all + count.all });
   }
 
   /** The rules a style sheet event (STYLE_SHEET_RULE, ADOPTED_STYLE_SHEET) shifts (each rule
    * inserted or removed at an index moves those after it), and the sheets' rule counts after it:
    * `commit` keeps them (when the event is applied). */
   ruleShifts(data: Record<string, unknown>): { shifts: number; commit: () => void } {
-    const counts = new Map<string, number>();
-    const count = (key: string) => counts.get(key) ?? this.rules.get(key) ?? 0;
+    const counts = new Map<string, RuleCount>();
+    const count = (key: string) => counts.get(key) ?? this.rules.get(key) ?? NO_RULES;
+    // rrweb's replayer inserts at the last index of an array into the group the others name.
+    const nested = (index: unknown) => Array.isArray(index) && index.length > 1;
     const indexOf = (index: unknown) => {
       const last = Array.isArray(index) ? index[index.length - 1] : index;
       return typeof last === "number" && Number.isFinite(last) ? Math.max(0, last) : 0;
     };
     let shifts = 0;
-    const insert = (key: string, index: unknown) => {
+    const insert = (key: string, index: unknown, rule: unknown) => {
       const n = count(key);
-      shifts += Math.max(0, n - indexOf(index));
-      counts.set(key, n + 1);
+      // One rule, with the rules nested in it (`@media all{…}` brings all of its own).
+      const all = n.all + Math.max(1, typeof rule === "string" ? ruleCount(rule).all : 1);
+      if (nested(index)) {
+        shifts += Math.max(0, n.all - indexOf(index));
+        counts.set(key, { top: n.top, all });
+      } else {
+        shifts += Math.max(0, n.top - indexOf(index));
+        counts.set(key, { top: n.top + 1, all });
+      }
+    };
+    const remove = (key: string, index: unknown) => {
+      const n = count(key);
+      // What it took with it is not said: the sheet's `all` stays at most one less (more, never fewer).
+      const all = Math.max(0, n.all - 1);
+      if (nested(index)) {
+        shifts += Math.max(0, all - indexOf(index));
+        counts.set(key, { top: Math.min(n.top, all), all });
+      } else {
+        const top = Math.max(0, n.top - 1);
+        shifts += Math.max(0, top - indexOf(index));
+        counts.set(key, { top, all: Math.max(top, all) });
+      }
     };
     const sheetKey = typeof data.styleId === "number" ? `s${data.styleId}` : `n${String(data.id)}`;
     if (data.source === STYLE_SHEET_RULE) {
       for (const text of [data.replace, data.replaceSync]) {
-        if (typeof text === "string") counts.set(sheetKey, text.split("{").length - 1);
+        if (typeof text === "string") counts.set(sheetKey, ruleCount(text));
       }
-      if (Array.isArray(data.removes)) {
-        for (const removal of data.removes as { index?: unknown }[]) {
-          const n = Math.max(0, count(sheetKey) - 1);
-          shifts += Math.max(0, n - indexOf(removal?.index));
-          counts.set(sheetKey, n);
-        }
-      }
-      if (Array.isArray(data.adds)) for (const add of data.adds as { index?: unknown }[]) insert(sheetKey, add?.index);
+      if (Array.isArray(data.removes)) for (const removal of data.removes as { index?: unknown }[]) remove(sheetKey, removal?.index);
+      if (Array.isArray(data.adds)) for (const add of data.adds as { index?: unknown; rule?: unknown }[]) insert(sheetKey, add?.index, add?.rule);
     } else if (data.source === ADOPTED_STYLE_SHEET && Array.isArray(data.styles)) {
       for (const style of data.styles as { styleId?: unknown; rules?: unknown }[]) {
         if (!style || typeof style !== "object" || !Array.isArray(style.rules)) continue;
-        for (const rule of style.rules as { index?: unknown }[]) insert(`s${String(style.styleId)}`, rule?.index);
+        for (const rule of style.rules as { index?: unknown; rule?: unknown }[]) insert(`s${String(style.styleId)}`, rule?.index, rule?.rule);
       }
     }
     return { shifts, commit: () => { for (const [key, n] of counts) this.rules.set(key, n); } };
   }
+}
+
+interface RuleCount {
+  top: number;
+  all: number;
+}
+const NO_RULES: RuleCount = { top: 0, all: 0 };
+
+/** About how many rules `css` holds: `{` at its top level (`top`), and in all (`all`, with the
+ * rules nested in `@media`, `@supports`...), read once (strings and comments are not told apart:
+ * a count, not a parse). */
+export function ruleCount(css: string): RuleCount {
+  let top = 0;
+  let all = 0;
+  let depth = 0;
+  for (let at = 0; at < css.length; at++) {
+    const c = css.charCodeAt(at);
+    if (c === 0x7b) {
+      all++;
+      if (depth === 0) top++;
+      depth++;
+    } else if (c === 0x7d && depth > 0) {
+      depth--;
+    }
+  }
+  return { top, all };
+}
+
+/** Whether rrweb's replayer can build `node` in the mirror: a text, or an element whose name is
+ * one createElement (createElementNS, with a prefix) takes, whatever the browser (a name such
+ * as `1div` throws). */
+function buildable(node: Serialized): boolean {
+  if (node.type === SERIALIZED_TEXT) return true;
+  return node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" &&
+    /^[A-Za-z][A-Za-z0-9._-]*(?::[A-Za-z][A-Za-z0-9._-]*)?$/.test(node.tagName);
 }
 
 /** `rootCss`: the tree's root, if a text, goes into an element whose text is CSS. With `budget`
@@ -628,6 +704,8 @@ function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false, bu
     } else if (node.type === SERIALIZED_TEXT) {
       // rrweb makes a text of any value (an array's items, joined): only a string is a text here.
       node.textContent = typeof node.textContent === "string" ? node.textContent : typeof node.textContent === "number" ? String(node.textContent) : "";
+      // rrweb's replayer rewrites a text with PostCSS when `isStyle` is truthy (1, "yes"), wherever it goes.
+      if (node.isStyle) node.isStyle = true;
       if (node.isStyle === true || css) {
         if (budget && !budget.rewrite((node.textContent as string).length)) node.textContent = "";
         node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
@@ -734,7 +812,7 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
   const data = e.data;
   if (e.type === FULL_SNAPSHOT) {
     styles.clear();
-    styles.learn(data.node);
+    styles.learn(data.node, null, true);
     neutralizeTree(data.node, assets);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
     // rrweb's replayer removes before it adds: a text moved is removed, then placed again.
@@ -744,6 +822,7 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
       const adds = data.adds as { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[];
       // All of them first: an added text may name a style added later in the same mutation.
       for (const add of adds) styles.learn(add?.node, typeof add?.parentId === "number" ? add.parentId : NaN);
+      styles.settle(adds);
       for (const add of adds) {
         // A sibling id -1 (rrweb's "not known yet", which its recorder no longer sends): the
         // replayer holds the node aside and inserts it beside the first later node that names it

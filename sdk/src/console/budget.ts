@@ -275,11 +275,24 @@ export class MirrorBudget {
  * changes (an animation's properties, set one by one, which are not counted; a theme switch) are
  * a few tens of KiB a second; a full snapshot is not counted (MAX_MIRROR_CHARS bounds it). */
 export const STYLE_REWRITE_CHARS = 512 * 1024;
+/** A single style text (or sheet) larger than STYLE_REWRITE_CHARS is parsed when nothing is owed
+ * (a route's CSS chunk, a theme: an honest page's is rarely over a MiB), up to this size; what it
+ * is over the window's budget is owed by the windows after it, so that the mirror's rate stays
+ * STYLE_REWRITE_CHARS a window. Beyond this size, always held. */
+export const OVERSIZED_STYLE_CHARS = 2 * 1024 * 1024;
 /** Style rules a page may have the mirror shift per STYLE_WINDOW_MS: a rule inserted (or removed)
  * at `index` in a sheet of `n` rules moves the `n - index` after it. A page that inserted rules at
  * the front of a sheet of a hundred thousand, again and again, froze the console; an honest page
  * (CSS-in-JS) appends its rules, shifting none. */
 export const RULE_SHIFTS = 50_000_000;
+/** Characters of CSS parsed again a recording may have the auditor's player do in all (beside
+ * STYLE_REWRITE_CHARS a window of its time): a seek plays every event before the position at
+ * once, so a recording that used its budget every window for an hour (or stamped its events a
+ * window apart) froze the auditor's tab for minutes on a seek to its end. An honest recording's
+ * style texts and theme switches are a few MiB. */
+export const RECORDING_STYLE_CHARS = 8 * 1024 * 1024;
+/** Rules a recording may have the player shift in all (RULE_SHIFTS, for the same reason). */
+export const RECORDING_RULE_SHIFTS = 10 * RULE_SHIFTS;
 /** The window both style budgets are counted in. */
 export const STYLE_WINDOW_MS = 10_000;
 
@@ -295,16 +308,28 @@ export class StyleBudget {
   private chars = 0;
   private shifts = 0;
   private held = false;
+  private totalChars = 0;
+  private totalShifts = 0;
 
+  /** `maxTotalChars`, `maxTotalShifts`: bounds over all windows (a recording's: RECORDING_STYLE_CHARS,
+   * RECORDING_RULE_SHIFTS), none by default (the live mirror's windows pass in real time). */
   constructor(private readonly now: () => number, private readonly maxChars = STYLE_REWRITE_CHARS,
-    private readonly maxShifts = RULE_SHIFTS, private readonly windowMs = STYLE_WINDOW_MS) {}
+    private readonly maxShifts = RULE_SHIFTS, private readonly windowMs = STYLE_WINDOW_MS,
+    private readonly maxTotalChars = Number.POSITIVE_INFINITY, private readonly maxTotalShifts = Number.POSITIVE_INFINITY,
+    private readonly maxOversized = OVERSIZED_STYLE_CHARS) {}
 
   private roll(): void {
     const now = this.now();
     // A clock that goes back (or is not a number) starts a window too: never a window without end.
-    if (!(now >= this.windowStart && now < this.windowStart + this.windowMs)) {
+    if (!(now >= this.windowStart)) {
       this.windowStart = Number.isFinite(now) ? now : 0;
       this.chars = 0;
+      this.shifts = 0;
+    } else if (now >= this.windowStart + this.windowMs) {
+      // Each window passed pays STYLE_REWRITE_CHARS of what an oversized text left owed.
+      const windows = Math.floor((now - this.windowStart) / this.windowMs);
+      this.chars = Math.max(0, this.chars - windows * this.maxChars);
+      this.windowStart = Number.isFinite(now) ? now : 0;
       this.shifts = 0;
     }
   }
@@ -312,16 +337,20 @@ export class StyleBudget {
   /** Whether the mirror may parse `chars` characters of CSS again now (counted if so). */
   rewrite(chars: number): boolean {
     this.roll();
-    if (this.chars + chars > this.maxChars) return this.hold();
+    // Within the window's budget, or one text over it when nothing is owed (up to maxOversized).
+    const fits = this.chars + chars <= this.maxChars || (this.chars === 0 && chars <= this.maxOversized);
+    if (!fits || this.totalChars + chars > this.maxTotalChars) return this.hold();
     this.chars += chars;
+    this.totalChars += chars;
     return true;
   }
 
   /** Whether the mirror may shift `shifts` rules now (counted if so). */
   shift(shifts: number): boolean {
     this.roll();
-    if (this.shifts + shifts > this.maxShifts) return this.hold();
+    if (this.shifts + shifts > this.maxShifts || this.totalShifts + shifts > this.maxTotalShifts) return this.hold();
     this.shifts += shifts;
+    this.totalShifts += shifts;
     return true;
   }
 

@@ -11,12 +11,15 @@
  * in one place.
  *
  * Style work beyond the budgets of ./budget.ts (STYLE_REWRITE_CHARS, RULE_SHIFTS) is held as in
- * the live console, counted in windows of the recording's own time; `notes.stylesHeld` says so,
+ * the live console, counted in windows of the recording's own time, and over the whole recording
+ * (RECORDING_STYLE_CHARS, RECORDING_RULE_SHIFTS: a seek plays it all at once); `notes.stylesHeld` says so,
  * for the player to tell the auditor.
  */
 
 import { type AssetLookup, StyleParents, neutralizeEvent } from "./assets.ts";
-import { MirrorBudget, StyleBudget } from "./budget.ts";
+import {
+  MirrorBudget, RECORDING_RULE_SHIFTS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget,
+} from "./budget.ts";
 
 /** The events to give rrweb's Replayer, in its order, neutralised in place; null when the page
  * they make is beyond what the mirror holds (the player does not play it). */
@@ -27,7 +30,9 @@ export function playableEvents(events: unknown[], assets?: AssetLookup, notes?: 
   if (!ordered.every((event) => budget.admit(event))) return null;
   const styles = new StyleParents();
   let now = 0;
-  const styleBudget = new StyleBudget(() => now);
+  // A window of the recording's time each, and the whole: a seek plays all before it at once.
+  const styleBudget = new StyleBudget(() => now, STYLE_REWRITE_CHARS, RULE_SHIFTS, STYLE_WINDOW_MS, RECORDING_STYLE_CHARS,
+    RECORDING_RULE_SHIFTS);
   for (const event of ordered) {
     now = event.timestamp;
     neutralizeEvent(event, assets, styles, styleBudget);
