@@ -8,7 +8,9 @@ not make the raises loop. Held (each tried here): forged `beforetoggle` events t
 budget before each cover; the popover's `beforetoggle` and `toggle` stopped at window capture; a
 cover shown again in a microtask after each of the widget's raises (bounded, paused). Held, honest:
 a menu opened by its `popovertarget` button over Stop sharing (shown by the browser after the
-widget's microtask ran) does not pause sharing."""
+widget's microtask ran) does not pause sharing. Got through (honest), fixed: three components each
+showing a hint from an animation frame of their own spent RAISES_PER_LOOK, counted between two
+looks only, and sharing paused; it is now counted between two frames drawn."""
 
 from __future__ import annotations
 
