@@ -124,13 +124,16 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
  * customer's tab frozen. */
 const PUT_BACKS_PER_LOOK = 8;
 
-/** How many times the widget is raised again over a popover the page shows, between two looks.
+/** How many times the widget is raised again over a popover the page shows, between two frames
+ * drawn (the browser's own frame callback, realm.ts), or two looks where there is none.
  * Apart from the put-backs and larger: a page's tooltips shown one after another as the pointer
  * runs over a menu are shown a dozen at a time between two looks on a busy machine (a bound of 8
  * shared with the put-backs paused sharing for them, in CI). One raise for all the popovers shown
  * before a microtask, at most one for each (./popover-raises.ts). A page that shows one again
  * after each raise (a loop of microtasks: each raise at a popover's `beforetoggle` is one) is
- * left to the looks past it, and kept paused, as one taking the widget away is. */
+ * left to the looks past it, and kept paused, as one taking the widget away is. Between two
+ * looks only, it paused an honest page whose components each show a hint from an animation frame
+ * of their own (three raises a frame spend it in 11 frames; a look is 300 ms or more). */
 const RAISES_PER_LOOK = 32;
 
 /** The browser's `queueMicrotask` as the SDK loaded (the raises over the page's popovers,
@@ -433,8 +436,10 @@ export class CustomerUI {
    * and whether the page asked for more (it fights back: out of reach until a look finds the
    * widget left where it was put). */
   private putBacks = 0;
-  /** Raises over the page's popovers since the session's last look (RAISES_PER_LOOK). */
+  /** Raises over the page's popovers since the session's last look or the last frame drawn
+   * (RAISES_PER_LOOK), and whether the frame callback that forgets them is asked for. */
   private raises = 0;
+  private raisesForgotAtFrame = false;
   private contested = false;
   /** Told at once when a change of the page's took the widget out of reach (whenOutOfReach). */
   private outOfReach: (() => void) | null = null;
@@ -732,6 +737,14 @@ export class CustomerUI {
       return false;
     }
     this.raises++;
+    // Forgotten at the next frame (the browser's own callback, which no page holds back or
+    // calls): a loop of raises is one within a frame; else at the next look.
+    if (!this.raisesForgotAtFrame) {
+      this.raisesForgotAtFrame = browserFrame(() => {
+        this.raisesForgotAtFrame = false;
+        this.raises = 0;
+      });
+    }
     return true;
   }
 
