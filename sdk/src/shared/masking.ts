@@ -343,15 +343,22 @@ export function maskLongDigitRuns(text: string): string {
 
 /** Digits drawn in another form, which Unicode counts as no decimal digit (`No`) but the agent
  * reads as one: superscripts (`⁴¹¹¹`), subscripts, circled, negative circled and sans-serif
- * circled digits (`④①①①`, `❹❶❶❶`, `➃➀➀➀`, `⓸⓵⓵⓵`), each one UTF-16 unit, with its value. */
+ * circled digits (`④①①①`, `❹❶❶❶`, `➃➀➀➀`, `⓸⓵⓵⓵`), parenthesized digits and digits with a full
+ * stop (`⑷⑴⑴⑴`, `⒋⒈⒈⒈`), each one UTF-16 unit, with its value; and, two units each (a surrogate
+ * pair), digits with a full stop or a comma (`🄀`, `🄅🄂🄂🄂`) and the dingbat zeros (`🄋`, `🄌`),
+ * read as their digit followed by a word joiner (drawn as nothing: ATTACHED). */
 const DIGIT_FORMS = new Map<string, string>();
 for (const [start, values] of [
   [0x2070, "0"], [0x00b9, "1"], [0x00b2, "23"], [0x2074, "456789"], [0x2080, "0123456789"], [0x2460, "123456789"],
   [0x24ea, "0"], [0x24f5, "123456789"], [0x24ff, "0"], [0x2776, "123456789"], [0x2780, "123456789"], [0x278a, "123456789"],
+  [0x2474, "123456789"], [0x2488, "123456789"], [0x1f100, "00123456789"], [0x1f10b, "00"],
 ] as const) {
-  for (let i = 0; i < values.length; i++) DIGIT_FORMS.set(String.fromCharCode(start + i), values[i]);
+  for (let i = 0; i < values.length; i++) {
+    const ch = String.fromCodePoint(start + i);
+    DIGIT_FORMS.set(ch, ch.length === 1 ? values[i] : `${values[i]}\u2060`);
+  }
 }
-const DIGIT_FORM = /[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u2080-\u2089\u2460-\u2468\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792]/g;
+const DIGIT_FORM = /[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u2080-\u2089\u2460-\u2468\u2474-\u247c\u2488-\u2490\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792]|\ud83c[\udd00-\udd0c]/g;
 
 /**
  * `mask` applied to `text` with its digits of other forms (DIGIT_FORMS) read as ASCII digits:
@@ -364,7 +371,16 @@ function withDigitForms(text: string, mask: (plain: string) => string): string {
   const masked = mask(plain);
   if (masked.length !== plain.length) return masked; // another script's digits changed length: as read
   let out = "";
-  for (let i = 0; i < text.length; i++) out += masked[i] === plain[i] ? text[i] : masked[i];
+  for (let i = 0; i < text.length; i++) {
+    // A surrogate pair's form stands at i and i + 1 in both (its digit, then the word joiner).
+    const pair = i + 1 < text.length && text.charCodeAt(i) >= 0xd800 && text.charCodeAt(i) <= 0xdbff;
+    if (masked[i] === plain[i]) {
+      out += pair ? text[i] + text[i + 1] : text[i];
+    } else {
+      out += pair && DIGIT_FORMS.has(text[i] + text[i + 1]) ? masked[i] : masked[i] + (pair ? text[i + 1] : "");
+    }
+    if (pair) i++;
+  }
   return out;
 }
 
@@ -380,8 +396,11 @@ const ANY_DIGIT = /\p{Nd}/gu;
 const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
 /** The separators a card is written with besides one space or dash (DIGIT_RUN): dots (`.`, `·`,
  * `‧`, `・`), slashes, bars, underscores, spaces of any width and line breaks (any White_Space:
- * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width. */
-const LOOSE_SEPARATOR = "[.\\/_|\\u00b7\\u2027\\u30fb\\u2010-\\u2015\\u2212\\p{White_Space}-]";
+ * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width (any `Pd`), and
+ * their full-width and small forms and look-alikes (a Japanese IME's `－`, `．`, `／`, its
+ * prolonged sound mark `ー` typed for a dash; the one-dot leader `․`, the fraction slash...). */
+const LOOSE_SEPARATOR = "[.\\/_|\\u00b7\\u2027\\u30fb\\u2212\\p{Pd}\\p{White_Space}" +
+  "\\u2024\\u2043\\u2044\\u2215\\u2219\\u22c5\\u30fc\\uff0e\\uff0f\\uff3f\\uff5c\\uff65\\uff70\\ufe52]";
 /** What is drawn with a digit or as nothing (INVISIBLE, and combining marks: a keycap's
  * `4\ufe0f\u20e3`, an underline's `4\u0332`, a stroke's): the digit is read all the same. */
 const ATTACHED_CLASS = "[\\p{DI}\\p{M}]";
