@@ -4,7 +4,8 @@
 // `．`, `／`, its prolonged sound mark `ー`, the one-dot leader `․`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { maskCardNumbers, maskLongDigitRuns } from "../src/shared/masking.ts";
+import { forgetSecrets, maskCardNumbers, maskCopies, maskInputValue, maskLongDigitRuns } from "../src/shared/masking.ts";
+import { document, html } from "./dom.ts";
 
 const CARD = "4111 1111 1111 1111";
 /** Any digit the agent reads as one: a decimal digit, or one of the forms below. */
@@ -57,5 +58,35 @@ test("dates, phone numbers and order numbers written with those separators stay 
     "2024\u20241\u202415", "Items 12／34／56",
   ]) {
     assert.equal(maskCardNumbers(text), text);
+  }
+});
+
+test("a hidden value's copy in full-width letters, superscript or keycap digits, or spread over lines, is masked", () => {
+  forgetSecrets();
+  const form = html('<form><input id="pw" type="password"><input id="pin" name="pin"><input id="phrase" type="password"></form>');
+  document.body.append(form);
+  const fullwidth = (text: string) => Array.from(text, (ch) => (/[!-~]/.test(ch) ? String.fromCharCode(ch.charCodeAt(0) + 0xfee0) : ch)).join("");
+  try {
+    maskInputValue("Transmogrification7", form.querySelector("#pw"));
+    maskInputValue("4729", form.querySelector("#pin"));
+    maskInputValue("correct horse battery", form.querySelector("#phrase"));
+    // A page that echoes in full-width forms (a Japanese site's 全角 conversion), in superscript,
+    // circled or keycap digits, or with an underline drawn on each digit; a passphrase that the
+    // page's markup breaks over lines or spaces twice (HTML draws any run of blanks as one space).
+    for (const copy of [
+      `You typed ${fullwidth("Transmogrification7")}`, "PIN ⁴⁷²⁹", "PIN ④⑦②⑨", "PIN ⑷⑺⑵⑼",
+      "PIN 4\ufe0f\u20e37\ufe0f\u20e32\ufe0f\u20e39\ufe0f\u20e3", "PIN 4\u03327\u03322\u03329\u0332",
+      "Phrase: correct\n      horse\n      battery", "Phrase: correct  horse\tbattery", "Phrase:\r\ncorrect\r\nhorse battery",
+    ]) {
+      const masked = maskCopies(copy);
+      assert.doesNotMatch(masked, /Transmog|ｍｏｇｒｉ|horse|battery|[4⁴④⑷][^a-z]*[7⁷⑦⑺]/u, `${JSON.stringify(copy)}: ${JSON.stringify(masked)}`);
+    }
+    // Other text keeps its characters, its line breaks and its full-width forms.
+    for (const text of ["Ｔｒａｎｓｐｏｒｔ ４７", "line one\n  line two", "correct\nanswer", "Room ⁴⁷"]) {
+      assert.equal(maskCopies(text), text);
+    }
+  } finally {
+    form.remove();
+    forgetSecrets();
   }
 });
