@@ -2967,17 +2967,25 @@ function standsAlone(text: string, start: number, end: number): boolean {
   return (start === 0 || !WORD_CHAR.test(text[start - 1])) && (end === text.length || !WORD_CHAR.test(text[end]));
 }
 
-/** Spaces drawn as a blank (no-break, narrow, thin...), read as one ASCII space in copies. */
-const ODD_SPACES = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/gu;
+/** Combining marks drawn on a letter or digit of ASCII's once NFKC composed what it could (an
+ * underline's `4\u0332`, a strike's, a keycap's `\u20e3`): the character is read all the same. */
+const MARKS_ON_ASCII = /(?<=[0-9A-Za-z])\p{M}+/gu;
+/** Blanks HTML draws as one space (CSS `white-space: normal`): line breaks, tabs, runs of spaces. */
+const ASCII_BLANKS = /[\t\n\v\f\r]| {2}/;
 
 /** `text` as the agent reads it: characters drawn as nothing (INVISIBLE: soft hyphens a
- * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, no-break and
- * other blanks read as a space, and any script's decimal digits as ASCII ones (a PIN typed on an
- * Arabic keyboard, `٤٧٢٩`, that the page echoes as `4729`, or the other way round). Only
- * non-ASCII text changes. */
+ * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, compatibility
+ * forms read as the characters they draw (DIGIT_FORMS' digits, then NFKC: full-width `Ｔｒａｎｓ`), marks drawn on an ASCII letter or digit taken out (a keycap's, an
+ * underline's), any run of blanks and line breaks read as one space (as HTML draws them), and any
+ * script's decimal digits as ASCII ones (a PIN typed on an Arabic keyboard, `٤٧٢٩`, that the
+ * page echoes as `4729`, or the other way round). ASCII text without line breaks, tabs or
+ * double spaces does not change (attack review of the ninth masking review). */
 function asRead(text: string): string {
-  if (!/[^\x00-\x7f]/.test(text)) return text;
-  const read = text.replace(INVISIBLE, "").replace(ODD_SPACES, " ");
+  const ascii = !/[^\x00-\x7f]/.test(text);
+  if (ascii && !ASCII_BLANKS.test(text)) return text;
+  let read = ascii ? text : text.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch) // `⑷` as `4`, not NFKC's `(4)`
+    .replace(INVISIBLE, "").normalize("NFKC").replace(MARKS_ON_ASCII, "");
+  read = read.replace(/\p{White_Space}+/gu, " ");
   return hasOtherDigits(read) ? read.replace(ANY_DIGIT, asciiDigit) : read;
 }
 
