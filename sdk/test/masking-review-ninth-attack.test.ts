@@ -90,3 +90,17 @@ test("a hidden value's copy in full-width letters, superscript or keycap digits,
     forgetSecrets();
   }
 });
+
+test("a row of numbers spaced by tabs, double or no-break spaces keeps the columns around a card-valid span", () => {
+  // As a row spaced by single spaces does (DIGIT_RUN): only the 13-19 digits that pass Luhn's
+  // check are masked, not the whole row (a <pre> table, a receipt's columns).
+  assert.equal(maskCardNumbers("x 1200 3400 5600 7800 9100 2300 4500"), "x 1200 •••• •••• •••• •••• 2300 4500");
+  for (const blank of ["\t", "  ", "\u00a0", "\u2003\u2003"]) {
+    const row = ["1200", "3400", "5600", "7800", "9100", "2300", "4500"].join(blank);
+    const expected = ["1200", "••••", "••••", "••••", "••••", "2300", "4500"].join(blank);
+    assert.equal(maskCardNumbers(`x ${row}`), `x ${expected}`, JSON.stringify(blank));
+  }
+  // A card spaced so is masked whole, digit by digit too.
+  assert.equal(maskCardNumbers("Card 4111\t1111\t1111\t1111"), "Card ••••\t••••\t••••\t••••");
+  assert.equal(maskCardNumbers(`Card ${"4111111111111111".split("").join("\u00a0")}`), `Card ${"•".repeat(16).split("").join("\u00a0")}`);
+});
