@@ -449,10 +449,16 @@ function asciiDigit(ch: string): string {
 /** Whether a run (invisible characters taken out) spaced only by blanks on one line, one or
  * more between digits, holds a card number as DIGIT_RUN's single spaces would (cardDigitMask:
  * any 13-19 digits between blanks, a card spaced digit by digit too). */
-function spacedCard(visible: string): boolean {
+function spacedCard(visible: string): boolean[] | null {
   const spaced = visible.replace(LINE_SPACES, " ");
-  if (!/^\p{Nd}(?: ?\p{Nd})*$/u.test(spaced)) return false;
-  return cardDigitMask(Array.from(spaced, (ch) => (ch === " " ? ch : asciiDigit(ch))).join("")) !== null;
+  if (!/^\p{Nd}(?: ?\p{Nd})*$/u.test(spaced)) return null;
+  return cardDigitMask(Array.from(spaced, (ch) => (ch === " " ? ch : asciiDigit(ch))).join(""));
+}
+
+/** `run` with the digits `marks` names (one a digit, in order) masked, the others as written. */
+function maskMarkedDigits(run: string, marks: boolean[]): string {
+  let index = 0;
+  return run.replace(ANY_DIGIT, (digit) => (marks[index++] ? MASK : digit));
 }
 
 function maskLooseRuns(text: string, typed: boolean): string {
@@ -466,16 +472,18 @@ function maskLooseRuns(text: string, typed: boolean): string {
     // A card is written in groups of 3 to 6 (4-4-4-4, Amex's 4-6-5) or unbroken: two dates in a
     // row ("01.02.2024 - 15.02.2024") are not one, even when their digits pass Luhn's check.
     const size = (group: string) => (ascii ? group.length : [...group].length);
-    const card = (digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits)) ||
-      // Spaced otherwise than DIGIT_RUN's single ASCII spaces (which it judged already).
-      ((!ascii || /\t| {2}/.test(visible)) && spacedCard(visible));
+    const card = digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits);
     if (card) return run.replace(ANY_DIGIT, MASK);
-    if (!typed || digits.length < 7) return run;
+    // Spaced otherwise than DIGIT_RUN's single ASCII spaces (which it judged already): as it does,
+    // only the card-valid span's digits, not a whole row of columns around it.
+    const marks = !ascii || /\t| {2}/.test(visible) ? spacedCard(visible) : null;
+    if (!typed || digits.length < 7) return marks ? maskMarkedDigits(run, marks) : run;
     // Unbroken or spaced on one line; or typed key by key in groups of four (a card is on one
     // line: numbers one a line, years in a textarea, are none).
     const spaced = ascii ? /^[0-9 \t]+$/.test(visible) : /^\p{Nd}+$/u.test(visible.replace(LINE_SPACES, ""));
     const long = spaced || (!/[\n\r\v\f\u0085\u2028\u2029]/.test(visible) && groups.slice(0, -1).every((group) => size(group) === 4));
-    return long ? run.replace(ANY_DIGIT, MASK) : run;
+    if (long) return run.replace(ANY_DIGIT, MASK);
+    return marks ? maskMarkedDigits(run, marks) : run;
   });
 }
 
