@@ -741,8 +741,11 @@ function notePasswordChanges(records: MutationRecord[]): void {
 /** The trees (documents of same-origin frames, open shadow roots) passwordWatch observes. */
 const passwordRoots = new WeakSet<Node>();
 /** Events, read at a document in the capture phase (before the page's own handlers), whose path
- * names the open shadow roots (and so the web components) the customer touches. */
-const PASSWORD_ROOT_EVENTS = ["focusin", "pointerdown", "mousedown", "touchstart", "keydown", "click", "input", "change"];
+ * names the open shadow roots (and so the web components) the customer touches. `pointerover`
+ * too: a press inside a frame is no event of the framing document, but the pointer entering the
+ * frame is one, at the frame element: a frame a component holds in its shadow root is so found
+ * (and watched, watchPasswordRoot) before the customer presses anything in it. */
+const PASSWORD_ROOT_EVENTS = ["focusin", "pointerover", "pointerdown", "mousedown", "touchstart", "keydown", "click", "input", "change"];
 
 /**
  * Remember every field that is or was `type="password"` in `doc` from now on (the SDK calls it
@@ -770,6 +773,11 @@ function watchPasswordRoot(root: Document | ShadowRoot): void {
   passwordRoots.add(root);
   for (const field of queryAllIn(root, 'input[type="password" i]')) everPassword.add(field);
   passwordWatch.observe(root, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+  // A frame's `load` does not bubble, but a capture listener on its tree's root sees it; nor is
+  // it composed: a frame in a shadow root is heard at that root, not at the document (attack
+  // review of the ninth masking review), and the document's scan does not enter shadow roots.
+  root.addEventListener("load", notePasswordFrame, true);
+  for (const frame of queryAllIn(root, "iframe, frame")) watchPasswordFrame(frame);
 }
 
 function watchPasswordDocument(doc: Document): void {
@@ -779,9 +787,6 @@ function watchPasswordDocument(doc: Document): void {
   doc.addEventListener("input", notePasswordTyping, true);
   doc.addEventListener("change", notePasswordTyping, true);
   for (const type of PASSWORD_ROOT_EVENTS) doc.addEventListener(type, notePasswordRoots, true);
-  // A frame's `load` does not bubble, but a document's capture listener sees it.
-  doc.addEventListener("load", notePasswordFrame, true);
-  for (const frame of queryAllIn(doc, "iframe, frame")) watchPasswordFrame(frame);
 }
 
 /** Watch a same-origin frame's document (another origin's cannot be read, nor is it recorded). */
