@@ -343,15 +343,22 @@ export function maskLongDigitRuns(text: string): string {
 
 /** Digits drawn in another form, which Unicode counts as no decimal digit (`No`) but the agent
  * reads as one: superscripts (`⁴¹¹¹`), subscripts, circled, negative circled and sans-serif
- * circled digits (`④①①①`, `❹❶❶❶`, `➃➀➀➀`, `⓸⓵⓵⓵`), each one UTF-16 unit, with its value. */
+ * circled digits (`④①①①`, `❹❶❶❶`, `➃➀➀➀`, `⓸⓵⓵⓵`), parenthesized digits and digits with a full
+ * stop (`⑷⑴⑴⑴`, `⒋⒈⒈⒈`), each one UTF-16 unit, with its value; and, two units each (a surrogate
+ * pair), digits with a full stop or a comma (`🄀`, `🄅🄂🄂🄂`) and the dingbat zeros (`🄋`, `🄌`),
+ * read as their digit followed by a word joiner (drawn as nothing: ATTACHED). */
 const DIGIT_FORMS = new Map<string, string>();
 for (const [start, values] of [
   [0x2070, "0"], [0x00b9, "1"], [0x00b2, "23"], [0x2074, "456789"], [0x2080, "0123456789"], [0x2460, "123456789"],
   [0x24ea, "0"], [0x24f5, "123456789"], [0x24ff, "0"], [0x2776, "123456789"], [0x2780, "123456789"], [0x278a, "123456789"],
+  [0x2474, "123456789"], [0x2488, "123456789"], [0x1f100, "00123456789"], [0x1f10b, "00"],
 ] as const) {
-  for (let i = 0; i < values.length; i++) DIGIT_FORMS.set(String.fromCharCode(start + i), values[i]);
+  for (let i = 0; i < values.length; i++) {
+    const ch = String.fromCodePoint(start + i);
+    DIGIT_FORMS.set(ch, ch.length === 1 ? values[i] : `${values[i]}\u2060`);
+  }
 }
-const DIGIT_FORM = /[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u2080-\u2089\u2460-\u2468\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792]/g;
+const DIGIT_FORM = /[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u2080-\u2089\u2460-\u2468\u2474-\u247c\u2488-\u2490\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792]|\ud83c[\udd00-\udd0c]/g;
 
 /**
  * `mask` applied to `text` with its digits of other forms (DIGIT_FORMS) read as ASCII digits:
@@ -364,7 +371,16 @@ function withDigitForms(text: string, mask: (plain: string) => string): string {
   const masked = mask(plain);
   if (masked.length !== plain.length) return masked; // another script's digits changed length: as read
   let out = "";
-  for (let i = 0; i < text.length; i++) out += masked[i] === plain[i] ? text[i] : masked[i];
+  for (let i = 0; i < text.length; i++) {
+    // A surrogate pair's form stands at i and i + 1 in both (its digit, then the word joiner).
+    const pair = i + 1 < text.length && text.charCodeAt(i) >= 0xd800 && text.charCodeAt(i) <= 0xdbff;
+    if (masked[i] === plain[i]) {
+      out += pair ? text[i] + text[i + 1] : text[i];
+    } else {
+      out += pair && DIGIT_FORMS.has(text[i] + text[i + 1]) ? masked[i] : masked[i] + (pair ? text[i + 1] : "");
+    }
+    if (pair) i++;
+  }
   return out;
 }
 
@@ -380,8 +396,11 @@ const ANY_DIGIT = /\p{Nd}/gu;
 const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
 /** The separators a card is written with besides one space or dash (DIGIT_RUN): dots (`.`, `·`,
  * `‧`, `・`), slashes, bars, underscores, spaces of any width and line breaks (any White_Space:
- * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width. */
-const LOOSE_SEPARATOR = "[.\\/_|\\u00b7\\u2027\\u30fb\\u2010-\\u2015\\u2212\\p{White_Space}-]";
+ * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width (any `Pd`), and
+ * their full-width and small forms and look-alikes (a Japanese IME's `－`, `．`, `／`, its
+ * prolonged sound mark `ー` typed for a dash; the one-dot leader `․`, the fraction slash...). */
+const LOOSE_SEPARATOR = "[.\\/_|\\u00b7\\u2027\\u30fb\\u2212\\p{Pd}\\p{White_Space}" +
+  "\\u2024\\u2043\\u2044\\u2215\\u2219\\u22c5\\u30fc\\uff0e\\uff0f\\uff3f\\uff5c\\uff65\\uff70\\ufe52]";
 /** What is drawn with a digit or as nothing (INVISIBLE, and combining marks: a keycap's
  * `4\ufe0f\u20e3`, an underline's `4\u0332`, a stroke's): the digit is read all the same. */
 const ATTACHED_CLASS = "[\\p{DI}\\p{M}]";
@@ -430,10 +449,16 @@ function asciiDigit(ch: string): string {
 /** Whether a run (invisible characters taken out) spaced only by blanks on one line, one or
  * more between digits, holds a card number as DIGIT_RUN's single spaces would (cardDigitMask:
  * any 13-19 digits between blanks, a card spaced digit by digit too). */
-function spacedCard(visible: string): boolean {
+function spacedCard(visible: string): boolean[] | null {
   const spaced = visible.replace(LINE_SPACES, " ");
-  if (!/^\p{Nd}(?: ?\p{Nd})*$/u.test(spaced)) return false;
-  return cardDigitMask(Array.from(spaced, (ch) => (ch === " " ? ch : asciiDigit(ch))).join("")) !== null;
+  if (!/^\p{Nd}(?: ?\p{Nd})*$/u.test(spaced)) return null;
+  return cardDigitMask(Array.from(spaced, (ch) => (ch === " " ? ch : asciiDigit(ch))).join(""));
+}
+
+/** `run` with the digits `marks` names (one a digit, in order) masked, the others as written. */
+function maskMarkedDigits(run: string, marks: boolean[]): string {
+  let index = 0;
+  return run.replace(ANY_DIGIT, (digit) => (marks[index++] ? MASK : digit));
 }
 
 function maskLooseRuns(text: string, typed: boolean): string {
@@ -447,16 +472,18 @@ function maskLooseRuns(text: string, typed: boolean): string {
     // A card is written in groups of 3 to 6 (4-4-4-4, Amex's 4-6-5) or unbroken: two dates in a
     // row ("01.02.2024 - 15.02.2024") are not one, even when their digits pass Luhn's check.
     const size = (group: string) => (ascii ? group.length : [...group].length);
-    const card = (digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits)) ||
-      // Spaced otherwise than DIGIT_RUN's single ASCII spaces (which it judged already).
-      ((!ascii || /\t| {2}/.test(visible)) && spacedCard(visible));
+    const card = digits.length >= 13 && digits.length <= 19 && groups.every((group) => size(group) >= 3) && luhnValid(digits);
     if (card) return run.replace(ANY_DIGIT, MASK);
-    if (!typed || digits.length < 7) return run;
+    // Spaced otherwise than DIGIT_RUN's single ASCII spaces (which it judged already): as it does,
+    // only the card-valid span's digits, not a whole row of columns around it.
+    const marks = !ascii || /\t| {2}/.test(visible) ? spacedCard(visible) : null;
+    if (!typed || digits.length < 7) return marks ? maskMarkedDigits(run, marks) : run;
     // Unbroken or spaced on one line; or typed key by key in groups of four (a card is on one
     // line: numbers one a line, years in a textarea, are none).
     const spaced = ascii ? /^[0-9 \t]+$/.test(visible) : /^\p{Nd}+$/u.test(visible.replace(LINE_SPACES, ""));
     const long = spaced || (!/[\n\r\v\f\u0085\u2028\u2029]/.test(visible) && groups.slice(0, -1).every((group) => size(group) === 4));
-    return long ? run.replace(ANY_DIGIT, MASK) : run;
+    if (long) return run.replace(ANY_DIGIT, MASK);
+    return marks ? maskMarkedDigits(run, marks) : run;
   });
 }
 
@@ -714,8 +741,11 @@ function notePasswordChanges(records: MutationRecord[]): void {
 /** The trees (documents of same-origin frames, open shadow roots) passwordWatch observes. */
 const passwordRoots = new WeakSet<Node>();
 /** Events, read at a document in the capture phase (before the page's own handlers), whose path
- * names the open shadow roots (and so the web components) the customer touches. */
-const PASSWORD_ROOT_EVENTS = ["focusin", "pointerdown", "mousedown", "touchstart", "keydown", "click", "input", "change"];
+ * names the open shadow roots (and so the web components) the customer touches. `pointerover`
+ * too: a press inside a frame is no event of the framing document, but the pointer entering the
+ * frame is one, at the frame element: a frame a component holds in its shadow root is so found
+ * (and watched, watchPasswordRoot) before the customer presses anything in it. */
+const PASSWORD_ROOT_EVENTS = ["focusin", "pointerover", "pointerdown", "mousedown", "touchstart", "keydown", "click", "input", "change"];
 
 /**
  * Remember every field that is or was `type="password"` in `doc` from now on (the SDK calls it
@@ -743,6 +773,11 @@ function watchPasswordRoot(root: Document | ShadowRoot): void {
   passwordRoots.add(root);
   for (const field of queryAllIn(root, 'input[type="password" i]')) everPassword.add(field);
   passwordWatch.observe(root, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+  // A frame's `load` does not bubble, but a capture listener on its tree's root sees it; nor is
+  // it composed: a frame in a shadow root is heard at that root, not at the document (attack
+  // review of the ninth masking review), and the document's scan does not enter shadow roots.
+  root.addEventListener("load", notePasswordFrame, true);
+  for (const frame of queryAllIn(root, "iframe, frame")) watchPasswordFrame(frame);
 }
 
 function watchPasswordDocument(doc: Document): void {
@@ -752,9 +787,6 @@ function watchPasswordDocument(doc: Document): void {
   doc.addEventListener("input", notePasswordTyping, true);
   doc.addEventListener("change", notePasswordTyping, true);
   for (const type of PASSWORD_ROOT_EVENTS) doc.addEventListener(type, notePasswordRoots, true);
-  // A frame's `load` does not bubble, but a document's capture listener sees it.
-  doc.addEventListener("load", notePasswordFrame, true);
-  for (const frame of queryAllIn(doc, "iframe, frame")) watchPasswordFrame(frame);
 }
 
 /** Watch a same-origin frame's document (another origin's cannot be read, nor is it recorded). */
@@ -2948,17 +2980,25 @@ function standsAlone(text: string, start: number, end: number): boolean {
   return (start === 0 || !WORD_CHAR.test(text[start - 1])) && (end === text.length || !WORD_CHAR.test(text[end]));
 }
 
-/** Spaces drawn as a blank (no-break, narrow, thin...), read as one ASCII space in copies. */
-const ODD_SPACES = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/gu;
+/** Combining marks drawn on a letter or digit of ASCII's once NFKC composed what it could (an
+ * underline's `4\u0332`, a strike's, a keycap's `\u20e3`): the character is read all the same. */
+const MARKS_ON_ASCII = /(?<=[0-9A-Za-z])\p{M}+/gu;
+/** Blanks HTML draws as one space (CSS `white-space: normal`): line breaks, tabs, runs of spaces. */
+const ASCII_BLANKS = /[\t\n\v\f\r]| {2}/;
 
 /** `text` as the agent reads it: characters drawn as nothing (INVISIBLE: soft hyphens a
- * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, no-break and
- * other blanks read as a space, and any script's decimal digits as ASCII ones (a PIN typed on an
- * Arabic keyboard, `٤٧٢٩`, that the page echoes as `4729`, or the other way round). Only
- * non-ASCII text changes. */
+ * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, compatibility
+ * forms read as the characters they draw (DIGIT_FORMS' digits, then NFKC: full-width `Ｔｒａｎｓ`), marks drawn on an ASCII letter or digit taken out (a keycap's, an
+ * underline's), any run of blanks and line breaks read as one space (as HTML draws them), and any
+ * script's decimal digits as ASCII ones (a PIN typed on an Arabic keyboard, `٤٧٢٩`, that the
+ * page echoes as `4729`, or the other way round). ASCII text without line breaks, tabs or
+ * double spaces does not change (attack review of the ninth masking review). */
 function asRead(text: string): string {
-  if (!/[^\x00-\x7f]/.test(text)) return text;
-  const read = text.replace(INVISIBLE, "").replace(ODD_SPACES, " ");
+  const ascii = !/[^\x00-\x7f]/.test(text);
+  if (ascii && !ASCII_BLANKS.test(text)) return text;
+  let read = ascii ? text : text.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch) // `⑷` as `4`, not NFKC's `(4)`
+    .replace(INVISIBLE, "").normalize("NFKC").replace(MARKS_ON_ASCII, "");
+  read = read.replace(/\p{White_Space}+/gu, " ");
   return hasOtherDigits(read) ? read.replace(ANY_DIGIT, asciiDigit) : read;
 }
 
