@@ -8,7 +8,7 @@ and text beside them stay shown."""
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+from playwright.sync_api import FrameLocator, expect
 
 from tests.conftest import RunningServer
 from tests.e2e.conftest import OtherOrigin, Party, caught_up, share
@@ -75,19 +75,37 @@ def test_a_password_a_same_origin_frame_shows_before_sharing_stays_hidden(
 ) -> None:
     """The same in a same-origin frame (a payment or login form framed by the page): its
     document was not watched at all."""
+    framed_password_shown_before_sharing(
+        live, other_origin, customer, agent, ("framed-login.html", FRAMED), "iframe"
+    )
+
+
+def framed_password_shown_before_sharing(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    customer: Party,
+    agent: Party,
+    outer: tuple[str, str],
+    frame: str,
+) -> FrameLocator:
+    """The page ``outer`` (name, body) frames FRAME at the selector ``frame``; the customer has
+    a password suggested there and shows it, then shares: it never reaches the agent. Returns
+    the frame as the agent's mirror shows it."""
     (other_origin.root / "login-frame.html").write_text(FRAME)
     page = customer.page
-    page.goto(other_origin.page("framed-login.html", FRAMED, live, title="Sign in"))
-    inner = page.frame_locator("iframe")
+    page.goto(other_origin.page(outer[0], outer[1], live, title="Sign in"))
+    inner = page.frame_locator(frame)
     inner.locator("#suggest").click()
     inner.locator("#show").click()
     expect(inner.locator("#pw")).to_have_attribute("type", "text")
     view = share(customer, agent, live, page.evaluate("() => window.Tandem.start()"))
     expect(view.get_by_text("After the form")).to_be_attached()
     inner.locator("#user").press_sequentially("jane", delay=5)
-    expect(view.frame_locator("iframe").locator("#user")).to_have_value("jane")
+    shown = view.frame_locator(frame)
+    expect(shown.locator("#user")).to_have_value("jane")
     caught_up(customer, view)
     _assert_never_reached(agent, view, "Narwhal", "5521")
+    return shown
     assert view.frame_locator("iframe").locator("#pw").input_value() == MASK_PLACEHOLDER
 
 
