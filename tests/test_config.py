@@ -21,6 +21,10 @@ from tandem.exceptions import ConfigError
         ("http://shop.example:80/", "http://shop.example"),
         ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
         ("http://[::1]:8000", "http://[::1]:8000"),
+        ("http://[0:0::1]:8000", "http://[::1]:8000"),  # IPv6 as browsers write it
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://my_host.example", "https://my_host.example"),
+        ("https://shop.example.", "https://shop.example."),  # another origin to a browser
     ],
 )
 def test_origins_are_normalised(given: str, expected: str) -> None:
@@ -38,11 +42,34 @@ def test_origins_are_normalised(given: str, expected: str) -> None:
         "https://",
         "javascript:alert(1)",
         "null",
+        # Hosts no Origin header carries: each was stored as a site that never matched a page.
+        "https://exa mple.com",
+        "https://*.example.com",  # no wildcards
+        "https://a%41.example",
+        "https://a<b.example",
+        "https://a|b.example",
+        "https://a\\b.example",
+        "https://a\tb.example",  # was read as https://ab.example: a site nobody typed
+        "https://a\nb.example",
+        # IPv4 as browsers never send it (they write four decimal numbers, or refuse the URL)
+        "http://0x7f.1",
+        "http://1.2.3",
+        "http://01.2.3.4",
+        "http://999.1.1.1",
+        "http://1.2.3.4.5",
+        "https://example.123",
+        "http://[fe80::1%25eth0]",
+        "http://[::g]",
     ],
 )
 def test_non_origins_are_refused(bad: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="origin"):
         normalize_origin(bad)
+
+
+def test_a_wildcard_origin_is_refused_saying_why() -> None:
+    with pytest.raises(ConfigError, match="no wildcards: add one site per origin"):
+        normalize_origin("https://*.shop.example")
 
 
 def test_environment_is_read() -> None:

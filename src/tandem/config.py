@@ -10,6 +10,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -1395,7 +1396,50 @@ def normalize_origin(origin: str) -> str:
         raise ConfigError(f"bad port in origin: {origin!r}") from None
     if port == 0:  # no port a browser reaches (it was dropped as if the default)
         raise ConfigError(f"bad port in origin: {origin!r}")
+    if _URL_STRIPPED.search(origin.strip()):  # the parser drops them: another host than typed
+        raise ConfigError(f"not an http(s) origin (a tab or line break in it): {origin!r}")
     default = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.hostname
-    host = f"[{host}]" if ":" in host else ascii_host(host, f"origin {origin!r}")
+    host = _origin_host(parts.hostname, origin)
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+# What urlsplit silently removes from a URL (as the WHATWG parser does): `https://a\tb.example`
+# would be read as `https://ab.example`, a site nobody typed.
+_URL_STRIPPED = re.compile(r"[\t\r\n]")
+# A host name's labels as a browser's Origin header carries them, in ASCII (IDNA) and lower case:
+# letters, digits, `-` and `_`, with an optional dot at the end. Anything else (a space, `*`, `%`,
+# `<`, `|`...) names no host a browser reaches, and no Origin header ever carries it: a site added
+# as `https://*.example.com` (no wildcards: one site per origin) never matched a page.
+_HOST_LABELS = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
+# A host whose last label is a number is an IPv4 address to a browser (WHATWG URL), which writes
+# it as four decimal numbers: `http://0x7f.1` is sent as `http://127.0.0.1`, and `1.2.3.4.5` is
+# no address at all.
+_NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0x[0-9a-f]*)")
+
+
+def _origin_host(host: str, origin: str) -> str:
+    """The host of an origin as browsers serialise it, or ConfigError for one they never send."""
+    if ":" in host:  # an IPv6 address (urlsplit took the brackets off)
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"not a valid IPv6 address in origin {origin!r}") from None
+        if address.scope_id is not None:
+            raise ConfigError(f"an origin's IPv6 address has no zone (%...): {origin!r}")
+        return f"[{address.compressed}]"
+    host = ascii_host(host, f"origin {origin!r}")
+    if not _HOST_LABELS.fullmatch(host):
+        raise ConfigError(
+            f"not a valid host name in origin {origin!r}: letters, digits, '-' and '_' only"
+            + (" (no wildcards: add one site per origin)" if "*" in host else "")
+        )
+    if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1]):
+        try:
+            canonical = str(ipaddress.IPv4Address(host))
+        except ValueError:
+            canonical = ""
+        if canonical != host:
+            raise ConfigError(
+                f"an IPv4 address in an origin is four decimal numbers (as 127.0.0.1): {origin!r}"
+            )
+    return host
