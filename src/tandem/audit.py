@@ -74,6 +74,15 @@ BACKLOG_LINE = "backlog_line"
 id and the line's number (``<id>:<number>``). Under the hash and the record MAC, so that a line
 written twice (the database's note of it removed, then its file put back) fails :func:`verify`."""
 
+WRITE_ID = "write_id"
+"""The field of a record the hub may keep and write again (``SessionHub.record_done`` and its
+audit backlog, a session's ``session_ended``): a random id made before its first try, kept with
+it (in the backlog file's line too, under its MAC). The database notes it in the transaction
+that writes the record, as it notes a backlog line (:func:`write_note`): a write whose COMMIT
+landed while its caller was told it was cancelled (or lost the answer) is refused when the
+record is written again, never on the trail twice. Not a detail of the record: nothing of it is
+under the hash, and the trail reads as before."""
+
 ANCHORED_ACTIONS = frozenset({"server_stopped"})
 """Actions whose record is always anchored: the graceful end of a server's run."""
 
@@ -248,6 +257,13 @@ def anchor_due(record: AuditRecord, previous: Anchor | None, every: int) -> bool
     )
 
 
+def write_note(write_id: str) -> tuple[str, int]:
+    """The note (``audit_backlog_lines``' file id and line) of a record's :data:`WRITE_ID`:
+    line 0 of a "file" named by the id, which no backlog file has (their lines count from 1,
+    their ids are 32 hex digits or ``v1-`` and 32)."""
+    return f"w-{write_id}", 0
+
+
 class TrailStore(Protocol):
     async def has_audit_trail(self) -> bool: ...
 
@@ -356,8 +372,9 @@ class AuditStore(Protocol):
         ``anchor`` is called with the new record and the latest anchor stored, and the anchor it
         returns (if any) is stored: anchors follow the order of records whoever writes them.
         ``backlog_line`` (file id, line number) is noted in the same transaction too: the line
-        of an audit backlog file the record comes from (tandem.audit_backlog); a line noted
-        already raises :class:`~tandem.exceptions.BacklogLineWritten`, nothing written."""
+        of an audit backlog file the record comes from (tandem.audit_backlog), or the note of
+        the record's own identity (:func:`write_note`); one noted already raises
+        :class:`~tandem.exceptions.BacklogLineWritten`, nothing written."""
         ...
 
     async def audit_records(self, since: float = 0.0, after: int = 0) -> list[AuditRecord]:
@@ -751,6 +768,7 @@ class AuditLog:
         org: str,
         subject: str = "",
         backlog_line: tuple[str, int] | None = None,
+        write_id: str | None = None,
         **details: object,
     ) -> AuditRecord:
         """Append ``action`` filed under organisation ``org``: there is no default, so an
@@ -758,10 +776,14 @@ class AuditLog:
         explicitly. The trail is the server's own record of what happened (whoever ``actor``
         was), so it is written under a server grant for ``org``. ``backlog_line``: the line of
         an audit backlog file (file id, number) the record was kept in; raises
-        :class:`~tandem.exceptions.BacklogLineWritten` if its record is on the trail already."""
+        :class:`~tandem.exceptions.BacklogLineWritten` if its record is on the trail already.
+        ``write_id`` (:data:`WRITE_ID`): the record's identity, made before its first try; then
+        it is noted instead of the line (which the line's MAC binds it to), and
+        :class:`~tandem.exceptions.BacklogLineWritten` says an earlier try of it landed."""
         fields = dict(details)
         if backlog_line is not None:
             fields[BACKLOG_LINE] = f"{backlog_line[0]}:{backlog_line[1]}"
+        note = write_note(write_id) if write_id is not None else backlog_line
         return await self.store.append_audit(
             Grant.server(org, "audit trail"),
             at,
@@ -771,7 +793,7 @@ class AuditLog:
             fields,
             anchor=self._anchor,
             seal=self._seal,
-            backlog_line=backlog_line,
+            backlog_line=note,
         )
 
     def evidence(

@@ -22,7 +22,11 @@ operator. The database notes each line (file id, number) in the transaction that
 record (``audit_backlog_lines``), so a line whose record is on the trail already (a whole earlier
 file put back, one copied from another server's data directory, which shares the audit key, or a
 line a killed server wrote but did not count) is refused by the database, never written twice,
-and reported in an ``audit_backlog_replayed`` record. A process that takes up a file and appends
+and reported in an ``audit_backlog_replayed`` record. A record the hub kept carries its own
+identity (:data:`tandem.audit.WRITE_ID`, made before its first try, under its line's MAC), which
+the database notes instead of the line: a try whose COMMIT landed while its caller was told it
+failed (cancelled, or the answer lost) is then on the trail, and the record kept is refused as
+written, whether from the file or from memory only. A process that takes up a file and appends
 to it begins its own lines with a header line of their own (a new random id, the lines after it
 bound to it): lines appended under the id of the file taken up were refused as written when that
 file was an earlier one's first lines put back (its later lines noted already under those
@@ -474,11 +478,17 @@ class AuditBacklog:
                 self._replayed.append(entry.line)
                 log.error(
                     "the audit backlog %s: line %d is on the audit trail already (the file was "
-                    "put back or copied, a server killed while writing it, or a write a stop "
-                    "gave up on reached the database all the same): not written again",
+                    "put back or copied, a server killed while writing it, or a write given up "
+                    "on reached the database all the same): not written again",
                     entry.file,
                     entry.line,
                 )
+        else:
+            log.warning(
+                "an audit record held in memory (%s) is on the audit trail already (a write "
+                "given up on reached the database all the same): not written again",
+                entry.held[1],
+            )
         self.written()
 
     def take_replayed(self) -> tuple[str, list[int], int] | None:

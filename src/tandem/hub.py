@@ -28,6 +28,7 @@ from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
 from tandem.audit import (
     DELETIONS_RECORDED,
+    WRITE_ID,
     AuditLog,
     AuditRecord,
     Entry,
@@ -206,6 +207,10 @@ class LiveSession:
     """Why the recording being started was stopped before it had (its end reason)."""
     stored_state: str = "waiting"
     """The state storage last heard of (kept only with several processes)."""
+    end_write_id: str = ""
+    """The identity of its ``session_ended`` record (tandem.audit.WRITE_ID), made at the first
+    try of its close in storage and kept for the retries: a try whose record landed though its
+    answer was lost is then not written again."""
     client: str = ""
     """The address the customer's page opened the session from (its waiting limit)."""
     practice: str | None = None
@@ -915,7 +920,7 @@ class SessionHub:
         at, fields = self.clock(), {"actor": "server", "org": DEFAULT_ORG}  # as held
         self._announce("server_stopped", dict(fields))
         try:
-            await self._unrecorded.hold(at, "server_stopped", fields)
+            await self._unrecorded.hold(at, "server_stopped", self._identified(fields))
             try:
                 failed = await within_seconds(self._write_unrecorded(), left())
             except Exception as exc:  # TimeoutError included
@@ -1160,6 +1165,11 @@ class SessionHub:
         self._announce(action, fields)
         await self.audit.record(self.clock(), action, **fields)
 
+    def _identified(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` with the identity of a record that may be kept and written again
+        (:data:`tandem.audit.WRITE_ID`), made before its first try."""
+        return {**fields, WRITE_ID: crypto.new_token(self.entropy, 16)}
+
     @staticmethod
     def _announce(action: str, fields: dict[str, Any]) -> None:
         """An audited event's log line and count (before its record is written)."""
@@ -1185,17 +1195,23 @@ class SessionHub:
         transaction instead: :meth:`witness`): if storage fails, the record is
         kept, with the time it was done, and written by :meth:`tick` once it answers, and the
         error is raised (an HTTP request answers 503). While records are kept, the next ones
-        join them, in order, without a try of their own."""
+        join them, in order, without a try of their own.
+
+        Each is given its identity before its first try (:data:`tandem.audit.WRITE_ID`), kept
+        with it, and noted by the database with it: a try whose COMMIT landed though its caller
+        was cancelled before the answer (or lost it) leaves the record kept, and writing it from
+        the backlog then finds it on the trail, never writes it twice."""
         at = self.clock()
         self._announce(action, fields)
+        fields = self._identified(fields)
         if self._unrecorded:
             await self._unrecorded.hold(at, action, fields)
             return
         if self._stop_deadline is not None:
             # Stopping: the write may be given up on (its task cancelled at the deadline) while
-            # its statement reaches PostgreSQL all the same, and a record kept then was written
-            # a second time by the next start (counted twice). Kept first, then written from
-            # the backlog with its line noted (as server_stopped): the second write is refused.
+            # its statement reaches PostgreSQL all the same. Kept first (on the disk: a process
+            # killed at the deadline leaves it to the next start), then written from the
+            # backlog, its identity noted with it (as server_stopped): a second write is refused.
             await self._unrecorded.hold(at, action, fields)
             failed = await self._write_unrecorded()
             if failed is not None:
@@ -1205,9 +1221,10 @@ class SessionHub:
             await self.audit.record(at, action, **fields)
         except asyncio.CancelledError:
             # Its caller went (a socket's close, a stop past its deadline) while the write
-            # waited: given up, it is not stored (SQLite rolls it back; tandem.storage.sql
-            # _SQLiteCall), so it is kept. PostgreSQL's answer to a cancelled COMMIT is unknown:
-            # then at worst written twice, never lost.
+            # waited: given up before its COMMIT, it is not stored (SQLite rolls it back;
+            # tandem.storage.sql _SQLiteCall), so it is kept. After the COMMIT began (SQLite's
+            # worker answering, PostgreSQL's answer not yet read) it is stored all the same: its
+            # identity, noted with it, makes the backlog's write of it a refusal, not a second.
             await self._unrecorded.hold(at, action, fields)
             raise
         except Exception:
@@ -2575,14 +2592,22 @@ class SessionHub:
                     live.practice_steps.add("encrypted")
                 steps = [s for s in SERVER_STEPS if s in live.practice_steps]
                 await self.storage.end_practice(session_id, steps, self.clock())
-            await self.record(
-                "session_ended",
-                actor=live.machine.agent_username,
-                org=live.org_id,
-                subject=session_id,
-                reason=reason,
+            fields: dict[str, Any] = {
+                "actor": live.machine.agent_username,
+                "org": live.org_id,
+                "subject": session_id,
+                "reason": reason,
                 **({"practice": live.practice} if live.practice else {}),
-            )
+            }
+            # The whole close is tried again if any of it fails, this record too: a try whose
+            # COMMIT landed while its caller was cancelled (or lost the answer) is noted under
+            # the record's identity, and the retry's write of it is refused.
+            live.end_write_id = live.end_write_id or crypto.new_token(self.entropy, 16)
+            self._announce("session_ended", fields)
+            with contextlib.suppress(BacklogLineWritten):  # on the trail already
+                await self.audit.record(
+                    self.clock(), "session_ended", write_id=live.end_write_id, **fields
+                )
             self._unfinished.pop(session_id, None)
         finally:
             self._closing.discard(session_id)
@@ -3075,7 +3100,9 @@ class SessionHub:
         if recording:
             fields.update(recording=recording, recording_bytes_dropped=dropped)
         self._announce("session_not_handed_over", fields)
-        await self._unrecorded.hold(self.clock(), "session_not_handed_over", fields)
+        await self._unrecorded.hold(
+            self.clock(), "session_not_handed_over", self._identified(fields)
+        )
 
     async def _wait_unless_hurried(
         self, tasks: set[TaskT], seconds: float | None, share: float

@@ -8,9 +8,11 @@ PostgreSQL behind tests.server.db_proxy holding the COMMIT's answer."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,14 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import free_port
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import resume_on, sharing_session
+from tests.server.helpers import (
+    closed_with,
+    login_cookie,
+    open_agent,
+    resume_on,
+    send,
+    sharing_session,
+)
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_frozen_database import seed_people
 from tests.server.test_frozen_stop import (
@@ -291,3 +300,54 @@ async def test_a_late_hand_over_taken_up_elsewhere_first_is_left_there_and_said(
                 other.stop()
         finally:
             await db.close()
+
+
+@pytest.mark.parametrize(
+    "held_after",
+    [(b"message_refused",), (b"message_refused", b"COMMIT")],
+    ids=["statement", "commit"],
+)
+async def test_a_record_done_whose_answer_came_too_late_is_written_once(
+    pg_proxy: StoppableProxy, tmp_path: Path, held_after: tuple[bytes, ...]
+) -> None:
+    """No stop: an agent's message refused (``message_refused``, written by record_done), the
+    database's answer held past ``database_timeout_seconds``. Told the write failed, the server
+    keeps the record and its timer writes it once the database answers; the record had landed
+    (before, a lone INSERT committed itself, its answer held: ``statement``; now its COMMIT's:
+    ``commit``), and was on the trail twice. The identity the record was given before its first
+    try, noted with it, makes that second write a refusal (said in ``audit_backlog_replayed``)."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        seed_people(tmp_path / "seed", url)
+        env = {"TANDEM_DATABASE_TIMEOUT_SECONDS": "2"}
+        server = serving(tmp_path, url, free_port(), env=env)
+        db = await pg_connect(schema)
+        refused = "SELECT count(*) FROM audit WHERE action = 'message_refused'"
+        replayed = "SELECT count(*) FROM audit WHERE action = 'audit_backlog_replayed'"
+        try:
+            agent = await opened(server, lambda s: open_agent(s, login_cookie(s)))
+            pg_proxy.hold_replies_after(*held_after)
+            try:
+                await send(agent, type="watch", session_id="nobody")
+                # The socket closes once the record's write gave up (and kept it).
+                code, _reason = await closed_with(agent, timeout=30)
+                assert code == 4403, code
+            finally:
+                pg_proxy.thaw()
+            landed = await db.fetchval(refused)
+            assert landed == (1 if held_after[-1] == b"COMMIT" else landed), landed
+            deadline = time.monotonic() + 60
+            # Written from the backlog: refused as on the trail (said), or once if it had not
+            # landed; or, as before, a second time.
+            while not (
+                await db.fetchval(replayed)
+                or await db.fetchval(refused) > 1
+                or (not landed and await db.fetchval(refused))
+            ):
+                assert time.monotonic() < deadline, "the kept record was never written"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(refused) == 1
+        finally:
+            server.stop()
+            await db.close()
+        trail_verifies(tmp_path / "data", url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from tandem import crypto
 from tandem.audit import (
     BACKLOG_LINE,
+    WRITE_ID,
     AuditLog,
     backlog_mac_key,
     load_or_create_key,
@@ -32,8 +34,9 @@ from tandem.compliance import AuditState, Result, audit_state, evaluate
 from tandem.config import Settings
 from tandem.directory import Directory
 from tandem.fanout.memory import MemoryFanout
-from tandem.hub import SessionHub
+from tandem.hub import CustomerSeat, SessionHub
 from tandem.lockout import SharedBackoff
+from tandem.protocol.messages import Create, Stop
 from tandem.storage.base import Storage
 from tandem.storage.sql import SQLStorage
 from tests.test_compliance import compliant
@@ -128,14 +131,20 @@ async def test_two_retries_at_once_write_each_held_record_once(
     assert not hub._unrecorded
 
 
-async def held_by_a_killed_server(directory: Path, *records: tuple[float, str]) -> bytes:
+async def held_by_a_killed_server(
+    directory: Path, *records: tuple[float, str], identified: bool = False
+) -> bytes:
     """What a server killed before the database answered leaves in ``directory`` (records held
-    on the disk, of account ``bob``); the file's bytes."""
+    on the disk, of account ``bob``); the file's bytes. ``identified``: each record with its
+    identity (WRITE_ID), as the hub keeps them; else without, as an older Tandem kept them."""
     settings = Settings.load(environ={}, data_dir=directory)
     key = load_or_create_key(settings.audit_key_path)
     left = AuditBacklog(directory, backlog_mac_key(key), LIMIT)
-    for at, action in records:
-        await left.hold(at, action, {"actor": "ada", "org": "default", "subject": "bob"})
+    for number, (at, action) in enumerate(records):
+        fields = {"actor": "ada", "org": "default", "subject": "bob"}
+        if identified:
+            fields[WRITE_ID] = f"id{number}"
+        await left.hold(at, action, fields)
     left.close()
     return (directory / BACKLOG_FILE).read_bytes()
 
@@ -387,16 +396,17 @@ async def test_records_held_behind_a_prefix_put_back_are_written_by_the_running_
     assert not (tmp_path / BACKLOG_FILE).exists()
 
 
+@pytest.mark.parametrize("identified", [False, True], ids=["older lines", "lines with ids"])
 async def test_a_backlog_copied_to_another_server_and_written_by_both_at_once_is_written_once(
-    tmp_path: Path, storage: Storage
+    tmp_path: Path, storage: Storage, identified: bool
 ) -> None:
     """As above, with both servers writing the copied lines at the same moment (on PostgreSQL,
     on connections of their own): each reads that no line is noted yet; the second's record
-    (the same chain position) or note (the same line) is refused, and its retry finds the note.
-    Each record is written once, whichever wins."""
+    (the same chain position) or note (the same line, or the same record identity) is refused,
+    and its retry finds the note. Each record is written once, whichever wins."""
     first, second = tmp_path / "first", tmp_path / "second"
     copy = await held_by_a_killed_server(
-        first, *((float(at), "user_disabled") for at in range(1, 9))
+        first, *((float(at), "user_disabled") for at in range(1, 9)), identified=identified
     )
     second.mkdir(mode=0o700)
     (second / "audit.key").write_bytes((first / "audit.key").read_bytes())
@@ -473,3 +483,150 @@ def _audit_item(state: AuditState) -> Result:
         r for r in evaluate("pci-dss", inst, 1000.0).results if r.requirement == "audit_trail"
     ]
     return item
+
+
+def answer_lost_once(storage: Storage, happened: list[str] | None = None) -> list[str]:
+    """Make the storage's next call commit and its caller be cancelled before it takes the
+    answer (the outcome-unknown case, milliseconds in life; here every time). SQLite: the
+    worker thread, its COMMIT done, cancels the caller before it hands the answer over (the
+    cancel is queued on the event loop first). PostgreSQL: the COMMIT's answer came, and the
+    caller is cancelled before it takes it. The list names what happened, for the test."""
+    assert isinstance(storage, SQLStorage)
+    real = storage._session
+    happened = [] if happened is None else happened
+
+    async def session(work: Any) -> Any:
+        storage._session = real  # type: ignore[method-assign]  # once
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        if storage._postgres:
+            result = await real(work)
+            happened.append("committed")
+            task.cancel()
+            await asyncio.sleep(0)  # the cancel is taken here, the answer never
+            return result
+
+        def then_cancel(db: Any) -> Any:
+            result = work(db)  # the append's own transaction: committed when it returns
+            happened.append("committed")
+            loop.call_soon_threadsafe(task.cancel)  # before the worker's answer is queued
+            return result
+
+        return await real(then_cancel)
+
+    storage._session = session  # type: ignore[method-assign]
+    return happened
+
+
+def count_of(records: list[Any], action: str) -> int:
+    return sum(1 for r in records if r.action == action)
+
+
+async def trail_verifies(directory: Path, storage: Storage) -> None:
+    key = load_or_create_key(Settings.load(environ={}, data_dir=directory).audit_key_path)
+    verdict = verify(await storage.audit_records(), await storage.anchors(), key)
+    assert verdict.ok, verdict
+
+
+async def test_a_record_whose_write_landed_as_its_caller_was_cancelled_is_written_once(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """record_done's write commits, and its caller (a socket's close) is cancelled before the
+    answer is taken: told nothing was written, the hub keeps the record in the audit backlog,
+    and writing the backlog must not put it on the trail a second time."""
+    hub = hub_on(tmp_path, storage)
+    lost = answer_lost_once(storage)
+    with pytest.raises(asyncio.CancelledError):
+        await hub.record_done("socket_closed", actor="server", org="default", subject="ann")
+    assert lost == ["committed"]
+    assert len(hub._unrecorded) == 1  # kept: its outcome is unknown to the hub
+    assert await hub._write_unrecorded() is None
+    assert not hub._unrecorded
+    hub._unrecorded.close()
+    records = await storage.audit_records()
+    assert count_of(records, "socket_closed") == 1
+    # Its line refused as written, and said so, as a line put back is.
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1] and replayed.details["count"] == 1
+    await trail_verifies(tmp_path, storage)
+
+
+async def test_a_record_kept_with_its_write_landed_is_written_once_by_the_next_start(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """As above, but the server stops (or is killed) before writing its backlog: the next start
+    on the data directory takes the line up and must not write the record again."""
+    hub = hub_on(tmp_path, storage)
+    answer_lost_once(storage)
+    with pytest.raises(asyncio.CancelledError):
+        await hub.record_done("user_disabled", actor="ada", org="default", subject="bob")
+    hub._unrecorded.close()  # killed: the line stays in audit-backlog.jsonl
+    assert (tmp_path / BACKLOG_FILE).exists()
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert count_of(records, "user_disabled") == 1
+    assert not (tmp_path / BACKLOG_FILE).exists()
+    await trail_verifies(tmp_path, storage)
+
+
+async def test_a_record_held_in_memory_only_with_its_write_landed_is_written_once(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """A record the stop writes from the backlog (kept first, then written) with no file to
+    note its line in (no data directory, a full disk, another server keeping the file): the
+    write commits, its caller is cancelled (the stop's deadline), and the retry must not write
+    it again."""
+    hub = hub_on(tmp_path, storage)
+    hub._unrecorded.close()
+    hub._unrecorded = AuditBacklog(None, KEY, LIMIT)  # in memory only
+    hub.stop_by(time.monotonic() + 3600.0)
+    answer_lost_once(storage)
+    with pytest.raises(asyncio.CancelledError):
+        await hub.record_done("user_enabled", actor="ada", org="default", subject="bob")
+    assert len(hub._unrecorded) == 1
+    assert await hub._write_unrecorded() is None
+    assert count_of(await storage.audit_records(), "user_enabled") == 1
+    await trail_verifies(tmp_path, storage)
+
+
+def answer_lost_at(storage: Storage, action: str) -> list[str]:
+    """:func:`answer_lost_once` for the first append of ``action``."""
+    assert isinstance(storage, SQLStorage)
+    real = storage.append_audit
+    happened: list[str] = []
+
+    async def append_audit(grant: Any, at: float, appended: str, *args: Any, **kw: Any) -> Any:
+        if appended == action:
+            storage.append_audit = real  # type: ignore[method-assign]
+            answer_lost_once(storage, happened)
+        return await real(grant, at, appended, *args, **kw)
+
+    storage.append_audit = append_audit  # type: ignore[method-assign]
+    return happened
+
+
+async def test_a_session_end_whose_record_landed_as_its_caller_was_cancelled_is_recorded_once(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """A session's close in storage is retried whole by the timer when any of it fails (its
+    row, then its ``session_ended`` record): the record committed, its caller (the customer's
+    socket) cancelled before the answer; the retry must not append it again."""
+    hub = hub_on(tmp_path, storage)
+    site = await storage.get_site("demo")
+    assert site is not None
+    seat = await hub.open_customer(site, Create(v=1))
+    assert isinstance(seat, CustomerSeat)
+    lost = answer_lost_at(storage, "session_ended")
+    async with seat:
+        with pytest.raises(asyncio.CancelledError):
+            await seat.text(Stop(v=1))
+    assert lost == ["committed"]
+    assert len(hub._unfinished) == 1  # its close is retried: the record's outcome unknown
+    assert await hub._write_what_failed() is None
+    assert not hub._unfinished
+    hub._unrecorded.close()
+    records = await storage.audit_records()
+    assert count_of(records, "session_ended") == 1
+    await trail_verifies(tmp_path, storage)
