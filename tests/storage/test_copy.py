@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tandem.audit import AuditLog
+from tandem.exceptions import BacklogLineWritten
 from tandem.storage import migrations
 from tandem.storage.base import (
     LoginRecord,
@@ -53,7 +54,9 @@ async def installation(data_dir: Path) -> None:
         await storage.end_recording("rec", 19.0, "stopped")
         log = AuditLog(storage, KEY, anchor_every=4)
         for i in range(11):
-            await log.record(1000.0 + i, "sign_in", actor="ada", org="acme", n=i)
+            # One with an identity (a record the hub may keep and write again), noted with it.
+            kept = {"write_id": "kept-5"} if i == 5 else {}
+            await log.record(1000.0 + i, "sign_in", actor="ada", org="acme", n=i, **kept)
         await log.record(1020.0, "server_stopped", actor="server", org="default")
     finally:
         await storage.close()
@@ -97,8 +100,11 @@ async def test_an_sqlite_installation_moves_to_postgres_and_its_trail_verifies(
         user = await target.get_user("ada")
         assert user is not None and user.recovery_codes == ("r1", "r2")
         assert user.teams == ("claims",)
-        # The copy goes on as the installation: the next record extends the same chain.
+        # The copy goes on as the installation: the next record extends the same chain, and a
+        # record kept by a server before the move is not written there again.
         log = AuditLog(target, KEY, anchor_every=4)
+        with pytest.raises(BacklogLineWritten):
+            await log.record(1005.0, "sign_in", actor="ada", org="acme", n=5, write_id="kept-5")
         assert (await log.record(2000.0, "server_started", actor="server", org="default")).seq == 13
     finally:
         await source.close()
