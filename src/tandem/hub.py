@@ -2656,8 +2656,10 @@ class SessionHub:
         async with self._writing_unrecorded:
             while self._unrecorded:
                 at, action, fields = self._unrecorded.first()
-                # Its line is noted with it, so that the file put back later (or copied to
-                # another server's data directory) cannot write it again: known once on the disk.
+                # Its identity (WRITE_ID, in ``fields``: given before its first try, which may
+                # have landed) is noted with it, else (kept by an older Tandem) its line: the
+                # file put back later, or copied to another server's data directory, cannot
+                # write it again. The line is known once on the disk.
                 line = await self._unrecorded.first_line()
                 found: dict[str, Any] = {}
                 if action == "session_not_handed_over":
