@@ -10,7 +10,11 @@ storage really runs, with their arguments, captured as it runs them.
   to it by ``audit_org_subject``, which is partial (``subject <> ''``: most records have no
   subject, and are no entry of it): the query must say so for either database to use it;
 - the records concerning a data subject (``audit_concerning``: the subject export and erasure):
-  both indexes, one scan each.
+  both indexes, one scan each;
+- the records since a time (``tandem audit export --since``): one pass of the table in its order.
+
+And what each append writes: the table's indexes are those reads, no other (each is written at
+every append, issue 12; revision 0022 dropped ``audit_at``, by time).
 
 PostgreSQL's plans are checked both as the first runs of a prepared statement plan them (its
 arguments' values known) and as later runs do (a generic plan, the values unknown)."""
@@ -26,6 +30,7 @@ from typing import Any
 import pytest
 
 from tandem.access import Grant
+from tandem.audit import AuditLog, AuditRecord, verify
 from tandem.storage import migrations
 from tandem.storage import sql as sql_module
 from tandem.storage.base import Storage
@@ -34,6 +39,7 @@ from tests.conftest import migrated_sqlite
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 GRANT = Grant.server("default", "test")
+KEY = bytes(range(32))
 OTHER = Grant.server("other", "test")
 
 Captured = list[tuple[str, list[Any]]]
@@ -317,3 +323,147 @@ async def _activity_read(storage: SQLStorage) -> None:
         ("sign_in", "alice", ""),
         ("mfa_reset", "ada", "alice"),
     ]
+
+
+# What an append writes
+
+
+TRAIL_INDEXES = {"audit_org_position", "audit_org_actor", "audit_org_subject"}
+"""The audit table's indexes besides its key, each read by a busy path: the chain head and an
+organisation's pages (position), an account's activity and a data subject's records (actor,
+subject)."""
+
+
+async def _audit_indexes(storage: SQLStorage) -> set[str]:
+    if not storage._postgres:
+        rows = await storage._on_sqlite(
+            lambda db: db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'"
+                " AND name NOT LIKE 'sqlite_autoindex_%'"
+            ).fetchall()
+        )
+        return {str(row[0]) for row in rows}
+
+    async def read(pool: Any) -> list[Any]:
+        async with storage._pooled(pool) as db:
+            return list(
+                await db.fetch(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                    " AND tablename = 'audit' AND indexname <> 'audit_pkey'"
+                )
+            )
+
+    return {str(row[0]) for row in await storage._on_postgres(read)}
+
+
+async def test_an_append_writes_only_the_indexes_a_busy_read_uses(storage: Storage) -> None:
+    """Every record is written into every index of the table (on SQLite, at least a page of
+    the write-ahead log each, at every commit): issue 12 counts each one. ``audit_at`` (by
+    time) served only ``tandem audit export --since``, an operator's command, and cost every
+    append one more (revision 0022 drops it)."""
+    assert isinstance(storage, SQLStorage)
+    assert await _audit_indexes(storage) == TRAIL_INDEXES
+
+
+async def test_the_records_since_a_time_are_read_in_one_pass_in_chain_order(
+    storage: Storage, captured: Captured
+) -> None:
+    """``tandem audit export --since``: the records whose time is at or after it, in the
+    chain's order, a record written late (its time before the last ones', as the audit backlog's
+    are) among them, read in one pass of the table in its own order (SQLite: never sorted
+    apart)."""
+    await _trail(storage)
+    await storage.append_audit(GRANT, 5000.5, "sign_in", "agent1", "", {})
+    captured.clear()
+    found = await storage.audit_records(since=5000.0)
+    assert [r.seq for r in found] == list(range(4001, RECORDS + 2))
+    assert found[-1].at == 5000.5
+    read, args = _only(captured, "audit")
+    for generic in _generic_modes(storage):
+        plan = await _plan(storage, read, args, generic)
+        if isinstance(storage, SQLStorage) and not storage._postgres:
+            assert "SCAN audit" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def _verified_trail(storage: SQLStorage) -> list[AuditRecord]:
+    """A trail of two organisations written as servers write it (MACs, anchors), verified."""
+    records, anchors = await storage.audit_records(), await storage.anchors()
+    verdict = verify(records, anchors, KEY, legacy_every=5)
+    assert verdict.ok, verdict.problem
+    return records
+
+
+async def _write_trail(storage: SQLStorage, start: float) -> None:
+    log = AuditLog(storage, KEY, anchor_every=5)
+    for i in range(12):
+        org = "other" if i % 4 == 0 else "default"
+        subject = f"agent{i % 3}" if i % 5 == 0 else ""
+        action = "mfa_reset" if subject else "sign_in"
+        actor = "ada" if subject else f"agent{i % 3}"
+        await log.record(start + i, action, actor=actor, org=org, subject=subject, ip="::1")
+
+
+async def _after_0022(storage: SQLStorage, before: list[AuditRecord]) -> None:
+    """What an upgraded trail must still be: the same records, verified, read by time, by
+    account and by data subject, and extended."""
+    assert await storage.revision() == migrations.head_revision()
+    assert await _audit_indexes(storage) == TRAIL_INDEXES
+    assert await _verified_trail(storage) == before
+    assert [r.seq for r in await storage.audit_records(since=1005.0)] == [
+        r.seq for r in before if r.at >= 1005.0
+    ]
+    activity = await storage.account_activity(
+        GRANT, "agent2", 0.0, 50, ("sign_in",), ("mfa_reset",)
+    )
+    assert {(r.action, r.actor, r.subject) for r in activity} == {
+        ("sign_in", "agent2", ""),
+        ("mfa_reset", "ada", "agent2"),
+    }
+    concerning = await storage.audit_concerning(GRANT, [], ["agent1"])
+    assert [r.seq for r in concerning] == [
+        r.seq for r in before if r.org == "default" and r.actor == "agent1"
+    ]
+    await _write_trail(storage, 2000.0)
+    assert len(await _verified_trail(storage)) == len(before) + 12
+
+
+async def test_revision_0022_drops_the_time_index_of_a_written_trail(tmp_path: Path) -> None:
+    """A database at 0021 with a trail on it (MACs, anchors, two organisations) is upgraded:
+    ``audit_at`` is gone, nothing else changed, and the trail verifies, is read as before and
+    goes on."""
+    path = migrated_sqlite(tmp_path / "db.sqlite3")
+    store = await SQLStorage.open_sqlite(path)
+    try:
+        await _write_trail(store, 1000.0)
+        before = await _verified_trail(store)
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE INDEX audit_at ON audit(at); UPDATE alembic_version SET version_num = '0021';"
+    )
+    db.close()
+    store = await SQLStorage.open_sqlite(path)
+    try:
+        await _after_0022(store, before)
+    finally:
+        await store.close()
+
+    async with fresh_schema(migrated=True) as schema:
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        try:
+            await _write_trail(store, 1000.0)
+            before = await _verified_trail(store)
+        finally:
+            await store.close()
+        admin = await pg_connect(schema)
+        try:
+            await admin.execute("CREATE INDEX audit_at ON audit (at)")
+            await admin.execute("UPDATE alembic_version SET version_num = '0021'")
+        finally:
+            await admin.close()
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
+        try:
+            await _after_0022(store, before)
+        finally:
+            await store.close()

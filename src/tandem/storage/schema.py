@@ -140,7 +140,9 @@ audit = sa.Table(
     # the appending transaction: what the organisation's auditors read, as ``seq`` tells the
     # other organisations' volume (revision 0013 numbered the records already there).
     sa.Column("org_seq", Int64, nullable=False, server_default="0"),
-    sa.Index("audit_at", "at"),
+    # No index by time (``audit_at`` until revision 0022): every index is written at every
+    # append, and that one served only ``tandem audit export --since``, which reads the table
+    # in one pass in its own order instead (issue 12).
     # Unique: two writers that gave one organisation the same position cannot both commit.
     sa.Index("audit_org_position", "org", "org_seq", unique=True),
     # An account's own records and the changes made to it, read at each of its sign-ins
