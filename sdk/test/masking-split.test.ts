@@ -105,11 +105,11 @@ test("pieces are joined only within reach: far apart, or in another part of the 
   const far = shown(`<p><span>47</span>${"x".repeat(200)}<span>29</span></p>`);
   const apart = shown("<section><div><div><div><div><span>47</span></div></div></div></div><div><div><div><div><span>29</span></div></div></div></div></section>");
   // Paragraphs side by side: their texts are no boxes of one piece each.
-  const paragraphs = shown("<div><p>Total 47</p>\n<p>29 items</p></div>");
+  const paragraphs = shown("<div><p>Total 47</p>\n<p>29 items</p><p>Total 47 <span> </span></p><p>29</p></div>");
   t.after(() => [form, far, apart, paragraphs].forEach((el) => el.remove()));
   assert.equal(sentTexts(far), `47|${"x".repeat(200)}|29`);
   assert.equal(sentTexts(apart), "47|29");
-  assert.equal(sentTexts(paragraphs), "Total 47|\n|29 items");
+  assert.equal(sentTexts(paragraphs), "Total 47|\n|29 items|Total 47 | |29");
 });
 
 test("a text holding a letter that lowers to two characters (Turkish İ) is searched for copies", (t) => {

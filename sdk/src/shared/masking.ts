@@ -2749,7 +2749,10 @@ export function inMaskedRegion(node: unknown): boolean {
  *   from the length SECRET_MINIMUM gives its kind of field;
  * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits
  *   (from SECRET_MINIMUM's digits), or, of COPY_MIN_DIGITS digits or more, part of them or holding
- *   them ("ending 4242").
+ *   them ("ending 4242");
+ * - both as a string reads (readingOf: invisible characters, compatibility forms, blanks, other
+ *   scripts' digits), masked where written, and across the text nodes a text node is drawn with
+ *   (maskSplitCopies, SPLIT_WINDOW_CHARS).
  * What cannot be told from the page's strings is not found: a copy transformed otherwise (letters
  * changed, reordered, hashed), a part of a value that is not its digits (one word of a name),
  * a short value of a field that is not a password, PIN or card (under COPY_MIN_CHARS), a copy of
@@ -3008,80 +3011,153 @@ interface Reading {
 }
 
 const IS_MARK = /^\p{M}/u;
-const IS_BLANK = /\p{White_Space}/u;
 const IS_DIGIT = /\p{Nd}/u;
 /** Chinese numerals written as digits (a PIN echoed as `四七二九`, a year as `二〇二四`): read as
  * the digits they are. Not `十`, `百`, `千` (a number said, not written digit by digit) nor the
  * financial forms (`壹`, `贰`...). */
 const CHINESE_DIGITS = new Map([..."〇一二三四五六七八九"].map((ch, value) => [ch, String(value)]));
 CHINESE_DIGITS.set("零", "0");
-const LEADING_MARKS = /^\p{M}+/u;
+
+/** Characters that read as something else (readingOf), beyond compatibility forms (NFKC) and
+ * blanks: invisible ones, marks, Chinese numerals, digits of scripts other than ASCII's. */
+const READ_OTHERWISE = /[\p{DI}\p{M}〇一二三四五六七八九零]|(?![0-9])\p{Nd}/u;
+/** Blanks, as readingOf reads them (any White_Space): the cheap test first, by code. */
+function isBlankCode(code: number): boolean {
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  if (code < 0x85) return false;
+  return code === 0x85 || code === 0xa0 || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000;
+}
+
+/** readingOf for a text whose only characters read otherwise are blanks. */
+function blanksRead(text: string): Reading {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let read = "";
+  let from = 0; // the start of the run of characters read as written, not yet added
+  for (let i = 0; i < text.length; i++) {
+    if (!isBlankCode(text.charCodeAt(i))) continue;
+    let end = i + 1;
+    while (end < text.length && isBlankCode(text.charCodeAt(end))) end++;
+    // A lone space stays as written; any other run of blanks is one space standing for all.
+    for (let k = from; k < i; k++) {
+      starts.push(k);
+      ends.push(k + 1);
+    }
+    read += text.slice(from, i) + " ";
+    starts.push(i);
+    ends.push(end);
+    from = end;
+    i = end - 1;
+  }
+  if (from === 0) return { read: text, starts: null, ends: null };
+  for (let k = from; k < text.length; k++) {
+    starts.push(k);
+    ends.push(k + 1);
+  }
+  return { read: read + text.slice(from), starts, ends };
+}
 
 function readingOf(text: string): Reading {
   const ascii = !/[^\x00-\x7f]/.test(text);
   if (ascii && !ASCII_BLANKS.test(text)) return { read: text, starts: null, ends: null };
+  // Most text (ASCII with line breaks, a language's letters and punctuation): blanks only.
+  if (ascii || (!READ_OTHERWISE.test(text) && text.normalize("NFKC") === text)) return blanksRead(text);
   const out: string[] = [];
   const starts: number[] = [];
   const ends: number[] = [];
-  const emit = (chars: string, start: number, end: number): void => {
-    for (const ch of chars) {
-      if (ch === " " || (ch > "\x7f" || ch < "!") && IS_BLANK.test(ch)) {
-        // A run of blanks is one space, standing for every blank (and invisible character) in it.
-        if (out.length && out[out.length - 1] === " ") ends[ends.length - 1] = end;
-        else {
-          out.push(" ");
-          starts.push(start);
-          ends.push(end);
-        }
-        continue;
-      }
-      const read = ch <= "\x7f" ? ch : CHINESE_DIGITS.get(ch) ?? (IS_DIGIT.test(ch) ? asciiDigit(ch) : ch);
-      // A character of two code units (an astral digit's) is two read characters from one place.
-      for (let unit = 0; unit < read.length; unit++) {
-        out.push(read[unit]);
-        starts.push(start);
-        ends.push(end);
+  const push = (ch: string, start: number, end: number): void => {
+    if (ch === " ") {
+      // A run of blanks is one space, standing for every blank (and invisible character) in it.
+      if (out.length && out[out.length - 1] === " ") {
+        ends[ends.length - 1] = end;
+        return;
       }
     }
-  };
-  if (ascii) {
-    for (let i = 0; i < text.length; i++) emit(text[i], i, i + 1);
-    return { read: out.join(""), starts, ends };
-  }
-  // A letter or digit and the marks drawn on it, NFKC'd together (`e` and U+0301 read as `é`).
-  let unit = "";
-  let unitStart = 0;
-  let unitEnd = 0;
-  const flush = (): void => {
-    if (!unit) return;
-    let read = unit.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch).normalize("NFKC"); // `⑷` as `4`, not NFKC's `(4)`
-    // Marks drawn on an ASCII letter or digit (with invisible characters between: a keycap's
-    // `4\ufe0f\u20e3`) are not read.
-    if (out.length && /[0-9A-Za-z]/.test(out[out.length - 1])) read = read.replace(LEADING_MARKS, "");
-    emit(read.replace(MARKS_ON_ASCII, ""), unitStart, unitEnd);
-    unit = "";
+    out.push(ch);
+    starts.push(start);
+    ends.push(end);
   };
   for (let i = 0; i < text.length;) {
     const code = text.codePointAt(i) as number;
     const next = i + (code > 0xffff ? 2 : 1);
-    const ch = text.slice(i, next);
-    if (code > 0x7f && INVISIBLE.test(ch)) {
-      i = next;
+    const following = next < text.length && text.charCodeAt(next) > 0x7f ? charReadingOf(text, next) : null;
+    if (following && (following.mark || following.invisible)) {
+      // A letter or digit and the marks drawn on it, NFKC'd together (`e` and U+0301 read as `é`).
+      let unit = text.slice(i, next);
+      let end = next;
+      let at = next;
+      while (at < text.length && text.charCodeAt(at) > 0x7f) {
+        const part = charReadingOf(text, at);
+        if (!part.mark && !part.invisible) break;
+        if (part.mark) {
+          unit += text.slice(at, at + part.length);
+          end = at + part.length;
+        }
+        at += part.length;
+      }
+      let read = unit.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch).normalize("NFKC");
+      // Marks drawn on an ASCII letter or digit (a keycap's `4\ufe0f\u20e3`) are not read.
+      read = readCharacters(read.replace(MARKS_ON_ASCII, ""));
+      for (const ch of read) push(ch, i, end);
+      i = at;
       continue;
     }
-    if (unit && code > 0x7f && IS_MARK.test(ch)) {
-      unit += ch;
-      unitEnd = next;
+    if (code <= 0x7f) {
+      push(isBlankCode(code) ? " " : text[i], i, next);
     } else {
-      flush();
-      unit = ch;
-      unitStart = i;
-      unitEnd = next;
+      const one = charReadingOf(text, i);
+      // A mark on nothing (after a blank, or first) is read, unless on an ASCII letter or digit.
+      if (!one.invisible && !(one.mark && out.length && /[0-9A-Za-z]/.test(out[out.length - 1]))) {
+        for (let unit = 0; unit < one.read.length; unit++) push(one.read[unit], i, next);
+      }
     }
     i = next;
   }
-  flush();
   return { read: out.join(""), starts, ends };
+}
+
+/** How a character reads alone (readingOf), and how long it is (code units). */
+interface CharReading {
+  read: string;
+  length: number;
+  invisible: boolean;
+  mark: boolean;
+}
+
+/** Characters' readings, cached (a page's text is a few hundred distinct characters). */
+const charReadings = new Map<string, CharReading>();
+const MAX_CHAR_READINGS = 4096;
+
+/** How the character at `at` of `text` reads alone: invisible (nothing), a mark, or its NFKC
+ * form (DIGIT_FORMS' digits first), blanks as spaces and digits as ASCII's (readCharacters). */
+function charReadingOf(text: string, at: number): CharReading {
+  const code = text.codePointAt(at) as number;
+  const ch = code > 0xffff ? text.slice(at, at + 2) : text[at];
+  let reading = charReadings.get(ch);
+  if (reading === undefined) {
+    const invisible = INVISIBLE.test(ch);
+    reading = {
+      read: invisible ? "" : readCharacters(ch.replace(DIGIT_FORM, (form) => DIGIT_FORMS.get(form) ?? form).normalize("NFKC")),
+      length: ch.length,
+      invisible,
+      mark: IS_MARK.test(ch),
+    };
+    if (charReadings.size < MAX_CHAR_READINGS) charReadings.set(ch, reading);
+  }
+  return reading;
+}
+
+/** NFKC's output read on: blanks as a space, any script's digits and Chinese numerals as ASCII. */
+function readCharacters(text: string): string {
+  let read = "";
+  for (const ch of text) {
+    const code = ch.codePointAt(0) as number;
+    if (code <= 0x7f) read += isBlankCode(code) ? " " : ch;
+    else if (isBlankCode(code)) read += " ";
+    else read += CHINESE_DIGITS.get(ch) ?? (IS_DIGIT.test(ch) ? asciiDigit(ch) : ch);
+  }
+  return read;
 }
 
 /** `text` as the agent reads it (readingOf): how hidden values are remembered and compared. */
@@ -3334,7 +3410,7 @@ function neighbourTexts(target: Node, targetText: string, region: Node, forward:
       pieces.push({ node: null, text: " " });
     }
     boundary = false;
-    lastBox = isBoxPiece(text);
+    if (/\S/.test(text)) lastBox = isBoxPiece(text); // blanks between inline elements tell nothing
     const take = Math.min(text.length, SPLIT_WINDOW_CHARS - chars);
     pieces.push({ node, text: forward ? text.slice(0, take) : text.slice(text.length - take) });
     chars += take;
