@@ -143,3 +143,12 @@ test("a PIN or card echoed in Chinese numerals is masked; Chinese text and other
   assert.equal(maskCopies("卡号尾号三一三三"), `卡号尾号${MASK.repeat(4)}`);
   assert.equal(maskCopies("二〇二四年一月, 三十七个, 一个一个地"), "二〇二四年一月, 三十七个, 一个一个地");
 });
+
+test("invisible characters, alone or in a row, are read as nothing; marks on a digit after one too", (t) => {
+  const form = typed({ pin: "4729", pw: "hunter22" });
+  t.after(() => form.remove());
+  assert.equal(maskCopies("Yours: hun\u200b\u200cter22\u200d\u200d."), `Yours: ${MASK_PLACEHOLDER}\u200d\u200d.`);
+  assert.equal(maskCopies("PIN \u200b\u200c4\u200d\u20e37\u00ad\u00ad2\ufe0f\u20e39!"), `PIN \u200b\u200c${MASK_PLACEHOLDER}!`);
+  assert.equal(maskCopies("Café au lait, 4729"), `Café au lait, ${MASK_PLACEHOLDER}`);
+  assert.equal(maskCopies("Café au lait, \u200b\u200c 12"), "Café au lait, \u200b\u200c 12");
+});

@@ -3011,6 +3011,7 @@ interface Reading {
 }
 
 const IS_MARK = /^\p{M}/u;
+const LEADING_MARKS = /^\p{M}+/u;
 const IS_DIGIT = /\p{Nd}/u;
 /** Chinese numerals written as digits (a PIN echoed as `四七二九`, a year as `二〇二四`): read as
  * the digits they are. Not `十`, `百`, `千` (a number said, not written digit by digit) nor the
@@ -3035,10 +3036,13 @@ function blanksRead(text: string): Reading {
   const ends: number[] = [];
   let read = "";
   let from = 0; // the start of the run of characters read as written, not yet added
+  let changed = false;
   for (let i = 0; i < text.length; i++) {
-    if (!isBlankCode(text.charCodeAt(i))) continue;
+    const code = text.charCodeAt(i);
+    if (!isBlankCode(code)) continue;
     let end = i + 1;
     while (end < text.length && isBlankCode(text.charCodeAt(end))) end++;
+    changed ||= end > i + 1 || code !== 0x20;
     // A lone space stays as written; any other run of blanks is one space standing for all.
     for (let k = from; k < i; k++) {
       starts.push(k);
@@ -3050,7 +3054,7 @@ function blanksRead(text: string): Reading {
     from = end;
     i = end - 1;
   }
-  if (from === 0) return { read: text, starts: null, ends: null };
+  if (!changed) return { read: text, starts: null, ends: null }; // lone spaces only
   for (let k = from; k < text.length; k++) {
     starts.push(k);
     ends.push(k + 1);
@@ -3081,6 +3085,10 @@ function readingOf(text: string): Reading {
   for (let i = 0; i < text.length;) {
     const code = text.codePointAt(i) as number;
     const next = i + (code > 0xffff ? 2 : 1);
+    if (code > 0x7f && charReadingOf(text, i).invisible) {
+      i = next;
+      continue;
+    }
     const following = next < text.length && text.charCodeAt(next) > 0x7f ? charReadingOf(text, next) : null;
     if (following && (following.mark || following.invisible)) {
       // A letter or digit and the marks drawn on it, NFKC'd together (`e` and U+0301 read as `é`).
@@ -3097,7 +3105,9 @@ function readingOf(text: string): Reading {
         at += part.length;
       }
       let read = unit.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch).normalize("NFKC");
-      // Marks drawn on an ASCII letter or digit (a keycap's `4\ufe0f\u20e3`) are not read.
+      // Marks drawn on an ASCII letter or digit (a keycap's `4\ufe0f\u20e3`; on one read
+      // before, with an invisible character between) are not read.
+      if (out.length && /[0-9A-Za-z]/.test(out[out.length - 1])) read = read.replace(LEADING_MARKS, "");
       read = readCharacters(read.replace(MARKS_ON_ASCII, ""));
       for (const ch of read) push(ch, i, end);
       i = at;
@@ -3296,7 +3306,7 @@ export function maskCopies(text: string, markup = false): string {
   if (found === "whole") return MASK_PLACEHOLDER;
   const masks: WrittenMask[] = [];
   writtenMasks(reading, found, masks);
-  if (!masks.length && reading.starts) {
+  if (!masks.length && reading.read !== text) {
     // As written too: a short value standing alone only there ("Anna\u00adbel").
     found = copiesIn(text, markup);
     if (found === "whole") return MASK_PLACEHOLDER;
