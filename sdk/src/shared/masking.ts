@@ -3504,6 +3504,27 @@ function splitCopyMasks(target: Node, text: string): WrittenMask[] {
   return masks;
 }
 
+/** Whether `text` (a text node's) could hold a part of a copy that goes on in the node before
+ * or after it: it ends with a remembered value's start, starts with its end, or lies within it,
+ * or a digit (a run) is at one of its ends. Most text nodes are none: they are not read with
+ * their neighbours (the cost of the search on a large page's snapshot). */
+function mayHoldPartOfCopy(text: string): boolean {
+  const lower = lowerKeepingPlaces(asRead(text));
+  const trimmed = lower.trim();
+  if (!trimmed) return false;
+  const digitAtEnd = /\d[ -]?$/.test(lower) || /^[ -]?\d/.test(lower);
+  for (const secret of secrets) {
+    if (secret.digits && digitAtEnd) return true;
+    const value = secret.lower;
+    if (!value || secret.whole) continue;
+    if (value.includes(trimmed)) return true;
+    for (let k = Math.min(value.length - 1, lower.length); k >= 1; k--) {
+      if (lower.endsWith(value.slice(0, k)) || lower.startsWith(value.slice(value.length - k))) return true;
+    }
+  }
+  return false;
+}
+
 /** What a block boundary read in a joined text is of (see SPLIT_BOX_CHARS). */
 const BLOCK_BOUNDARY = -1;
 
@@ -3540,6 +3561,7 @@ function maskSplitCopies(event: unknown, lookup: (id: number) => unknown): void 
     const text = holder[key];
     if (typeof text !== "string" || !WORD_CHAR.test(text) || typeof id !== "number") continue;
     try {
+      if (!mayHoldPartOfCopy(text)) continue;
       const node = lookup(id);
       if (!node || nodeTypeOf(node) !== TEXT_NODE) continue;
       const masks = splitCopyMasks(node as Node, text);
