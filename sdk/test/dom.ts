@@ -16,7 +16,7 @@ for (const name of Object.getOwnPropertyNames(window)) {
 // Browsers define one `textContent` getter (and `firstChild`, `nodeValue`...), on Node.prototype;
 // happy-dom overrides them per subclass and its Node.prototype getter answers null. Make
 // Node.prototype's dispatch as a browser's does.
-for (const property of ["textContent", "firstChild", "nextSibling", "parentNode", "nodeValue"]) {
+for (const property of ["textContent", "firstChild", "lastChild", "nextSibling", "previousSibling", "parentNode", "nodeValue"]) {
   const nodeProto = window.Node.prototype;
   const own = Object.getOwnPropertyDescriptor(nodeProto, property) as PropertyDescriptor;
   Object.defineProperty(nodeProto, property, {

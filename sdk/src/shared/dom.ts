@@ -66,6 +66,8 @@ const textContentGetter = getter("Node", "textContent");
 const firstChildGetter = getter("Node", "firstChild");
 const nextSiblingGetter = getter("Node", "nextSibling");
 const parentNodeGetter = getter("Node", "parentNode");
+const lastChildGetter = getter("Node", "lastChild");
+const previousSiblingGetter = getter("Node", "previousSibling");
 const nodeValueGetter = getter("Node", "nodeValue");
 const getRootNodeMethod = method("Node", "getRootNode");
 const compareDocumentPositionMethod = method("Node", "compareDocumentPosition");
@@ -130,6 +132,27 @@ export function firstInside(el: Element, selector: string): Element | null {
 
 export function parentElementOf(node: Node): Element | null {
   return parentElementGetter(node) as Element | null;
+}
+
+/** The tree's links, read through Node's prototype (a page's `<form>` cannot shadow them). */
+export function firstChildOf(node: Node): Node | null {
+  return firstChildGetter(node) as Node | null;
+}
+export function lastChildOf(node: Node): Node | null {
+  return lastChildGetter(node) as Node | null;
+}
+export function nextSiblingOf(node: Node): Node | null {
+  return nextSiblingGetter(node) as Node | null;
+}
+export function previousSiblingOf(node: Node): Node | null {
+  return previousSiblingGetter(node) as Node | null;
+}
+export function parentNodeOf(node: Node): Node | null {
+  return parentNodeGetter(node) as Node | null;
+}
+/** A text node's text (its `data`), or "". */
+export function nodeValueOf(node: Node): string {
+  return String(nodeValueGetter(node) ?? "");
 }
 
 /** Whether `a` comes before `b` in their document (Node.DOCUMENT_POSITION_FOLLOWING). */

@@ -45,7 +45,8 @@
 
 import {
   asElement, assignedSlotOf, drawnAsDots, attributeOf, boundingBoxOf, CDATA_SECTION_NODE, childElementsIn, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  firstInside, frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, precedesNode, queryAllIn,
+  ELEMENT_NODE, firstChildOf, firstInside, frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, lastChildOf, liveValueOf, localNameOf,
+  matchesOf, nextSiblingOf, nodeTypeOf, nodeValueOf, parentElementOf, parentNodeOf, precedesNode, previousSiblingOf, queryAllIn,
   rootNodeOf, shadowParentOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -393,7 +394,7 @@ const ANY_DIGIT = /\p{Nd}/gu;
  * bidi marks and isolates, invisible operators, Hangul fillers, variation selectors, tags: every
  * default-ignorable code point): between digits they hide no digit from the agent's eye, and
  * split no group, however many there are. */
-const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 /** The separators a card is written with besides one space or dash (DIGIT_RUN): dots (`.`, `·`,
  * `‧`, `・`), slashes, bars, underscores, spaces of any width and line breaks (any White_Space:
  * tabs, no-break spaces, `\n`, NEL, the line separator), dashes of any width (any `Pd`), and
@@ -1906,6 +1907,8 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
   memo = { masked: new Map(), cards: new Map(), blocked: new Map() };
   try {
     refreshSecrets();
+    // First, on the texts as the page wrote them (what the rest of masking reads).
+    maskSplitCopies(event, lookup);
     const masked = maskEventState(event, lookup);
     // Now, while the fields hold what the page copied (scrubEvent looks again as the batch
     // leaves, when the customer may have typed on: "Zebr" echoed, "Zebra-1" remembered).
@@ -2746,7 +2749,10 @@ export function inMaskedRegion(node: unknown): boolean {
  *   from the length SECRET_MINIMUM gives its kind of field;
  * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits
  *   (from SECRET_MINIMUM's digits), or, of COPY_MIN_DIGITS digits or more, part of them or holding
- *   them ("ending 4242").
+ *   them ("ending 4242");
+ * - both as a string reads (readingOf: invisible characters, compatibility forms, blanks, other
+ *   scripts' digits), masked where written, and across the text nodes a text node is drawn with
+ *   (maskSplitCopies, SPLIT_WINDOW_CHARS).
  * What cannot be told from the page's strings is not found: a copy transformed otherwise (letters
  * changed, reordered, hashed), a part of a value that is not its digits (one word of a name),
  * a short value of a field that is not a password, PIN or card (under COPY_MIN_CHARS), a copy of
@@ -2814,7 +2820,7 @@ function rememberSecret(
   if (!value || /^[\u2022\s]+$/.test(value)) return;
   const minimum = SECRET_MINIMUM[kind];
   const digits = value.replace(/\D/g, ""); // asRead wrote any script's digits as ASCII ones
-  const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
+  const lower = value.length <= MAX_SECRET_CHARS ? lowerKeepingPlaces(value) : "";
   // A run of digits a shown value masks (maskShownValue) is looked for by its digits only: its
   // copies keep their shape (one `•` a digit), as the run does in the value.
   const keepsText = !digitsOnly && lower.length >= minimum.chars && lower.length === value.length;
@@ -2986,70 +2992,585 @@ const MARKS_ON_ASCII = /(?<=[0-9A-Za-z])\p{M}+/gu;
 /** Blanks HTML draws as one space (CSS `white-space: normal`): line breaks, tabs, runs of spaces. */
 const ASCII_BLANKS = /[\t\n\v\f\r]| {2}/;
 
-/** `text` as the agent reads it: characters drawn as nothing (INVISIBLE: soft hyphens a
- * hyphenation script puts in long words, zero-width spaces, bidi marks) taken out, compatibility
- * forms read as the characters they draw (DIGIT_FORMS' digits, then NFKC: full-width `Ｔｒａｎｓ`), marks drawn on an ASCII letter or digit taken out (a keycap's, an
- * underline's), any run of blanks and line breaks read as one space (as HTML draws them), and any
- * script's decimal digits as ASCII ones (a PIN typed on an Arabic keyboard, `٤٧٢٩`, that the
- * page echoes as `4729`, or the other way round). ASCII text without line breaks, tabs or
- * double spaces does not change (attack review of the ninth masking review). */
-function asRead(text: string): string {
-  const ascii = !/[^\x00-\x7f]/.test(text);
-  if (ascii && !ASCII_BLANKS.test(text)) return text;
-  let read = ascii ? text : text.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch) // `⑷` as `4`, not NFKC's `(4)`
-    .replace(INVISIBLE, "").normalize("NFKC").replace(MARKS_ON_ASCII, "");
-  read = read.replace(/\p{White_Space}+/gu, " ");
-  return hasOtherDigits(read) ? read.replace(ANY_DIGIT, asciiDigit) : read;
+/** `text` as the agent reads it, and where each character read comes from. What is read:
+ * characters drawn as nothing (INVISIBLE: soft hyphens a hyphenation script puts in long words,
+ * zero-width spaces, bidi marks) taken out, compatibility forms read as the characters they draw
+ * (DIGIT_FORMS' digits, then NFKC, a letter with the marks drawn on it at a time: full-width
+ * `Ｔｒａｎｓ`), marks drawn on an ASCII letter or digit taken out (a keycap's, an underline's),
+ * any run of blanks and line breaks read as one space (as HTML draws them), and any script's
+ * decimal digits as ASCII ones (a PIN typed on an Arabic keyboard, `٤٧٢٩`, that the page echoes
+ * as `4729`, or the other way round), Chinese numerals too (CHINESE_DIGITS). `starts[i]` and `ends[i]` bound the characters of `text`
+ * that read character `i` stands for (a digit form, a letter and its marks, a run of blanks), so
+ * that a copy found as read is masked where it is written, and the rest of the text stays as the
+ * page wrote it. null: read as written (ASCII text without line breaks, tabs or double spaces,
+ * most text: attack review of the ninth masking review). */
+interface Reading {
+  read: string;
+  starts: number[] | null;
+  ends: number[] | null;
 }
 
-/** Mask in `text` the copies of remembered hidden values (see above); `markup`: `text` is markup
- * or CSS, where short values are not looked for. A copy the page wrote with invisible characters
- * in it or no-break spaces ("Trans\u00admog\u00adri…", a PIN's "4\u200b7\u200b2\u200b9") is
- * found as the agent reads it: the string is then sent as read, its invisible characters gone
- * and its blanks plain spaces, with the copy masked. */
-export function maskCopies(text: string, markup = false): string {
-  if (!secrets.length || text.length < 1) return text;
-  const read = asRead(text);
-  if (read !== text) {
-    const masked = maskCopiesAsWritten(read, markup);
-    if (masked !== read) return masked;
+const IS_MARK = /^\p{M}/u;
+const LEADING_MARKS = /^\p{M}+/u;
+const IS_DIGIT = /\p{Nd}/u;
+/** Chinese numerals written as digits (a PIN echoed as `四七二九`, a year as `二〇二四`): read as
+ * the digits they are. Not `十`, `百`, `千` (a number said, not written digit by digit) nor the
+ * financial forms (`壹`, `贰`...). */
+const CHINESE_DIGITS = new Map([..."〇一二三四五六七八九"].map((ch, value) => [ch, String(value)]));
+CHINESE_DIGITS.set("零", "0");
+
+/** Characters that read as something else (readingOf), beyond compatibility forms (NFKC) and
+ * blanks: invisible ones, marks, Chinese numerals, digits of scripts other than ASCII's. */
+const READ_OTHERWISE = /[\p{DI}\p{M}〇一二三四五六七八九零]|(?![0-9])\p{Nd}/u;
+/** Blanks, as readingOf reads them (any White_Space): the cheap test first, by code. */
+function isBlankCode(code: number): boolean {
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  if (code < 0x85) return false;
+  return code === 0x85 || code === 0xa0 || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000;
+}
+
+/** readingOf for a text whose only characters read otherwise are blanks. */
+function blanksRead(text: string): Reading {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let read = "";
+  let from = 0; // the start of the run of characters read as written, not yet added
+  let changed = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (!isBlankCode(code)) continue;
+    let end = i + 1;
+    while (end < text.length && isBlankCode(text.charCodeAt(end))) end++;
+    changed ||= end > i + 1 || code !== 0x20;
+    // A lone space stays as written; any other run of blanks is one space standing for all.
+    for (let k = from; k < i; k++) {
+      starts.push(k);
+      ends.push(k + 1);
+    }
+    read += text.slice(from, i) + " ";
+    starts.push(i);
+    ends.push(end);
+    from = end;
+    i = end - 1;
   }
-  return maskCopiesAsWritten(text, markup);
+  if (!changed) return { read: text, starts: null, ends: null }; // lone spaces only
+  for (let k = from; k < text.length; k++) {
+    starts.push(k);
+    ends.push(k + 1);
+  }
+  return { read: read + text.slice(from), starts, ends };
 }
 
-function maskCopiesAsWritten(text: string, markup: boolean): string {
-  let out = text;
-  let lower = out.toLowerCase();
+function readingOf(text: string): Reading {
+  const ascii = !/[^\x00-\x7f]/.test(text);
+  if (ascii && !ASCII_BLANKS.test(text)) return { read: text, starts: null, ends: null };
+  // Most text (ASCII with line breaks, a language's letters and punctuation): blanks only.
+  if (ascii || (!READ_OTHERWISE.test(text) && text.normalize("NFKC") === text)) return blanksRead(text);
+  const out: string[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const push = (ch: string, start: number, end: number): void => {
+    if (ch === " ") {
+      // A run of blanks is one space, standing for every blank (and invisible character) in it.
+      if (out.length && out[out.length - 1] === " ") {
+        ends[ends.length - 1] = end;
+        return;
+      }
+    }
+    out.push(ch);
+    starts.push(start);
+    ends.push(end);
+  };
+  for (let i = 0; i < text.length;) {
+    const code = text.codePointAt(i) as number;
+    const next = i + (code > 0xffff ? 2 : 1);
+    if (code > 0x7f && charReadingOf(text, i).invisible) {
+      i = next;
+      continue;
+    }
+    const following = next < text.length && text.charCodeAt(next) > 0x7f ? charReadingOf(text, next) : null;
+    if (following && (following.mark || following.invisible)) {
+      // A letter or digit and the marks drawn on it, NFKC'd together (`e` and U+0301 read as `é`).
+      let unit = text.slice(i, next);
+      let end = next;
+      let at = next;
+      while (at < text.length && text.charCodeAt(at) > 0x7f) {
+        const part = charReadingOf(text, at);
+        if (!part.mark && !part.invisible) break;
+        if (part.mark) {
+          unit += text.slice(at, at + part.length);
+          end = at + part.length;
+        }
+        at += part.length;
+      }
+      let read = unit.replace(DIGIT_FORM, (ch) => DIGIT_FORMS.get(ch) ?? ch).normalize("NFKC");
+      // Marks drawn on an ASCII letter or digit (a keycap's `4\ufe0f\u20e3`; on one read
+      // before, with an invisible character between) are not read.
+      if (out.length && /[0-9A-Za-z]/.test(out[out.length - 1])) read = read.replace(LEADING_MARKS, "");
+      read = readCharacters(read.replace(MARKS_ON_ASCII, ""));
+      for (const ch of read) push(ch, i, end);
+      i = at;
+      continue;
+    }
+    if (code <= 0x7f) {
+      push(isBlankCode(code) ? " " : text[i], i, next);
+    } else {
+      const one = charReadingOf(text, i);
+      // A mark on nothing (after a blank, or first) is read, unless on an ASCII letter or digit.
+      if (!one.invisible && !(one.mark && out.length && /[0-9A-Za-z]/.test(out[out.length - 1]))) {
+        for (let unit = 0; unit < one.read.length; unit++) push(one.read[unit], i, next);
+      }
+    }
+    i = next;
+  }
+  return { read: out.join(""), starts, ends };
+}
+
+/** How a character reads alone (readingOf), and how long it is (code units). */
+interface CharReading {
+  read: string;
+  length: number;
+  invisible: boolean;
+  mark: boolean;
+}
+
+/** Characters' readings, cached (a page's text is a few hundred distinct characters). */
+const charReadings = new Map<string, CharReading>();
+const MAX_CHAR_READINGS = 4096;
+
+/** How the character at `at` of `text` reads alone: invisible (nothing), a mark, or its NFKC
+ * form (DIGIT_FORMS' digits first), blanks as spaces and digits as ASCII's (readCharacters). */
+function charReadingOf(text: string, at: number): CharReading {
+  const code = text.codePointAt(at) as number;
+  const ch = code > 0xffff ? text.slice(at, at + 2) : text[at];
+  let reading = charReadings.get(ch);
+  if (reading === undefined) {
+    const invisible = INVISIBLE.test(ch);
+    reading = {
+      read: invisible ? "" : readCharacters(ch.replace(DIGIT_FORM, (form) => DIGIT_FORMS.get(form) ?? form).normalize("NFKC")),
+      length: ch.length,
+      invisible,
+      mark: IS_MARK.test(ch),
+    };
+    if (charReadings.size < MAX_CHAR_READINGS) charReadings.set(ch, reading);
+  }
+  return reading;
+}
+
+/** NFKC's output read on: blanks as a space, any script's digits and Chinese numerals as ASCII. */
+function readCharacters(text: string): string {
+  let read = "";
+  for (const ch of text) {
+    const code = ch.codePointAt(0) as number;
+    if (code <= 0x7f) read += isBlankCode(code) ? " " : ch;
+    else if (isBlankCode(code)) read += " ";
+    else read += CHINESE_DIGITS.get(ch) ?? (IS_DIGIT.test(ch) ? asciiDigit(ch) : ch);
+  }
+  return read;
+}
+
+/** `text` as the agent reads it (readingOf): how hidden values are remembered and compared. */
+function asRead(text: string): string {
+  return readingOf(text).read;
+}
+
+/** `text` in lower case, each character where it was (Turkish `İ` lowers to two characters:
+ * a text holding one was not searched for copies at all, "İstanbul: hunter22" went whole). */
+function lowerKeepingPlaces(text: string): string {
+  const lower = text.toLowerCase();
+  if (lower.length === text.length) return lower; // no character lowers to fewer
+  let out = "";
+  for (const ch of text) {
+    const one = ch.toLowerCase();
+    out += one.length === ch.length ? one : ch;
+  }
+  return out;
+}
+
+/** A copy found in a text: [start, end) of the text, a remembered value's (masked as the
+ * placeholder) or a run of digits holding or held by one's digits (each digit masked). */
+interface CopySpan {
+  start: number;
+  end: number;
+  digits: boolean;
+}
+
+/** The copies of remembered hidden values in `text` (see above), or "whole" (a piece box's
+ * letter, and the text is just it); `markup`: `text` is markup or CSS, where short values are
+ * not looked for. */
+function copiesIn(text: string, markup: boolean): CopySpan[] | "whole" {
+  const spans: CopySpan[] = [];
+  let work = text; // what was found is masked here, one MASK a character, as the search goes on
+  let lower = lowerKeepingPlaces(work);
   for (const secret of secrets) {
-    if (!secret.lower || lower.length !== out.length || (markup && secret.lower.length < COPY_MIN_CHARS)) continue;
+    if (!secret.lower || (markup && secret.lower.length < COPY_MIN_CHARS)) continue;
     if (secret.whole) {
       // One letter of a code's piece box: a string that is just it (the page's echo of the box)
       // is a copy, not the word it makes in a sentence ("a", "I" masked across the page).
-      if (lower.trim() === secret.lower) return MASK_PLACEHOLDER;
+      if (lower.trim() === secret.lower) return "whole";
       continue;
     }
     let at = lower.indexOf(secret.lower);
     while (at !== -1) {
       const end = at + secret.lower.length;
-      if (secret.lower.length >= COPY_ANYWHERE_CHARS || standsAlone(out, at, end)) {
-        out = out.slice(0, at) + MASK_PLACEHOLDER + out.slice(end);
-        lower = out.toLowerCase();
-        at = lower.indexOf(secret.lower, at + MASK_PLACEHOLDER.length);
+      if (secret.lower.length >= COPY_ANYWHERE_CHARS || standsAlone(work, at, end)) {
+        spans.push({ start: at, end, digits: false });
+        work = work.slice(0, at) + MASK.repeat(end - at) + work.slice(end);
+        lower = lower.slice(0, at) + MASK.repeat(end - at) + lower.slice(end);
+        at = lower.indexOf(secret.lower, end);
       } else {
         at = lower.indexOf(secret.lower, at + 1);
       }
     }
   }
-  if (!/\d/.test(out)) return out;
-  return out.replace(DIGIT_RUN, (run: string, offset: number) => {
+  if (!/\d/.test(work)) return spans;
+  for (const found of work.matchAll(DIGIT_RUN)) {
+    const run = found[0];
+    const offset = found.index as number;
     const digits = run.replace(/[ -]/g, "");
     // A run shorter than COPY_MIN_DIGITS counts only on its own ("PIN 47 is wrong", not "47px").
-    if (digits.length < COPY_MIN_DIGITS && (markup || !standsAlone(out, offset, offset + run.length))) return run;
-    const copied = secrets.some((secret) => secret.digits !== "" && (digits === secret.digits ||
-      (digits.length >= COPY_MIN_DIGITS && secret.digits.includes(digits)) ||
-      (secret.digits.length >= COPY_MIN_DIGITS && digits.includes(secret.digits))));
-    return copied ? maskDigits(run) : run;
-  });
+    if (digits.length < COPY_MIN_DIGITS && (markup || !standsAlone(work, offset, offset + run.length))) continue;
+    if (digitsCopied(digits, true)) spans.push({ start: offset, end: offset + run.length, digits: true });
+  }
+  return spans;
+}
+
+/** Whether a run's `digits` are a remembered value's digits, of COPY_MIN_DIGITS or more a part
+ * of them, or (`holding`) a longer number holding them ("ending 4242", "Tried 47291"). */
+function digitsCopied(digits: string, holding: boolean): boolean {
+  return secrets.some((secret) => secret.digits !== "" && (digits === secret.digits ||
+    (digits.length >= COPY_MIN_DIGITS && secret.digits.includes(digits)) ||
+    (holding && secret.digits.length >= COPY_MIN_DIGITS && digits.includes(secret.digits))));
+}
+
+/** One change to a written text: [start, end) replaced by the placeholder, or by one MASK. */
+interface WrittenMask {
+  start: number;
+  end: number;
+  placeholder: boolean;
+}
+
+/** Where `spans` (found in `reading.read`) are in the written text: a value's copy is the
+ * placeholder, from its first character's place to its last's; a run's digits are one MASK each,
+ * where each is written (the separators between them stay). */
+function writtenMasks(reading: Reading, spans: CopySpan[], into: WrittenMask[], from = 0, to = reading.read.length): void {
+  const { read, starts, ends } = reading;
+  for (const span of spans) {
+    const start = Math.max(span.start, from);
+    const end = Math.min(span.end, to);
+    if (start >= end) continue;
+    if (!span.digits) {
+      into.push({ start: starts ? starts[start] : start, end: ends ? ends[end - 1] : end, placeholder: true });
+      continue;
+    }
+    for (let i = start; i < end; i++) {
+      if (read[i] >= "0" && read[i] <= "9") into.push({ start: starts ? starts[i] : i, end: ends ? ends[i] : i + 1, placeholder: false });
+    }
+  }
+}
+
+/** `text` with `masks` applied (a placeholder wins over the MASKs it overlaps). */
+function applyMasks(text: string, masks: WrittenMask[]): string {
+  if (!masks.length) return text;
+  masks.sort((a, b) => a.start - b.start || Number(b.placeholder) - Number(a.placeholder) || b.end - a.end);
+  let out = "";
+  let at = 0;
+  for (let i = 0; i < masks.length; i++) {
+    const mask = masks[i];
+    if (mask.start < at) {
+      // Overlapping what was masked: a placeholder takes in the rest of the span.
+      if (mask.end > at && mask.placeholder) at = mask.end;
+      continue;
+    }
+    let end = mask.end;
+    if (mask.placeholder) {
+      while (i + 1 < masks.length && masks[i + 1].start < end) end = Math.max(end, masks[++i].end);
+    }
+    out += text.slice(at, mask.start) + (mask.placeholder ? MASK_PLACEHOLDER : MASK);
+    at = end;
+  }
+  return out + text.slice(at);
+}
+
+/** Mask in `text` the copies of remembered hidden values (see above); `markup`: `text` is markup
+ * or CSS, where short values are not looked for. A copy the page wrote with invisible characters
+ * in it or no-break spaces ("Trans\u00admog\u00adri…", a PIN's "4\u200b7\u200b2\u200b9") is
+ * found as the agent reads it (readingOf) and masked where it is written: the rest of the
+ * string goes as the page wrote it (its line breaks, digit forms and invisible characters; it
+ * went as read, which changed what the agent saw of the page's own text). */
+export function maskCopies(text: string, markup = false): string {
+  if (!secrets.length || text.length < 1) return text;
+  const reading = readingOf(text);
+  let found = copiesIn(reading.read, markup);
+  if (found === "whole") return MASK_PLACEHOLDER;
+  const masks: WrittenMask[] = [];
+  writtenMasks(reading, found, masks);
+  if (!masks.length && reading.read !== text) {
+    // As written too: a short value standing alone only there ("Anna\u00adbel").
+    found = copiesIn(text, markup);
+    if (found === "whole") return MASK_PLACEHOLDER;
+    writtenMasks({ read: text, starts: null, ends: null }, found, masks);
+  }
+  return applyMasks(text, masks);
+}
+
+/**
+ * Copies split over several text nodes: the page echoes a PIN one digit per element
+ * (`<span>4</span><span>7</span>…`), wraps a password's digits in `<b>`, or a script cuts the
+ * text node holding a card number with `splitText`. Each node alone is too short to be a copy,
+ * and the agent read the value in pieces. A text node that is sent (in a snapshot, added, or
+ * changed) is read with the text nodes beside it, as the agent reads them: in tree order, at
+ * most SPLIT_WINDOW_CHARS characters each way, within SPLIT_REGION_LEVELS ancestors above its
+ * parent (no further than SPLIT_WINDOW_STEPS nodes each way); nodes in one line (across inline
+ * elements: `<b>`, `<span>`) are joined as they are; nodes in different blocks (`<div>`, `<li>`,
+ * `<br>`) only when both hold at most SPLIT_BOX_CHARS characters (a box per piece: a PIN drawn
+ * one digit per box, a card one group per box), with a space between (a blank, as DIGIT_RUN
+ * reads one between digits), and a run of digits across them counts only as the value's digits
+ * or a part of them (not as a longer number holding them: short numbers in boxes side by side).
+ * A copy (copiesIn) that spans the node and another is masked in the node: the part of a value's
+ * copy in it as the placeholder, the digits of a run as MASKs. Only the node sent is changed: a
+ * node sent earlier whose neighbour later made it part of a copy is not sent again (a page that
+ * fills its pieces out of order).
+ */
+const SPLIT_WINDOW_CHARS = 96;
+/** The most characters (blanks around left out) a text in a block of its own holds to be read
+ * with the text of the next block (see SPLIT_WINDOW_CHARS). */
+const SPLIT_BOX_CHARS = 4;
+/** How many nodes (elements and texts) are stepped through each way, at most. */
+const SPLIT_WINDOW_STEPS = 48;
+/** How many ancestors above a text node's parent its neighbours are looked for in. */
+const SPLIT_REGION_LEVELS = 3;
+/** Elements drawn in a line by default (CSS `display: inline`); custom elements are too. */
+const INLINE_ELEMENTS = new Set([
+  "a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i", "ins", "kbd",
+  "label", "mark", "nobr", "output", "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "tt", "u",
+  "var", "wbr",
+]);
+/** Elements whose text the page does not draw as text of its own (or that masking reads apart). */
+const UNREAD_ELEMENTS = new Set([
+  "script", "style", "template", "noscript", "textarea", "select", "option", "iframe", "frame", "object", "head", "title",
+]);
+
+function isBlockElement(node: Node): boolean {
+  if (nodeTypeOf(node) !== ELEMENT_NODE) return false;
+  const name = localNameOf(node as Element);
+  return !INLINE_ELEMENTS.has(name) && !name.includes("-");
+}
+
+function readsInside(node: Node): boolean {
+  return nodeTypeOf(node) === ELEMENT_NODE && !UNREAD_ELEMENTS.has(localNameOf(node as Element));
+}
+
+/** A piece of the text read around a node: a text node's text (or the part of it next to the
+ * node), or a block boundary (node null, text " "). */
+interface SplitPiece {
+  node: Node | null;
+  text: string;
+}
+
+function isBoxPiece(text: string): boolean {
+  return text.trim().length <= SPLIT_BOX_CHARS;
+}
+
+/** The texts next to `target` (sent as `targetText`) within `region`, nearest first, going
+ * forward or back. */
+function neighbourTexts(target: Node, targetText: string, region: Node, forward: boolean): SplitPiece[] {
+  const pieces: SplitPiece[] = [];
+  let chars = 0;
+  let boundary = false;
+  let lastBox = isBoxPiece(targetText);
+  let node: Node = target;
+  for (let step = 0; step < SPLIT_WINDOW_STEPS && chars < SPLIT_WINDOW_CHARS; step++) {
+    let next: Node | null = null;
+    if (forward) {
+      next = node !== target && readsInside(node) ? firstChildOf(node) : null;
+      if (next) {
+        if (isBlockElement(next)) boundary = true;
+      } else {
+        // The next sibling of the nearest ancestor (or self) below the region that has one.
+        for (let at: Node | null = node; at && at !== region; at = parentNodeOf(at)) {
+          if (isBlockElement(at)) boundary = true;
+          next = nextSiblingOf(at);
+          if (next) break;
+        }
+        if (next && isBlockElement(next)) boundary = true;
+      }
+    } else {
+      if (isBlockElement(node)) boundary = true;
+      next = previousSiblingOf(node);
+      if (next) {
+        // The last node inside it, in tree order.
+        for (let last: Node | null = next; last; last = readsInside(next) ? lastChildOf(next) : null) {
+          next = last;
+          if (isBlockElement(next)) boundary = true;
+        }
+      } else {
+        const parent = parentNodeOf(node);
+        next = parent === region ? null : parent;
+      }
+    }
+    if (!next) break;
+    node = next;
+    if (nodeTypeOf(node) !== TEXT_NODE) continue;
+    const text = nodeValueOf(node);
+    if (!text || (boundary && !/\S/.test(text))) continue; // the blanks between blocks
+    if (boundary) {
+      if (!lastBox || !isBoxPiece(text)) break;
+      pieces.push({ node: null, text: " " });
+    }
+    boundary = false;
+    if (/\S/.test(text)) lastBox = isBoxPiece(text); // blanks between inline elements tell nothing
+    const take = Math.min(text.length, SPLIT_WINDOW_CHARS - chars);
+    pieces.push({ node, text: forward ? text.slice(0, take) : text.slice(text.length - take) });
+    chars += take;
+  }
+  return pieces;
+}
+
+/** The ancestor of `text` its neighbours are read within (SPLIT_REGION_LEVELS above its parent,
+ * not above `<body>` nor out of its tree). */
+function splitRegionOf(text: Node): Node | null {
+  let region = parentNodeOf(text);
+  if (!region || nodeTypeOf(region) !== ELEMENT_NODE) return region;
+  for (let level = 0; level < SPLIT_REGION_LEVELS; level++) {
+    const up: Node | null = parentNodeOf(region);
+    if (!up || nodeTypeOf(up) !== ELEMENT_NODE || localNameOf(region as Element) === "body") break;
+    region = up;
+  }
+  return region;
+}
+
+/** Where, in `text` (the text node `target` is sent with), copies split between it and the
+ * text nodes beside it are: see SPLIT_WINDOW_CHARS. */
+function splitCopyMasks(target: Node, text: string): WrittenMask[] {
+  const region = splitRegionOf(target);
+  if (!region) return [];
+  const before = neighbourTexts(target, text, region, false).reverse();
+  const after = neighbourTexts(target, text, region, true);
+  if (!before.some((piece) => piece.node) && !after.some((piece) => piece.node)) return [];
+  const masks: WrittenMask[] = [];
+  // A long text node takes part in a split copy only by its ends.
+  const ends = text.length <= 2 * SPLIT_WINDOW_CHARS
+    ? [{ before, at: 0, part: text, after }]
+    : [{ before, at: 0, part: text.slice(0, SPLIT_WINDOW_CHARS), after: [] },
+      { before: [], at: text.length - SPLIT_WINDOW_CHARS, part: text.slice(-SPLIT_WINDOW_CHARS), after }];
+  for (const { before: prior, at, part, after: next } of ends) {
+    let joined = "";
+    const owners: number[] = []; // for each character joined: which piece it is of (-1: a boundary)
+    let targetStart = 0;
+    let targetShift = 0;
+    let targetReading: Reading | null = null;
+    const pieces = [...prior, { node: target, text: part }, ...next];
+    pieces.forEach((piece, index) => {
+      const reading = readingOf(piece.text);
+      let read = reading.read;
+      let skipped = 0;
+      // Blanks on both sides of a boundary are one blank, as HTML draws them.
+      if (joined.endsWith(" ") && read.startsWith(" ")) {
+        read = read.slice(1);
+        skipped = 1;
+      }
+      if (piece.node === target) {
+        targetStart = joined.length;
+        targetShift = skipped;
+        targetReading = reading;
+      }
+      joined += read;
+      for (let i = 0; i < read.length; i++) owners.push(piece.node ? index : BLOCK_BOUNDARY);
+    });
+    const found = copiesIn(joined, false);
+    if (found === "whole" || !targetReading) continue;
+    const targetIndex = prior.length;
+    const local: CopySpan[] = [];
+    for (const span of found) {
+      let inTarget = false;
+      let elsewhere = false;
+      let blocks = false;
+      for (let i = span.start; i < span.end; i++) {
+        if (owners[i] === targetIndex) inTarget = true;
+        else if (owners[i] >= 0) elsewhere = true;
+        else blocks = true;
+      }
+      if (blocks && span.digits && !digitsCopied(joined.slice(span.start, span.end).replace(/\D/g, ""), false)) continue;
+      if (inTarget && elsewhere) {
+        local.push({ start: span.start - targetStart + targetShift, end: span.end - targetStart + targetShift, digits: span.digits });
+      }
+    }
+    const partMasks: WrittenMask[] = [];
+    writtenMasks(targetReading, local, partMasks, targetShift, (targetReading as Reading).read.length);
+    for (const mask of partMasks) masks.push({ start: mask.start + at, end: mask.end + at, placeholder: mask.placeholder });
+  }
+  return masks;
+}
+
+/** Whether `text` (a text node's) could hold a part of a copy that goes on in the node before
+ * or after it: it ends with a remembered value's start, starts with its end, or lies within it,
+ * or a digit (a run) is at one of its ends. Most text nodes are none: they are not read with
+ * their neighbours (the cost of the search on a large page's snapshot). */
+function mayHoldPartOfCopy(text: string): boolean {
+  const lower = lowerKeepingPlaces(asRead(text));
+  const trimmed = lower.trim();
+  if (!trimmed) return false;
+  const digitAtEnd = /\d[ -]?$/.test(lower) || /^[ -]?\d/.test(lower);
+  for (const secret of secrets) {
+    if (secret.digits && digitAtEnd) return true;
+    const value = secret.lower;
+    if (!value || secret.whole) continue;
+    if (value.includes(trimmed)) return true;
+    for (let k = Math.min(value.length - 1, lower.length); k >= 1; k--) {
+      if (lower.endsWith(value.slice(0, k)) || lower.startsWith(value.slice(value.length - k))) return true;
+    }
+  }
+  return false;
+}
+
+/** What a block boundary read in a joined text is of (see SPLIT_BOX_CHARS). */
+const BLOCK_BOUNDARY = -1;
+
+/** The texts of a serialized tree (a snapshot's, an added node's), to read with their neighbours. */
+function collectSentTexts(root: unknown, into: { holder: Record<string, unknown>; key: string; id: unknown }[]): void {
+  const stack: unknown[] = [root];
+  while (stack.length) {
+    const n = stack.pop() as { type?: unknown; textContent?: unknown; isStyle?: unknown; id?: unknown; childNodes?: unknown } | null;
+    if (!n || typeof n !== "object") continue;
+    if (n.type === SERIALIZED_TEXT && typeof n.textContent === "string" && n.isStyle !== true) {
+      into.push({ holder: n as Record<string, unknown>, key: "textContent", id: n.id });
+    }
+    if (Array.isArray(n.childNodes)) for (const child of n.childNodes) stack.push(child);
+  }
+}
+
+/** Mask, in the texts `event` sends, the copies split between them and the page's text beside
+ * them (see SPLIT_WINDOW_CHARS), before the rest of the masking. A text whose reading fails is
+ * masked whole. */
+function maskSplitCopies(event: unknown, lookup: (id: number) => unknown): void {
+  if (!secrets.length) return;
+  const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
+  if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return;
+  const sent: { holder: Record<string, unknown>; key: string; id: unknown }[] = [];
+  if (e.type === FULL_SNAPSHOT) {
+    collectSentTexts(e.data.node, sent);
+  } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MUTATION) {
+    for (const add of asArray(e.data.adds)) collectSentTexts((add as { node?: unknown } | null)?.node, sent);
+    for (const change of asArray(e.data.texts)) {
+      if (change && typeof change === "object") sent.push({ holder: change as Record<string, unknown>, key: "value", id: (change as { id?: unknown }).id });
+    }
+  }
+  for (const { holder, key, id } of sent) {
+    const text = holder[key];
+    if (typeof text !== "string" || !WORD_CHAR.test(text) || typeof id !== "number") continue;
+    try {
+      if (!mayHoldPartOfCopy(text)) continue;
+      const node = lookup(id);
+      if (!node || nodeTypeOf(node) !== TEXT_NODE) continue;
+      const masks = splitCopyMasks(node as Node, text);
+      if (masks.length) holder[key] = applyMasks(text, masks);
+    } catch (error) {
+      failed(error);
+      holder[key] = text.replace(/\S/g, MASK);
+    }
+  }
 }
 
 /** maskCopies on every string of a recorded event but element names. Never throws: an event
