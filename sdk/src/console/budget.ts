@@ -366,3 +366,149 @@ export class StyleBudget {
     return held;
   }
 }
+
+/** Characters of CSS in full snapshots a page may have the mirror build per STYLE_WINDOW_MS (beside
+ * STYLE_REWRITE_CHARS for its changes): each full snapshot rebuilds the whole mirror, and rrweb's
+ * replayer rewrites every style text in it with PostCSS (about 1 MB a second in Node on the
+ * 2-core test machine, half that in a busy Chromium). A page (or its script) that made the SDK
+ * send one of several MB of CSS again and again (a mask class added late, ../shared/masking.ts,
+ * onMarkedLate; a backlog; a page shown again) froze the agent's tab for good. An honest page's
+ * snapshots (the first page, each page it opens, sharing resumed) carry its CSS, a few hundred
+ * KiB at most for most sites: several a window fit. */
+export const SNAPSHOT_STYLE_CHARS = 2 * 1024 * 1024;
+/** Nodes of full snapshots a page may have the mirror build per STYLE_WINDOW_MS (most pages have
+ * a few thousand; a large table tens of thousands). */
+export const SNAPSHOT_NODES = 200_000;
+/** Events kept behind a full snapshot held for the window (they apply to its page, and go with
+ * it): an honest page sends a few hundred in the seconds a snapshot may wait. Beyond, the held
+ * snapshot and its events are dropped, and the mirror waits for the page's next full snapshot. */
+export const MAX_HELD_EVENTS = 20_000;
+
+/** What a full snapshot makes the mirror build: its nodes, and the characters of CSS rrweb's
+ * replayer rewrites for replay (texts flagged as style or in a `<style>`, sheets carried in
+ * `_cssText`). Iterative: a page may nest deeply. */
+export function snapshotCost(event: unknown): { chars: number; nodes: number } {
+  let chars = 0;
+  let nodes = 0;
+  const root = (event as { data?: { node?: unknown } } | null)?.data?.node;
+  const stack: [unknown, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [item, inStyle] = stack.pop() as [unknown, boolean];
+    if (!item || typeof item !== "object") continue;
+    const node = item as { tagName?: unknown; isStyle?: unknown; textContent?: unknown; attributes?: unknown; childNodes?: unknown };
+    nodes++;
+    if ((inStyle || node.isStyle) && typeof node.textContent === "string") chars += node.textContent.length;
+    const cssText = (node.attributes as { _cssText?: unknown } | null | undefined)?._cssText;
+    if (typeof cssText === "string") chars += cssText.length;
+    const tag = typeof node.tagName === "string" ? node.tagName.toLowerCase() : "";
+    const style = /(^|:)(style|link)$/.test(tag);
+    if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, style]);
+  }
+  return { chars, nodes };
+}
+
+/**
+ * Whether each full snapshot of a page may be built in the mirror now (SNAPSHOT_STYLE_CHARS and
+ * SNAPSHOT_NODES per STYLE_WINDOW_MS, paid back continuously on the given clock: the console's,
+ * or the recording's time in the auditor's player). A snapshot goes at once when it fits what is
+ * left of the allowance, or when nothing is owed (one larger than the allowance, as a first page
+ * of much CSS: what it is over is owed by the windows after it). Beyond, it is held, with every
+ * event after it (they apply to its page), until the allowance takes it (`due`, `release`); a
+ * newer full snapshot replaces a held one and what followed it, so the mirror shows the page's
+ * latest, never an older one after it. Nothing before a held snapshot is held.
+ */
+export class SnapshotGate {
+  private owedChars = 0;
+  private owedNodes = 0;
+  private paidAt = Number.NEGATIVE_INFINITY;
+  private held: unknown[] | null = null;
+  private heldCost = { chars: 0, nodes: 0 };
+  /** The held snapshot was dropped (MAX_HELD_EVENTS): events wait for the page's next one. */
+  private lost = false;
+  private told = false;
+
+  constructor(private readonly now: () => number, private readonly maxChars = SNAPSHOT_STYLE_CHARS,
+    private readonly maxNodes = SNAPSHOT_NODES, private readonly windowMs = STYLE_WINDOW_MS,
+    private readonly maxHeld = MAX_HELD_EVENTS) {}
+
+  /** Whether the mirror is behind the page: a full snapshot held (or dropped, and none since). */
+  get behind(): boolean {
+    return this.held !== null || this.lost;
+  }
+
+  /** When (on the clock) the held snapshot may be built; null when none is held. */
+  get due(): number | null {
+    if (!this.held) return null;
+    this.pay();
+    const { chars, nodes } = this.heldCost;
+    // Within what is left of the allowance, or (larger than it) once nothing is owed.
+    const fitsAllowance = chars <= this.maxChars && nodes <= this.maxNodes;
+    const charsWait = Math.max(0, this.owedChars - (fitsAllowance ? this.maxChars - chars : 0)) / this.maxChars;
+    const nodesWait = Math.max(0, this.owedNodes - (fitsAllowance ? this.maxNodes - nodes : 0)) / this.maxNodes;
+    // (Whole milliseconds, not a hair early: at `due`, `release` takes it.)
+    return this.paidAt + Math.max(0, Math.ceil(Math.max(charsWait, nodesWait) * this.windowMs - 1e-6));
+  }
+
+  /** The events to give the mirror now, in order, for `event`: itself; or none, while a full
+   * snapshot is held (it waits with it); or, for a full snapshot the allowance takes, itself. */
+  pass(event: unknown): unknown[] {
+    const type = (event as { type?: unknown } | null)?.type;
+    if (type === FULL_SNAPSHOT) {
+      this.lost = false;
+      this.held = [event]; // one held before, and what followed it, are older than this page
+      this.heldCost = snapshotCost(event);
+      return this.release();
+    }
+    if (this.lost) return [];
+    if (!this.held) return [event];
+    this.held.push(event);
+    if (this.held.length > this.maxHeld) {
+      this.held = null;
+      this.lost = true;
+      return [];
+    }
+    return this.release();
+  }
+
+  /** The held snapshot and the events after it, once the allowance takes it (else none). */
+  release(): unknown[] {
+    const held = this.held;
+    if (!held) return [];
+    const due = this.due as number;
+    if (!(this.now() >= due)) {
+      this.told = true;
+      return [];
+    }
+    this.owedChars += this.heldCost.chars;
+    this.owedNodes += this.heldCost.nodes;
+    this.held = null;
+    return held;
+  }
+
+  /** Whether a full snapshot was held since the last call. */
+  takeHeld(): boolean {
+    const told = this.told;
+    this.told = false;
+    return told;
+  }
+
+  /** A new mirror (a private page, a page too large): what is held is dropped; what is owed stays. */
+  clear(): void {
+    this.held = null;
+    this.lost = false;
+  }
+
+  /** Pay back the allowance for the time passed since the last look. */
+  private pay(): void {
+    const now = this.now();
+    // A clock that goes back (or is no number) pays nothing: never a debt forgiven early.
+    if (Number.isFinite(now) && now > this.paidAt) {
+      const windows = Number.isFinite(this.paidAt) ? (now - this.paidAt) / this.windowMs : Number.POSITIVE_INFINITY;
+      this.owedChars = Math.max(0, this.owedChars - windows * this.maxChars);
+      this.owedNodes = Math.max(0, this.owedNodes - windows * this.maxNodes);
+      this.paidAt = now;
+    } else if (!Number.isFinite(this.paidAt)) {
+      this.paidAt = Number.isFinite(now) ? now : 0;
+    }
+  }
+}

@@ -18,12 +18,15 @@
 
 import { type AssetLookup, StyleParents, neutralizeEvent } from "./assets.ts";
 import {
-  MirrorBudget, RECORDING_RULE_SHIFTS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget,
+  MirrorBudget, RECORDING_RULE_SHIFTS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, SnapshotGate,
+  StyleBudget,
 } from "./budget.ts";
 
 /** The events to give rrweb's Replayer, in its order, neutralised in place; null when the page
  * they make is beyond what the mirror holds (the player does not play it). */
-export function playableEvents(events: unknown[], assets?: AssetLookup, notes?: { stylesHeld: boolean }): unknown[] | null {
+export function playableEvents(
+  events: unknown[], assets?: AssetLookup, notes?: { stylesHeld: boolean; snapshotsHeld?: boolean },
+): unknown[] | null {
   const timed = events.filter((event) => Number.isFinite((event as { timestamp?: unknown } | null)?.timestamp));
   const ordered = (timed as { timestamp: number }[]).sort((a, b) => a.timestamp - b.timestamp);
   const budget = new MirrorBudget();
@@ -33,10 +36,35 @@ export function playableEvents(events: unknown[], assets?: AssetLookup, notes?: 
   // A window of the recording's time each, and the whole: a seek plays all before it at once.
   const styleBudget = new StyleBudget(() => now, STYLE_REWRITE_CHARS, RULE_SHIFTS, STYLE_WINDOW_MS, RECORDING_STYLE_CHARS,
     RECORDING_RULE_SHIFTS);
-  for (const event of ordered) {
+  const snapshots = new SnapshotGate(() => now);
+  const played: unknown[] = [];
+  // Neutralised as played, in the order played (a snapshot it replaced, and what followed it,
+  // never are: the next snapshot starts the neutraliser's page afresh).
+  const play = (event: { timestamp: number }) => {
     now = event.timestamp;
     neutralizeEvent(event, assets, styles, styleBudget);
+    played.push(event);
+  };
+  // A held snapshot and what followed it play at the time the allowance takes it (before any
+  // later event), stamped so: rrweb's Replayer sorts by time (stably: their order stays).
+  const releaseUntil = (time: number) => {
+    const due = snapshots.due;
+    if (due === null || due > time) return;
+    now = due;
+    for (const event of snapshots.release() as { timestamp: number }[]) {
+      event.timestamp = due;
+      play(event);
+    }
+  };
+  for (const event of ordered) {
+    releaseUntil(event.timestamp);
+    now = event.timestamp;
+    for (const ready of snapshots.pass(event) as { timestamp: number }[]) play(ready);
   }
-  if (notes) notes.stylesHeld = styleBudget.takeHeld();
-  return ordered;
+  releaseUntil(Number.POSITIVE_INFINITY);
+  if (notes) {
+    notes.stylesHeld = styleBudget.takeHeld();
+    notes.snapshotsHeld = snapshots.takeHeld();
+  }
+  return played;
 }
