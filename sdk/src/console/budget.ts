@@ -273,7 +273,7 @@ export class MirrorBudget {
  * than the browser's own parser) and whole `style` attributes set again. A page that rewrote a
  * large style text over and over kept the agent's console busy without end. An honest page's
  * changes (an animation's properties, set one by one, which are not counted; a theme switch) are
- * a few tens of KiB a second; a full snapshot is not counted (MAX_MIRROR_CHARS bounds it). */
+ * a few tens of KiB a second; a full snapshot is counted apart (SNAPSHOT_STYLE_CHARS). */
 export const STYLE_REWRITE_CHARS = 512 * 1024;
 /** A single style text (or sheet) larger than STYLE_REWRITE_CHARS is parsed when nothing is owed
  * (a route's CSS chunk, a theme: an honest page's is rarely over a MiB), up to this size; what it
@@ -293,15 +293,33 @@ export const RULE_SHIFTS = 50_000_000;
 export const RECORDING_STYLE_CHARS = 8 * 1024 * 1024;
 /** Rules a recording may have the player shift in all (RULE_SHIFTS, for the same reason). */
 export const RECORDING_RULE_SHIFTS = 10 * RULE_SHIFTS;
+/** Characters of style texts and whole styles held that are kept to be given once a window takes
+ * them (StyleBudget.defer): a page's few changing styles, several windows' worth. Beyond (and
+ * beyond MAX_DEFERRED_STYLES of them), the oldest are not given later: the styles stay behind
+ * until the page's next full snapshot. */
+export const DEFERRED_STYLE_CHARS = 4 * STYLE_REWRITE_CHARS;
+/** Nodes whose held style text or whole style is kept to be given later, at most. */
+export const MAX_DEFERRED_STYLES = 1_000;
 /** The window both style budgets are counted in. */
 export const STYLE_WINDOW_MS = 10_000;
+
+/** A style text, or a whole attribute (`style`), held: its node, and its latest value. */
+interface Deferred {
+  id: number;
+  attribute: string | null;
+  value: string;
+}
 
 /**
  * How much style work a page's events make the mirror do (STYLE_REWRITE_CHARS, RULE_SHIFTS), in
  * windows of STYLE_WINDOW_MS on the console's clock. Beyond either bound, style rewrites and rule
  * changes are held (dropped: the neutraliser, ./assets.ts, takes them out of the event) until the
  * window ends, and `takeHeld` says so once, so that the agent is told that the mirror's styles
- * are behind the page's (until its next full snapshot). Nothing else in the event is held.
+ * are behind the page's. Nothing else in the event is held. A style text or whole style held is
+ * kept (its latest value by node, `defer`) and given again once a window starts
+ * (`takeDeferred`): the mirror's styles catch up without waiting for the page's next full
+ * snapshot. A rule change held cannot be given later (each names an index in the sheet as it
+ * was): the styles stay behind until the next full snapshot (`behind`).
  */
 export class StyleBudget {
   private windowStart = Number.NEGATIVE_INFINITY;
@@ -310,6 +328,11 @@ export class StyleBudget {
   private held = false;
   private totalChars = 0;
   private totalShifts = 0;
+  private readonly deferred = new Map<string, Deferred>();
+  private deferredChars = 0;
+  /** A change held that cannot be given later (a rule's, a carried sheet's) since the page's
+   * last full snapshot. */
+  private lost = false;
 
   /** `maxTotalChars`, `maxTotalShifts`: bounds over all windows (a recording's: RECORDING_STYLE_CHARS,
    * RECORDING_RULE_SHIFTS), none by default (the live mirror's windows pass in real time). */
@@ -364,6 +387,88 @@ export class StyleBudget {
     const held = this.held;
     this.held = false;
     return held;
+  }
+
+  /** A style text (`attribute` null) or whole attribute of node `id` was held: its latest value
+   * is given again once a window takes it (`takeDeferred`). */
+  defer(id: unknown, attribute: string | null, value: string): void {
+    // One no window ever takes (beyond OVERSIZED_STYLE_CHARS, or the recording's whole budget): lost.
+    if (typeof id !== "number" || value.length > this.maxOversized || this.totalChars + value.length > this.maxTotalChars) return this.lose();
+    const key = `${id}\u0000${attribute ?? ""}`;
+    this.forget(key); // the newest last: given first (takeDeferred)
+    this.deferred.set(key, { id, attribute, value });
+    this.deferredChars += value.length;
+    // Kept within DEFERRED_STYLE_CHARS and MAX_DEFERRED_STYLES: the oldest beyond are lost.
+    while (this.deferredChars > DEFERRED_STYLE_CHARS || this.deferred.size > MAX_DEFERRED_STYLES) {
+      const oldest = this.deferred.keys().next().value as string;
+      this.forget(oldest);
+      this.lose();
+    }
+  }
+
+  /** A newer value of node `id`'s text (`attribute` null) or attribute was shown: one held is
+   * older. `partly`: it changed only part of it (a style's properties), which one held would undo
+   * if given later: dropped, and the styles stay behind until the next full snapshot. */
+  shown(id: unknown, attribute: string | null, partly = false): void {
+    if (!this.deferred.size || typeof id !== "number") return;
+    if (this.forget(`${id}\u0000${attribute ?? ""}`) && partly) this.lose();
+  }
+
+  /** Drop what is kept under `key`; whether there was something. */
+  private forget(key: string): boolean {
+    const held = this.deferred.get(key);
+    if (!held) return false;
+    this.deferred.delete(key);
+    this.deferredChars -= held.value.length;
+    return true;
+  }
+
+  /** Node `id` was removed from the page: what was held of it shows nowhere. */
+  removed(id: unknown): void {
+    if (!this.deferred.size || typeof id !== "number") return;
+    this.forget(`${id}\u0000`);
+    this.forget(`${id}\u0000style`);
+  }
+
+  /** A change held that cannot be given later: the styles are behind until the next full snapshot. */
+  lose(): void {
+    this.lost = true;
+  }
+
+  /** The page's full snapshot: its styles as they are; nothing held of the page before it. */
+  reset(): void {
+    this.deferred.clear();
+    this.deferredChars = 0;
+    this.lost = false;
+  }
+
+  /** Whether the mirror's styles are behind the page's: changes held and not given since. */
+  get behind(): boolean {
+    return this.lost || this.deferred.size > 0;
+  }
+
+  /** When (on the clock) the next window starts, while changes are kept to be given; else null. */
+  get nextWindow(): number | null {
+    return this.deferred.size ? this.windowStart + this.windowMs : null;
+  }
+
+  /** The changes kept, as one mutation event for the neutraliser (which counts them again, and
+   * holds again what does not fit) and then the mirror, once a window after the one that held
+   * them started; else null. */
+  takeDeferred(): { type: number; timestamp: number; data: Record<string, unknown> } | null {
+    if (!this.deferred.size) return null;
+    const now = this.now();
+    if (!(now >= this.windowStart + this.windowMs)) return null;
+    const texts: { id: number; value: string }[] = [];
+    const attributes: { id: number; attributes: Record<string, string> }[] = [];
+    // The newest first: what a window does not take is held again, the oldest values.
+    for (const { id, attribute, value } of [...this.deferred.values()].reverse()) {
+      if (attribute === null) texts.push({ id, value });
+      else attributes.push({ id, attributes: { [attribute]: value } });
+    }
+    this.deferred.clear();
+    this.deferredChars = 0;
+    return { type: INCREMENTAL_SNAPSHOT, timestamp: now, data: { source: MUTATION, texts, attributes, adds: [], removes: [] } };
   }
 }
 

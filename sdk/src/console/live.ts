@@ -227,6 +227,9 @@ export class LiveView {
    * private page, a page too large) drops what is held, not what is owed. */
   private readonly snapshots: SnapshotGate;
   private snapshotsBehind = false;
+  /** A timer at the next style window while style texts held wait for it (sayStylesBehind). */
+  private cancelCatchUp: (() => void) | undefined;
+  private catchUpAt: number | null = null;
   private cancelRelease: (() => void) | undefined;
   private releaseAt: number | null = null;
   private resizeObserver: ResizeObserver | null = null;
@@ -1084,6 +1087,11 @@ export class LiveView {
     this.cancelRelease?.();
     this.cancelRelease = undefined;
     this.releaseAt = null;
+    this.styleBudget.reset(); // of the page dropped; its next starts with a full snapshot
+    this.stylesBehind = false;
+    this.cancelCatchUp?.();
+    this.cancelCatchUp = undefined;
+    this.catchUpAt = null;
     if (this.fresh) this.fresh = reduceFreshness(this.fresh, { type: "cleared" }); // no older page shows
     this.ui.mirror.replaceChildren();
     this.ui.mirror.style.height = "";
@@ -1307,18 +1315,36 @@ export class LiveView {
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
       neutralizeEvent(event, this.assets, this.styles, this.styleBudget); // issue 14, item 7: the mirror fetches nothing
-      if (event.type === FULL_SNAPSHOT && this.stylesBehind) {
-        // The page afresh, its styles with it.
-        this.stylesBehind = false;
-        this.connectedStatus();
-      }
-      if (this.styleBudget.takeHeld() && !this.stylesBehind) {
-        // Style work beyond the budget was held: never silently.
-        this.stylesBehind = true;
-        this.status(t("stylesTooFast"), "bad");
-      }
       replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
+    this.sayStylesBehind();
+  }
+
+  /** Say whether the mirror's styles are behind the page's (style work held: never silently),
+   * and give what was held (its latest values) once a window takes it: they catch up without
+   * waiting for the page's next full snapshot (a rule change held waits for it). */
+  private sayStylesBehind(): void {
+    this.styleBudget.takeHeld();
+    const behind = this.styleBudget.behind;
+    if (behind !== this.stylesBehind) {
+      this.stylesBehind = behind;
+      if (behind) this.status(t("stylesTooFast"), "bad");
+      else this.connectedStatus();
+    }
+    const next = this.styleBudget.nextWindow;
+    if (next === this.catchUpAt) return;
+    this.cancelCatchUp?.();
+    this.cancelCatchUp = undefined;
+    this.catchUpAt = next;
+    if (next === null) return;
+    this.cancelCatchUp = this.ports.clock.after(Math.max(0, next - this.ports.clock.now()), () => {
+      this.cancelCatchUp = undefined;
+      this.catchUpAt = null;
+      if (this.ended || !this.replayer) return;
+      const deferred = this.styleBudget.takeDeferred();
+      if (deferred) this.show([deferred]);
+      else this.sayStylesBehind();
+    });
   }
 
   /** Say whether the mirror is behind the page (a full snapshot held), never silently, and show

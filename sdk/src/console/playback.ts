@@ -11,7 +11,8 @@
  * in one place.
  *
  * Style work beyond the budgets of ./budget.ts (STYLE_REWRITE_CHARS, RULE_SHIFTS) is held as in
- * the live console, counted in windows of the recording's own time, and over the whole recording
+ * the live console (style texts and whole styles played late, at the start of a window that takes
+ * them), counted in windows of the recording's own time, and over the whole recording
  * (RECORDING_STYLE_CHARS, RECORDING_RULE_SHIFTS: a seek plays it all at once); `notes.stylesHeld` says so,
  * for the player to tell the auditor.
  */
@@ -56,12 +57,25 @@ export function playableEvents(
       play(event);
     }
   };
+  // Style texts and whole styles held play (their latest values) once a window of the
+  // recording's time takes them, at its start: before any later event.
+  const catchUp = (time: number) => {
+    for (let next = styleBudget.nextWindow; next !== null && next <= time; next = styleBudget.nextWindow) {
+      now = next;
+      const deferred = styleBudget.takeDeferred();
+      if (!deferred) return;
+      play(deferred);
+      if (styleBudget.nextWindow === next) return; // no later window: never a loop
+    }
+  };
   for (const event of ordered) {
+    catchUp(event.timestamp);
     releaseUntil(event.timestamp);
     now = event.timestamp;
     for (const ready of snapshots.pass(event) as { timestamp: number }[]) play(ready);
   }
   releaseUntil(Number.POSITIVE_INFINITY);
+  catchUp(Number.POSITIVE_INFINITY);
   if (notes) {
     notes.stylesHeld = styleBudget.takeHeld();
     notes.snapshotsHeld = snapshots.takeHeld();
