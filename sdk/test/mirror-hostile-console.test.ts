@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CSS_TEXT_SEPARATOR, MAX_POINTER_POSITIONS, StyleParents, neutralizeEvent } from "../src/console/assets.ts";
 import { playableEvents } from "../src/console/playback.ts";
-import { OVERSIZED_STYLE_CHARS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
+import { DEFERRED_STYLE_CHARS, OVERSIZED_STYLE_CHARS, RECORDING_STYLE_CHARS, RULE_SHIFTS, STYLE_REWRITE_CHARS, STYLE_WINDOW_MS, StyleBudget } from "../src/console/budget.ts";
 
 const text = (id: number, textContent: string) => ({ type: 3, id, textContent });
 const el = (id: number, tagName: string, childNodes: unknown[] = [], attributes: Record<string, unknown> = {}) =>
@@ -419,4 +419,101 @@ test("a text flagged as style by any truthy isStyle (rrweb's replayer rewrites i
     }
     assert.ok(kept <= 1, `isStyle ${JSON.stringify(isStyle)}: ${kept} rewrites of ${css.length} characters kept in one window`);
   }
+});
+
+test("a style text or whole style held beyond the window shows its latest value once a window takes it, without waiting for a full snapshot", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const half = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13 / 2));
+  const shown: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const changed = mutation({ texts: [{ id: 4, value: `${half}/*${i}*/` }], attributes: [{ id: 5, attributes: { style: `color:red;/*${i}*/${half}` } }] });
+    neutralizeEvent(changed, undefined, styles, budget);
+    for (const t of changed.data.texts as { value: string }[]) shown.push(t.value.slice(-6));
+  }
+  assert.ok(shown.length < 5, "some held");
+  assert.equal(budget.takeHeld(), true);
+  assert.equal(budget.behind, true);
+  assert.equal(budget.takeDeferred(), null, "not within the window that held them");
+  const next = budget.nextWindow as number;
+  assert.ok(next > clock.now && next <= clock.now + STYLE_WINDOW_MS);
+  clock.now = next;
+  const later = budget.takeDeferred() as ReturnType<typeof mutation>;
+  neutralizeEvent(later, undefined, styles, budget);
+  const texts = later.data.texts as { id: number; value: string }[];
+  assert.equal(texts.length, 1);
+  assert.ok(texts[0]!.id === 4 && texts[0]!.value.endsWith("/*4*/"), "the latest text, neutralised as CSS");
+  assert.ok(texts[0]!.value.startsWith(CSS_TEXT_SEPARATOR));
+  const attrs = later.data.attributes as { id: number; attributes: Record<string, string> }[];
+  assert.ok(attrs.some((a) => a.id === 5 && a.attributes.style?.includes("/*4*/")) || budget.behind, "the latest style, or still held");
+  clock.now += STYLE_WINDOW_MS;
+  const rest = budget.takeDeferred();
+  if (rest) neutralizeEvent(rest, undefined, styles, budget);
+  assert.equal(budget.behind, false, "all shown: the mirror's styles are the page's again");
+});
+
+test("a held style text is dropped when a newer one of the node is shown, and at the page's next full snapshot", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const big = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13) + 1);
+  neutralizeEvent(mutation({ texts: [{ id: 4, value: "x{}" }] }), undefined, styles, budget);
+  const held = mutation({ texts: [{ id: 4, value: big }] });
+  neutralizeEvent(held, undefined, styles, budget);
+  assert.deepEqual(held.data.texts, [], "held");
+  assert.equal(budget.behind, true);
+  clock.now += STYLE_WINDOW_MS / 2;
+  // a small text fits what is left of the window: shown, and the held (older) one is forgotten
+  const newer = mutation({ texts: [{ id: 4, value: "p{color:green}" }] });
+  neutralizeEvent(newer, undefined, styles, budget);
+  assert.equal((newer.data.texts as unknown[]).length, 1);
+  assert.equal(budget.behind, false);
+  // held again, then a full snapshot: nothing of the old page comes after it
+  neutralizeEvent(mutation({ texts: [{ id: 4, value: big }] }), undefined, styles, budget);
+  neutralizeEvent(mutation({ texts: [{ id: 4, value: big }] }), undefined, styles, budget);
+  assert.equal(budget.behind, true);
+  neutralizeEvent(page(), undefined, styles, budget);
+  assert.equal(budget.behind, false);
+  clock.now += STYLE_WINDOW_MS;
+  assert.equal(budget.takeDeferred(), null);
+});
+
+test("a recording's style text held beyond the window plays its latest value once a window of its time takes it", () => {
+  const half = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13 / 2));
+  const events = [
+    { ...page(), timestamp: 1000 },
+    ...Array.from({ length: 5 }, (_, i) => ({ ...mutation({ texts: [{ id: 4, value: `${half}/*${i}*/` }] }), timestamp: 2000 + i })),
+  ];
+  const notes = { stylesHeld: false };
+  const played = playableEvents(events, undefined, notes) as { timestamp: number; data: { texts?: { id: number; value: string }[] } }[];
+  const last = played.at(-1)!;
+  assert.ok(last.data.texts?.[0]?.value.endsWith("/*4*/"), "the page's last style text is played");
+  assert.ok(last.timestamp >= 2000 + STYLE_WINDOW_MS - 1000 && last.timestamp <= 2004 + STYLE_WINDOW_MS, `at ${last.timestamp}`);
+  assert.equal(notes.stylesHeld, true, "held a while: said");
+});
+
+test("style texts held are kept to be given later within DEFERRED_STYLE_CHARS: beyond, the oldest are lost and the styles stay behind until the next full snapshot", () => {
+  const { clock, budget } = meter();
+  const styles = new StyleParents();
+  neutralizeEvent(page(), undefined, styles, budget);
+  const big = "p{color:blue}".repeat(Math.ceil(STYLE_REWRITE_CHARS / 13 / 2));
+  // many <style> texts added, each held beyond the window: kept only within the bound
+  for (let i = 0; i < 400; i++) {
+    neutralizeEvent(mutation({ adds: [{ parentId: 3, nextId: null, node: text(1000 + i, `${big}/*${i}*/`) }] }), undefined, styles, budget);
+  }
+  clock.now += STYLE_WINDOW_MS;
+  const given = budget.takeDeferred() as ReturnType<typeof mutation>;
+  const chars = (given.data.texts as { value: string }[]).reduce((n, t) => n + t.value.length, 0);
+  assert.ok(chars <= DEFERRED_STYLE_CHARS, `${chars} characters kept`);
+  assert.ok((given.data.texts as { id: number }[])[0]!.id === 1399, "the newest first");
+  neutralizeEvent(given, undefined, styles, budget);
+  for (let i = 0; i < 10; i++) {
+    clock.now += STYLE_WINDOW_MS;
+    const rest = budget.takeDeferred();
+    if (rest) neutralizeEvent(rest, undefined, styles, budget);
+  }
+  assert.equal(budget.behind, true, "the oldest were lost: behind until the next full snapshot");
+  neutralizeEvent(page(), undefined, styles, budget);
+  assert.equal(budget.behind, false);
 });

@@ -2,7 +2,9 @@
 
 - A page that rewrites a large ``<style>`` text over and over: rrweb's replayer rewrote each for
   replay (PostCSS), without bound. Beyond ``STYLE_REWRITE_CHARS`` per ``STYLE_WINDOW_MS``
-  (``sdk/src/console/budget.ts``) the rewrites are held and the status line says so.
+  (``sdk/src/console/budget.ts``) the rewrites are held and the status line says so; the
+  latest text is given once a window takes it (it stayed behind until the page's next full
+  snapshot).
 - A page that inserts rules at the front of a large sheet again and again: each shifts every rule
   after it. Beyond ``RULE_SHIFTS`` per window they are held, said the same way.
 - Pointer moves whose time is no number (the SDK's events rewritten, as in
@@ -20,6 +22,7 @@ from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
 from tests.e2e.test_mirror_hostile_adds import hook
 
 HELD = "styles change faster than the mirror shows"
+STYLE_WINDOW_MS = 10_000  # sdk/src/console/budget.ts
 
 # Rewrites the page's <style> with a new text of about 200 KB, `times` times, one a task.
 REWRITE = """async (times) => {
@@ -49,6 +52,27 @@ def test_a_page_rewriting_a_large_style_over_and_over_is_held_and_said(
     expect(agent.page.locator("#status")).to_contain_text(HELD)
     # The rest of the page still shows (the mirror is live, only its styles are behind).
     caught_up(customer, view)
+
+
+def test_a_style_held_for_the_budget_catches_up_without_a_new_page(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page(
+        "restyle.html",
+        '<style id="page-style">h1 { color: rgb(1, 2, 3) }</style><h1>Restyled</h1>',
+        live,
+        title="Restyle",
+    )
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Restyled")).to_have_css("color", "rgb(1, 2, 3)")
+    customer.page.evaluate(REWRITE, 25)
+    expect(agent.page.locator("#status")).to_contain_text(HELD)
+    # The page's last style text shows once a window takes it (STYLE_WINDOW_MS): no new page.
+    expect(view.get_by_role("heading", name="Restyled")).to_have_css(
+        "color", "rgb(1, 2, 24)", timeout=3 * STYLE_WINDOW_MS
+    )
+    expect(agent.page.locator("#status")).not_to_contain_text(HELD)
 
 
 FRONT_RULES = """async (times) => {

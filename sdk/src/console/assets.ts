@@ -699,7 +699,10 @@ function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false, bu
     if (!node || typeof node !== "object") continue;
     if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes && typeof node.attributes === "object") {
       const attrs = node.attributes as Record<string, unknown>;
-      if (budget && typeof attrs._cssText === "string" && !budget.rewrite(attrs._cssText.length)) delete attrs._cssText;
+      if (budget && typeof attrs._cssText === "string" && !budget.rewrite(attrs._cssText.length)) {
+        delete attrs._cssText;
+        budget.lose(); // a sheet carried on its addition: not given later
+      }
       neutralizeAttributes(localTag(node.tagName), node.attributes as Record<string, unknown>, assets);
     } else if (node.type === SERIALIZED_TEXT) {
       // rrweb makes a text of any value (an array's items, joined): only a string is a text here.
@@ -707,7 +710,10 @@ function neutralizeTree(root: unknown, assets?: AssetLookup, rootCss = false, bu
       // rrweb's replayer rewrites a text with PostCSS when `isStyle` is truthy (1, "yes"), wherever it goes.
       if (node.isStyle) node.isStyle = true;
       if (node.isStyle === true || css) {
-        if (budget && !budget.rewrite((node.textContent as string).length)) node.textContent = "";
+        if (budget && !budget.rewrite((node.textContent as string).length)) {
+          budget.defer(node.id, null, node.textContent as string); // given later as a change of its text
+          node.textContent = "";
+        }
         node.textContent = CSS_TEXT_SEPARATOR + neutralizeCss(node.textContent as string, assets);
       }
     }
@@ -811,12 +817,18 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
   if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
   const data = e.data;
   if (e.type === FULL_SNAPSHOT) {
+    budget?.reset();
     styles.clear();
     styles.learn(data.node, null, true);
     neutralizeTree(data.node, assets);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
     // rrweb's replayer removes before it adds: a text moved is removed, then placed again.
-    if (Array.isArray(data.removes)) for (const removal of data.removes as { id?: unknown }[]) styles.removed(removal?.id);
+    if (Array.isArray(data.removes)) {
+      for (const removal of data.removes as { id?: unknown }[]) {
+        styles.removed(removal?.id);
+        budget?.removed(removal?.id);
+      }
+    }
     if (Array.isArray(data.adds)) {
       data.adds = settledAdds(data.adds);
       const adds = data.adds as { node?: unknown; parentId?: unknown; previousId?: unknown; nextId?: unknown }[];
@@ -845,11 +857,15 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
         // change that may land in a <style> is neutralised as CSS, after the separator if its
         // text is one of a style's, and counted as CSS rewritten (held beyond the budget).
         if (text && typeof text.value === "string" && !styles.isPageText(text.id)) {
-          if (budget && !budget.rewrite(text.value.length)) return false;
+          if (budget && !budget.rewrite(text.value.length)) {
+            budget.defer(text.id, null, text.value); // its latest value, given once a window takes it
+            return false;
+          }
           const sheet = styles.sheetOfText(text.id);
           if (sheet !== null) styles.addRules(sheet, text.value, true);
           text.value = (styles.hasText(text.id) ? CSS_TEXT_SEPARATOR : "") + neutralizeCss(text.value, assets);
         }
+        budget?.shown(text?.id, null); // newer than one held
         return true;
       });
     }
@@ -874,8 +890,14 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
           const key = name.toLowerCase();
           if (budget && (key === "style" || key === "_csstext") && typeof value === "string" && !budget.rewrite(value.length)) {
             delete attrs[name];
+            // A whole style is given later (its latest); a carried sheet is not.
+            if (name === "style") budget.defer(change.id, name, value);
+            else budget.lose();
             continue;
           }
+          // Newer than one held; properties set one by one on a style held whole would be undone
+          // by it, which therefore is not given later.
+          if (name === "style") budget?.shown(change.id, name, !!value && typeof value === "object");
           if (name === "style" && value && typeof value === "object") attrs[name] = neutralizeStrings(value, assets);
         }
         neutralizeAttributes("", attrs, assets, holder);
@@ -886,6 +908,7 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup, styles: Style
     const { shifts, commit } = styles.ruleShifts(data);
     const replaced = [data.replace, data.replaceSync].reduce<number>((n, text) => n + (typeof text === "string" ? text.length : 0), 0);
     if (budget && ((shifts > 0 && !budget.shift(shifts)) || (replaced > 0 && !budget.rewrite(replaced)))) {
+      budget.lose(); // each names an index in the sheet as it was: never given later
       // Held: the event changes no rule (rrweb's replayer reads what is there).
       for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") delete data[key];
       // An adopted sheet's event with no host changes nothing (rrweb returns at once; with one

@@ -273,7 +273,7 @@ export class MirrorBudget {
  * than the browser's own parser) and whole `style` attributes set again. A page that rewrote a
  * large style text over and over kept the agent's console busy without end. An honest page's
  * changes (an animation's properties, set one by one, which are not counted; a theme switch) are
- * a few tens of KiB a second; a full snapshot is not counted (MAX_MIRROR_CHARS bounds it). */
+ * a few tens of KiB a second; a full snapshot is counted apart (SNAPSHOT_STYLE_CHARS). */
 export const STYLE_REWRITE_CHARS = 512 * 1024;
 /** A single style text (or sheet) larger than STYLE_REWRITE_CHARS is parsed when nothing is owed
  * (a route's CSS chunk, a theme: an honest page's is rarely over a MiB), up to this size; what it
@@ -293,15 +293,33 @@ export const RULE_SHIFTS = 50_000_000;
 export const RECORDING_STYLE_CHARS = 8 * 1024 * 1024;
 /** Rules a recording may have the player shift in all (RULE_SHIFTS, for the same reason). */
 export const RECORDING_RULE_SHIFTS = 10 * RULE_SHIFTS;
+/** Characters of style texts and whole styles held that are kept to be given once a window takes
+ * them (StyleBudget.defer): a page's few changing styles, several windows' worth. Beyond (and
+ * beyond MAX_DEFERRED_STYLES of them), the oldest are not given later: the styles stay behind
+ * until the page's next full snapshot. */
+export const DEFERRED_STYLE_CHARS = 4 * STYLE_REWRITE_CHARS;
+/** Nodes whose held style text or whole style is kept to be given later, at most. */
+export const MAX_DEFERRED_STYLES = 1_000;
 /** The window both style budgets are counted in. */
 export const STYLE_WINDOW_MS = 10_000;
+
+/** A style text, or a whole attribute (`style`), held: its node, and its latest value. */
+interface Deferred {
+  id: number;
+  attribute: string | null;
+  value: string;
+}
 
 /**
  * How much style work a page's events make the mirror do (STYLE_REWRITE_CHARS, RULE_SHIFTS), in
  * windows of STYLE_WINDOW_MS on the console's clock. Beyond either bound, style rewrites and rule
  * changes are held (dropped: the neutraliser, ./assets.ts, takes them out of the event) until the
  * window ends, and `takeHeld` says so once, so that the agent is told that the mirror's styles
- * are behind the page's (until its next full snapshot). Nothing else in the event is held.
+ * are behind the page's. Nothing else in the event is held. A style text or whole style held is
+ * kept (its latest value by node, `defer`) and given again once a window starts
+ * (`takeDeferred`): the mirror's styles catch up without waiting for the page's next full
+ * snapshot. A rule change held cannot be given later (each names an index in the sheet as it
+ * was): the styles stay behind until the next full snapshot (`behind`).
  */
 export class StyleBudget {
   private windowStart = Number.NEGATIVE_INFINITY;
@@ -310,6 +328,11 @@ export class StyleBudget {
   private held = false;
   private totalChars = 0;
   private totalShifts = 0;
+  private readonly deferred = new Map<string, Deferred>();
+  private deferredChars = 0;
+  /** A change held that cannot be given later (a rule's, a carried sheet's) since the page's
+   * last full snapshot. */
+  private lost = false;
 
   /** `maxTotalChars`, `maxTotalShifts`: bounds over all windows (a recording's: RECORDING_STYLE_CHARS,
    * RECORDING_RULE_SHIFTS), none by default (the live mirror's windows pass in real time). */
@@ -364,5 +387,233 @@ export class StyleBudget {
     const held = this.held;
     this.held = false;
     return held;
+  }
+
+  /** A style text (`attribute` null) or whole attribute of node `id` was held: its latest value
+   * is given again once a window takes it (`takeDeferred`). */
+  defer(id: unknown, attribute: string | null, value: string): void {
+    // One no window ever takes (beyond OVERSIZED_STYLE_CHARS, or the recording's whole budget): lost.
+    if (typeof id !== "number" || value.length > this.maxOversized || this.totalChars + value.length > this.maxTotalChars) return this.lose();
+    const key = `${id}\u0000${attribute ?? ""}`;
+    this.forget(key); // the newest last: given first (takeDeferred)
+    this.deferred.set(key, { id, attribute, value });
+    this.deferredChars += value.length;
+    // Kept within DEFERRED_STYLE_CHARS and MAX_DEFERRED_STYLES: the oldest beyond are lost.
+    while (this.deferredChars > DEFERRED_STYLE_CHARS || this.deferred.size > MAX_DEFERRED_STYLES) {
+      const oldest = this.deferred.keys().next().value as string;
+      this.forget(oldest);
+      this.lose();
+    }
+  }
+
+  /** A newer value of node `id`'s text (`attribute` null) or attribute was shown: one held is
+   * older. `partly`: it changed only part of it (a style's properties), which one held would undo
+   * if given later: dropped, and the styles stay behind until the next full snapshot. */
+  shown(id: unknown, attribute: string | null, partly = false): void {
+    if (!this.deferred.size || typeof id !== "number") return;
+    if (this.forget(`${id}\u0000${attribute ?? ""}`) && partly) this.lose();
+  }
+
+  /** Drop what is kept under `key`; whether there was something. */
+  private forget(key: string): boolean {
+    const held = this.deferred.get(key);
+    if (!held) return false;
+    this.deferred.delete(key);
+    this.deferredChars -= held.value.length;
+    return true;
+  }
+
+  /** Node `id` was removed from the page: what was held of it shows nowhere. */
+  removed(id: unknown): void {
+    if (!this.deferred.size || typeof id !== "number") return;
+    this.forget(`${id}\u0000`);
+    this.forget(`${id}\u0000style`);
+  }
+
+  /** A change held that cannot be given later: the styles are behind until the next full snapshot. */
+  lose(): void {
+    this.lost = true;
+  }
+
+  /** The page's full snapshot: its styles as they are; nothing held of the page before it. */
+  reset(): void {
+    this.deferred.clear();
+    this.deferredChars = 0;
+    this.lost = false;
+  }
+
+  /** Whether the mirror's styles are behind the page's: changes held and not given since. */
+  get behind(): boolean {
+    return this.lost || this.deferred.size > 0;
+  }
+
+  /** When (on the clock) the next window starts, while changes are kept to be given; else null. */
+  get nextWindow(): number | null {
+    return this.deferred.size ? this.windowStart + this.windowMs : null;
+  }
+
+  /** The changes kept, as one mutation event for the neutraliser (which counts them again, and
+   * holds again what does not fit) and then the mirror, once a window after the one that held
+   * them started; else null. */
+  takeDeferred(): { type: number; timestamp: number; data: Record<string, unknown> } | null {
+    if (!this.deferred.size) return null;
+    const now = this.now();
+    if (!(now >= this.windowStart + this.windowMs)) return null;
+    const texts: { id: number; value: string }[] = [];
+    const attributes: { id: number; attributes: Record<string, string> }[] = [];
+    // The newest first: what a window does not take is held again, the oldest values.
+    for (const { id, attribute, value } of [...this.deferred.values()].reverse()) {
+      if (attribute === null) texts.push({ id, value });
+      else attributes.push({ id, attributes: { [attribute]: value } });
+    }
+    this.deferred.clear();
+    this.deferredChars = 0;
+    return { type: INCREMENTAL_SNAPSHOT, timestamp: now, data: { source: MUTATION, texts, attributes, adds: [], removes: [] } };
+  }
+}
+
+/** Characters of CSS in full snapshots a page may have the mirror build per STYLE_WINDOW_MS (beside
+ * STYLE_REWRITE_CHARS for its changes): each full snapshot rebuilds the whole mirror, and rrweb's
+ * replayer rewrites every style text in it with PostCSS (about 1 MB a second in Node on the
+ * 2-core test machine, half that in a busy Chromium). A page (or its script) that made the SDK
+ * send one of several MB of CSS again and again (a mask class added late, ../shared/masking.ts,
+ * onMarkedLate; a backlog; a page shown again) froze the agent's tab for good. An honest page's
+ * snapshots (the first page, each page it opens, sharing resumed) carry its CSS, a few hundred
+ * KiB at most for most sites: several a window fit. */
+export const SNAPSHOT_STYLE_CHARS = 2 * 1024 * 1024;
+/** Nodes of full snapshots a page may have the mirror build per STYLE_WINDOW_MS (most pages have
+ * a few thousand; a large table tens of thousands). */
+export const SNAPSHOT_NODES = 200_000;
+/** Events kept behind a full snapshot held for the window (they apply to its page, and go with
+ * it): an honest page sends a few hundred in the seconds a snapshot may wait. Beyond, the held
+ * snapshot and its events are dropped, and the mirror waits for the page's next full snapshot. */
+export const MAX_HELD_EVENTS = 20_000;
+
+/** What a full snapshot makes the mirror build: its nodes, and the characters of CSS rrweb's
+ * replayer rewrites for replay (texts flagged as style or in a `<style>`, sheets carried in
+ * `_cssText`). Iterative: a page may nest deeply. */
+export function snapshotCost(event: unknown): { chars: number; nodes: number } {
+  let chars = 0;
+  let nodes = 0;
+  const root = (event as { data?: { node?: unknown } } | null)?.data?.node;
+  const stack: [unknown, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [item, inStyle] = stack.pop() as [unknown, boolean];
+    if (!item || typeof item !== "object") continue;
+    const node = item as { tagName?: unknown; isStyle?: unknown; textContent?: unknown; attributes?: unknown; childNodes?: unknown };
+    nodes++;
+    if ((inStyle || node.isStyle) && typeof node.textContent === "string") chars += node.textContent.length;
+    const cssText = (node.attributes as { _cssText?: unknown } | null | undefined)?._cssText;
+    if (typeof cssText === "string") chars += cssText.length;
+    const tag = typeof node.tagName === "string" ? node.tagName.toLowerCase() : "";
+    const style = /(^|:)(style|link)$/.test(tag);
+    if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, style]);
+  }
+  return { chars, nodes };
+}
+
+/**
+ * Whether each full snapshot of a page may be built in the mirror now (SNAPSHOT_STYLE_CHARS and
+ * SNAPSHOT_NODES per STYLE_WINDOW_MS, paid back continuously on the given clock: the console's,
+ * or the recording's time in the auditor's player). A snapshot goes at once when it fits what is
+ * left of the allowance, or when nothing is owed (one larger than the allowance, as a first page
+ * of much CSS: what it is over is owed by the windows after it). Beyond, it is held, with every
+ * event after it (they apply to its page), until the allowance takes it (`due`, `release`); a
+ * newer full snapshot replaces a held one and what followed it, so the mirror shows the page's
+ * latest, never an older one after it. Nothing before a held snapshot is held.
+ */
+export class SnapshotGate {
+  private owedChars = 0;
+  private owedNodes = 0;
+  private paidAt = Number.NEGATIVE_INFINITY;
+  private held: unknown[] | null = null;
+  private heldCost = { chars: 0, nodes: 0 };
+  /** The held snapshot was dropped (MAX_HELD_EVENTS): events wait for the page's next one. */
+  private lost = false;
+  private told = false;
+
+  constructor(private readonly now: () => number, private readonly maxChars = SNAPSHOT_STYLE_CHARS,
+    private readonly maxNodes = SNAPSHOT_NODES, private readonly windowMs = STYLE_WINDOW_MS,
+    private readonly maxHeld = MAX_HELD_EVENTS) {}
+
+  /** Whether the mirror is behind the page: a full snapshot held (or dropped, and none since). */
+  get behind(): boolean {
+    return this.held !== null || this.lost;
+  }
+
+  /** When (on the clock) the held snapshot may be built; null when none is held. */
+  get due(): number | null {
+    if (!this.held) return null;
+    this.pay();
+    const { chars, nodes } = this.heldCost;
+    // Within what is left of the allowance, or (larger than it) once nothing is owed.
+    const fitsAllowance = chars <= this.maxChars && nodes <= this.maxNodes;
+    const charsWait = Math.max(0, this.owedChars - (fitsAllowance ? this.maxChars - chars : 0)) / this.maxChars;
+    const nodesWait = Math.max(0, this.owedNodes - (fitsAllowance ? this.maxNodes - nodes : 0)) / this.maxNodes;
+    // (Whole milliseconds, not a hair early: at `due`, `release` takes it.)
+    return this.paidAt + Math.max(0, Math.ceil(Math.max(charsWait, nodesWait) * this.windowMs - 1e-6));
+  }
+
+  /** The events to give the mirror now, in order, for `event`: itself; or none, while a full
+   * snapshot is held (it waits with it); or, for a full snapshot the allowance takes, itself. */
+  pass(event: unknown): unknown[] {
+    const type = (event as { type?: unknown } | null)?.type;
+    if (type === FULL_SNAPSHOT) {
+      this.lost = false;
+      this.held = [event]; // one held before, and what followed it, are older than this page
+      this.heldCost = snapshotCost(event);
+      return this.release();
+    }
+    if (this.lost) return [];
+    if (!this.held) return [event];
+    this.held.push(event);
+    if (this.held.length > this.maxHeld) {
+      this.held = null;
+      this.lost = true;
+      return [];
+    }
+    return this.release();
+  }
+
+  /** The held snapshot and the events after it, once the allowance takes it (else none). */
+  release(): unknown[] {
+    const held = this.held;
+    if (!held) return [];
+    const due = this.due as number;
+    if (!(this.now() >= due)) {
+      this.told = true;
+      return [];
+    }
+    this.owedChars += this.heldCost.chars;
+    this.owedNodes += this.heldCost.nodes;
+    this.held = null;
+    return held;
+  }
+
+  /** Whether a full snapshot was held since the last call. */
+  takeHeld(): boolean {
+    const told = this.told;
+    this.told = false;
+    return told;
+  }
+
+  /** A new mirror (a private page, a page too large): what is held is dropped; what is owed stays. */
+  clear(): void {
+    this.held = null;
+    this.lost = false;
+  }
+
+  /** Pay back the allowance for the time passed since the last look. */
+  private pay(): void {
+    const now = this.now();
+    // A clock that goes back (or is no number) pays nothing: never a debt forgiven early.
+    if (Number.isFinite(now) && now > this.paidAt) {
+      const windows = Number.isFinite(this.paidAt) ? (now - this.paidAt) / this.windowMs : Number.POSITIVE_INFINITY;
+      this.owedChars = Math.max(0, this.owedChars - windows * this.maxChars);
+      this.owedNodes = Math.max(0, this.owedNodes - windows * this.maxNodes);
+      this.paidAt = now;
+    } else if (!Number.isFinite(this.paidAt)) {
+      this.paidAt = Number.isFinite(now) ? now : 0;
+    }
   }
 }

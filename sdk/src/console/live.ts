@@ -10,7 +10,7 @@
 
 import { Replayer } from "rrweb";
 import { AssetStore, StyleParents, confineMirror, neutralizeEvent } from "./assets.ts";
-import { MirrorBudget, StyleBudget } from "./budget.ts";
+import { MirrorBudget, SnapshotGate, StyleBudget } from "./budget.ts";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
 } from "../shared/e2e/channel.ts";
@@ -220,6 +220,18 @@ export class LiveView {
    * are then behind the page's, which the status line says until the next one. */
   private readonly styleBudget: StyleBudget;
   private stylesBehind = false;
+  /** How many full snapshots the page makes the mirror build (./budget.ts, SNAPSHOT_STYLE_CHARS
+   * and SNAPSHOT_NODES): one beyond is held, with what follows it, until the allowance takes it
+   * (a timer at its `due`); meanwhile the mirror shows an older page, which the status line says,
+   * and nothing that acts goes (the view is not live). Kept for the session: a new mirror (a
+   * private page, a page too large) drops what is held, not what is owed. */
+  private readonly snapshots: SnapshotGate;
+  private snapshotsBehind = false;
+  /** A timer at the next style window while style texts held wait for it (sayStylesBehind). */
+  private cancelCatchUp: (() => void) | undefined;
+  private catchUpAt: number | null = null;
+  private cancelRelease: (() => void) | undefined;
+  private releaseAt: number | null = null;
   private resizeObserver: ResizeObserver | null = null;
   private size = { width: 0, height: 0 };
   private ended = false;
@@ -281,6 +293,7 @@ export class LiveView {
   ) {
     this.watching = "watch" in target;
     this.styleBudget = new StyleBudget(() => ports.clock.now());
+    this.snapshots = new SnapshotGate(() => ports.clock.now());
     this.timings = ports.freshness ?? DEFAULT_TIMINGS;
     this.ui.report({ type: "connecting", watching: this.watching });
     if ("rejoin" in target) {
@@ -744,6 +757,7 @@ export class LiveView {
     const now = this.freshVerdict();
     if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
     if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
+    if (this.snapshotsBehind) return this.status(t("snapshotsHeld"), "bad", true);
     if (now.kind === "refreshing") return this.status(this.refreshingText(), "", true);
     if (this.stylesBehind) return this.status(t("stylesTooFast"), "bad");
     if (this.watching) return this.status(t("watchingPage"), "good");
@@ -779,6 +793,7 @@ export class LiveView {
   /** What the status line says while a new epoch comes in: the agent may try again in a moment;
    * a supervisor, who acts on nothing, is told that the view is being checked. */
   private refreshingText(): string {
+    if (this.snapshotsBehind) return t("snapshotsHeld");
     return this.watching ? t("checkingLive") : t("refreshing");
   }
 
@@ -1067,6 +1082,16 @@ export class LiveView {
     }
     this.replayer = null;
     this.budget = null;
+    this.snapshots.clear();
+    this.snapshotsBehind = false;
+    this.cancelRelease?.();
+    this.cancelRelease = undefined;
+    this.releaseAt = null;
+    this.styleBudget.reset(); // of the page dropped; its next starts with a full snapshot
+    this.stylesBehind = false;
+    this.cancelCatchUp?.();
+    this.cancelCatchUp = undefined;
+    this.catchUpAt = null;
     if (this.fresh) this.fresh = reduceFreshness(this.fresh, { type: "cleared" }); // no older page shows
     this.ui.mirror.replaceChildren();
     this.ui.mirror.style.height = "";
@@ -1273,21 +1298,85 @@ export class LiveView {
         this.typingTarget = null;
         this.ui.report({ type: "typing", on: false });
       }
+      if (event.type === FULL_SNAPSHOT) this.snapshotEpochs.set(event, this.epochs); // the epoch it came in
+      // A full snapshot beyond the allowance waits, and what follows it with it (./budget.ts).
+      this.show(this.snapshots.pass(event));
+    }
+    this.sayHeldSnapshots();
+  }
+
+  /** Give the mirror what the snapshot allowance lets through, in order: each event neutralised
+   * only now (a held snapshot that a newer one replaced never is: nothing of it is built). */
+  private show(events: unknown[]): void {
+    const replayer = this.replayer;
+    if (!replayer) return;
+    for (const raw of events) {
+      const event = raw as { timestamp: number; type?: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
       neutralizeEvent(event, this.assets, this.styles, this.styleBudget); // issue 14, item 7: the mirror fetches nothing
-      if (event.type === FULL_SNAPSHOT && this.stylesBehind) {
-        // The page afresh, its styles with it.
-        this.stylesBehind = false;
-        this.connectedStatus();
+      replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
+    }
+    this.sayStylesBehind();
+  }
+
+  /** Say whether the mirror's styles are behind the page's (style work held: never silently),
+   * and give what was held (its latest values) once a window takes it: they catch up without
+   * waiting for the page's next full snapshot (a rule change held waits for it). */
+  private sayStylesBehind(): void {
+    this.styleBudget.takeHeld();
+    const behind = this.styleBudget.behind;
+    if (behind !== this.stylesBehind) {
+      this.stylesBehind = behind;
+      if (behind) this.status(t("stylesTooFast"), "bad");
+      else this.connectedStatus();
+    }
+    const next = this.styleBudget.nextWindow;
+    if (next === this.catchUpAt) return;
+    this.cancelCatchUp?.();
+    this.cancelCatchUp = undefined;
+    this.catchUpAt = next;
+    if (next === null) return;
+    this.cancelCatchUp = this.ports.clock.after(Math.max(0, next - this.ports.clock.now()), () => {
+      this.cancelCatchUp = undefined;
+      this.catchUpAt = null;
+      if (this.ended || !this.replayer) return;
+      const deferred = this.styleBudget.takeDeferred();
+      if (deferred) this.show([deferred]);
+      else this.sayStylesBehind();
+    });
+  }
+
+  /** Say whether the mirror is behind the page (a full snapshot held), never silently, and show
+   * the held one when its time comes. While behind, the view is not live: what the agent aims at
+   * would name nodes of a page the mirror does not show yet. */
+  private sayHeldSnapshots(): void {
+    this.snapshots.takeHeld();
+    const due = this.snapshots.due;
+    if (due !== this.releaseAt) {
+      this.cancelRelease?.();
+      this.cancelRelease = undefined;
+      this.releaseAt = due;
+      if (due !== null) {
+        this.cancelRelease = this.ports.clock.after(Math.max(0, due - this.ports.clock.now()), () => {
+          this.cancelRelease = undefined;
+          this.releaseAt = null;
+          if (this.ended || !this.replayer) return;
+          this.show(this.snapshots.release());
+          this.sayHeldSnapshots();
+        });
       }
-      if (this.styleBudget.takeHeld() && !this.stylesBehind) {
-        // Style work beyond the budget was held: never silently.
-        this.stylesBehind = true;
-        this.status(t("stylesTooFast"), "bad");
-      }
-      if (event.type === FULL_SNAPSHOT) this.snapshotEpochs.set(event, this.epochs);
-      this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
+    }
+    const behind = this.snapshots.behind;
+    if (behind === this.snapshotsBehind) return;
+    this.snapshotsBehind = behind;
+    if (behind) {
+      if (this.fresh) this.fresh = reduceFreshness(this.fresh, { type: "shown", current: false });
+      this.showFreshness();
+      this.status(t("snapshotsHeld"), "bad", true);
+    } else {
+      // Shown: live again once the mirror cast it (onCast) and an echo proves it.
+      this.connectedStatus();
     }
   }
 

@@ -139,11 +139,12 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
       playerAssets.dispose();
       for (const asset of assets) playerAssets.add(asset);
       // A page beyond what the mirror holds (./budget.ts) is not played: its nodes would fill the tab.
-      const notes = { stylesHeld: false };
+      const notes = { stylesHeld: false, snapshotsHeld: false };
       const playable = playableEvents(events, playerAssets, notes);
       if (!playable) return say(t("rec.tooLarge"));
-      // Style changes beyond the budget (./budget.ts) are not played: never silently.
-      const heldNote = notes.stylesHeld ? ` ${t("rec.stylesHeld")}` : "";
+      // Style changes and full snapshots beyond the budget (./budget.ts) are played late or not
+      // at all: never silently.
+      const heldNote = (notes.stylesHeld ? ` ${t("rec.stylesHeld")}` : "") + (notes.snapshotsHeld ? ` ${t("rec.snapshotsHeld")}` : "");
       const replayerEvents = playable as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
