@@ -136,6 +136,10 @@ const PUT_BACKS_PER_LOOK = 8;
  * of their own (three raises a frame spend it in 11 frames; a look is 300 ms or more). */
 const RAISES_PER_LOOK = 32;
 
+/** The customer's presses after which the widget is raised at the next frame (watchReach()):
+ * what opens a picker or a menu, by pointer or by key. */
+const PRESSES = ["pointerdown", "click", "keydown"] as const;
+
 /** The browser's `queueMicrotask` as the SDK loaded (the raises over the page's popovers,
  * ./popover-raises.ts): a page's script that runs later and replaces it does not hold them back.
  * One that replaced it before leaves them to the popovers' `toggle`, and the cover watch counts
@@ -663,15 +667,33 @@ export class CustomerUI {
       raises.toggle(event);
       check();
     };
+    // What opens at the customer's press without an event the widget hears (a customisable
+    // `<select>`'s picker, in the select's own shadow root; a popover of a closed shadow root) is
+    // in the top layer before the next frame is drawn: the widget is raised over it then, at the
+    // browser's own frame callback (one raise a frame, within RAISES_PER_LOOK). Else each one
+    // was a frame drawn over Stop sharing (its transparent `::backdrop`) before the cover watch
+    // raised the widget, and three within a second paused sharing for an honest page. A press on
+    // the widget itself raises nothing (its focus and its click left alone).
+    let raiseAtFrame = false;
+    const onPress = (event: Event) => {
+      const host = this.host;
+      if (raiseAtFrame || (host && event.composedPath().includes(host))) return;
+      raiseAtFrame = browserFrame(() => {
+        raiseAtFrame = false;
+        if (this.mayRaise()) this.raise();
+      });
+    };
     document.addEventListener("fullscreenchange", check, true);
     document.addEventListener("beforetoggle", onBeforeToggle, true);
     document.addEventListener("toggle", onToggle, true);
+    for (const type of PRESSES) window.addEventListener(type, onPress, true);
     findRoots(document.documentElement);
     this.reachWatch = () => {
       observer.disconnect();
       document.removeEventListener("fullscreenchange", check, true);
       document.removeEventListener("beforetoggle", onBeforeToggle, true);
       document.removeEventListener("toggle", onToggle, true);
+      for (const type of PRESSES) window.removeEventListener(type, onPress, true);
       for (const root of this.watchedRoots) {
         root.removeEventListener("beforetoggle", onBeforeToggle, true);
         root.removeEventListener("toggle", onToggle, true);
