@@ -13,8 +13,9 @@ raised the widget, three within a second and the page counted as covering it. Th
 raised at the frame after each of the customer's presses too, before the picker's first frame is
 drawn. A closed shadow root's tooltips shown by a timer after the customer's hover paused sharing
 the same way: on a page the cover watch found covering Stop sharing lately, the widget is raised at
-every frame for a while after each of the customer's inputs. A modal dialog or a fullscreen element in a closed shadow root (the widget cannot move
-into it) pauses sharing, and nothing the page shows behind it goes."""
+every frame for a while after each of the customer's inputs. A modal dialog or a fullscreen element
+in a closed shadow root (the widget cannot move into it) pauses sharing, and nothing the page shows
+behind it goes."""
 
 from __future__ import annotations
 
