@@ -136,6 +136,25 @@ const PUT_BACKS_PER_LOOK = 8;
  * of their own (three raises a frame spend it in 11 frames; a look is 300 ms or more). */
 const RAISES_PER_LOOK = 32;
 
+/** The customer's presses after which the widget is raised at the next frame (watchReach()):
+ * what opens a picker or a menu, by pointer or by key. */
+const PRESSES = ["pointerdown", "click", "keydown"] as const;
+
+/** The customer's input after which what the page shows a while later (a tooltip) may be a layer
+ * the widget does not hear of (watchReach(), UNHEARD_COVER_MS). */
+const HOVERS = ["pointermove", "focusin"] as const;
+
+/** How long after a cover report (one of the page's layers drawn over Stop sharing before the
+ * widget was raised over it: one it did not hear of) the page is taken for one that shows such
+ * layers, and the widget is raised at every frame for RAISE_FRAMES_MS after each of the
+ * customer's inputs (watchReach()). A raise is about 0.6 ms of the customer's frame (hidden and
+ * shown, laid out), so not every page pays it. */
+const UNHEARD_COVER_MS = 30_000;
+
+/** How long after each of the customer's inputs the widget is raised at every frame, on a page
+ * that shows layers it does not hear of (UNHEARD_COVER_MS): a tooltip's delay, with room. */
+const RAISE_FRAMES_MS = 1500;
+
 /** The browser's `queueMicrotask` as the SDK loaded (the raises over the page's popovers,
  * ./popover-raises.ts): a page's script that runs later and replaces it does not hold them back.
  * One that replaced it before leaves them to the popovers' `toggle`, and the cover watch counts
@@ -412,6 +431,8 @@ export class CustomerUI {
   private coverStreak = 0;
   /** When the cover watch last reported Stop sharing shown after it was covered (COVER_FORGET_MS). */
   private shownSince = 0;
+  /** When the cover watch last found Stop sharing covered (UNHEARD_COVER_MS). */
+  private unheardCoverAt = -Infinity;
   /** Told of each report of the cover watch that answers askShown() (session.ts holds the page's
    * changes back until one finds Stop sharing shown). */
   private coverHeard: { shown: () => void; covered: () => void } | null = null;
@@ -663,15 +684,50 @@ export class CustomerUI {
       raises.toggle(event);
       check();
     };
+    // What opens at the customer's press without an event the widget hears (a customisable
+    // `<select>`'s picker, in the select's own shadow root; a popover of a closed shadow root) is
+    // in the top layer before the next frame is drawn: the widget is raised over it then, at the
+    // browser's own frame callback (one raise a frame, within RAISES_PER_LOOK). Else each one
+    // was a frame drawn over Stop sharing (its transparent `::backdrop`) before the cover watch
+    // raised the widget, and three within a second paused sharing for an honest page. A press on
+    // the widget itself raises nothing (its focus and its click left alone).
+    // On a page the cover watch found with such a layer lately (UNHEARD_COVER_MS), what shows a
+    // while after the customer's input (a closed shadow root's tooltip, shown after its delay)
+    // is raised over at every frame for RAISE_FRAMES_MS after each input: only more raises (no
+    // report is excused), paid only by the pages that call for them.
+    let raiseAtFrame = false;
+    let everyFrameUntil = 0;
+    let everyFrame = false;
+    const tick = () => {
+      everyFrame = false;
+      if (!this.reachWatch || watchNow() > everyFrameUntil) return;
+      if (this.mayRaise()) this.raise();
+      everyFrame = browserFrame(tick);
+    };
+    const onInput = (event: Event) => {
+      const host = this.host;
+      if (host && event.composedPath().includes(host)) return;
+      if (event.isTrusted && watchNow() - this.unheardCoverAt < UNHEARD_COVER_MS) {
+        everyFrameUntil = watchNow() + RAISE_FRAMES_MS;
+        if (!everyFrame) everyFrame = browserFrame(tick);
+      }
+      if (raiseAtFrame || everyFrame || !(PRESSES as readonly string[]).includes(event.type)) return;
+      raiseAtFrame = browserFrame(() => {
+        raiseAtFrame = false;
+        if (this.mayRaise()) this.raise();
+      });
+    };
     document.addEventListener("fullscreenchange", check, true);
     document.addEventListener("beforetoggle", onBeforeToggle, true);
     document.addEventListener("toggle", onToggle, true);
+    for (const type of [...PRESSES, ...HOVERS]) window.addEventListener(type, onInput, true);
     findRoots(document.documentElement);
     this.reachWatch = () => {
       observer.disconnect();
       document.removeEventListener("fullscreenchange", check, true);
       document.removeEventListener("beforetoggle", onBeforeToggle, true);
       document.removeEventListener("toggle", onToggle, true);
+      for (const type of [...PRESSES, ...HOVERS]) window.removeEventListener(type, onInput, true);
       for (const root of this.watchedRoots) {
         root.removeEventListener("beforetoggle", onBeforeToggle, true);
         root.removeEventListener("toggle", onToggle, true);
@@ -984,6 +1040,7 @@ export class CustomerUI {
     }
     // What the page changed before this frame was drawn under the cover: not to go (session.ts).
     this.coverHeard?.covered();
+    this.unheardCoverAt = watchNow();
     // Shown on end for COVER_FORGET_MS since it was last covered: the reports before are forgotten.
     // A popover of the page's heard shown is no excuse (it reset the count: a page that showed a
     // tooltip before each of its covers was never paused): the widget is raised over it before
